@@ -1,0 +1,46 @@
+"""The checkpoint engine shared by every stage.
+
+``EnhancedCheckpoint`` holds one stage's state and persists it atomically;
+``UnifiedCheckpointManager`` sees every stage of a pipeline; ``AsyncCheckpointTracker`` wraps an
+async loop; ``common.checkpoint_middleware.CheckpointMiddleware`` plugs the engine into Scrapy.
+"""
+
+from __future__ import annotations
+
+from common.checkpoint import EnhancedCheckpoint
+from common.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointLockedError,
+    CheckpointSaveError,
+    CheckpointSchemaError,
+    ConfigChangedError,
+    InputChangedError,
+    InvalidStageNameError,
+    InvalidTransitionError,
+    StageNotFoundError,
+)
+from common.manager import StageInfo, UnifiedCheckpointManager
+from common.progress import ProgressSnapshot
+from common.status import CheckpointStatus
+from common.stores import CheckpointStore, JsonFileStore
+
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointError",
+    "CheckpointLockedError",
+    "CheckpointSaveError",
+    "CheckpointSchemaError",
+    "CheckpointStatus",
+    "CheckpointStore",
+    "ConfigChangedError",
+    "EnhancedCheckpoint",
+    "InputChangedError",
+    "InvalidStageNameError",
+    "InvalidTransitionError",
+    "JsonFileStore",
+    "ProgressSnapshot",
+    "StageInfo",
+    "StageNotFoundError",
+    "UnifiedCheckpointManager",
+]

@@ -1,0 +1,77 @@
+"""Durable, atomic file replacement (seed 003 "Atomic Updates").
+
+Write a temporary file in the same directory, flush and fsync it, keep the current file as the
+backup, rename the temporary file over the current one, then fsync the directory so the rename
+itself survives a power cut. A crash at any step leaves the old or the new file readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from common.faults import crash_point
+
+__all__ = ["FILE_MODE", "atomic_write_bytes", "ensure_private_dir", "fsync_dir"]
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or creation in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (0700 for the parts we create) if it is missing."""
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600), flushed and fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # the file may have existed with wider permissions
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        crash_point("after_temp_write")
+        os.fsync(fd)
+        crash_point("after_temp_fsync")
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(
+    path: Path, data: bytes, *, temp_path: Path, backup_path: Path | None = None
+) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping the previous file at ``backup_path``.
+
+    The backup is a hard link to the current file, so ``path`` exists at every instant.
+    """
+    try:
+        write_new_file(temp_path, data)
+        if backup_path is not None and path.exists():
+            link_tmp = backup_path.with_name(backup_path.name + ".link")
+            with contextlib.suppress(FileNotFoundError):
+                link_tmp.unlink()
+            try:
+                os.link(path, link_tmp)
+            except OSError:  # a file system without hard links: copy instead
+                write_new_file(link_tmp, path.read_bytes())
+            os.replace(link_tmp, backup_path)
+            crash_point("after_backup")
+        os.replace(temp_path, path)
+        crash_point("after_replace")
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp_path.unlink()
+        raise

@@ -1,0 +1,831 @@
+"""``EnhancedCheckpoint``: one stage's progress, its exact resume state and its persistence.
+
+A checkpoint lives in memory on the thread that does the work; every change is a few attribute
+updates. Saves are taken as a snapshot on that thread and written by one background saver
+thread, so neither a Scrapy reactor nor an asyncio/trio loop ever waits on the disk. Saves are
+coalesced: at most one is in flight, and the next one always carries the newest state.
+
+Usage (seed 003)::
+
+    checkpoint = EnhancedCheckpoint("data/checkpoints/stage2.json", auto_save_interval=50)
+    checkpoint.start("stage2", total_items=1000, input_file="data/input.jsonl")
+    for i, item in enumerate(items):
+        if checkpoint.should_skip(i):
+            continue
+        ...
+        checkpoint.update(processed=1, successful=1, last_item=item.url, index=i)
+    checkpoint.complete()
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio.to_thread
+
+from common.completion import CompletionWindow, PartProgress
+from common.errors import (
+    CheckpointError,
+    CheckpointSaveError,
+    ConfigChangedError,
+    InputChangedError,
+    InvalidTransitionError,
+)
+from common.hashing import config_hash, file_sha256
+from common.journal import Journal
+from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
+from common.state import (
+    MAX_RECENT_ERRORS,
+    CheckpointState,
+    ErrorRecord,
+    parse_checkpoint,
+    utc_iso,
+)
+from common.status import CheckpointStatus, check_transition
+from common.stores.base import CheckpointStore, WriterLock, validate_stage_name
+from common.stores.json_file import JsonFileStore
+
+__all__ = ["EnhancedCheckpoint"]
+
+logger = logging.getLogger("common.checkpoint")
+
+OUTPUT_JOURNAL = "output"
+FAILED_JOURNAL = "failed"
+KEYS_JOURNAL = "keys"
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    record: dict[str, Any]
+    journal_writes: list[tuple[Journal, bytes, int]]
+    history_reason: str | None = None
+    now: float = 0.0
+    done: list[Callable[[], None]] = field(default_factory=list)
+
+
+class EnhancedCheckpoint:
+    """One stage's checkpoint with atomic saves, crash recovery and exact resume.
+
+    Args:
+        path: the stage's JSON file (``<dir>/<stage>.json``). With ``store`` given, ``path`` may
+            be just the stage name.
+        auto_save_interval: save after this many updates (at most one save in flight; while one
+            is being written, updates go on and the next save carries all of them).
+        save_every_seconds: also save when this long has passed since the last save.
+        clock: wall clock in epoch seconds; inject one to test progress maths without waiting.
+        store: where records live; a :class:`JsonFileStore` on ``path``'s directory by default.
+        history_keep: timestamped snapshots kept per stage (taken on start, pause, completion,
+            failure, reset and manual position changes).
+        progress_log_every: log the seed's progress line every N processed items (0: never).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        auto_save_interval: int = 10,
+        *,
+        save_every_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        store: CheckpointStore | None = None,
+        history_keep: int = 20,
+        progress_log_every: int = 100,
+    ) -> None:
+        if auto_save_interval < 1:
+            raise ValueError(f"auto_save_interval must be >= 1, got {auto_save_interval}")
+        if save_every_seconds <= 0:
+            raise ValueError(f"save_every_seconds must be > 0, got {save_every_seconds}")
+        path = Path(path)
+        stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+        self.stage = validate_stage_name(stage)
+        self.store: CheckpointStore = store if store is not None else JsonFileStore(path.parent)
+        self.path = Path(self.store.describe(self.stage))
+        self.auto_save_interval = auto_save_interval
+        self.save_every_seconds = save_every_seconds
+        self.history_keep = history_keep
+        self.progress_log_every = progress_log_every
+        self._clock = clock
+        self._lock: WriterLock | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._futures: list[concurrent.futures.Future[None]] = []
+        self._broken: CheckpointError | None = None
+        self._journals: dict[str, Journal] = {}
+        self._keys: set[str] | None = None
+        self._new_keys: list[str] = []
+        self._updates_since_save = 0
+        self._since_log = 0
+        self._dirty = False
+        self._run_started: float | None = None
+        self._active_before = 0.0
+        self._last_save_time = clock()
+        self._pending_history: str | None = None
+        self._loaded_mtime: float | None = None
+        self.recovered_from_crash = False
+        self.restored_from_backup = False
+        self.migrated = False
+        self.state = self._load()
+
+    # Loading ---------------------------------------------------------------------------------
+
+    def _load(self) -> CheckpointState:
+        self._loaded_mtime = self.store.modified_time(self.stage)
+        loaded = self.store.load(
+            self.stage, lambda data, path: parse_checkpoint(data, path=path, stage=self.stage)
+        )
+        now = self._clock()
+        if loaded is None:
+            return CheckpointState(
+                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now)
+            )
+        state, self.migrated = loaded.value
+        self.restored_from_backup = loaded.restored_from_backup
+        if self.migrated:
+            logger.info("Migrated checkpoint %s for %s to schema %d", loaded.source, self.stage, 2)
+        if state.status is CheckpointStatus.RUNNING and not self._writer_lock().is_held_elsewhere():
+            logger.warning(
+                "Detected incomplete checkpoint for %s. Resuming from %d items",
+                self.stage,
+                state.progress.processed_items,
+            )
+            state.status = CheckpointStatus.RECOVERING
+            state.recoveries += 1
+            logger.info("Checkpoint status changed: running -> recovering")
+            self.recovered_from_crash = True
+        self._active_before = state.progress.active_seconds
+        return state
+
+    def _writer_lock(self) -> WriterLock:
+        if self._lock is None:
+            self._lock = self.store.lock(self.stage)
+        return self._lock
+
+    @property
+    def is_locked_elsewhere(self) -> bool:
+        """True when another live process (or object) is writing this stage."""
+        return self._writer_lock().is_held_elsewhere()
+
+    def _become_writer(self) -> None:
+        """Take the stage's lock and cut every journal back to its committed length."""
+        if self._broken is not None:
+            raise self._broken
+        lock = self._writer_lock()
+        if lock.held:
+            return
+        lock.acquire()
+        # Another process may have saved between our load and taking the lock: load again.
+        if self.store.modified_time(self.stage) != self._loaded_mtime:
+            self.state = self._load()
+        for journal in self._journals.values():
+            journal.recover(self.state.journals.get(journal.name))
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def start(
+        self,
+        stage: str | None = None,
+        total_items: int | None = None,
+        input_file: Path | str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        output_file: Path | str | None = None,
+        force: bool = False,
+        fresh: bool = False,
+        input_hash: str | None = None,
+    ) -> bool:
+        """Start the stage, or resume it from where it stopped.
+
+        Returns True when there is work to do, False when the stage had already completed on
+        the same input and configuration (it is left completed; pass ``fresh=True`` to redo it).
+
+        Resuming over a changed input file or configuration raises :class:`InputChangedError`
+        or :class:`ConfigChangedError` with the reason, unless ``force=True``. A completed stage
+        whose input changed is restarted from scratch.
+        """
+        if stage is not None and stage != self.stage:
+            validate_stage_name(stage)
+            raise CheckpointError(
+                f"checkpoint {self.path} belongs to stage {self.stage!r}, not {stage!r}",
+                stage=self.stage,
+                path=self.path,
+            )
+        self._become_writer()
+        now = self._clock()
+        new_config_hash = config_hash(config) if config is not None else None
+        if input_file is not None and input_hash is None:
+            input_hash = file_sha256(input_file)
+        state = self.state
+
+        if fresh and state.status is not CheckpointStatus.INITIALIZED:
+            self._reset_in_memory("fresh start requested")
+            state = self.state
+        elif state.status is CheckpointStatus.COMPLETED:
+            reason = self._change_reason(input_file, input_hash, new_config_hash)
+            if reason is None:
+                logger.info("Stage %s already completed; nothing to do", self.stage)
+                return False
+            logger.warning(
+                "Stage %s completed before, but %s: starting it again", self.stage, reason
+            )
+            self._reset_in_memory(reason)
+            state = self.state
+        elif state.status is not CheckpointStatus.INITIALIZED:
+            reason = self._change_reason(input_file, input_hash, new_config_hash)
+            if reason is not None and not force:
+                error_type = InputChangedError if reason.startswith("input") else ConfigChangedError
+                raise error_type(
+                    f"cannot resume stage {self.stage!r}: {reason}. Reset the stage, start it "
+                    f"fresh, or force the resume",
+                    stage=self.stage,
+                    path=self.path,
+                )
+            if reason is not None:
+                logger.warning("Resuming %s although %s (forced)", self.stage, reason)
+
+        resuming = state.status is not CheckpointStatus.INITIALIZED
+        check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
+        if resuming:
+            logger.info(
+                "Resuming from last processed index: %s (first unfinished index %d, %d done "
+                "beyond it)",
+                state.last_processed_index,
+                state.completion.watermark,
+                state.completion.in_flight_gap,
+            )
+            logger.info("Skipping already processed items...")
+        else:
+            state.progress.start_time = now
+            state.created_at = state.created_at or utc_iso(now)
+        if input_file is not None:
+            state.input_file = str(input_file)
+            state.input_file_hash = input_hash
+            state.input_file_size = Path(input_file).stat().st_size
+        if new_config_hash is not None:
+            state.config_hash = new_config_hash
+        if output_file is not None:
+            state.output_file = str(output_file)
+        if total_items is not None:
+            if total_items < 0:
+                raise ValueError(f"total_items must be >= 0, got {total_items}")
+            state.progress.total_items = total_items
+        state.status = CheckpointStatus.RUNNING
+        state.run_count += 1
+        state.error_message = None
+        self._run_started = now
+        self._active_before = state.progress.active_seconds
+        self._dirty = True
+        if resuming:
+            logger.info("Processing resumed")
+        self._submit(history_reason="start")
+        return True
+
+    def _change_reason(
+        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
+    ) -> str | None:
+        state = self.state
+        if input_file is not None and state.input_file_hash and input_hash != state.input_file_hash:
+            return f"input file has changed since checkpoint ({input_file})"
+        if (
+            new_config_hash is not None
+            and state.config_hash
+            and new_config_hash != state.config_hash
+        ):
+            return "configuration has changed since checkpoint"
+        return None
+
+    def update(
+        self,
+        processed: int = 1,
+        successful: int = 0,
+        failed: int = 0,
+        skipped: int = 0,
+        last_item: str | None = None,
+        index: int | None = None,
+        *,
+        key: str | None = None,
+        part: str | None = None,
+        record: Any = None,
+        failed_record: Any = None,
+    ) -> bool:
+        """Record finished work; returns False (and changes nothing) if it was already done.
+
+        ``index`` (a position in the input, or in ``part``) and ``key`` (a URL or id) mark the
+        item done exactly. ``record`` goes to the attached output and ``failed_record`` to the
+        failed-items sidecar in the same step, so an item's output is committed exactly when
+        the item is: keep them in one call (or call with no ``await`` in between).
+        """
+        if self.state.status is not CheckpointStatus.RUNNING:
+            self._not_running("update")
+        if index is not None:
+            window = self.state.completion if part is None else self._part(part).window
+            if not window.mark(index, last_item):
+                return False
+            self.state.last_processed_index = index
+        if key is not None:
+            keys = self._keys if self._keys is not None else self._load_keys()
+            if key in keys:
+                return False
+            keys.add(key)
+            self._new_keys.append(key)
+        progress = self.state.progress
+        progress.processed_items += processed
+        progress.successful_items += successful
+        progress.failed_items += failed
+        progress.skipped_items += skipped
+        if last_item is not None:
+            self.state.last_processed_item = last_item
+        if record is not None:
+            self._journals[OUTPUT_JOURNAL].append(record)
+        if failed_record is not None:
+            self._journals[FAILED_JOURNAL].append(failed_record)
+        now = self._clock()
+        progress.last_update_time = now
+        self._dirty = True
+        self._updates_since_save += 1
+        if (
+            self._updates_since_save >= self.auto_save_interval
+            or now - self._last_save_time >= self.save_every_seconds
+        ):
+            self._autosave()
+        if self.progress_log_every:
+            self._since_log += processed
+            if self._since_log >= self.progress_log_every:
+                self._since_log = 0
+                logger.info(self.progress_line())
+        return True
+
+    def _not_running(self, action: str) -> None:
+        status = self.state.status
+        raise InvalidTransitionError(
+            f"stage {self.stage!r}: cannot {action} while {status.value}"
+            + (" (call start() first)" if status is not CheckpointStatus.COMPLETED else ""),
+            stage=self.stage,
+            path=self.path,
+        )
+
+    def should_skip(self, index: int, part: str | None = None) -> bool:
+        """True when item ``index`` (of ``part``) is already done; exact under any order."""
+        if part is None:
+            return self.state.completion.is_done(index)
+        progress = self.state.parts.get(part)
+        if progress is None:
+            return False
+        return progress.finished or progress.window.is_done(index)
+
+    def complete(self, *, wait: bool = True) -> None:
+        """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
+        self._set_status(CheckpointStatus.COMPLETED, "complete")
+        self.state.progress.estimated_completion_time = 0.0
+        self._finish_save(wait)
+        logger.info("Stage %s completed: %s", self.stage, self.progress_line())
+
+    def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
+        """Record a fatal error, mark the stage failed and save."""
+        self.record_error(error)
+        self._set_status(CheckpointStatus.FAILED, "fail")
+        logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
+        logger.error("Error count: %d", self.state.error_count)
+        logger.error("Last error time: %s", self.state.last_error_time)
+        self._finish_save(wait)
+
+    def pause(self, *, wait: bool = True) -> None:
+        """Mark the stage paused (an intended stop) and save."""
+        self._set_status(CheckpointStatus.PAUSED, "pause")
+        self._finish_save(wait)
+        logger.info("Stage %s paused: %s", self.stage, self.progress_line())
+
+    def record_error(self, error: BaseException | str) -> None:
+        """Count an error and keep its message and time, without changing the status."""
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        stamp = utc_iso(self._clock())
+        state = self.state
+        state.error_message = message
+        state.error_count += 1
+        state.last_error_time = stamp
+        state.recent_errors.append(ErrorRecord(stamp, message))
+        del state.recent_errors[:-MAX_RECENT_ERRORS]
+        self._dirty = True
+
+    def _set_status(self, new: CheckpointStatus, reason: str) -> None:
+        self._become_writer()
+        old = self.state.status
+        check_transition(old, new, stage=self.stage)
+        if old is CheckpointStatus.RUNNING and self._run_started is not None:
+            self._accumulate_active_time()
+        self.state.status = new
+        self._dirty = True
+        self._pending_history = reason if old is not new else None
+
+    def _finish_save(self, wait: bool) -> None:
+        self._submit(history_reason=self._pending_history)
+        self._pending_history = None
+        if wait:
+            self.flush()
+
+    def _accumulate_active_time(self) -> None:
+        now = self._clock()
+        if self._run_started is not None:
+            self._active_before += max(0.0, now - self._run_started)
+            self._run_started = now
+        self.state.progress.active_seconds = self._active_before
+
+    # Manual control ----------------------------------------------------------------------------
+
+    def set_position(self, index: int, part: str | None = None) -> None:
+        """Move the resume point by hand: items below ``index`` are done, the rest are not.
+
+        Counts are set to match (``processed_items = index``). Recorded in the history.
+        """
+        if index < 0:
+            raise ValueError(f"index must be >= 0, got {index}")
+        self._become_writer()
+        if self.state.status is CheckpointStatus.RUNNING:
+            raise InvalidTransitionError(
+                f"stage {self.stage!r} is running; stop it before moving its position",
+                stage=self.stage,
+                path=self.path,
+            )
+        previous = self.state.completion.watermark
+        window = CompletionWindow(index)
+        if part is None:
+            self.state.completion = window
+            progress = self.state.progress
+            progress.processed_items = index
+            progress.successful_items = min(progress.successful_items, index)
+            progress.failed_items = min(progress.failed_items, index - progress.successful_items)
+            self.state.last_processed_index = index - 1 if index else None
+        else:
+            self._part(part).window = window
+        if self.state.status is CheckpointStatus.COMPLETED:
+            self.state.status = CheckpointStatus.PAUSED
+        self._dirty = True
+        logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
+        self._submit(history_reason=f"set-{index}")
+        self.flush()
+
+    def reset(self) -> None:
+        """Forget all progress (a snapshot of the old state stays in the history)."""
+        self._become_writer()
+        self.flush()
+        self._reset_in_memory("reset")
+        self.store.delete(self.stage)
+        self._submit(history_reason=None)
+        self.flush()
+
+    def _reset_in_memory(self, reason: str) -> None:
+        old = self.state
+        if old.status is not CheckpointStatus.INITIALIZED:
+            self.store.save_history(self.stage, old.to_dict(), f"before-{reason}", self._clock())
+        now = self._clock()
+        self.state = CheckpointState(
+            stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
+        )
+        self._active_before = 0.0
+        self._run_started = None
+        self._keys = set()
+        self._new_keys.clear()
+        for journal in self._journals.values():
+            journal.recover(None)
+        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
+        if KEYS_JOURNAL not in self._journals and keys_path.exists():
+            Journal(KEYS_JOURNAL, keys_path).recover(None)
+        self._dirty = True
+
+    # Parts -----------------------------------------------------------------------------------
+
+    def _part(self, name: str) -> PartProgress:
+        part = self.state.parts.get(name)
+        if part is None:
+            part = self.state.parts[name] = PartProgress(name)
+        return part
+
+    def start_part(self, name: str, total: int | None = None) -> PartProgress:
+        """Declare a part of the input (a split, shard or file) and its size."""
+        part = self._part(name)
+        if total is not None:
+            part.total = total
+        self._dirty = True
+        return part
+
+    def finish_part(self, name: str) -> None:
+        """Mark a whole part done: it is skipped whole on resume."""
+        part = self._part(name)
+        part.finished = True
+        self._dirty = True
+        self._autosave()
+
+    def is_part_finished(self, name: str) -> bool:
+        part = self.state.parts.get(name)
+        return part is not None and part.finished
+
+    @property
+    def parts(self) -> dict[str, PartProgress]:
+        return self.state.parts
+
+    # Keys ------------------------------------------------------------------------------------
+
+    def _load_keys(self) -> set[str]:
+        journal = self._journals.get(KEYS_JOURNAL)
+        if journal is None:
+            journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
+            committed = self.state.journals.get(KEYS_JOURNAL)
+            if self._writer_lock().held:
+                journal.recover(committed)
+                self._journals[KEYS_JOURNAL] = journal
+            else:
+                journal.committed = committed or 0
+        keys: set[str] = set(journal.read_committed())
+        self._keys = keys
+        return keys
+
+    def is_key_done(self, key: str) -> bool:
+        """True when ``key`` (a URL, an id) was marked done; O(1)."""
+        keys = self._keys if self._keys is not None else self._load_keys()
+        return key in keys
+
+    @property
+    def done_keys_count(self) -> int:
+        keys = self._keys if self._keys is not None else self._load_keys()
+        return len(keys)
+
+    # Journals ----------------------------------------------------------------------------------
+
+    def attach_journal(self, name: str, path: Path | str) -> Journal:
+        """Attach an append-only JSON Lines file committed with this checkpoint's saves.
+
+        The file is cut back to its committed length (or emptied on a fresh start), so it holds
+        exactly the records of items counted as done.
+        """
+        validate_stage_name(name)
+        if name in self._journals:
+            existing = self._journals[name]
+            if existing.path != Path(path):
+                raise CheckpointError(
+                    f"journal {name!r} of stage {self.stage!r} is already {existing.path}",
+                    stage=self.stage,
+                    path=self.path,
+                )
+            return existing
+        journal = Journal(name, path)
+        self._journals[name] = journal
+        if self._writer_lock().held:
+            journal.recover(self.state.journals.get(name))
+        return journal
+
+    def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
+        """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
+        path = Path(path)
+        journal = self.attach_journal(OUTPUT_JOURNAL, path)
+        self.attach_journal(
+            FAILED_JOURNAL,
+            failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
+        )
+        self.state.output_file = str(path)
+        return journal
+
+    def journal(self, name: str) -> Journal:
+        return self._journals[name]
+
+    # Saving ----------------------------------------------------------------------------------
+
+    def _autosave(self) -> None:
+        futures = self._futures
+        if futures:
+            if not futures[-1].done():
+                return  # coalesce: the next save will carry everything
+            self._reap()
+        self._submit()
+
+    def _reap(self) -> None:
+        still: list[concurrent.futures.Future[None]] = []
+        for future in self._futures:
+            if not future.done():
+                still.append(future)
+                continue
+            error = future.exception()
+            if error is not None and self._broken is None:
+                self._broken = (
+                    error
+                    if isinstance(error, CheckpointError)
+                    else CheckpointSaveError(
+                        f"could not save checkpoint {self.path}: {error}",
+                        stage=self.stage,
+                        path=self.path,
+                    )
+                )
+        self._futures = still
+        if self._broken is not None:
+            raise self._broken
+
+    def _snapshot(self, history_reason: str | None = None) -> _Snapshot:
+        state = self.state
+        now = self._clock()
+        progress = state.progress
+        if self._run_started is not None and state.status is CheckpointStatus.RUNNING:
+            progress.active_seconds = self._active_before + max(0.0, now - self._run_started)
+            rate = throughput(progress.processed_items, progress.active_seconds)
+            progress.estimated_completion_time = eta_seconds(
+                progress.processed_items, progress.total_items, rate
+            )
+        state.updated_at = utc_iso(now)
+        writes: list[tuple[Journal, bytes, int]] = []
+        if self._new_keys:
+            keys_journal = self._journals.get(KEYS_JOURNAL)
+            if keys_journal is None:
+                self._load_keys()
+                keys_journal = self._journals[KEYS_JOURNAL]
+            for key in self._new_keys:
+                keys_journal.append(key)
+            self._new_keys.clear()
+            state.keys_done = len(self._keys or ())
+        for journal in self._journals.values():
+            data, offset = journal.take_pending()
+            state.journals[journal.name] = offset
+            if data:
+                writes.append((journal, data, offset))
+        self._updates_since_save = 0
+        self._last_save_time = now
+        self._dirty = False
+        return _Snapshot(state.to_dict(), writes, history_reason, now)
+
+    def _submit(self, history_reason: str | None = None) -> None:
+        if self._broken is not None:
+            raise self._broken
+        self._become_writer()
+        snapshot = self._snapshot(history_reason)
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"checkpoint-{self.stage}"
+            )
+        self._futures.append(self._executor.submit(self._persist, snapshot))
+
+    def _persist(self, snapshot: _Snapshot) -> None:
+        """Runs on the saver thread: journals first, then the record that commits them."""
+        for journal, data, _offset in snapshot.journal_writes:
+            try:
+                journal.write_durable(data)
+            except OSError as exc:
+                raise CheckpointSaveError(
+                    f"could not write {journal.path}: {exc.strerror or exc}; the checkpoint "
+                    f"{self.path} still holds the previous state",
+                    stage=self.stage,
+                    path=journal.path,
+                ) from exc
+        self.store.save(self.stage, snapshot.record)
+        for journal, _data, offset in snapshot.journal_writes:
+            journal.committed = offset
+        if snapshot.history_reason:
+            self.store.save_history(
+                self.stage, snapshot.record, snapshot.history_reason, snapshot.now
+            )
+            self._prune_history()
+
+    def _prune_history(self) -> None:
+        entries = self.store.list_history(self.stage)
+        for entry in entries[: max(0, len(entries) - self.history_keep)]:
+            self.store.delete_history(self.stage, entry.snapshot_id)
+
+    def save(self, force: bool = False) -> bool:
+        """Save now if anything changed (always with ``force``) and wait until it is on disk."""
+        if self._broken is not None:
+            raise self._broken
+        if not (force or self._dirty or self._new_keys):
+            self.flush()
+            return False
+        self._submit()
+        self.flush()
+        return True
+
+    async def save_async(self, force: bool = False) -> bool:
+        """:meth:`save` for async code: the snapshot is taken here, the I/O in a worker thread."""
+        if self._broken is not None:
+            raise self._broken
+        if not (force or self._dirty or self._new_keys):
+            await self.flush_async()
+            return False
+        self._submit()
+        await self.flush_async()
+        return True
+
+    def flush(self) -> None:
+        """Wait until every submitted save is on disk; raise if one failed."""
+        for future in list(self._futures):
+            concurrent.futures.wait([future])
+        self._reap()
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` without blocking the event loop."""
+        pending = [f for f in self._futures if not f.done()]
+        if pending:
+            await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
+        self._reap()
+
+    def close(self) -> None:
+        """Wait for saves, close the journals and release the stage lock."""
+        try:
+            if self._futures:
+                self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            for journal in self._journals.values():
+                journal.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Checks ----------------------------------------------------------------------------------
+
+    def validate_input_file(self, input_file: Path | str) -> tuple[bool, str]:
+        """Compare ``input_file`` with the one the checkpoint started on: ``(ok, reason)``."""
+        path = Path(input_file)
+        recorded = self.state.input_file_hash
+        if not recorded:
+            return True, "no input hash recorded"
+        if not path.is_file():
+            return False, f"input file {path} does not exist"
+        size = path.stat().st_size
+        if self.state.input_file_size is not None and size != self.state.input_file_size:
+            return (
+                False,
+                f"Input file has changed since checkpoint: {path} is {size} bytes, was "
+                f"{self.state.input_file_size}",
+            )
+        current = file_sha256(path)
+        if current != recorded:
+            return False, f"Input file has changed since checkpoint: {path} content hash differs"
+        return True, "input file unchanged"
+
+    def validate_config(self, config: Mapping[str, Any]) -> tuple[bool, str]:
+        """Compare a configuration with the one the checkpoint started with."""
+        recorded = self.state.config_hash
+        if not recorded:
+            return True, "no configuration hash recorded"
+        if config_hash(config) != recorded:
+            return False, "configuration has changed since checkpoint"
+        return True, "configuration unchanged"
+
+    def is_stale(self, max_age_hours: float = 24) -> bool:
+        """True when the checkpoint has not been updated for ``max_age_hours``."""
+        last = self.state.progress.last_update_time or self.state.progress.start_time
+        if last is None:
+            modified = self.store.modified_time(self.stage)
+            if modified is None:
+                return False
+            last = modified
+        return self._clock() - last > max_age_hours * 3600
+
+    # Display -----------------------------------------------------------------------------------
+
+    def progress_snapshot(self) -> ProgressSnapshot:
+        """Counts and derived figures (throughput, ETA) as of now."""
+        progress = self.state.progress
+        active = self._active_before
+        if self._run_started is not None and self.state.status is CheckpointStatus.RUNNING:
+            active += max(0.0, self._clock() - self._run_started)
+        elif not active:
+            active = progress.active_seconds
+        return ProgressSnapshot(
+            total=progress.total_items,
+            processed=progress.processed_items,
+            successful=progress.successful_items,
+            failed=progress.failed_items,
+            skipped=progress.skipped_items,
+            active_seconds=active,
+        )
+
+    def progress_line(self) -> str:
+        """The seed's progress line for this stage."""
+        return format_progress_line(self.progress_snapshot())
+
+    @property
+    def resume_point(self) -> tuple[int, str | None]:
+        """First unfinished index and the label of the last item of the done prefix.
+
+        For a source read in id order, the label is seed 001's ``last_processed_id``.
+        """
+        window = self.state.completion
+        return window.watermark, window.prefix_item
+
+    @property
+    def status(self) -> CheckpointStatus:
+        return self.state.status
+
+    def __repr__(self) -> str:
+        return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"

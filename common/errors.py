@@ -1,0 +1,105 @@
+"""Every error the checkpoint engine raises.
+
+All of them derive from :class:`CheckpointError`, and each carries the stage and the file it is
+about, so a message can always tell the user *which* checkpoint is in trouble::
+
+    CheckpointError
+    ├── InvalidStageNameError      a stage name that is empty, too long or would leave the directory
+    ├── InvalidTransitionError     e.g. completed -> running without a reset
+    ├── CheckpointLockedError      another live process holds the stage
+    ├── CheckpointCorruptError     main file and backup both unreadable (nothing was overwritten)
+    │   └── CheckpointSchemaError  readable JSON of the wrong shape, or from a newer version
+    ├── CheckpointSaveError        a save failed (disk full, read-only); the previous file is intact
+    ├── InputChangedError          resuming over an input file whose content changed
+    ├── ConfigChangedError         resuming with a different configuration
+    └── StageNotFoundError         a stage with no checkpoint in the directory
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointError",
+    "CheckpointLockedError",
+    "CheckpointSaveError",
+    "CheckpointSchemaError",
+    "ConfigChangedError",
+    "InputChangedError",
+    "InvalidStageNameError",
+    "InvalidTransitionError",
+    "StageNotFoundError",
+]
+
+
+class CheckpointError(Exception):
+    """Root of the engine's errors; ``stage`` and ``path`` say what it is about."""
+
+    def __init__(
+        self, message: str, *, stage: str | None = None, path: Path | str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.path = Path(path) if path is not None else None
+
+
+class InvalidStageNameError(CheckpointError, ValueError):
+    """The stage name cannot be used as a file name inside the checkpoint directory."""
+
+
+class InvalidTransitionError(CheckpointError):
+    """A status change the status machine does not allow."""
+
+
+class CheckpointLockedError(CheckpointError):
+    """Another process is writing this stage; ``holder_pid`` is its process id when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        path: Path | str | None = None,
+        holder_pid: int | None = None,
+    ) -> None:
+        super().__init__(message, stage=stage, path=path)
+        self.holder_pid = holder_pid
+
+
+class CheckpointCorruptError(CheckpointError):
+    """No readable checkpoint: the files named in the message were left untouched."""
+
+
+class CheckpointSchemaError(CheckpointCorruptError):
+    """Valid JSON that is not a checkpoint this version understands."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """Persisting failed; the checkpoint on disk is still the previous one."""
+
+
+class InputChangedError(CheckpointError):
+    """The input file differs from the one the checkpoint was started on."""
+
+
+class ConfigChangedError(CheckpointError):
+    """The configuration differs from the one the checkpoint was started with."""
+
+
+class StageNotFoundError(CheckpointError, KeyError):
+    """No checkpoint exists for the stage; ``known`` lists the stages that do."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        path: Path | str | None = None,
+        known: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, stage=stage, path=path)
+        self.known = known
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])

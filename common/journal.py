@@ -1,0 +1,155 @@
+"""Append-only JSON Lines files whose committed length lives in the checkpoint.
+
+This is how stage outputs are written exactly once. Records are buffered in memory; a checkpoint
+save writes and fsyncs the buffered bytes first, then records the new length in the same atomic
+checkpoint write that records which items are done. After a crash the file is cut back to the
+recorded length, so a record exists on disk exactly when its item counts as done: items finished
+after the last save are redone and written once, never twice, and no line is ever torn.
+
+The same mechanism keeps the keyed done-set (URLs, ids) and, for the Scrapy stages, the request
+journal: each save appends only what is new, so its cost does not grow with what is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from common.atomic import FILE_MODE, ensure_private_dir
+from common.errors import CheckpointCorruptError
+from common.faults import crash_point
+
+__all__ = ["Journal", "encode_record"]
+
+logger = logging.getLogger(__name__)
+
+
+def encode_record(record: Any) -> bytes:
+    """One JSON value on one line, UTF-8."""
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+class Journal:
+    """One append-only JSON Lines file owned by a checkpoint.
+
+    Appends happen on the owner's thread and only touch memory; the checkpoint's saver thread
+    does the file I/O. ``committed`` is the length recorded in the last completed save.
+    """
+
+    def __init__(self, name: str, path: Path | str) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.committed = 0
+        self._staged = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._fd: int | None = None
+
+    # Owner thread ----------------------------------------------------------------------------
+
+    def append(self, record: Any) -> None:
+        """Buffer one record; it reaches disk with the next checkpoint save."""
+        line = encode_record(record)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    def take_pending(self) -> tuple[bytes, int]:
+        """Hand the buffered bytes to a save; returns them and the length after writing them."""
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._staged += len(data)
+        return data, self._staged
+
+    def recover(self, committed: int | None) -> int:
+        """Cut the file back to ``committed`` (None: nothing committed); return bytes cut.
+
+        Raises :class:`CheckpointCorruptError` if the file is shorter than the committed length:
+        committed records are missing and resuming would silently lose them.
+        """
+        target = committed or 0
+        ensure_private_dir(self.path.parent)
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+            if target:
+                raise CheckpointCorruptError(
+                    f"journal {self.path} is missing but the checkpoint says {target} bytes were "
+                    f"committed to it; restore the file or reset the stage",
+                    path=self.path,
+                ) from None
+        if size < target:
+            raise CheckpointCorruptError(
+                f"journal {self.path} has {size} bytes but the checkpoint says {target} were "
+                f"committed; records are missing. Restore the file or reset the stage",
+                path=self.path,
+            )
+        cut = size - target
+        if cut:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, target)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if committed is None:
+                logger.warning(
+                    "Truncated %s (%d bytes) for a fresh start of its stage", self.path, cut
+                )
+            else:
+                logger.info(
+                    "Cut %d uncommitted bytes from %s (written after the last checkpoint)",
+                    cut,
+                    self.path,
+                )
+        self.committed = self._staged = target
+        self._pending.clear()
+        self._pending_bytes = 0
+        return cut
+
+    def read_committed(self) -> Iterator[Any]:
+        """The committed records, decoded, in order."""
+        if self.committed == 0:
+            return
+        with self.path.open("rb") as handle:
+            remaining = self.committed
+            for line in handle:
+                if remaining <= 0:
+                    break
+                remaining -= len(line)
+                if remaining < 0:  # a line straddling the committed length is not committed
+                    break
+                yield json.loads(line)
+
+    # Saver thread ----------------------------------------------------------------------------
+
+    def write_durable(self, data: bytes) -> None:
+        """Append ``data`` and fsync it."""
+        if self._fd is None:
+            ensure_private_dir(self.path.parent)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+            )
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        crash_point("after_journal_write")
+        os.fsync(self._fd)
+        crash_point("after_journal_fsync")
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -1,0 +1,95 @@
+"""One writer per stage: an advisory ``fcntl.flock`` on ``<stage>.lock``.
+
+The kernel drops the lock when its owner dies, even by SIGKILL, so a crashed run never leaves a
+stale lock behind, and "is anyone holding it?" tells a crashed stage from a live one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from common.atomic import FILE_MODE, ensure_private_dir
+from common.errors import CheckpointLockedError
+
+__all__ = ["StageLock"]
+
+
+class StageLock:
+    """An exclusive, non-blocking, process-wide lock on one stage."""
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path = path
+        self.stage = stage
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`CheckpointLockedError` naming the holder."""
+        if self._fd is not None:
+            return
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = self.holder_pid()
+            who = f"process {pid}" if pid else "another process"
+            raise CheckpointLockedError(
+                f"stage {self.stage!r} is locked by {who} ({self.path}); another run of this "
+                f"stage is in progress. Wait for it to finish or stop it first.",
+                stage=self.stage,
+                path=self.path,
+                holder_pid=pid,
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def is_held_elsewhere(self) -> bool:
+        """True when some other open lock (another process, or another object) holds it."""
+        if self._fd is not None:
+            return False
+        if not self.path.exists():
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def holder_pid(self) -> int | None:
+        """The pid written by the current holder, if readable."""
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None

@@ -1,0 +1,313 @@
+"""``UnifiedCheckpointManager``: every stage of a pipeline in one checkpoint directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.atomic import atomic_write_bytes, ensure_private_dir
+from common.checkpoint import EnhancedCheckpoint
+from common.errors import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointLockedError,
+    StageNotFoundError,
+)
+from common.progress import ProgressSnapshot, format_duration
+from common.state import CheckpointState, parse_checkpoint
+from common.status import CheckpointStatus
+from common.stores.base import CheckpointStore, validate_stage_name
+from common.stores.json_file import JsonFileStore
+
+__all__ = ["StageInfo", "UnifiedCheckpointManager"]
+
+logger = logging.getLogger(__name__)
+
+_REPORT_RULE = "=" * 80
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """One stage as :meth:`UnifiedCheckpointManager.list_checkpoints` sees it.
+
+    ``state`` is None when the checkpoint cannot be read; ``error`` then says why.
+    ``live`` is True when a process holds the stage's writer lock right now.
+    """
+
+    stage: str
+    location: str
+    state: CheckpointState | None
+    error: str | None
+    live: bool
+    restored_from_backup: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.state is None:
+            return "corrupt"
+        return self.state.status.value
+
+    def progress(self) -> ProgressSnapshot | None:
+        if self.state is None:
+            return None
+        p = self.state.progress
+        return ProgressSnapshot(
+            total=p.total_items,
+            processed=p.processed_items,
+            successful=p.successful_items,
+            failed=p.failed_items,
+            skipped=p.skipped_items,
+            active_seconds=p.active_seconds,
+        )
+
+
+class UnifiedCheckpointManager:
+    """Lists, reports on, exports, resets and cleans the checkpoints of every stage.
+
+    Args:
+        checkpoint_dir: the directory holding ``<stage>.json`` files (ignored when ``store``
+            is given).
+        store: another store (SQLite, PostgreSQL) instead of JSON files.
+        clock: epoch seconds; injectable for tests.
+        checkpoint_options: keyword arguments for every :class:`EnhancedCheckpoint` it opens.
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: Path | str = "data/checkpoints",
+        *,
+        store: CheckpointStore | None = None,
+        clock: Callable[[], float] = time.time,
+        **checkpoint_options: Any,
+    ) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.store: CheckpointStore = store if store is not None else JsonFileStore(checkpoint_dir)
+        self._clock = clock
+        self._options = checkpoint_options
+        self._open: dict[str, EnhancedCheckpoint] = {}
+
+    # Access ------------------------------------------------------------------------------------
+
+    def get_checkpoint(self, stage: str) -> EnhancedCheckpoint:
+        """The checkpoint of ``stage`` (created empty if it has none yet); cached per stage."""
+        validate_stage_name(stage)
+        checkpoint = self._open.get(stage)
+        if checkpoint is None:
+            checkpoint = EnhancedCheckpoint(
+                stage, store=self.store, clock=self._clock, **self._options
+            )
+            self._open[stage] = checkpoint
+        return checkpoint
+
+    def require(self, stage: str) -> EnhancedCheckpoint:
+        """Like :meth:`get_checkpoint`, but raise :class:`StageNotFoundError` for unknown stages."""
+        validate_stage_name(stage)
+        known = tuple(self.store.list_stages())
+        if stage not in known:
+            listing = ", ".join(known) if known else "none"
+            raise StageNotFoundError(
+                f"no checkpoint for stage {stage!r} in {self.store.location} (known stages: "
+                f"{listing})",
+                stage=stage,
+                path=self.store.describe(stage),
+                known=known,
+            )
+        return self.get_checkpoint(stage)
+
+    def stages(self) -> list[str]:
+        return self.store.list_stages()
+
+    def list_checkpoints(self) -> list[StageInfo]:
+        """Every stage, readable or not, without changing anything on disk."""
+        infos = []
+        for stage in self.store.list_stages():
+            infos.append(self.inspect(stage))
+        return infos
+
+    def inspect(self, stage: str) -> StageInfo:
+        """Read one stage without taking its lock or writing anything."""
+        location = self.store.describe(stage)
+        live = self.store.lock(stage).is_held_elsewhere()
+        try:
+            loaded = self.store.load(stage, lambda d, p: parse_checkpoint(d, path=p, stage=stage))
+        except CheckpointCorruptError as exc:
+            return StageInfo(stage, location, None, str(exc), live)
+        if loaded is None:
+            return StageInfo(stage, location, None, "no checkpoint record", live)
+        state, _ = loaded.value
+        if state.status is CheckpointStatus.RUNNING and not live:
+            # Display what the next run will do with it: a crashed run is recovered.
+            state.status = CheckpointStatus.RECOVERING
+        return StageInfo(stage, location, state, None, live, loaded.restored_from_backup)
+
+    # Figures -----------------------------------------------------------------------------------
+
+    def overall_progress(self, infos: Iterable[StageInfo] | None = None) -> float:
+        """Mean completion over stages, in percent (completed stages count 100%)."""
+        values = []
+        for info in infos if infos is not None else self.list_checkpoints():
+            if info.state is None:
+                continue
+            if info.state.status is CheckpointStatus.COMPLETED:
+                values.append(100.0)
+                continue
+            snapshot = info.progress()
+            values.append(snapshot.percent if snapshot else 0.0)
+        return sum(values) / len(values) if values else 0.0
+
+    def report(self) -> str:
+        """Seed 003's "Pipeline Progress Report" as text."""
+        infos = self.list_checkpoints()
+        lines = [_REPORT_RULE, "Pipeline Progress Report", _REPORT_RULE, ""]
+        active = completed = failed = 0
+        for info in infos:
+            lines.append(f"Stage: {info.stage}")
+            if info.state is None:
+                lines.append("Status: corrupt")
+                lines.append(f"Error: {info.error}")
+                lines.append("")
+                continue
+            status = info.state.status
+            snap = info.progress()
+            assert snap is not None
+            lines.append(f"Status: {status.value}" + (" (live)" if info.live else ""))
+            lines.append(f"Progress: {snap.percent:.1f}% ({snap.processed}/{snap.total})")
+            lines.append(f"Success Rate: {snap.success_rate:.1f}%")
+            lines.append(f"Throughput: {snap.throughput:.1f} items/sec")
+            if status not in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED):
+                lines.append(f"ETA: {_long_duration(snap.eta_seconds)}")
+            lines.append(
+                f"Successful: {snap.successful} | Failed: {snap.failed} | Skipped: {snap.skipped}"
+            )
+            if info.state.error_message:
+                lines.append(f"Last error: {info.state.error_message}")
+            lines.append("")
+            if status is CheckpointStatus.COMPLETED:
+                completed += 1
+            elif status is CheckpointStatus.FAILED:
+                failed += 1
+            elif status in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):
+                active += 1
+        lines.append(f"Overall Pipeline Progress: {self.overall_progress(infos):.1f}%")
+        lines.append(f"Active: {active} | Completed: {completed} | Failed: {failed}")
+        lines.append(_REPORT_RULE)
+        return "\n".join(lines)
+
+    def export(self, path: Path | str | None = None) -> dict[str, Any]:
+        """Every stage as one JSON document; written atomically to ``path`` when given."""
+        infos = self.list_checkpoints()
+        document: dict[str, Any] = {
+            "exported_at": self._clock(),
+            "checkpoint_location": self.store.location,
+            "overall_progress": round(self.overall_progress(infos), 3),
+            "stages": {},
+        }
+        for info in infos:
+            entry: dict[str, Any] = {"status": info.status, "live": info.live}
+            if info.state is not None:
+                snap = info.progress()
+                assert snap is not None
+                entry["checkpoint"] = info.state.to_dict()
+                entry["derived"] = {
+                    "percent": round(snap.percent, 3),
+                    "success_rate": round(snap.success_rate, 3),
+                    "throughput": round(snap.throughput, 3),
+                    "eta_seconds": snap.eta_seconds,
+                }
+            else:
+                entry["error"] = info.error
+            document["stages"][info.stage] = entry
+        if path is not None:
+            target = Path(path)
+            ensure_private_dir(target.parent)
+            data = json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+            atomic_write_bytes(target, data, temp_path=target.with_name(f".{target.name}.tmp"))
+        return document
+
+    # Changes ---------------------------------------------------------------------------------
+
+    def reset(self, stage: str, *, force: bool = False) -> list[str]:
+        """Reset one stage, or every stage with ``"all"``; returns the stages reset.
+
+        A stage another live process holds is refused with :class:`CheckpointLockedError`
+        unless ``force`` (its writer will keep running on what it has in memory).
+        """
+        targets = self.stages() if stage == "all" else [self.require(stage).stage]
+        if not force:
+            for name in targets:
+                lock = self.store.lock(name)
+                if lock.is_held_elsewhere():
+                    raise CheckpointLockedError(
+                        f"stage {name!r} is being written by process {lock.holder_pid() or '?'};"
+                        f" stop it first or reset with --force",
+                        stage=name,
+                        path=self.store.describe(name),
+                        holder_pid=lock.holder_pid(),
+                    )
+        done = []
+        for name in targets:
+            checkpoint = self._open.pop(name, None)
+            if checkpoint is not None:
+                checkpoint.close()
+            self._reset_files(name, force=force)
+            done.append(name)
+            logger.info("Reset checkpoint %s", name)
+        return done
+
+    def _reset_files(self, stage: str, *, force: bool) -> None:
+        info = self.inspect(stage)
+        if info.state is not None:
+            self.store.save_history(stage, info.state.to_dict(), "before-reset", self._clock())
+        self.store.delete(stage)
+
+    def cleanup(self, days: float = 7, *, keep_latest: int = 1) -> list[str]:
+        """Remove history snapshots and finished checkpoints older than ``days``.
+
+        The newest ``keep_latest`` snapshots of each stage are kept whatever their age; running,
+        paused, recovering and live stages are never removed. Returns what was removed.
+        """
+        cutoff = self._clock() - days * 86400
+        removed: list[str] = []
+        for stage in self.stages():
+            info = self.inspect(stage)
+            entries = self.store.list_history(stage)
+            for entry in entries[: max(0, len(entries) - keep_latest)]:
+                if entry.created < cutoff:
+                    self.store.delete_history(stage, entry.snapshot_id)
+                    removed.append(f"{stage}/history/{entry.snapshot_id}")
+            modified = self.store.modified_time(stage)
+            if (
+                info.state is not None
+                and not info.live
+                and info.state.status in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED)
+                and modified is not None
+                and modified < cutoff
+            ):
+                self.store.save_history(
+                    stage, info.state.to_dict(), "before-cleanup", self._clock()
+                )
+                self.store.delete(stage)
+                removed.append(stage)
+        return removed
+
+    def close(self) -> None:
+        """Close every checkpoint this manager opened."""
+        errors: list[CheckpointError] = []
+        for checkpoint in self._open.values():
+            try:
+                checkpoint.close()
+            except CheckpointError as exc:
+                errors.append(exc)
+        self._open.clear()
+        if errors:
+            raise errors[0]
+
+
+def _long_duration(seconds: float | None) -> str:
+    text = format_duration(seconds)
+    return text.replace(" min", " minutes").replace(" sec", " seconds")

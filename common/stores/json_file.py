@@ -1,0 +1,247 @@
+"""The default store: one JSON file per stage in a directory (seed 003's layout).
+
+For stage ``s`` the directory holds ``s.json`` (current), ``s.backup.json`` (the previous save),
+``.s.tmp.json`` (only during a save), ``s.lock`` (the writer lock) and ``history/s/*.json``
+(timestamped snapshots). Files are created 0600, directories 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from common.atomic import atomic_write_bytes, ensure_private_dir, write_new_file
+from common.errors import CheckpointCorruptError, CheckpointSaveError
+from common.locking import StageLock
+from common.stores.base import (
+    CheckpointStore,
+    HistoryEntry,
+    LoadedRecord,
+    validate_stage_name,
+)
+
+__all__ = ["JsonFileStore"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SUFFIXES = (".backup.json", ".json")
+
+
+class JsonFileStore(CheckpointStore):
+    """Checkpoint records as JSON files in ``directory``."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self.location = str(self.directory)
+        # Stages whose main file was found damaged: the next save moves it aside instead of
+        # making it the backup, so the good backup is never replaced by garbage.
+        self._damaged: set[str] = set()
+
+    # Paths -----------------------------------------------------------------------------------
+
+    def main_path(self, stage: str) -> Path:
+        return self.directory / f"{validate_stage_name(stage)}.json"
+
+    def backup_path(self, stage: str) -> Path:
+        return self.directory / f"{validate_stage_name(stage)}.backup.json"
+
+    def temp_path(self, stage: str) -> Path:
+        return self.directory / f".{validate_stage_name(stage)}.tmp.json"
+
+    def lock_path(self, stage: str) -> Path:
+        return self.directory / f"{validate_stage_name(stage)}.lock"
+
+    def history_dir(self, stage: str) -> Path:
+        return self.directory / "history" / validate_stage_name(stage)
+
+    def describe(self, stage: str) -> str:
+        return str(self.main_path(stage))
+
+    def journal_path(self, stage: str, name: str) -> Path:
+        return self.directory / f"{validate_stage_name(stage)}.{validate_stage_name(name)}.jsonl"
+
+    # Records ---------------------------------------------------------------------------------
+
+    def load(self, stage: str, parse: Callable[[Any, Path], T]) -> LoadedRecord[T] | None:
+        main, backup = self.main_path(stage), self.backup_path(stage)
+        problems: list[str] = []
+        for path in (main, backup):
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+                continue
+            try:
+                value = parse(_decode(raw, path), path)
+            except CheckpointCorruptError as exc:
+                problems.append(str(exc))
+                logger.error("Failed to load checkpoint: %s", exc)
+                continue
+            if path == backup:
+                if main.exists():
+                    self._damaged.add(stage)
+                    logger.info("Attempting to restore from backup")
+                    logger.warning(
+                        "Successfully restored from backup %s; the damaged %s is kept as "
+                        "%s.corrupt-<time>.json at the next save",
+                        backup,
+                        main,
+                        main.stem,
+                    )
+                else:
+                    logger.warning(
+                        "Checkpoint %s is missing; restored from backup %s", main, backup
+                    )
+            return LoadedRecord(value, path, path == backup)
+        if problems:
+            raise CheckpointCorruptError(
+                f"no readable checkpoint for stage {stage!r}: "
+                + "; ".join(problems)
+                + ". Nothing was changed; fix or move the files, or reset the stage.",
+                stage=stage,
+                path=main,
+            )
+        return None
+
+    def save(self, stage: str, record: dict[str, Any]) -> None:
+        main = self.main_path(stage)
+        try:
+            ensure_private_dir(self.directory)
+            data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            if stage in self._damaged and main.exists():
+                aside = main.with_name(f"{main.stem}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}.json")
+                os.replace(main, aside)
+                logger.warning("Moved damaged checkpoint %s aside to %s", main, aside)
+                atomic_write_bytes(main, data, temp_path=self.temp_path(stage))
+                self._damaged.discard(stage)
+                return
+            atomic_write_bytes(
+                main, data, temp_path=self.temp_path(stage), backup_path=self.backup_path(stage)
+            )
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not save checkpoint {main}: {exc.strerror or exc}; the previous "
+                f"checkpoint is intact",
+                stage=stage,
+                path=main,
+            ) from exc
+
+    def list_stages(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        stages: set[str] = set()
+        for path in self.directory.iterdir():
+            name = path.name
+            if name.startswith(".") or not path.is_file():
+                continue
+            for suffix in _SUFFIXES:
+                if name.endswith(suffix):
+                    stem = name[: -len(suffix)]
+                    if ".corrupt-" in stem:
+                        break
+                    with contextlib.suppress(ValueError):
+                        stages.add(validate_stage_name(stem))
+                    break
+        return sorted(stages)
+
+    def delete(self, stage: str) -> bool:
+        removed = False
+        for path in (self.main_path(stage), self.backup_path(stage), self.temp_path(stage)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed = True
+        for path in self.directory.glob(f"{stage}.*.jsonl"):
+            path.unlink()
+            removed = True
+        self._damaged.discard(stage)
+        if removed and self.directory.is_dir():
+            from common.atomic import fsync_dir
+
+            fsync_dir(self.directory)
+        return removed
+
+    def lock(self, stage: str) -> StageLock:
+        return StageLock(self.lock_path(stage), stage)
+
+    def modified_time(self, stage: str) -> float | None:
+        for path in (self.main_path(stage), self.backup_path(stage)):
+            with contextlib.suppress(OSError):
+                return path.stat().st_mtime
+        return None
+
+    # History ---------------------------------------------------------------------------------
+
+    def save_history(self, stage: str, record: dict[str, Any], reason: str, now: float) -> str:
+        directory = self.history_dir(stage)
+        ensure_private_dir(directory)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:].replace(
+            ".", "_"
+        )
+        safe_reason = "".join(c if c.isalnum() else "-" for c in reason)[:32] or "snapshot"
+        snapshot_id = f"{stamp}-{safe_reason}"
+        body = {"snapshot": {"created": now, "reason": reason}, "record": record}
+        write_new_file(
+            directory / f"{snapshot_id}.json",
+            json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        )
+        return snapshot_id
+
+    def list_history(self, stage: str) -> list[HistoryEntry]:
+        directory = self.history_dir(stage)
+        if not directory.is_dir():
+            return []
+        entries = []
+        for path in sorted(directory.glob("*.json")):
+            snapshot_id = path.stem
+            reason = snapshot_id.split("-", 1)[1] if "-" in snapshot_id else ""
+            try:
+                created = path.stat().st_mtime
+            except OSError:
+                continue
+            entries.append(HistoryEntry(stage, snapshot_id, created, reason, path))
+        return entries
+
+    def load_history(self, stage: str, snapshot_id: str) -> dict[str, Any]:
+        validate_stage_name(snapshot_id)
+        path = self.history_dir(stage) / f"{snapshot_id}.json"
+        try:
+            body = _decode(path.read_bytes(), path)
+        except FileNotFoundError:
+            raise CheckpointCorruptError(
+                f"no snapshot {snapshot_id!r} for stage {stage!r} in {path.parent}",
+                stage=stage,
+                path=path,
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("record"), dict):
+            raise CheckpointCorruptError(
+                f"snapshot {path} is not a checkpoint snapshot", stage=stage, path=path
+            )
+        record: dict[str, Any] = body["record"]
+        return record
+
+    def delete_history(self, stage: str, snapshot_id: str) -> None:
+        validate_stage_name(snapshot_id)
+        with contextlib.suppress(FileNotFoundError):
+            (self.history_dir(stage) / f"{snapshot_id}.json").unlink()
+
+
+def _decode(raw: bytes, path: Path) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = "empty file" if not raw.strip() else f"invalid JSON ({exc})"
+        raise CheckpointCorruptError(f"checkpoint file {path}: {detail}", path=path) from None
+    except RecursionError:
+        raise CheckpointCorruptError(
+            f"checkpoint file {path}: invalid JSON (nested too deeply)", path=path
+        ) from None
