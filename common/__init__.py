@@ -24,8 +24,11 @@ from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import ProgressSnapshot
 from common.status import CheckpointStatus
 from common.stores import CheckpointStore, JsonFileStore
+from common.tracker import AsyncCheckpointTracker, Batch
 
 __all__ = [
+    "AsyncCheckpointTracker",
+    "Batch",
     "CheckpointCorruptError",
     "CheckpointError",
     "CheckpointLockedError",

@@ -170,6 +170,15 @@ class EnhancedCheckpoint:
         """True when another live process (or object) is writing this stage."""
         return self._writer_lock().is_held_elsewhere()
 
+    def acquire(self) -> None:
+        """Become the stage's only writer now (otherwise done by the first change).
+
+        Takes the lock (raising :class:`CheckpointLockedError` if another process holds it),
+        reloads if the file changed meanwhile, and cuts attached journals back to their
+        committed length. Blocking I/O: from async code call it in a worker thread.
+        """
+        self._become_writer()
+
     def _become_writer(self) -> None:
         """Take the stage's lock and cut every journal back to its committed length."""
         if self._broken is not None:
@@ -197,6 +206,7 @@ class EnhancedCheckpoint:
         force: bool = False,
         fresh: bool = False,
         input_hash: str | None = None,
+        input_size: int | None = None,
     ) -> bool:
         """Start the stage, or resume it from where it stopped.
 
@@ -264,7 +274,9 @@ class EnhancedCheckpoint:
         if input_file is not None:
             state.input_file = str(input_file)
             state.input_file_hash = input_hash
-            state.input_file_size = Path(input_file).stat().st_size
+            state.input_file_size = (
+                input_size if input_size is not None else Path(input_file).stat().st_size
+            )
         if new_config_hash is not None:
             state.config_hash = new_config_hash
         if output_file is not None:
@@ -748,7 +760,18 @@ class EnhancedCheckpoint:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        """Leave a running stage paused (or failed, on an exception) and close.
+
+        Completion is never guessed: call :meth:`complete` when the work is done.
+        """
+        try:
+            if self.state.status is CheckpointStatus.RUNNING and self._broken is None:
+                if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
+                    self.pause(wait=False)
+                else:
+                    self.fail(exc, wait=False)
+        finally:
+            self.close()
 
     # Checks ----------------------------------------------------------------------------------
 

@@ -1,0 +1,324 @@
+"""``AsyncCheckpointTracker``: the checkpoint engine around any async loop (anyio).
+
+::
+
+    async with AsyncCheckpointTracker(checkpoint_dir, "my_stage") as tracker:
+        tracker.start(total_items=len(items))
+        for i, item in enumerate(items):
+            if tracker.should_skip(i):
+                continue
+            result = await process_item(item)
+            tracker.update(processed=1, successful=1, last_item=item.url, index=i)
+            if i % 100 == 0:
+                tracker.print_progress()
+
+The exit decides the status: a normal exit completes the stage, an exception fails it (the
+error is recorded and re-raised), cancellation, Ctrl-C and (with ``handle_signals``) SIGTERM
+pause it. There is a final save in every case. Loading, hashing, locking and every save run in
+worker threads, so the event loop never waits on the disk. Works under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from common.checkpoint import EnhancedCheckpoint
+from common.hashing import file_sha256
+from common.journal import Journal
+from common.progress import ProgressSnapshot
+from common.status import CheckpointStatus
+from common.stores.base import CheckpointStore
+
+__all__ = ["AsyncCheckpointTracker", "Batch"]
+
+logger = logging.getLogger("common.tracker")
+
+
+@dataclass
+class Batch:
+    """Updates held back until the whole batch succeeds (seed 001's batch commit)."""
+
+    batch_id: int
+    _updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def update(self, **kwargs: Any) -> None:
+        """Same arguments as :meth:`AsyncCheckpointTracker.update`; applied on success only."""
+        self._updates.append(kwargs)
+
+    def __len__(self) -> int:
+        return len(self._updates)
+
+
+class AsyncCheckpointTracker:
+    """Checkpointing for an async processing loop.
+
+    Args:
+        checkpoint_dir: directory of the stage checkpoints (``<dir>/<stage>.json``).
+        stage: the stage name.
+        auto_save_interval: save after this many updates (saves are coalesced, never blocking).
+        save_every_seconds: and at least this often while updates come in.
+        input_file: the stage's input; its hash guards a resume.
+        config: the stage's configuration; its hash guards a resume.
+        output_file: a JSON Lines output committed with the checkpoint (exactly once), plus its
+            ``.failed.jsonl`` sidecar; pass ``record=`` / ``failed_record=`` to :meth:`update`.
+        force: resume even if the input or configuration changed.
+        fresh: forget earlier progress and start over.
+        handle_signals: turn SIGINT/SIGTERM into a clean pause of the body (it is cancelled,
+            the checkpoint saved as paused, and :attr:`stopped_by_signal` set; the ``async
+            with`` block then ends normally so the caller can exit with 130/143).
+        store, clock, progress_log_every: passed to :class:`EnhancedCheckpoint`.
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: Path | str,
+        stage: str,
+        *,
+        auto_save_interval: int = 10,
+        save_every_seconds: float = 5.0,
+        input_file: Path | str | None = None,
+        config: Mapping[str, Any] | None = None,
+        output_file: Path | str | None = None,
+        force: bool = False,
+        fresh: bool = False,
+        handle_signals: bool = False,
+        store: CheckpointStore | None = None,
+        clock: Callable[[], float] = time.time,
+        progress_log_every: int = 100,
+    ) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.stage = stage
+        self.input_file = Path(input_file) if input_file is not None else None
+        self.config = config
+        self.output_file = Path(output_file) if output_file is not None else None
+        self.force = force
+        self.fresh = fresh
+        self.handle_signals = handle_signals
+        self.stopped_by_signal: signal.Signals | None = None
+        self._options: dict[str, Any] = {
+            "auto_save_interval": auto_save_interval,
+            "save_every_seconds": save_every_seconds,
+            "store": store,
+            "clock": clock,
+            "progress_log_every": progress_log_every,
+        }
+        self._checkpoint: EnhancedCheckpoint | None = None
+        self._input_hash: str | None = None
+        self._input_size: int | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._has_work = True
+        self._next_batch_id = 0
+
+    @property
+    def checkpoint(self) -> EnhancedCheckpoint:
+        if self._checkpoint is None:
+            raise RuntimeError("use the tracker inside 'async with' first")
+        return self._checkpoint
+
+    @property
+    def output(self) -> Journal | None:
+        """The committed output journal when ``output_file`` was given."""
+        if self.output_file is None:
+            return None
+        return self.checkpoint.journal("output")
+
+    # Context -----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        checkpoint = await anyio.to_thread.run_sync(
+            functools.partial(
+                EnhancedCheckpoint, self.checkpoint_dir / f"{self.stage}.json", **self._options
+            )
+        )
+        self._checkpoint = checkpoint
+        try:
+            await anyio.to_thread.run_sync(self._prepare)
+        except BaseException:
+            await anyio.to_thread.run_sync(checkpoint.close)
+            raise
+        if self.handle_signals:
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
+            self._task_group.start_soon(self._watch_signals)
+        return self
+
+    def _prepare(self) -> None:
+        """Worker thread: lock the stage, cut journals back, hash the input."""
+        checkpoint = self.checkpoint
+        checkpoint.acquire()
+        if self.output_file is not None:
+            checkpoint.attach_output(self.output_file)
+        if self.input_file is not None:
+            self._input_hash = file_sha256(self.input_file)
+            self._input_size = self.input_file.stat().st_size
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.stopped_by_signal = signal.Signals(signum)
+                logger.warning(
+                    "Received %s: saving %s and pausing", self.stopped_by_signal.name, self.stage
+                )
+                assert self._task_group is not None
+                self._task_group.cancel_scope.cancel()
+                return
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        checkpoint = self.checkpoint
+        suppress = False
+        try:
+            with anyio.CancelScope(shield=True):
+                status = checkpoint.status
+                if exc is None and self.stopped_by_signal is None:
+                    await self.on_success()
+                    if status is CheckpointStatus.RUNNING:
+                        checkpoint.complete(wait=False)
+                elif self.stopped_by_signal is not None or _is_stop(exc):
+                    if status in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):
+                        checkpoint.pause(wait=False)
+                else:
+                    assert exc is not None
+                    await self.on_failure(exc)
+                    if status is not CheckpointStatus.COMPLETED:
+                        checkpoint.fail(exc, wait=False)
+                await checkpoint.flush_async()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._task_group is not None:
+                    self._task_group.cancel_scope.cancel()
+                    suppress = bool(await self._task_group.__aexit__(exc_type, exc, tb))
+                    self._task_group = None
+                await anyio.to_thread.run_sync(checkpoint.close)
+        return suppress and self.stopped_by_signal is not None
+
+    async def on_success(self) -> None:
+        """Hook: the body finished normally (before the stage is marked completed)."""
+
+    async def on_failure(self, error: BaseException) -> None:
+        """Hook: the body raised ``error`` (before the stage is marked failed)."""
+
+    # The seed's interface ------------------------------------------------------------------------
+
+    def start(
+        self, total_items: int | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Start or resume the stage; False when it already completed on the same input.
+
+        Nothing blocks: the input was hashed on entry and the save runs in the background.
+        """
+        self._has_work = self.checkpoint.start(
+            self.stage,
+            total_items,
+            self.input_file,
+            config=self.config,
+            output_file=self.output_file,
+            force=self.force,
+            fresh=self.fresh,
+            input_hash=self._input_hash,
+            input_size=self._input_size,
+        )
+        if metadata is not None:
+            self.checkpoint.state.metadata.update(metadata)
+        return self._has_work
+
+    @property
+    def has_work(self) -> bool:
+        return self._has_work
+
+    def should_skip(self, index: int, part: str | None = None) -> bool:
+        """True when item ``index`` is already done (exact, whatever the completion order)."""
+        return self.checkpoint.should_skip(index, part)
+
+    def is_key_done(self, key: str) -> bool:
+        return self.checkpoint.is_key_done(key)
+
+    def update(
+        self,
+        processed: int = 1,
+        successful: int = 0,
+        failed: int = 0,
+        skipped: int = 0,
+        last_item: str | None = None,
+        index: int | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Record finished work (see :meth:`EnhancedCheckpoint.update`); never blocks."""
+        return self.checkpoint.update(
+            processed, successful, failed, skipped, last_item, index, **kwargs
+        )
+
+    def record_error(self, error: BaseException | str) -> None:
+        """Count a non-fatal error (kept with its time in the checkpoint)."""
+        self.checkpoint.record_error(error)
+
+    def print_progress(self) -> str:
+        """Log the seed's progress line and return it."""
+        line = self.checkpoint.progress_line()
+        logger.info(line)
+        return line
+
+    def progress(self) -> ProgressSnapshot:
+        """Counts, success rate, throughput and ETA as of now."""
+        return self.checkpoint.progress_snapshot()
+
+    async def save(self) -> None:
+        """Save now and wait for it, off the event loop."""
+        await self.checkpoint.save_async(force=True)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Group updates so they count only if the whole block succeeds.
+
+        ::
+
+            with tracker.batch() as batch:
+                for i in block:
+                    ...
+                    batch.update(processed=1, successful=1, index=i, record=row)
+
+        On an exception nothing of the batch is recorded (the items are redone on resume),
+        the error is counted, and the exception propagates.
+        """
+        batch = Batch(self._next_batch_id)
+        self._next_batch_id += 1
+        try:
+            yield batch
+        except BaseException as exc:
+            if not _is_stop(exc):
+                self.checkpoint.record_error(f"batch {batch.batch_id} failed: {exc}")
+            raise
+        checkpoint = self.checkpoint
+        for kwargs in batch._updates:
+            checkpoint.update(**kwargs)
+        checkpoint.state.batch_id = batch.batch_id
+
+
+def _is_stop(exc: BaseException | None) -> bool:
+    """Cancellation, Ctrl-C and interpreter exit pause a stage rather than fail it."""
+    if exc is None:
+        return False
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+        return True
+    try:
+        cancelled = anyio.get_cancelled_exc_class()
+    except Exception:  # no running event loop (sync contexts)
+        return False
+    return isinstance(exc, cancelled)
