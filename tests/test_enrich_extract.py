@@ -1,0 +1,221 @@
+"""extract_page on fixed HTML: fields, charsets, broken markup, and that nothing makes it raise."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enrich.extract import extract_page
+
+PAGE_URL = "https://example.com/docs/guide.html"
+
+FULL_PAGE = b"""<!DOCTYPE html>
+<html lang="en-GB">
+<head>
+  <meta charset="utf-8">
+  <title>
+    The   Guide
+  </title>
+  <meta name="Description" content="  How to   use it. ">
+  <link rel="stylesheet" href="/style.css">
+  <link rel="Canonical" href="../guide">
+  <script>var words = "these are not counted";</script>
+  <style>body { color: red; }</style>
+</head>
+<body>
+  <h1>Main <em>heading</em></h1>
+  <h1>   </h1>
+  <h2>First</h2><h2>Second part</h2>
+  <p>One two three.</p>
+  <script>document.write("nor these")</script>
+  <noscript>nor this</noscript>
+  <p>Four <b>five</b></p>
+  <a href="#top">top</a>
+  <a href="javascript:void(0)">js</a>
+  <a href="mailto:someone@example.com">mail</a>
+  <a href="tel:+123">call</a>
+  <a href="other.html">relative</a>
+  <a href="/root#section">rooted</a>
+  <a href="https://EXAMPLE.com/x">same host, other case</a>
+  <a href="https://www.example.com/">subdomain</a>
+  <a href="//cdn.example.org/lib">protocol-relative</a>
+  <a href="http://[broken">broken</a>
+  <a>no href</a>
+</body>
+</html>
+"""
+
+
+def test_full_page_fields() -> None:
+    page = extract_page(PAGE_URL, FULL_PAGE, "text/html; charset=utf-8")
+
+    assert page["title"] == "The Guide"
+    assert page["description"] == "How to use it."
+    assert page["canonical_url"] == "https://example.com/guide"
+    assert page["h1"] == ["Main heading"]
+    assert page["h2"] == ["First", "Second part"]
+    assert page["language"] == "en-GB"
+    assert page["content_hash"] == hashlib.sha256(FULL_PAGE).hexdigest()
+    assert page["encoding"] in ("utf-8", "utf8")
+
+
+def test_word_count_excludes_head_script_and_style() -> None:
+    page = extract_page(PAGE_URL, FULL_PAGE, "text/html")
+
+    visible = "Main heading First Second part One two three. Four five"
+    anchors = "top js mail call relative rooted same host, other case subdomain"
+    anchors += " protocol-relative broken no href"
+    assert page["word_count"] == len(visible.split()) + len(anchors.split())
+
+
+def test_links_are_counted_and_split_by_host() -> None:
+    page = extract_page(PAGE_URL, FULL_PAGE, "text/html")
+
+    # relative, rooted, same host (case-insensitive) are internal; www. and cdn are external.
+    assert page["internal_link_count"] == 3
+    assert page["external_link_count"] == 2
+    assert page["link_count"] == 5
+
+
+def test_base_href_resolves_links_and_canonical() -> None:
+    body = b"""<html><head><base href="https://static.example.net/root/">
+    <link rel="canonical" href="page"></head>
+    <body><a href="a.html">a</a><a href="https://example.com/b">b</a></body></html>"""
+    page = extract_page("https://example.com/", body, "text/html")
+
+    assert page["canonical_url"] == "https://static.example.net/root/page"
+    assert page["internal_link_count"] == 1
+    assert page["external_link_count"] == 1
+
+
+def test_language_from_content_language_meta() -> None:
+    body = b"""<html><head>
+    <meta http-equiv="Content-Language" content="de-AT, en"></head><body>Hallo</body></html>"""
+    assert extract_page(PAGE_URL, body, "text/html")["language"] == "de-AT"
+
+
+def test_missing_fields_are_none_or_empty() -> None:
+    page = extract_page(PAGE_URL, b"<html><body><p>just text</p></body></html>", "text/html")
+
+    assert page["title"] is None
+    assert page["description"] is None
+    assert page["canonical_url"] is None
+    assert page["language"] is None
+    assert page["h1"] == []
+    assert page["h2"] == []
+    assert page["word_count"] == 2
+    assert page["link_count"] == 0
+
+
+def test_latin1_page_decoded_from_content_type() -> None:
+    body = "<html><head><title>Café à la crème</title></head><body>Noël</body></html>".encode(
+        "latin-1"
+    )
+    page = extract_page(PAGE_URL, body, "text/html; charset=ISO-8859-1")
+
+    assert page["title"] == "Café à la crème"
+    assert page["word_count"] == 1
+    # Browsers (and w3lib) read ISO-8859-1 labels as windows-1252, its superset.
+    assert page["encoding"] == "cp1252"
+
+
+def test_latin1_page_decoded_from_meta_charset() -> None:
+    body = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">'
+        "<title>Überschrift</title></head><body><h1>Grüße</h1></body></html>"
+    ).encode("latin-1")
+    page = extract_page(PAGE_URL, body, "text/html")
+
+    assert page["title"] == "Überschrift"
+    assert page["h1"] == ["Grüße"]
+
+
+def test_undecodable_bytes_fall_back_to_utf8_with_replacement() -> None:
+    body = b"<html><head><title>caf\xe9 \xff</title></head><body>ok</body></html>"
+    page = extract_page(PAGE_URL, body, None)
+
+    assert page["title"] == "caf\ufffd \ufffd"
+    assert page["encoding"] in ("utf-8", "utf8")
+
+
+def test_broken_html_is_repaired_not_raised() -> None:
+    body = b"""<html><head><title>Broken</title>
+    <body><h1>Unclosed <b>bold<h2>sub</h2></div></span>
+    <p class=unquoted>para<p>another <a href=x.html>link
+    <table><tr><td>cell</table></p></html></html><!-- unterminated comment"""
+    page = extract_page(PAGE_URL, body, "text/html")
+
+    assert page["title"] == "Broken"
+    assert page["h1"]
+    assert page["h2"] == ["sub"]
+    assert page["internal_link_count"] == 1
+    assert page["word_count"] > 0
+
+
+def test_empty_and_non_html_bodies() -> None:
+    for body in (b"", b"   ", b"\x00\x01\x02", b"%PDF-1.4 binary \x89\xff"):
+        page = extract_page(PAGE_URL, body, None)
+        assert page["content_hash"] == hashlib.sha256(body).hexdigest()
+        assert page["link_count"] == 0
+
+
+def test_extraction_is_deterministic() -> None:
+    assert extract_page(PAGE_URL, FULL_PAGE, "text/html") == extract_page(
+        PAGE_URL, FULL_PAGE, "text/html"
+    )
+
+
+_markup = st.lists(
+    st.sampled_from(
+        [
+            "<html>",
+            "<head>",
+            "<title>",
+            "</title>",
+            "<body>",
+            "<h1>",
+            "</h1>",
+            "<h2>",
+            "<a href='",
+            "'>",
+            "</a>",
+            "<meta charset='",
+            "<meta name=description content='",
+            "<link rel=canonical href='",
+            "<base href='",
+            "<script>",
+            "</script>",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "&amp;",
+            "&#xD800;",
+            "http://[::1",
+            "javascript:",
+            "\x00",
+            "\ufffd",
+            "word",
+            " ",
+            "<",
+            ">",
+            '"',
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=2000), content_type=st.none() | st.text(max_size=40))
+def test_arbitrary_bytes_never_raise(body: bytes, content_type: str | None) -> None:
+    page = extract_page(PAGE_URL, body, content_type)
+    assert page["content_hash"] == hashlib.sha256(body).hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(markup=_markup, url=st.sampled_from([PAGE_URL, "http://[::1", "", "not a url"]))
+def test_arbitrary_markup_never_raises(markup: str, url: str) -> None:
+    page = extract_page(url, markup.encode("utf-8", "surrogatepass"), "text/html")
+    assert page["link_count"] == page["internal_link_count"] + page["external_link_count"]
