@@ -551,7 +551,7 @@ class EnhancedCheckpoint:
                 self._journals[KEYS_JOURNAL] = journal
             else:
                 journal.committed = committed or 0
-        keys: set[str] = set(journal.read_committed())
+        keys: set[str] = set(journal.load_committed())
         self._keys = keys
         return keys
 

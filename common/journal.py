@@ -118,7 +118,7 @@ class Journal:
         return cut
 
     def read_committed(self) -> Iterator[Any]:
-        """The committed records, decoded, in order."""
+        """The committed records, decoded, in order (streamed: constant memory)."""
         if self.committed == 0:
             return
         with self.path.open("rb") as handle:
@@ -130,6 +130,30 @@ class Journal:
                 if remaining < 0:  # a line straddling the committed length is not committed
                     break
                 yield json.loads(line)
+
+    def load_committed(self) -> list[Any]:
+        """All committed records at once: one JSON parse of the whole journal (fast for 1M+).
+
+        Encoded records never contain a raw newline (JSON escapes it), so joining the lines
+        with commas gives one JSON array.
+        """
+        if self.committed == 0:
+            return []
+        with self.path.open("rb") as handle:
+            data = handle.read(self.committed)
+        if len(data) < self.committed:
+            raise CheckpointCorruptError(
+                f"journal {self.path} is shorter than its committed length {self.committed}",
+                path=self.path,
+            )
+        body = data[:-1] if data.endswith(b"\n") else data
+        try:
+            values: list[Any] = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
+        except json.JSONDecodeError as exc:
+            raise CheckpointCorruptError(
+                f"journal {self.path} holds a damaged record ({exc})", path=self.path
+            ) from None
+        return values
 
     # Saver thread ----------------------------------------------------------------------------
 
