@@ -29,8 +29,19 @@ def fsync_dir(directory: Path) -> None:
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (0700 for the parts we create) if it is missing."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create ``directory`` if it is missing; every level we create is 0700."""
+    if directory.is_dir():
+        return
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=DIR_MODE)
 
 
 def write_new_file(path: Path, data: bytes) -> None:

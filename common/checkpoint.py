@@ -126,6 +126,8 @@ class EnhancedCheckpoint:
         self._last_save_time = clock()
         self._pending_history: str | None = None
         self._loaded_mtime: float | None = None
+        self._before_snapshot: list[Callable[[], None]] = []
+        self._snapshotting = False
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -371,6 +373,14 @@ class EnhancedCheckpoint:
                 logger.info(self.progress_line())
         return True
 
+    def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
+        """Mark ``index`` done without touching the counts; False if it already was."""
+        window = self.state.completion if part is None else self._part(part).window
+        if not window.mark(index, label):
+            return False
+        self._dirty = True
+        return True
+
     def _not_running(self, action: str) -> None:
         status = self.state.status
         raise InvalidTransitionError(
@@ -606,6 +616,8 @@ class EnhancedCheckpoint:
     # Saving ----------------------------------------------------------------------------------
 
     def _autosave(self) -> None:
+        if self._snapshotting:
+            return
         futures = self._futures
         if futures:
             if not futures[-1].done():
@@ -634,7 +646,21 @@ class EnhancedCheckpoint:
         if self._broken is not None:
             raise self._broken
 
+    def add_snapshot_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` on the owner's thread right before each save's snapshot.
+
+        Integrations use it to fold in completions they track lazily (the Scrapy frontier
+        marks requests done this way), so every save carries the latest exact state.
+        """
+        self._before_snapshot.append(hook)
+
     def _snapshot(self, history_reason: str | None = None) -> _Snapshot:
+        self._snapshotting = True
+        try:
+            for hook in self._before_snapshot:
+                hook()
+        finally:
+            self._snapshotting = False
         state = self.state
         now = self._clock()
         progress = state.progress
