@@ -1,0 +1,682 @@
+"""The checkpoint CLI, run as a subprocess over real checkpoint directories built with the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from common import EnhancedCheckpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = "tools/checkpoint_manager_cli.py"
+CHROMIUM = Path("/usr/bin/chromium")
+
+D1, D2, D3 = "stage1_discovery", "stage2_validation", "stage3_async_enrichment"
+
+
+def run_cli(
+    *args: str | Path, input: str | None = None, module: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from the repository root, as a script (or with ``-m``), no terminal."""
+    command = (
+        [sys.executable, "-m", "tools.checkpoint_manager_cli"]
+        if module
+        else [
+            sys.executable,
+            SCRIPT,
+        ]
+    )
+    return subprocess.run(
+        [*command, *map(str, args)],
+        cwd=ROOT,
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+class FakeClock:
+    """Epoch seconds that move only when told: snapshots spread over minutes without waiting."""
+
+    def __init__(self, start: float = 1_790_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_stage(
+    cps: Path,
+    stage: str,
+    *,
+    total: int,
+    runs: list[int],
+    end: str = "pause",
+    clock: FakeClock | None = None,
+    input_file: Path | None = None,
+    fail_every: int = 0,
+) -> None:
+    """Run a stage ``len(runs)`` times, ``runs[k]`` items each; the last run ends with ``end``."""
+    clock = clock or FakeClock()
+    index = 0
+    for k, count in enumerate(runs):
+        checkpoint = EnhancedCheckpoint(cps / f"{stage}.json", clock=clock)
+        checkpoint.start(stage, total_items=total, input_file=input_file)
+        for _ in range(count):
+            clock.now += 2.0
+            bad = bool(fail_every) and index % fail_every == 0
+            checkpoint.update(
+                processed=1,
+                successful=0 if bad else 1,
+                failed=1 if bad else 0,
+                last_item=f"item-{index}",
+                index=index,
+            )
+            if bad:
+                checkpoint.record_error(f"timeout on item {index}")
+            index += 1
+        last = k == len(runs) - 1
+        if last and end == "complete":
+            checkpoint.complete()
+        elif last and end == "running":
+            checkpoint.save(force=True)  # a crash: left "running", then the lock goes away
+        else:
+            checkpoint.pause()
+        checkpoint.close()
+        clock.now += 300
+
+
+@pytest.fixture
+def cps(tmp_path: Path) -> Path:
+    """Three stages: discovery completed, validation paused (with an input file), enrichment
+    crashed while running."""
+    directory = tmp_path / "cps"
+    clock = FakeClock()
+    input_file = tmp_path / "input.jsonl"
+    input_file.write_text("".join(f'{{"n": {i}}}\n' for i in range(50)))
+    make_stage(directory, D1, total=40, runs=[20, 20], end="complete", clock=clock)
+    make_stage(
+        directory, D2, total=50, runs=[10, 10], clock=clock, input_file=input_file, fail_every=7
+    )
+    make_stage(directory, D3, total=100, runs=[25], end="running", clock=clock)
+    return directory
+
+
+def snapshot_files(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` with its bytes (lock files excluded: they are not data)."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.suffix != ".lock"
+    }
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The plain ``list`` table as {stage: cells}."""
+    lines = stdout.splitlines()
+    assert lines[0].split()[:2] == ["Stage", "Status"], stdout
+    assert set(lines[1]) == {"="}
+    rows = {}
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def test_list_shows_the_seed_table(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "list")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert result.stdout.splitlines()[0].split() == [
+        "Stage",
+        "Status",
+        "Progress",
+        "Success",
+        "Rate",
+        "Updated",
+    ]
+    assert rows[D1][1:3] == ["completed", "40/40 (100.0%)"]
+    assert rows[D2][1:4] == ["paused", "20/50 (40.0%)", "85.0%"]
+    # Saved as running with no live process holding it: the next run will recover it.
+    assert rows[D3][1:3] == ["recovering", "25/100 (25.0%)"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", rows[D1][4])
+    assert result.stderr == ""
+
+
+def test_checkpoint_dir_is_accepted_after_the_command_and_with_dash_m(cps: Path) -> None:
+    after = run_cli("list", "--checkpoint-dir", cps)
+    module = run_cli("--checkpoint-dir", cps, "list", module=True)
+    assert after.returncode == module.returncode == 0
+    assert table_rows(after.stdout) == table_rows(module.stdout)
+
+
+def test_list_json(cps: Path) -> None:
+    result = run_cli("list", "--json", "--checkpoint-dir", cps)
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    stages = {s["stage"]: s for s in data["stages"]}
+    assert list(stages) == [D1, D2, D3]
+    assert stages[D2]["status"] == "paused"
+    assert stages[D2]["progress"]["processed_items"] == 20
+    assert stages[D2]["progress"]["failed_items"] == 3
+    assert stages[D3]["status"] == "recovering" and stages[D3]["live"] is False
+
+
+def test_show_details_and_input_validation(cps: Path, tmp_path: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "show", D2)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for needle in (
+        "Status: paused",
+        "Processed: 20/50 (40.0%)",
+        "Successful: 17 | Failed: 3 | Skipped: 0",
+        "Success rate: 85.0%",
+        "Throughput:",
+        "ETA:",
+        "Active time",
+        "Watermark (first unfinished index): 20",
+        "Last processed index: 19",
+        "Last processed item: item-19",
+        "Error count: 3",
+        "Last error: timeout on item 14",
+        "Result: unchanged",
+    ):
+        assert needle in out, (needle, out)
+    assert result.stderr == ""
+
+    (tmp_path / "input.jsonl").write_text("changed\n")
+    changed = run_cli("--checkpoint-dir", cps, "show", D2, "--json")
+    assert changed.returncode == 0
+    data = json.loads(changed.stdout)
+    assert data["input_validation"]["unchanged"] is False
+    assert "changed since checkpoint" in data["input_validation"]["reason"]
+    assert data["resume_point"]["watermark"] == 20
+    assert data["errors"]["error_count"] == 3
+    assert len(data["errors"]["recent_errors"]) == 3
+    assert data["performance"]["eta_seconds"] > 0
+
+
+def test_show_of_a_crashed_stage_says_recovering_and_changes_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "show", D3)
+    assert result.returncode == 0
+    assert "Status: recovering" in result.stdout
+    assert result.stderr == ""  # no "Detected incomplete checkpoint" resume chatter
+    assert snapshot_files(cps) == before
+
+
+def test_report_text_and_json(cps: Path) -> None:
+    text = run_cli("--checkpoint-dir", cps, "report")
+    assert text.returncode == 0
+    assert "Pipeline Progress Report" in text.stdout
+    assert f"Stage: {D2}" in text.stdout
+    assert "Progress: 40.0% (20/50)" in text.stdout
+    assert "Overall Pipeline Progress:" in text.stdout
+    data = json.loads(run_cli("--checkpoint-dir", cps, "report", "--json").stdout)
+    assert data["completed"] == 1 and data["active"] == 1
+    assert 0 < data["overall_progress"] < 100
+    assert [s["stage"] for s in data["stages"]] == [D1, D2, D3]
+
+
+def test_export_writes_every_stage(cps: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.json"
+    result = run_cli("--checkpoint-dir", cps, "export", "--output", target)
+    assert result.returncode == 0
+    assert str(target) in result.stdout
+    document = json.loads(target.read_text())
+    assert set(document["stages"]) == {D1, D2, D3}
+    assert document["stages"][D2]["checkpoint"]["progress"]["processed_items"] == 20
+
+
+def test_empty_and_missing_directories(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("--checkpoint-dir", empty, "list")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"no checkpoints in {empty}"
+    missing = tmp_path / "missing"
+    result = run_cli("--checkpoint-dir", missing, "list")
+    assert result.returncode == 0
+    assert f"no checkpoints in {missing}" in result.stdout and "does not exist" in result.stdout
+    assert not missing.exists()
+    assert json.loads(run_cli("--checkpoint-dir", missing, "list", "--json").stdout)["stages"] == []
+    assert run_cli("--checkpoint-dir", missing, "report").returncode == 0
+    assert not missing.exists()
+
+
+def test_unknown_and_invalid_stage_names(cps: Path) -> None:
+    line = assert_one_error_line(run_cli("--checkpoint-dir", cps, "show", "stage9"), "'stage9'")
+    assert line == (
+        f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {D1}, {D2}, {D3})"
+    )
+    for command in (["show", "../etc"], ["reset", "../etc", "--force"], ["set", "../x", "1"]):
+        assert_one_error_line(run_cli("--checkpoint-dir", cps, *command), "invalid stage name")
+
+
+def test_usage_errors_exit_2(cps: Path) -> None:
+    assert run_cli("--checkpoint-dir", cps).returncode == 2
+    assert run_cli("--checkpoint-dir", cps, "set", D2, "-1").returncode == 2
+    assert run_cli("--checkpoint-dir", cps, "cleanup").returncode == 2
+    help_text = run_cli("--help").stdout
+    assert "exit codes" in help_text and "usage error" in help_text
+
+
+# --------------------------------------------------------------------------------------------
+# Corrupt files
+
+
+def test_corrupt_checkpoint_is_listed_and_left_untouched(cps: Path) -> None:
+    bad = cps / "stage0_broken.json"
+    garbage = b"\x00\xffnot json{{{"
+    bad.write_bytes(garbage)
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "list")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert rows["stage0_broken"][1] == "corrupt"
+    assert rows[D2][1] == "paused"
+    assert "stage0_broken: no readable checkpoint" in result.stdout
+    assert str(bad) in result.stdout
+    assert "Traceback" not in result.stderr
+    data = json.loads(run_cli("--checkpoint-dir", cps, "list", "--json").stdout)
+    broken = next(s for s in data["stages"] if s["stage"] == "stage0_broken")
+    assert broken["status"] == "corrupt" and "invalid JSON" in broken["error"]
+    assert run_cli("--checkpoint-dir", cps, "report").returncode == 0
+    assert snapshot_files(cps) == before
+    assert bad.read_bytes() == garbage
+
+
+def test_show_on_a_corrupt_stage_is_one_error_line(cps: Path) -> None:
+    bad = cps / "stage0_broken.json"
+    bad.write_bytes(b"{truncated")
+    result = run_cli("--checkpoint-dir", cps, "show", "stage0_broken")
+    assert_one_error_line(result, "stage0_broken", str(bad))
+    assert bad.read_bytes() == b"{truncated"
+
+
+def test_damaged_main_file_is_read_from_its_backup_loudly_once(cps: Path) -> None:
+    main = cps / f"{D2}.json"
+    main.write_bytes(b'{"stage": "stage2_val')  # torn
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "list")
+    assert result.returncode == 0
+    rows = table_rows(result.stdout)
+    assert rows[D2][1] != "corrupt"
+    assert f"{D2}: main file unreadable, read from its backup" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "restored from backup" in warnings[0]
+    assert snapshot_files(cps) == before  # reading never repairs behind the user's back
+
+
+def test_reset_force_clears_a_corrupt_stage(cps: Path) -> None:
+    (cps / "stage0_broken.json").write_bytes(b"garbage")
+    result = run_cli("--checkpoint-dir", cps, "reset", "stage0_broken", "--force")
+    assert result.returncode == 0, result.stderr
+    assert not (cps / "stage0_broken.json").exists()
+    assert "stage0_broken" not in run_cli("--checkpoint-dir", cps, "list").stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Reset
+
+
+def test_reset_without_a_terminal_refuses_and_changes_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    for target in (D2, "all"):
+        result = run_cli("--checkpoint-dir", cps, "reset", target, input="y\n")
+        assert_one_error_line(result, "not a terminal", "--force")
+    assert D2 in run_cli("--checkpoint-dir", cps, "reset", D2).stderr
+    assert snapshot_files(cps) == before
+
+
+def test_reset_force_and_reset_all(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "reset", D2, "--force")
+    assert result.returncode == 0, result.stderr
+    assert f"reset {D2}" in result.stdout
+    assert not (cps / f"{D2}.json").exists()
+    assert set(table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)) == {D1, D3}
+    # The old state stays restorable from the history.
+    history = run_cli("--checkpoint-dir", cps, "history", D2)
+    assert history.returncode == 0 and "before-reset" in history.stdout
+
+    result = run_cli("--checkpoint-dir", cps, "reset", "all", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "no checkpoints in" in run_cli("--checkpoint-dir", cps, "list").stdout
+
+
+def _read_until(fd: int, needle: str, deadline: float) -> str:
+    seen = ""
+    while needle not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"timed out waiting for {needle!r}; saw {seen!r}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk.decode(errors="replace")
+    return seen
+
+
+def _run_on_terminal(
+    args: list[str], answer_after: str | None, answer: str = "", columns: int = 160
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout; type ``answer`` after a prompt."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, *args],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    deadline = time.monotonic() + 30
+    try:
+        seen = ""
+        if answer_after is not None:
+            seen = _read_until(master, answer_after, deadline)
+            os.write(master, answer.encode())
+        seen += _read_until(master, "\x00never\x00", deadline)  # everything, up to EOF
+        return proc.wait(timeout=30), seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_reset_asks_on_a_terminal(cps: Path) -> None:
+    before = snapshot_files(cps)
+    code, seen = _run_on_terminal(
+        ["--checkpoint-dir", str(cps), "reset", D2], "[y/N]", answer="n\n"
+    )
+    assert code == 1, seen
+    assert f"Reset stage {D2}? [y/N]" in seen and "not confirmed" in seen
+    assert snapshot_files(cps) == before
+
+    code, seen = _run_on_terminal(
+        ["--checkpoint-dir", str(cps), "reset", D2], "[y/N]", answer="y\n"
+    )
+    assert code == 0, seen
+    assert not (cps / f"{D2}.json").exists()
+    assert (cps / f"{D1}.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# A stage held by another live process
+
+HOLDER = """
+import sys
+from common import EnhancedCheckpoint
+checkpoint = EnhancedCheckpoint(sys.argv[1])
+checkpoint.start(total_items=10)
+checkpoint.update(processed=1, successful=1, index=0)
+checkpoint.save(force=True)
+print("ready", flush=True)
+sys.stdin.read()
+checkpoint.pause()
+checkpoint.close()
+"""
+
+
+@pytest.fixture
+def live_holder(cps: Path) -> Iterator[Callable[[], int]]:
+    """A child process that holds stage ``stage4_live`` (started, running) until its stdin closes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(cps / "stage4_live.json")],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+
+    def finish() -> int:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        return proc.wait(timeout=30)
+
+    try:
+        yield finish
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stage_held_by_a_live_process(cps: Path, live_holder: Callable[[], int]) -> None:
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
+    assert rows["stage4_live"][1] == "running (live)"
+    shown = json.loads(run_cli("--checkpoint-dir", cps, "show", "stage4_live", "--json").stdout)
+    assert shown["status"] == "running" and shown["live"] is True
+
+    before = snapshot_files(cps)
+    assert_one_error_line(
+        run_cli("--checkpoint-dir", cps, "reset", "stage4_live"), "stage4_live", "--force"
+    )
+    assert_one_error_line(run_cli("--checkpoint-dir", cps, "reset", "all"), "stage4_live")
+    assert_one_error_line(
+        run_cli("--checkpoint-dir", cps, "set", "stage4_live", "0"), "stage4_live"
+    )
+    assert snapshot_files(cps) == before
+
+    # The holder is unaffected and finishes normally.
+    assert live_holder() == 0
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
+    assert rows["stage4_live"][1] == "paused"
+
+
+def test_reset_force_overrides_a_live_holder(cps: Path, live_holder: Callable[[], int]) -> None:
+    result = run_cli("--checkpoint-dir", cps, "reset", "stage4_live", "--force")
+    assert result.returncode == 0, result.stderr
+    assert not (cps / "stage4_live.json").exists()
+    live_holder()
+
+
+# --------------------------------------------------------------------------------------------
+# Position, history, restore, cleanup
+
+
+def test_set_moves_the_resume_point_and_is_recorded(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "set", D2, "12")
+    assert result.returncode == 0, result.stderr
+    assert "from 20 to 12" in result.stdout
+    shown = run_cli("--checkpoint-dir", cps, "show", D2).stdout
+    assert "Watermark (first unfinished index): 12" in shown
+    assert "Processed: 12/50" in shown
+    history = run_cli("--checkpoint-dir", cps, "history", D2)
+    assert history.returncode == 0
+    last = history.stdout.strip().splitlines()[-3]
+    assert "set-12" in last and "12/50" in last
+    # The lock was released: the stage can be opened for writing again.
+    checkpoint = EnhancedCheckpoint(cps / f"{D2}.json")
+    checkpoint.acquire()
+    assert checkpoint.should_skip(11) and not checkpoint.should_skip(12)
+    checkpoint.close()
+
+
+def test_history_and_restore(cps: Path) -> None:
+    data = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)
+    reasons = [s["reason"] for s in data["snapshots"]]
+    assert reasons == ["start", "pause", "start", "pause"]
+    first_pause = data["snapshots"][1]
+    assert first_pause["processed"] == 10 and first_pause["status"] == "paused"
+
+    result = run_cli("--checkpoint-dir", cps, "restore", D2, first_pause["id"])
+    assert result.returncode == 0, result.stderr
+    assert "10/50" in result.stdout and "before-restore" in result.stdout
+    shown = json.loads(run_cli("--checkpoint-dir", cps, "show", D2, "--json").stdout)
+    assert shown["progress"]["processed_items"] == 10
+    assert shown["resume_point"]["watermark"] == 10
+    after = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)
+    assert after["snapshots"][-1]["reason"] == "before-restore"
+    assert after["snapshots"][-1]["processed"] == 20
+
+    missing = run_cli("--checkpoint-dir", cps, "restore", D2, "20200101T000000_000000-nope")
+    assert_one_error_line(missing, D2, "20200101T000000_000000-nope")
+
+
+def test_restore_after_reset_brings_the_stage_back(cps: Path) -> None:
+    assert run_cli("--checkpoint-dir", cps, "reset", D2, "--force").returncode == 0
+    data = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)
+    snapshot = data["snapshots"][-1]
+    assert snapshot["reason"] == "before-reset"
+    assert run_cli("--checkpoint-dir", cps, "restore", D2, snapshot["id"]).returncode == 0
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
+    assert rows[D2][1:3] == ["paused", "20/50 (40.0%)"]
+
+
+def test_cleanup_keeps_the_latest_and_unfinished_stages(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "1")
+    assert result.returncode == 0, result.stderr
+    assert f"removed {D1}\n" in result.stdout  # completed: removed
+    assert f"{D2}/history/" in result.stdout
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
+    assert set(rows) == {D2, D3}  # paused and crashed stages are never removed
+    for stage in (D2, D3):
+        history = json.loads(run_cli("--checkpoint-dir", cps, "history", stage, "--json").stdout)
+        assert len(history["snapshots"]) == 1
+    again = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "30")
+    assert again.returncode == 0 and "nothing older than 30 days" in again.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Watch
+
+
+def test_watch_once_renders_every_stage(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "watch", "--once")
+    assert result.returncode == 0, result.stderr
+    for stage in (D1, D2, D3):
+        assert stage in result.stdout
+    assert "Overall pipeline progress" in result.stdout
+
+
+def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, "--checkpoint-dir", str(cps), "watch", "--interval", "0.2"],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm"},
+    )
+    os.close(slave)
+    try:
+        deadline = time.monotonic() + 30
+        seen = _read_until(master, D3, deadline)
+        assert "Checkpoints in" in seen
+        # A second frame comes from the refresh loop (Live redraws the table in place).
+        seen = _read_until(master, D3, deadline)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_list_on_a_terminal_uses_rich(cps: Path) -> None:
+    code, seen = _run_on_terminal(["--checkpoint-dir", str(cps), "list"], None)
+    assert code == 0
+    assert "┃" in seen or "│" in seen
+    assert D3 in seen and "recovering" in seen
+
+
+# --------------------------------------------------------------------------------------------
+# HTML report
+
+
+@pytest.fixture
+def html_report(cps: Path, tmp_path: Path) -> Path:
+    (cps / "stage0_broken.json").write_bytes(b"not json")
+    target = tmp_path / "report.html"
+    result = run_cli("--checkpoint-dir", cps, "report", "--html", target)
+    assert result.returncode == 0, result.stderr
+    assert str(target) in result.stdout
+    return target
+
+
+def test_report_html_is_self_contained(html_report: Path) -> None:
+    page = html_report.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 3  # one chart per readable stage
+    assert "<polyline" in page
+    for stage in (D1, D2, D3, "stage0_broken"):
+        assert stage in page
+    assert "http" not in page  # no external resource of any kind
+    for external in ("<script", "<link", "src=", "href=", "url(", "@import"):
+        assert external not in page
+    assert 'style="width:40.00%"' in page  # stage 2's progress bar
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_report_html_renders_in_headless_chromium(html_report: Path, tmp_path: Path) -> None:
+    png = tmp_path / "report.png"
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            f"--screenshot={png}",
+            "--window-size=1200,900",
+            html_report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1200, 900)
+    assert len(data) > 20_000  # a rendered page, not a blank canvas
+    if os.environ.get("CLI_SCREENSHOT_DIR"):  # keep it to look at
+        shutil.copy(png, Path(os.environ["CLI_SCREENSHOT_DIR"]) / "report.png")
