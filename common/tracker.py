@@ -119,6 +119,7 @@ class AsyncCheckpointTracker:
         self._input_hash: str | None = None
         self._input_size: int | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._watcher_scope: anyio.CancelScope | None = None
         self._has_work = True
         self._next_batch_id = 0
 
@@ -152,7 +153,7 @@ class AsyncCheckpointTracker:
         if self.handle_signals:
             self._task_group = anyio.create_task_group()
             await self._task_group.__aenter__()
-            self._task_group.start_soon(self._watch_signals)
+            await self._task_group.start(self._watch_signals)
         return self
 
     def _prepare(self) -> None:
@@ -165,8 +166,13 @@ class AsyncCheckpointTracker:
             self._input_hash = file_sha256(self.input_file)
             self._input_size = self.input_file.stat().st_size
 
-    async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with (
+            anyio.CancelScope() as scope,
+            anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+        ):
+            self._watcher_scope = scope
+            task_status.started()
             async for signum in signals:
                 self.stopped_by_signal = signal.Signals(signum)
                 logger.warning(
@@ -201,11 +207,19 @@ class AsyncCheckpointTracker:
                         checkpoint.fail(exc, wait=False)
                 await checkpoint.flush_async()
         finally:
+            # Leave the signal watcher's task group outside any scope opened since it was
+            # entered (anyio requires scopes to unwind in order).
+            if self._task_group is not None:
+                if self._watcher_scope is not None:
+                    self._watcher_scope.cancel()
+                group, self._task_group = self._task_group, None
+                try:
+                    suppress = bool(await group.__aexit__(exc_type, exc, tb))
+                except BaseExceptionGroup as group_error:
+                    # The group only wraps the body's own exception: let that one propagate.
+                    if exc is None or list(group_error.exceptions) != [exc]:
+                        raise
             with anyio.CancelScope(shield=True):
-                if self._task_group is not None:
-                    self._task_group.cancel_scope.cancel()
-                    suppress = bool(await self._task_group.__aexit__(exc_type, exc, tb))
-                    self._task_group = None
                 await anyio.to_thread.run_sync(checkpoint.close)
         return suppress and self.stopped_by_signal is not None
 
