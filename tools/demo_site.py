@@ -73,12 +73,12 @@ import sys
 import threading
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 from aiohttp import web
 
@@ -843,12 +843,14 @@ def start_demo_site_process(
     timeout: float = 30.0,
     python: str | None = None,
     stderr: int | TextIO | None = None,
+    popen_options: Mapping[str, Any] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """Launch ``python -m tools.demo_site`` and return the process and its base URL.
 
     Waits up to ``timeout`` seconds for the URL line; on failure the process is killed and
     ``DemoSiteStartError`` says why.  Stop it with ``stop_demo_site_process`` (or SIGTERM).
-    ``stderr`` is passed to ``subprocess.Popen`` (default: inherited).
+    ``stderr`` is passed to ``subprocess.Popen`` (default: inherited), and so are
+    ``popen_options`` (the orchestrator makes the site die with it this way).
     """
     command = [
         python or sys.executable,
@@ -873,7 +875,7 @@ def start_demo_site_process(
         p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, **(popen_options or {})
     )
     assert process.stdout is not None
     stdout = process.stdout

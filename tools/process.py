@@ -1,0 +1,33 @@
+"""Child processes that cannot outlive the orchestrator."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+from typing import Any
+
+__all__ = ["child_popen_options"]
+
+_PR_SET_PDEATHSIG = 1
+# Resolved now: between fork and exec the child must not import, spawn or take locks.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+def child_popen_options() -> dict[str, Any]:
+    """``subprocess.Popen`` options for a stage or demo-site child.
+
+    The child gets its own process group, so a terminal's Ctrl-C reaches only the orchestrator
+    (which forwards it once, instead of the child seeing it twice and dying uncleanly). On Linux
+    the kernel SIGKILLs the child when the orchestrator dies, even by ``kill -9``, so no orphan
+    keeps a stage locked for the next run.
+    """
+    options: dict[str, Any] = {"process_group": 0}
+    if sys.platform.startswith("linux"):
+        options["preexec_fn"] = _die_with_parent
+    return options
