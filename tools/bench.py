@@ -155,7 +155,7 @@ def bench_load(directory: Path, size: int) -> None:
         checkpoint.pause()
         checkpoint.close()
 
-        def load() -> float:
+        def load(stage_dir: Path = stage_dir, kind: str = kind, keys: list[str] = keys) -> float:
             start = time.perf_counter()
             resumed = EnhancedCheckpoint(stage_dir / "bench.json")
             assert resumed.should_skip(size - 1) if kind == "index" else True
@@ -165,7 +165,7 @@ def bench_load(directory: Path, size: int) -> None:
             resumed.close()
             return elapsed
 
-        def read_raw() -> float:
+        def read_raw(stage_dir: Path = stage_dir) -> float:
             # Baseline: just reading the bytes of the files a resume needs.
             start = time.perf_counter()
             for path in stage_dir.iterdir():
@@ -175,7 +175,12 @@ def bench_load(directory: Path, size: int) -> None:
 
         ours = _best_of(3, load)
         base = _best_of(3, read_raw)
-        _row(f"{kind}s: load + first check", f"{ours * 1e3:.1f} ms", f"{base * 1e3:.1f} ms", ours / base)
+        _row(
+            f"{kind}s: load + first check",
+            f"{ours * 1e3:.1f} ms",
+            f"{base * 1e3:.1f} ms",
+            ours / base,
+        )
 
 
 def run_engine(args: argparse.Namespace) -> None:
@@ -187,8 +192,11 @@ def run_engine(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     engine = sub.add_parser("engine", help="checkpoint engine: update, save, load")
     engine.add_argument("--updates", type=int, default=1_000_000)
