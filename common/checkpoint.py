@@ -83,6 +83,8 @@ class EnhancedCheckpoint:
         store: where records live; a :class:`JsonFileStore` on ``path``'s directory by default.
         history_keep: timestamped snapshots kept per stage (taken on start, pause, completion,
             failure, reset and manual position changes).
+        history_every_seconds: also snapshot a running stage this often, so its throughput over
+            time can be charted (``report --html``).
         progress_log_every: log the seed's progress line every N processed items (0: never).
     """
 
@@ -94,7 +96,8 @@ class EnhancedCheckpoint:
         save_every_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
         store: CheckpointStore | None = None,
-        history_keep: int = 20,
+        history_keep: int = 50,
+        history_every_seconds: float = 60.0,
         progress_log_every: int = 100,
     ) -> None:
         if auto_save_interval < 1:
@@ -109,6 +112,8 @@ class EnhancedCheckpoint:
         self.auto_save_interval = auto_save_interval
         self.save_every_seconds = save_every_seconds
         self.history_keep = history_keep
+        self.history_every_seconds = history_every_seconds
+        self._last_history = clock()
         self.progress_log_every = progress_log_every
         self._clock = clock
         self._lock: WriterLock | None = None
@@ -689,6 +694,10 @@ class EnhancedCheckpoint:
         self._updates_since_save = 0
         self._last_save_time = now
         self._dirty = False
+        if history_reason is None and now - self._last_history >= self.history_every_seconds:
+            history_reason = "progress"
+        if history_reason is not None:
+            self._last_history = now
         return _Snapshot(state.to_dict(), writes, history_reason, now)
 
     def _submit(self, history_reason: str | None = None) -> None:

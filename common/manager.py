@@ -176,7 +176,9 @@ class UnifiedCheckpointManager:
             snap = info.progress()
             assert snap is not None
             lines.append(f"Status: {status.value}" + (" (live)" if info.live else ""))
-            lines.append(f"Progress: {snap.percent:.1f}% ({snap.processed}/{snap.total})")
+            percent = 100.0 if status is CheckpointStatus.COMPLETED else snap.percent
+            total = snap.total or (snap.processed if status is CheckpointStatus.COMPLETED else 0)
+            lines.append(f"Progress: {percent:.1f}% ({snap.processed}/{total})")
             lines.append(f"Success Rate: {snap.success_rate:.1f}%")
             lines.append(f"Throughput: {snap.throughput:.1f} items/sec")
             if status not in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED):
@@ -237,7 +239,14 @@ class UnifiedCheckpointManager:
         A stage another live process holds is refused with :class:`CheckpointLockedError`
         unless ``force`` (its writer will keep running on what it has in memory).
         """
-        targets = self.stages() if stage == "all" else [self.require(stage).stage]
+        if stage == "all":
+            targets = self.stages()
+        else:
+            validate_stage_name(stage)
+            known = tuple(self.stages())
+            if stage not in known:
+                self.require(stage)  # raises StageNotFoundError listing the known stages
+            targets = [stage]
         if not force:
             for name in targets:
                 lock = self.store.lock(name)
