@@ -79,6 +79,8 @@ class EnhancedCheckpoint:
         auto_save_interval: save after this many updates (at most one save in flight; while one
             is being written, updates go on and the next save carries all of them).
         save_every_seconds: also save when this long has passed since the last save.
+        min_save_interval: but auto-save at most this often (seconds): more saves per second
+            than this buy no durability and cost the loop snapshots and GIL time.
         clock: wall clock in epoch seconds; inject one to test progress maths without waiting.
         store: where records live; a :class:`JsonFileStore` on ``path``'s directory by default.
         history_keep: timestamped snapshots kept per stage (taken on start, pause, completion,
@@ -94,6 +96,7 @@ class EnhancedCheckpoint:
         auto_save_interval: int = 10,
         *,
         save_every_seconds: float = 5.0,
+        min_save_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
         store: CheckpointStore | None = None,
         history_keep: int = 50,
@@ -111,6 +114,7 @@ class EnhancedCheckpoint:
         self.path = Path(self.store.describe(self.stage))
         self.auto_save_interval = auto_save_interval
         self.save_every_seconds = save_every_seconds
+        self.min_save_interval = min_save_interval
         self.history_keep = history_keep
         self.history_every_seconds = history_every_seconds
         self._last_history = clock()
@@ -366,10 +370,11 @@ class EnhancedCheckpoint:
         progress.last_update_time = now
         self._dirty = True
         self._updates_since_save += 1
+        since_save = now - self._last_save_time
         if (
             self._updates_since_save >= self.auto_save_interval
-            or now - self._last_save_time >= self.save_every_seconds
-        ):
+            and since_save >= self.min_save_interval
+        ) or since_save >= self.save_every_seconds:
             self._autosave()
         if self.progress_log_every:
             self._since_log += processed

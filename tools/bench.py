@@ -2,6 +2,7 @@
 
     python -m tools.bench engine      # update() cost, save latency vs items done, load time
     python -m tools.bench tracker     # tracker overhead on an async loop, event-loop stalls
+    python -m tools.bench enrich      # enrichment throughput vs a bare aiohttp loop
 
 Nothing here is asserted by the test suite: speed is measured, not asserted.
 """
@@ -12,11 +13,13 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common.atomic import atomic_write_bytes
 from common.checkpoint import EnhancedCheckpoint
@@ -191,6 +194,189 @@ def run_engine(args: argparse.Namespace) -> None:
         bench_load(directory, 1_000_000 if not args.quick else 10_000)
 
 
+# Tracker ----------------------------------------------------------------------------------
+
+
+class _StallProbe:
+    """Measures the longest time the event loop failed to wake a 1 ms sleeper."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.running = True
+
+    async def run(self) -> None:
+        import anyio
+
+        while self.running:
+            before = anyio.current_time()
+            await anyio.sleep(0.001)
+            self.worst = max(self.worst, anyio.current_time() - before - 0.001)
+
+
+async def _io_loop(n: int, concurrency: int, tracker: Any | None) -> tuple[float, float]:
+    """n items that each await ~1 ms, `concurrency` at a time; returns (seconds, worst stall)."""
+    import anyio
+
+    probe = _StallProbe()
+    counter = _BareCounter()
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for i in todo:
+            if tracker is not None and tracker.should_skip(i):
+                continue
+            await anyio.sleep(0.001)
+            if tracker is not None:
+                tracker.update(processed=1, successful=1, last_item="u", index=i)
+            else:
+                counter.update(1, 1, 0, 0, "u", i)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(probe.run)
+        async with anyio.create_task_group() as group:
+            for _ in range(concurrency):
+                group.start_soon(worker)
+        probe.running = False
+    return time.perf_counter() - start, probe.worst
+
+
+def run_tracker(args: argparse.Namespace) -> None:
+    import anyio
+
+    from common.tracker import AsyncCheckpointTracker
+
+    n: int = args.items
+
+    async def bare_io() -> tuple[float, float]:
+        return await _io_loop(n, args.concurrency, None)
+
+    async def tracked_io(directory: Path) -> tuple[float, float]:
+        async with AsyncCheckpointTracker(directory, "bench", progress_log_every=0) as tracker:
+            tracker.start(total_items=n)
+            result = await _io_loop(n, args.concurrency, tracker)
+        return result
+
+    async def bare_nothing() -> float:
+        counter = _BareCounter()
+        start = time.perf_counter()
+        for i in range(n):
+            counter.update(1, 1, 0, 0, "u", i)
+        return (time.perf_counter() - start) / n
+
+    async def tracked_nothing(directory: Path) -> float:
+        async with AsyncCheckpointTracker(directory, "bench", progress_log_every=0) as tracker:
+            tracker.start(total_items=n)
+            update = tracker.update
+            start = time.perf_counter()
+            for i in range(n):
+                update(1, 1, 0, 0, "u", i)
+            elapsed = time.perf_counter() - start
+        return elapsed / n
+
+    print(f"tracker, {n:,} items, default auto-save (every 10 updates), asyncio")
+    with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
+        results = []
+        for round_ in range(args.rounds):
+            base = anyio.run(bare_io)
+            ours = anyio.run(tracked_io, Path(tmp) / f"io{round_}")
+            results.append((base, ours))
+        base_time = min(r[0][0] for r in results)
+        our_time = min(r[1][0] for r in results)
+        _row(
+            f"items awaiting 1 ms, {args.concurrency} at a time",
+            f"{our_time:.3f} s",
+            f"{base_time:.3f} s",
+            our_time / base_time,
+        )
+        _row(
+            "longest event-loop stall during the run",
+            f"{max(r[1][1] for r in results) * 1e3:.2f} ms",
+            f"{max(r[0][1] for r in results) * 1e3:.2f} ms",
+            None,
+        )
+        base_per = min(anyio.run(bare_nothing) for _ in range(3))
+        our_per = min(anyio.run(tracked_nothing, Path(tmp) / f"n{i}") for i in range(3))
+        _row(
+            "items that do nothing, per item",
+            f"{our_per * 1e6:.3f} us",
+            f"{base_per * 1e6:.3f} us",
+            our_per / base_per,
+        )
+        print(f"  added cost per item: {(our_per - base_per) * 1e6:.3f} us")
+
+
+# Enrichment ------------------------------------------------------------------------------
+
+
+def run_enrich(args: argparse.Namespace) -> None:
+    import asyncio
+
+    import aiohttp
+
+    from enrich.async_enrichment import AsyncEnrichmentProcessor
+    from enrich.config import EnrichmentConfig
+    from enrich.extract import extract_page
+    from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+
+    pages = args.pages
+    process, base_url = start_demo_site_process(pages, 5, stderr=subprocess.DEVNULL)
+    try:
+        site = build_site(pages, 5)
+        urls = sorted(site.expected_ok_urls(base_url))
+        # Slow and transient pages measure the site, not the client: leave them out.
+        skip = {base_url + p for p in (*site.slow_paths(), *site.transient_paths())}
+        urls = [u for u in urls if u not in skip]
+        concurrency = args.concurrency
+
+        async def bare() -> float:
+            todo = iter(urls)
+            connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def worker() -> None:
+                    for url in todo:
+                        async with session.get(url) as response:
+                            body = await response.read()
+                            content_type = response.headers.get("Content-Type")
+                        await asyncio.to_thread(extract_page, url, body, content_type)
+
+                start = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                return len(urls) / (time.perf_counter() - start)
+
+        async def ours(directory: Path) -> float:
+            config = EnrichmentConfig(
+                concurrency=concurrency,
+                per_host_concurrency=concurrency,
+                allowed_domains=("127.0.0.1",),
+            )
+            processor = AsyncEnrichmentProcessor(
+                directory / "out.jsonl", checkpoint_dir=directory / "cp", config=config
+            )
+            start = time.perf_counter()
+            async with processor:
+                await processor.process_urls(urls)
+            return len(urls) / (time.perf_counter() - start)
+
+        print(f"enrichment of {len(urls):,} demo-site pages, concurrency {concurrency}")
+        with tempfile.TemporaryDirectory(prefix="bench-enrich-") as tmp:
+            rates = [
+                (asyncio.run(bare()), asyncio.run(ours(Path(tmp) / f"r{i}")))
+                for i in range(args.rounds)
+            ]
+        base_rate = max(r[0] for r in rates)
+        our_rate = max(r[1] for r in rates)
+        _row(
+            "pages/s (fetch + extract)",
+            f"{our_rate:,.0f}/s",
+            f"{base_rate:,.0f}/s",
+            our_rate / base_rate,
+        )
+    finally:
+        stop_demo_site_process(process)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench",
@@ -201,10 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     engine = sub.add_parser("engine", help="checkpoint engine: update, save, load")
     engine.add_argument("--updates", type=int, default=1_000_000)
     engine.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    tracker = sub.add_parser("tracker", help="AsyncCheckpointTracker around an async loop")
+    tracker.add_argument("--items", type=int, default=100_000)
+    tracker.add_argument("--concurrency", type=int, default=20)
+    tracker.add_argument("--rounds", type=int, default=2)
+    enrich = sub.add_parser("enrich", help="enrichment vs a bare aiohttp loop")
+    enrich.add_argument("--pages", type=int, default=3000)
+    enrich.add_argument("--concurrency", type=int, default=64)
+    enrich.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores")
     if args.command == "engine":
         run_engine(args)
+    elif args.command == "tracker":
+        run_tracker(args)
+    elif args.command == "enrich":
+        run_enrich(args)
     return 0
 
 
