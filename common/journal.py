@@ -88,6 +88,8 @@ class Journal:
                     f"committed to it; restore the file or reset the stage",
                     path=self.path,
                 ) from None
+            # An empty output exists from the start: "no records" is a result, not an error.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
         if size < target:
             raise CheckpointCorruptError(
                 f"journal {self.path} has {size} bytes but the checkpoint says {target} were "

@@ -3,6 +3,11 @@
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
                      [--force] [--fresh] [--verbose]
+    python -m enrich --retry-failed [--data-dir data]
+
+``--retry-failed`` fetches again only the URLs of ``<output>.failed.jsonl``, as its own stage
+(``stage3_async_enrichment_retry``) writing ``<output stem>.retry.jsonl`` (and its own
+``.failed.jsonl`` for what still fails); the main output is never rewritten.
 
 Exit codes: 0 completed (or already completed), 1 error or stage failed, 2 usage,
 130/143 paused by SIGINT/SIGTERM (the checkpoint is saved; run again to resume).
@@ -18,7 +23,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
-from enrich.async_enrichment import AsyncEnrichmentProcessor, read_valid_pages
+from enrich.async_enrichment import (
+    STAGE_NAME,
+    AsyncEnrichmentProcessor,
+    read_failed_urls,
+    read_valid_pages,
+)
 from enrich.config import EnrichmentConfig
 
 logger = logging.getLogger("enrich")
@@ -42,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="host allowed for fetching and redirects (repeatable; default: the input's hosts)",
     )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="fetch again only the URLs in the output's .failed.jsonl sidecar",
+    )
     parser.add_argument("--force", action="store_true", help="resume over a changed input")
     parser.add_argument("--fresh", action="store_true", help="forget progress, start over")
     parser.add_argument("--verbose", action="store_true")
@@ -53,10 +68,18 @@ async def run(args: argparse.Namespace) -> int:
     input_file = args.input or data_dir / "processed/stage02/validation_output.jsonl"
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
     checkpoint_dir = args.checkpoint_dir or data_dir / "checkpoints"
+    stage = STAGE_NAME
+    reader = read_valid_pages
+    if args.retry_failed:
+        input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
+        output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
+        stage = STAGE_NAME + "_retry"
+        reader = read_failed_urls
     if not input_file.is_file():
-        print(f"error: input {input_file} does not exist (run validation first)", file=sys.stderr)
+        hint = "nothing failed yet" if args.retry_failed else "run validation first"
+        print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
         return 1
-    urls = await asyncio.to_thread(read_valid_pages, input_file)
+    urls = await asyncio.to_thread(reader, input_file)
     domains = tuple(args.allowed_domain) or tuple(
         sorted({urlsplit(u).hostname or "" for u in urls} - {""})
     )
@@ -69,6 +92,7 @@ async def run(args: argparse.Namespace) -> int:
         output_file,
         checkpoint_dir=checkpoint_dir,
         config=config,
+        stage=stage,
         force=args.force,
         fresh=args.fresh,
         handle_signals=True,

@@ -36,7 +36,13 @@ from enrich.config import EnrichmentConfig
 from enrich.extract import extract_page
 from enrich.fetch import FetchOutcome, FetchResult, PageFetcher
 
-__all__ = ["STAGE_NAME", "AsyncEnrichmentProcessor", "EnrichmentSummary", "read_valid_pages"]
+__all__ = [
+    "STAGE_NAME",
+    "AsyncEnrichmentProcessor",
+    "EnrichmentSummary",
+    "read_failed_urls",
+    "read_valid_pages",
+]
 
 logger = logging.getLogger("enrich")
 
@@ -68,6 +74,24 @@ def read_valid_pages(path: Path | str) -> list[str]:
                 raise ValueError(f"{path}:{number}: not a validation record ({exc})") from None
             content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
             if record.get("ok") and content_type in HTML_TYPES and url not in seen:
+                seen.add(url)
+                urls.append(url)
+    return urls
+
+
+def read_failed_urls(path: Path | str) -> list[str]:
+    """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
+    urls: list[str] = []
+    seen: set[str] = set()
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                url = json.loads(line)["url"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: not a failed-item record ({exc})") from None
+            if url not in seen:
                 seen.add(url)
                 urls.append(url)
     return urls
