@@ -36,6 +36,7 @@ import anyio.abc
 import anyio.to_thread
 
 from common.checkpoint import EnhancedCheckpoint
+from common.errors import CheckpointError
 from common.hashing import file_sha256
 from common.journal import Journal
 from common.progress import ProgressSnapshot
@@ -121,6 +122,7 @@ class AsyncCheckpointTracker:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._watcher_scope: anyio.CancelScope | None = None
         self._has_work = True
+        self._start_refused = False
         self._next_batch_id = 0
 
     @property
@@ -193,7 +195,9 @@ class AsyncCheckpointTracker:
         try:
             with anyio.CancelScope(shield=True):
                 status = checkpoint.status
-                if exc is None and self.stopped_by_signal is None:
+                if self._start_refused:
+                    pass
+                elif exc is None and self.stopped_by_signal is None:
                     await self.on_success()
                     if status is CheckpointStatus.RUNNING:
                         checkpoint.complete(wait=False)
@@ -238,17 +242,23 @@ class AsyncCheckpointTracker:
 
         Nothing blocks: the input was hashed on entry and the save runs in the background.
         """
-        self._has_work = self.checkpoint.start(
-            self.stage,
-            total_items,
-            self.input_file,
-            config=self.config,
-            output_file=self.output_file,
-            force=self.force,
-            fresh=self.fresh,
-            input_hash=self._input_hash,
-            input_size=self._input_size,
-        )
+        try:
+            self._has_work = self.checkpoint.start(
+                self.stage,
+                total_items,
+                self.input_file,
+                config=self.config,
+                output_file=self.output_file,
+                force=self.force,
+                fresh=self.fresh,
+                input_hash=self._input_hash,
+                input_size=self._input_size,
+            )
+        except CheckpointError:
+            # A refused start (changed input or config, wrong stage) leaves the checkpoint as
+            # it was: the stage did not run, so it did not fail.
+            self._start_refused = True
+            raise
         if metadata is not None:
             self.checkpoint.state.metadata.update(metadata)
         return self._has_work

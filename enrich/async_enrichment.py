@@ -17,6 +17,7 @@ non-HTML answers are counted as skipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -167,11 +168,15 @@ class AsyncEnrichmentProcessor:
         if self._fetcher is None:
             raise RuntimeError("use 'async with AsyncEnrichmentProcessor(...) as processor' first")
         fetcher = self._fetcher
+        urls = list(dict.fromkeys(urls))  # each URL once, first occurrence wins
+        # The resume guard covers the URL list itself, not just the input file: indices are
+        # positions in this list, so resuming over a different list would skip the wrong items.
+        urls_hash = hashlib.sha256("\n".join(urls).encode()).hexdigest()
         tracker = AsyncCheckpointTracker(
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": self.config.to_dict(), "urls": len(urls)},
+            config={"stage": self.stage, "fetch": self._output_settings(), "urls": urls_hash},
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -192,6 +197,21 @@ class AsyncEnrichmentProcessor:
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
         )
+
+    def _output_settings(self) -> dict[str, object]:
+        """The settings that change what is written (not how fast): the resume guard.
+
+        Concurrency, timeouts and backoff may change between runs without refusing a resume.
+        """
+        settings = self.config.to_dict()
+        keep = (
+            "allowed_domains",
+            "max_body_bytes",
+            "follow_redirects",
+            "max_redirects",
+            "user_agent",
+        )
+        return {key: settings[key] for key in keep if key in settings}
 
     @staticmethod
     def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:

@@ -524,11 +524,6 @@ async def test_changed_input_refuses_resume_unless_forced(
     assert server.total_hits <= len(urls) + 1 + 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a refused resume (InputChangedError from start()) goes through the tracker's "
-    "failure path and turns the paused checkpoint into 'failed' with the refusal as its error",
-)
 @pytest.mark.asyncio
 async def test_refused_resume_leaves_the_paused_checkpoint_alone(
     server: Server, paths: Paths, tmp_path: Path
@@ -553,11 +548,6 @@ async def test_refused_resume_leaves_the_paused_checkpoint_alone(
     assert after["error_message"] == paused["error_message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: process_urls() guards a resume only by len(urls) (config {'urls': len(urls)}), "
-    "so a different URL list of the same length resumes index-by-index over the old one",
-)
 @pytest.mark.asyncio
 async def test_resume_over_a_different_url_list_is_refused_or_exact(
     server: Server, paths: Paths
@@ -576,11 +566,6 @@ async def test_resume_over_a_different_url_list_is_refused_or_exact(
     assert sorted(output_urls(paths.output)) == sorted(new)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a completed stage run again with a different URL list of the same length is "
-    "'already completed' (only len(urls) is hashed): the new pages are never fetched",
-)
 @pytest.mark.asyncio
 async def test_completed_stage_with_a_different_url_list_is_not_skipped(
     server: Server, paths: Paths
@@ -595,11 +580,6 @@ async def test_completed_stage_with_a_different_url_list_is_not_skipped(
     assert sorted(output_urls(paths.output)) == sorted(new)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): process_urls() fetches and writes a URL listed twice twice "
-    "(process_file de-duplicates through read_valid_pages, process_urls does not)",
-)
 @pytest.mark.asyncio
 async def test_a_url_listed_twice_is_written_once(server: Server, paths: Paths) -> None:
     urls = [server.url("/page/1"), server.url("/page/2"), server.url("/page/1")]
