@@ -1,0 +1,485 @@
+"""The two Scrapy stages end to end: ``scrapy crawl discovery`` / ``validation`` as subprocesses
+from the repository root against a local demo site (300 pages, seed 3, one server per module).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tools.bench_crawl import (
+    DISCOVERY_OUTPUT,
+    VALIDATION_OUTPUT,
+    LineCounter,
+    read_output,
+    site_stats,
+)
+from tools.demo_site import (
+    DemoSite,
+    PageKind,
+    build_site,
+    start_demo_site_process,
+    stop_demo_site_process,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAGES, SEED = 300, 3
+DISCOVERY_FIELDS = {"url", "depth", "referrer", "status", "discovered_at"}
+VALIDATION_FIELDS = {"url", "status", "ok", "content_type", "final_url", "redirect_chain", "error"}
+
+
+@dataclass
+class Site:
+    spec: DemoSite
+    base_url: str
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    process, base_url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
+    try:
+        yield Site(build_site(PAGES, SEED), base_url)
+    finally:
+        stop_demo_site_process(process)
+
+
+def scrapy(
+    spider: str,
+    data_dir: Path,
+    *args: str,
+    settings: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "scrapy", "crawl", spider, *args]
+    merged = {"DATA_DIR": str(data_dir), "CHECKPOINT_DIR": str(data_dir / "checkpoints")}
+    merged.update(settings or {})
+    for name, value in merged.items():
+        command += ["-s", f"{name}={value}"]
+    return subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def checkpoint_state(data_dir: Path, stage: str) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((data_dir / "checkpoints" / f"{stage}.json").read_text())
+    return state
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), f"{path}: torn last line"
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+@dataclass
+class Discovered:
+    data_dir: Path
+    output: Path
+    result: subprocess.CompletedProcess[str]
+    requests: int
+
+
+@pytest.fixture(scope="module")
+def discovered(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Discovered:
+    data_dir = tmp_path_factory.mktemp("discovery")
+    before = site_stats(site.base_url)["requests"]
+    result = scrapy("discovery", data_dir, "-a", f"start_url={site.base_url}/")
+    requests = site_stats(site.base_url)["requests"] - before
+    return Discovered(data_dir, data_dir / DISCOVERY_OUTPUT, result, requests)
+
+
+# Discovery ----------------------------------------------------------------------------------------
+
+
+def test_discovery_writes_one_valid_record_per_unique_url(discovered: Discovered) -> None:
+    assert_ok(discovered.result)
+    rows = records(discovered.output)
+    urls = [row["url"] for row in rows]
+    assert len(urls) == len(set(urls)), "a URL was written twice"
+    for row in rows:
+        assert row.keys() >= DISCOVERY_FIELDS, row
+        assert isinstance(row["depth"], int) and row["depth"] >= 0
+        assert row["referrer"] is None or isinstance(row["referrer"], str)
+        assert row["status"] is None or isinstance(row["status"], int)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["discovered_at"]), row
+    root = [row for row in rows if row["depth"] == 0]
+    assert len(root) == 1 and root[0]["referrer"] is None
+    assert all(row["referrer"] for row in rows if row["depth"] > 0)
+
+
+def test_discovery_finds_every_page_inside_the_rules(site: Site, discovered: Discovered) -> None:
+    rows = records(discovered.output)
+    urls = {row["url"] for row in rows}
+    expected_ok = set(site.spec.expected_ok_urls(site.base_url))
+    assert len(expected_ok) == PAGES
+    assert expected_ok <= urls, sorted(expected_ok - urls)[:10]
+    by_url = {row["url"]: row for row in rows}
+    for url in expected_ok:
+        assert by_url[url]["status"] == 200, by_url[url]
+    # robots.txt obeyed: /private/ pages are linked and served, but never fetched or recorded.
+    assert not [u for u in urls if urlsplit(u).path.startswith("/private/")]
+    assert not any(p.startswith("/private/") for p in site_stats(site.base_url)["paths"]), (
+        "a robots.txt-disallowed page was requested"
+    )
+    # Inside the allowed domain only.
+    host = urlsplit(site.base_url).netloc
+    assert {urlsplit(u).netloc for u in urls} == {host}
+    # Broken links, permanent errors and redirects are recorded as what they are.
+    for path in site.spec.broken_paths:
+        if site.url(path) in by_url:
+            assert by_url[site.url(path)]["status"] == 404
+    errors = site.spec.paths_of_kind(PageKind.ERROR)
+    assert errors and all(by_url[site.url(p)]["status"] == 500 for p in errors)
+    redirects = [p for p in site.spec.paths_of_kind(PageKind.REDIRECT) if site.url(p) in by_url]
+    assert redirects
+    for path in redirects:
+        row = by_url[site.url(path)]
+        assert row["status"] in (301, 302)
+        assert row["redirect_to"] == site.url(site.spec.pages[path].redirect_to)
+
+
+def test_discovery_checkpoint_completed_and_files_private(discovered: Discovered) -> None:
+    state = checkpoint_state(discovered.data_dir, "stage1_discovery")
+    assert state["status"] == "completed"
+    assert state["progress"]["processed_items"] == len(records(discovered.output))
+    assert state["output_file"] == str(discovered.output)
+    assert state["metadata"]["spider_name"] == "discovery"
+    files = [p for p in discovered.data_dir.rglob("*") if p.is_file()]
+    assert discovered.output in files
+    assert discovered.data_dir / "checkpoints/stage1_discovery.requests.jsonl" in files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} readable by others"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: discovery never records linked files (/files/*.pdf, /images/*.png): "
+        "crawler/spiders/discovery.py builds LinkExtractor(unique=True), whose default "
+        "deny_extensions (IGNORED_EXTENSIONS) drops pdf/png links, so 'one line per unique URL "
+        "found' misses every non-HTML file and validation never checks them"
+    ),
+)
+def test_discovery_records_every_linked_url(site: Site, discovered: Discovered) -> None:
+    urls = {row["url"] for row in records(discovered.output)}
+    linked = set(site.spec.expected_linked_urls(site.base_url))
+    assert linked <= urls, sorted(linked - urls)[:10]
+
+
+def test_second_discovery_run_fetches_nothing(site: Site, discovered: Discovered) -> None:
+    before_bytes = discovered.output.read_bytes()
+    before = site_stats(site.base_url)
+    result = scrapy("discovery", discovered.data_dir, "-a", f"start_url={site.base_url}/")
+    after = site_stats(site.base_url)
+    assert_ok(result)
+    fetched = {
+        path: n - before["paths"].get(path, 0)
+        for path, n in after["paths"].items()
+        if n != before["paths"].get(path, 0)
+    }
+    assert set(fetched) <= {"/robots.txt"}, fetched
+    assert discovered.output.read_bytes() == before_bytes
+    assert checkpoint_state(discovered.data_dir, "stage1_discovery")["status"] == "completed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: a start URL without a path (the demo site's and the orchestrator's base URL form, "
+        "http://host:port) is recorded as-is while every link to '/' is filtered as its "
+        "duplicate, so the root page's record is 'http://host:port', not 'http://host:port/' "
+        "as in DemoSite.expected_ok_urls(); discovery should normalise start URLs"
+    ),
+)
+def test_discovery_start_url_without_trailing_slash(tmp_path: Path) -> None:
+    process, base_url = start_demo_site_process(20, 1, stderr=subprocess.DEVNULL)
+    try:
+        result = scrapy("discovery", tmp_path, "-a", f"start_url={base_url}")
+    finally:
+        stop_demo_site_process(process)
+    assert_ok(result)
+    urls = {row["url"] for row in records(tmp_path / DISCOVERY_OUTPUT)}
+    assert set(build_site(20, 1).expected_ok_urls(base_url)) <= urls
+
+
+# Validation ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Validated:
+    output: Path
+    result: subprocess.CompletedProcess[str]
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def validated(discovered: Discovered) -> Validated:
+    assert_ok_quiet = discovered.result.returncode == 0
+    if not assert_ok_quiet:
+        pytest.skip("discovery failed")
+    result = scrapy("validation", discovered.data_dir)
+    return Validated(discovered.data_dir / VALIDATION_OUTPUT, result, discovered.data_dir)
+
+
+def test_validation_one_record_per_discovered_url(
+    discovered: Discovered, validated: Validated
+) -> None:
+    assert_ok(validated.result)
+    discovered_urls = [row["url"] for row in records(discovered.output)]
+    rows = records(validated.output)
+    urls = [row["url"] for row in rows]
+    assert len(urls) == len(set(urls)), "a URL was validated twice"
+    assert set(urls) == set(discovered_urls)
+    for row in rows:
+        assert row.keys() >= VALIDATION_FIELDS, row
+        assert isinstance(row["redirect_chain"], list)
+    state = checkpoint_state(validated.data_dir, "stage2_validation")
+    assert state["status"] == "completed"
+    assert state["input_file"] == str(discovered.output)
+    assert state["input_file_hash"]
+
+
+def test_validation_records_errors_as_not_ok(site: Site, validated: Validated) -> None:
+    by_url = {row["url"]: row for row in records(validated.output)}
+    for url in site.spec.expected_ok_urls(site.base_url):
+        row = by_url[url]
+        assert (row["status"], row["ok"], row["content_type"]) == (200, True, "text/html"), row
+        assert row["final_url"] == url and row["error"] is None
+    broken = [site.url(p) for p in site.spec.broken_paths if site.url(p) in by_url]
+    assert broken
+    for url in broken:
+        assert (by_url[url]["status"], by_url[url]["ok"]) == (404, False)
+    for path in site.spec.paths_of_kind(PageKind.ERROR):
+        row = by_url[site.url(path)]
+        assert (row["status"], row["ok"]) == (500, False), row
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: validation never follows redirects: crawler/spiders/validation.py sets "
+        "META = {'handle_httpstatus_all': True}, and Scrapy's RedirectMiddleware returns every "
+        "response untouched when that meta key is set, so a 301/302 is recorded with ok=False, "
+        "final_url = the redirect itself and an empty redirect_chain"
+    ),
+)
+def test_validation_follows_redirects(site: Site, validated: Validated) -> None:
+    by_url = {row["url"]: row for row in records(validated.output)}
+    redirects = [p for p in site.spec.paths_of_kind(PageKind.REDIRECT) if site.url(p) in by_url]
+    assert redirects
+    for path in redirects:
+        chain = [site.url(p) for p in site.spec.redirect_chain(path)]
+        row = by_url[site.url(path)]
+        assert row["redirect_chain"] == chain, row
+        assert (row["status"], row["ok"], row["final_url"]) == (200, True, chain[-1]), row
+
+
+# Changed input and interruptions ------------------------------------------------------------------
+
+
+def interrupt_when(
+    command: Sequence[str], output: Path, lines: int, sig: signal.Signals, timeout: float = 60
+) -> int:
+    """Run ``command``; send ``sig`` once ``output`` holds ``lines`` lines; return the exit code."""
+    counter = LineCounter(output)
+    process = subprocess.Popen(
+        list(command), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and counter.count() < lines:
+            assert time.monotonic() < deadline, "the crawl neither progressed nor ended"
+            time.sleep(0.01)
+        if process.poll() is None:
+            process.send_signal(sig)
+        return process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def validation_command(data_dir: Path, input_file: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "validation",
+        "-a",
+        f"input_file={input_file}",
+        "-s",
+        f"DATA_DIR={data_dir}",
+        "-s",
+        f"CHECKPOINT_DIR={data_dir / 'checkpoints'}",
+        "-s",
+        "CHECKPOINT_AUTO_SAVE_INTERVAL=5",
+    ]
+
+
+@pytest.mark.parametrize("interruption", ["paused", "killed"])
+def test_validation_refuses_a_changed_input_unless_forced(
+    site: Site, discovered: Discovered, tmp_path: Path, interruption: str
+) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    shutil.copyfile(discovered.output, input_file)
+    total = len(records(input_file))
+    output = tmp_path / VALIDATION_OUTPUT
+    if interruption == "paused":
+        result = scrapy(
+            "validation",
+            tmp_path,
+            "-a",
+            f"input_file={input_file}",
+            settings={"CLOSESPIDER_ITEMCOUNT": "40"},
+        )
+        assert_ok(result)
+        assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "paused"
+    else:
+        code = interrupt_when(validation_command(tmp_path, input_file), output, 40, signal.SIGKILL)
+        assert code == -signal.SIGKILL
+        assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "running"
+    partial = output.read_bytes()
+    assert 0 < len(partial.splitlines()) < total
+
+    new_url = site.url("/about/?added=1")
+    with input_file.open("a") as handle:
+        handle.write(json.dumps({"url": new_url, "depth": 1, "referrer": None}) + "\n")
+
+    refused = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+    assert refused.returncode != 0
+    assert re.search(r"input file has changed", refused.stdout + refused.stderr, re.I)
+    # Refused before any work: at most the uncommitted tail of the killed run is cut off.
+    committed = checkpoint_state(tmp_path, "stage2_validation")["journals"]["output"]
+    after = output.read_bytes()
+    assert partial.startswith(after) and len(after) >= committed > 0
+    assert checkpoint_state(tmp_path, "stage2_validation")["status"] in (
+        "paused",
+        "running",
+        "recovering",
+    )
+
+    forced = scrapy(
+        "validation",
+        tmp_path,
+        "-a",
+        f"input_file={input_file}",
+        settings={"CHECKPOINT_FORCE": "True"},
+    )
+    assert_ok(forced)
+    final = read_output(output)
+    assert not final.torn_last_line and final.unparseable == 0
+    assert final.duplicates == 0, final.duplicate_urls
+    expected = {row["url"] for row in records(input_file)}
+    assert final.url_set == expected
+    assert new_url in final.url_set
+    assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "completed"
+
+
+def test_ctrl_c_pauses_and_the_same_command_finishes(
+    discovered: Discovered, tmp_path: Path
+) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    shutil.copyfile(discovered.output, input_file)
+    output = tmp_path / VALIDATION_OUTPUT
+    command = validation_command(tmp_path, input_file)
+    code = interrupt_when(command, output, 30, signal.SIGINT)
+    assert code == 0
+    state = checkpoint_state(tmp_path, "stage2_validation")
+    assert state["status"] == "paused"
+    assert 0 < len(output.read_bytes().splitlines()) < len(records(input_file))
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert_ok(result)
+    final = read_output(output)
+    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    assert final.url_set == {row["url"] for row in records(input_file)}
+    assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "completed"
+
+
+def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    result = scrapy("validation", tmp_path, "-a", f"input_file={tmp_path / 'nope.jsonl'}")
+    assert result.returncode != 0
+    assert "does not exist" in result.stderr
+    assert not os.path.exists(tmp_path / VALIDATION_OUTPUT)
+
+
+def test_completed_validation_restarts_when_its_input_changed(
+    site: Site, discovered: Discovered, tmp_path: Path
+) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    shutil.copyfile(discovered.output, input_file)
+    assert_ok(scrapy("validation", tmp_path, "-a", f"input_file={input_file}"))
+    assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "completed"
+    unchanged = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+    assert_ok(unchanged)
+    assert "already completed" in unchanged.stderr
+
+    new_url = site.url("/contact/?added=1")
+    with input_file.open("a") as handle:
+        handle.write(json.dumps({"url": new_url}) + "\n")
+    result = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+    assert_ok(result)
+    assert "input file has changed" in result.stderr
+    final = read_output(tmp_path / VALIDATION_OUTPUT)
+    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    assert final.url_set == {row["url"] for row in records(input_file)}
+    state = checkpoint_state(tmp_path, "stage2_validation")
+    assert state["status"] == "completed"
+    assert state["progress"]["processed_items"] == len(final.urls)
+
+
+def test_a_second_process_on_the_same_stage_is_refused(
+    discovered: Discovered, tmp_path: Path
+) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    shutil.copyfile(discovered.output, input_file)
+    output = tmp_path / VALIDATION_OUTPUT
+    counter = LineCounter(output)
+    first = subprocess.Popen(
+        validation_command(tmp_path, input_file),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while first.poll() is None and counter.count() < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert first.poll() is None, "the first run ended before the second could start"
+        second = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+        assert first.wait(timeout=120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert second.returncode != 0
+    assert "another run of this stage is in progress" in second.stderr
+    final = read_output(output)
+    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    assert final.url_set == {row["url"] for row in records(input_file)}

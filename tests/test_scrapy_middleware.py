@@ -1,0 +1,428 @@
+"""Unit tests of the Scrapy integration, built with ``scrapy.utils.test.get_crawler``.
+
+No reactor and no network: the middleware hooks, the pipeline and the crawl runtime are called
+directly, the way Scrapy's engine calls them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scrapy import Request, Spider
+from scrapy.core.scheduler import Scheduler
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import HtmlResponse, Response
+from scrapy.utils.request import request_from_dict
+from scrapy.utils.test import get_crawler
+
+from common.checkpoint_middleware import CheckpointMiddleware
+from common.scrapy_frontier import CheckpointScheduler
+from common.scrapy_pipeline import CheckpointPipeline
+from common.scrapy_runtime import (
+    OUTCOME_META,
+    SEQ_META,
+    CrawlCheckpoint,
+    from_json_safe,
+    to_json_safe,
+)
+from common.status import CheckpointStatus
+
+
+class UnitSpider(Spider):
+    name = "unit"
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        yield from ()
+
+    def on_error(self, failure: Any) -> Iterator[Any]:
+        yield from ()
+
+
+def make_crawler(tmp_path: Path, **settings: Any) -> Crawler:
+    merged = {
+        "CHECKPOINT_ENABLED": True,
+        "CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "CHECKPOINT_STAGE_NAME": "unit_stage",
+        **settings,
+    }
+    return get_crawler(UnitSpider, merged)
+
+
+def stats_of(crawler: Crawler) -> dict[str, Any]:
+    assert crawler.stats is not None
+    return crawler.stats.get_stats()
+
+
+def saved_state(tmp_path: Path, stage: str = "unit_stage") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "checkpoints" / f"{stage}.json").read_text())
+    return data
+
+
+# Switching on and off -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", [CheckpointMiddleware, CheckpointPipeline])
+@pytest.mark.parametrize("settings", [{}, {"CHECKPOINT_ENABLED": False}])
+def test_not_configured_when_checkpointing_is_off(component: Any, settings: dict[str, Any]) -> None:
+    crawler = get_crawler(UnitSpider, settings)
+    with pytest.raises(NotConfigured):
+        component.from_crawler(crawler)
+
+
+def test_from_crawler_when_enabled_shares_one_runtime(tmp_path: Path) -> None:
+    crawler = make_crawler(tmp_path)
+    middleware = CheckpointMiddleware.from_crawler(crawler)
+    pipeline = CheckpointPipeline.from_crawler(crawler)
+    assert isinstance(middleware, CheckpointMiddleware)
+    assert isinstance(pipeline, CheckpointPipeline)
+    assert middleware.runtime is pipeline.runtime is CrawlCheckpoint.for_crawler(crawler)
+    assert middleware.runtime.enabled
+    assert middleware.runtime.directory == tmp_path / "checkpoints"
+    # A different crawler gets its own runtime.
+    assert CrawlCheckpoint.for_crawler(make_crawler(tmp_path)) is not middleware.runtime
+
+
+def test_settings_reach_the_runtime(tmp_path: Path) -> None:
+    crawler = make_crawler(
+        tmp_path,
+        CHECKPOINT_AUTO_SAVE_INTERVAL=7,
+        CHECKPOINT_SAVE_EVERY_SECONDS=0.5,
+        CHECKPOINT_FORCE=True,
+        CHECKPOINT_FRESH=True,
+    )
+    runtime = CheckpointMiddleware.from_crawler(crawler).runtime
+    assert runtime.auto_save_interval == 7
+    assert runtime.save_every_seconds == 0.5
+    assert runtime.force and runtime.fresh
+    assert runtime.stage_name(UnitSpider()) == "unit_stage"
+    plain = get_crawler(UnitSpider, {"CHECKPOINT_ENABLED": True})
+    assert CrawlCheckpoint.for_crawler(plain).stage_name(UnitSpider()) == "unit"
+
+
+# Outcomes of the downloader hooks -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "stat"),
+    [
+        (200, "ok", "checkpoint/responses_ok"),
+        (301, "ok", "checkpoint/responses_ok"),
+        (404, "error_status", "checkpoint/responses_error_status"),
+        (500, "error_status", "checkpoint/responses_error_status"),
+    ],
+)
+def test_process_response_sets_outcome_and_stats(
+    tmp_path: Path, status: int, outcome: str, stat: str
+) -> None:
+    crawler = make_crawler(tmp_path)
+    middleware = CheckpointMiddleware.from_crawler(crawler)
+    request = Request("http://site.test/a")
+    assert middleware.process_request(request) is None
+    response = Response(request.url, status=status, request=request)
+    assert middleware.process_response(request, response) is response
+    assert request.meta[OUTCOME_META] == outcome
+    stats = stats_of(crawler)
+    assert stats["checkpoint/requests"] == 1
+    assert stats[stat] == 1
+
+
+@pytest.mark.parametrize(
+    ("exception", "outcome", "stat"),
+    [
+        (IgnoreRequest("robots.txt"), "skipped", "checkpoint/requests_skipped"),
+        (TimeoutError("too slow"), "failed", "checkpoint/requests_failed"),
+        (ConnectionRefusedError("refused"), "failed", "checkpoint/requests_failed"),
+    ],
+)
+def test_process_exception_sets_outcome_and_stats(
+    tmp_path: Path, exception: Exception, outcome: str, stat: str
+) -> None:
+    crawler = make_crawler(tmp_path)
+    middleware = CheckpointMiddleware.from_crawler(crawler)
+    request = Request("http://site.test/b")
+    assert middleware.process_exception(request, exception) is None  # let Scrapy go on
+    assert request.meta[OUTCOME_META] == outcome
+    assert stats_of(crawler)[stat] == 1
+
+
+def test_middleware_alone_tracks_counts_in_the_checkpoint(tmp_path: Path) -> None:
+    """Without the scheduler (no frontier), each outcome is one update of the checkpoint."""
+    crawler = make_crawler(tmp_path)
+    middleware = CheckpointMiddleware.from_crawler(crawler)
+    runtime = middleware.runtime
+    assert not runtime.frontier_enabled
+    runtime.open(UnitSpider())
+    try:
+        ok = Request("http://site.test/ok")
+        middleware.process_response(ok, HtmlResponse(ok.url, body=b"<html></html>", request=ok))
+        bad = Request("http://site.test/missing")
+        middleware.process_response(bad, Response(bad.url, status=404, request=bad))
+        middleware.process_exception(Request("http://site.test/p"), IgnoreRequest())
+        middleware.process_exception(Request("http://site.test/t"), TimeoutError())
+        assert runtime.checkpoint is not None
+        progress = runtime.checkpoint.state.progress
+        assert (progress.successful_items, progress.failed_items, progress.skipped_items) == (
+            1,
+            2,
+            1,
+        )
+        runtime.settle("finished")
+    finally:
+        runtime.close()
+    state = saved_state(tmp_path)
+    assert state["status"] == "completed"
+    assert state["progress"]["processed_items"] == 4
+    assert state["metadata"]["spider_name"] == "unit"
+
+
+# Close reasons and crash detection ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        ("finished", "completed"),
+        ("shutdown", "paused"),
+        ("cancelled", "paused"),
+        ("closespider_itemcount", "paused"),
+        ("closespider_timeout", "paused"),
+        ("out_of_memory", "failed"),
+    ],
+)
+def test_close_reason_sets_the_final_status(tmp_path: Path, reason: str, status: str) -> None:
+    crawler = make_crawler(tmp_path)
+    runtime = CheckpointMiddleware.from_crawler(crawler).runtime
+    runtime.open(UnitSpider())
+    runtime.settle(reason)
+    runtime.close()
+    state = saved_state(tmp_path)
+    assert state["status"] == status
+    if status == "failed":
+        assert reason in state["error_message"]
+
+
+def test_crash_is_detected_and_resumed_on_restart(tmp_path: Path) -> None:
+    first = CheckpointMiddleware.from_crawler(make_crawler(tmp_path)).runtime
+    first.open(UnitSpider())
+    assert first.checkpoint is not None
+    first.checkpoint.save(force=True)
+    first.close()  # no settle(): the process "died" with the stage running
+    assert saved_state(tmp_path)["status"] == "running"
+
+    second = CheckpointMiddleware.from_crawler(make_crawler(tmp_path)).runtime
+    second.open(UnitSpider())
+    try:
+        assert second.checkpoint is not None
+        assert second.checkpoint.recovered_from_crash
+        assert second.checkpoint.status is CheckpointStatus.RUNNING
+        assert second.has_work
+    finally:
+        second.settle("finished")
+        second.close()
+    state = saved_state(tmp_path)
+    assert state["status"] == "completed"
+    assert state["recoveries"] == 1
+
+
+def test_completed_stage_has_no_work_on_the_next_run(tmp_path: Path) -> None:
+    first = CheckpointMiddleware.from_crawler(make_crawler(tmp_path)).runtime
+    first.open(UnitSpider())
+    first.settle("finished")
+    first.close()
+    second = CheckpointMiddleware.from_crawler(make_crawler(tmp_path)).runtime
+    second.open(UnitSpider())
+    try:
+        assert not second.has_work
+    finally:
+        second.settle("finished")
+        second.close()
+    assert saved_state(tmp_path)["status"] == "completed"
+
+
+# The pipeline -------------------------------------------------------------------------------------
+
+
+def test_pipeline_writes_each_url_once(tmp_path: Path) -> None:
+    output = tmp_path / "out" / "records.jsonl"
+    crawler = make_crawler(tmp_path, CHECKPOINT_OUTPUT_FILE=str(output))
+    pipeline = CheckpointPipeline.from_crawler(crawler)
+    runtime = pipeline.runtime
+    runtime.open(UnitSpider())
+    try:
+        first = {"url": "http://site.test/a", "ok": True}
+        assert pipeline.process_item(first) is first
+        pipeline.process_item({"url": "http://site.test/a", "ok": True})  # a redone request
+        pipeline.process_item({"url": "http://site.test/b", "ok": False, "error": "boom"})
+        with pytest.raises(ValueError, match="url"):
+            pipeline.process_item({"title": "no url"})
+        runtime.settle("finished")
+    finally:
+        runtime.close()
+    stats = stats_of(crawler)
+    assert stats["checkpoint/items_written"] == 2
+    assert stats["checkpoint/items_duplicate"] == 1
+    lines = output.read_text().splitlines()
+    assert [json.loads(line)["url"] for line in lines] == [
+        "http://site.test/a",
+        "http://site.test/b",
+    ]
+    failed = output.with_name("records.failed.jsonl").read_text().splitlines()
+    assert [json.loads(line)["url"] for line in failed] == ["http://site.test/b"]
+    state = saved_state(tmp_path)
+    assert (state["progress"]["successful_items"], state["progress"]["failed_items"]) == (1, 1)
+
+
+# The scheduler's dupefilter bypass ------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> CheckpointScheduler:
+    """A CheckpointScheduler opened as Scrapy's own (no journal, no reactor needed)."""
+    crawler = make_crawler(tmp_path, SCHEDULER_PRIORITY_QUEUE="scrapy.pqueues.ScrapyPriorityQueue")
+    spider = UnitSpider.from_crawler(crawler)
+    crawler.spider = spider
+    scheduler = CheckpointScheduler.from_crawler(crawler)
+    assert scheduler.runtime.enabled and scheduler.runtime.frontier_enabled
+    Scheduler.open(scheduler, spider)
+    return scheduler
+
+
+def journaled(url: str, seq: int = 0, **kwargs: Any) -> Request:
+    """A request as the scheduler hands it out: carrying its journal sequence number."""
+    request = Request(url, **kwargs)
+    request.meta[SEQ_META] = seq
+    return request
+
+
+def test_scheduler_filters_duplicates(scheduler: CheckpointScheduler) -> None:
+    assert scheduler.enqueue_request(Request("http://site.test/a"))
+    assert not scheduler.enqueue_request(Request("http://site.test/a"))
+    assert len(scheduler) == 1
+
+
+def test_scheduler_accepts_retries_and_redirects_of_journaled_requests(
+    scheduler: CheckpointScheduler,
+) -> None:
+    original = journaled("http://site.test/old")
+    assert scheduler.enqueue_request(Request("http://site.test/new"))  # seen already
+    retry = original.replace(dont_filter=True)  # what RetryMiddleware sends back
+    redirect = original.replace(url="http://site.test/new")  # what RedirectMiddleware sends
+    redirect.meta["redirect_urls"] = [original.url]
+    assert scheduler.enqueue_request(retry)
+    assert scheduler.enqueue_request(redirect)  # replaces the original: never filtered
+    assert len(scheduler) == 3
+
+
+def test_scheduler_takes_nothing_once_the_stage_completed(scheduler: CheckpointScheduler) -> None:
+    scheduler.runtime.has_work = False
+    assert not scheduler.enqueue_request(Request("http://site.test/a"))
+    assert len(scheduler) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: CheckpointScheduler.enqueue_request (common/scrapy_frontier.py) lets any request "
+        "whose meta holds 'checkpoint_seq' bypass the dupefilter, taking it for a retry or "
+        "redirect; a callback yielding children with meta=response.meta (a common Scrapy idiom) "
+        "copies that key, so every link is crawled again and again (measured: 16,681 requests "
+        "for a 34-path site in 60 s, 38 without checkpointing)"
+    ),
+)
+def test_children_carrying_the_parent_meta_are_still_deduplicated(
+    scheduler: CheckpointScheduler,
+) -> None:
+    parent = journaled("http://site.test/parent")
+    # parse(response): yield response.follow(link, meta=response.meta)
+    assert scheduler.enqueue_request(Request("http://site.test/child", meta=parent.meta))
+    assert not scheduler.enqueue_request(Request("http://site.test/child", meta=parent.meta))
+    assert len(scheduler) == 1
+
+
+# Requests as JSON ---------------------------------------------------------------------------------
+
+
+def json_round_trip(value: Any) -> Any:
+    return from_json_safe(json.loads(json.dumps(to_json_safe(value))))
+
+
+def test_request_dict_round_trips_through_json() -> None:
+    spider = UnitSpider()
+    request = Request(
+        "http://site.test/search?q=caf%C3%A9",
+        method="POST",
+        body=b"\x00\xffbinary=1&x=\xe9",
+        headers={"Referer": "http://site.test/", "X-Bin": b"\xfe\x01", "Accept": ["a", "b"]},
+        cookies={"session": "abc"},
+        meta={
+            "depth": 3,
+            "token": b"\x01\x02",
+            "nested": {"$b": "not base64", "k": [b"x", 1, None]},
+            "$d": "a key that looks like a tag",
+            "redirect_urls": ["http://site.test/old"],
+        },
+        cb_kwargs={"page": 2, "raw": b"\xff"},
+        callback=spider.parse,
+        errback=spider.on_error,
+        priority=-4,
+        dont_filter=True,
+        flags=["resumed"],
+    )
+    data = request.to_dict(spider=spider)
+    encoded = json.dumps(to_json_safe(data))  # plain JSON: no bytes, no pickle
+    decoded = from_json_safe(json.loads(encoded))
+    assert decoded == data
+    rebuilt = request_from_dict(decoded, spider=spider)
+    assert rebuilt.url == request.url
+    assert rebuilt.method == "POST"
+    assert rebuilt.body == request.body
+    assert dict(rebuilt.headers) == dict(request.headers)
+    assert rebuilt.meta == request.meta
+    assert rebuilt.cb_kwargs == request.cb_kwargs
+    assert rebuilt.cookies == request.cookies
+    assert rebuilt.callback is not None and rebuilt.callback.__name__ == "parse"
+    assert rebuilt.errback is not None and rebuilt.errback.__name__ == "on_error"
+    assert rebuilt.callback == spider.parse
+    assert (rebuilt.priority, rebuilt.dont_filter, rebuilt.flags) == (-4, True, ["resumed"])
+    assert rebuilt.to_dict(spider=spider) == data
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        {"$b": "x"},
+        {"$d": [["a", 1]]},
+        {"$b": b"\x00", "$d": b"\x01"},
+        {b"key": [b"v1", b"v2"]},
+        {1: "int key", "s": "str key"},
+        [{"$b": "QQ=="}, {"$d": []}],
+        {},
+        [],
+    ],
+)
+def test_tag_lookalikes_survive(value: Any) -> None:
+    assert json_round_trip(value) == value
+
+
+json_leaves = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary()
+)
+keys = st.text() | st.binary() | st.sampled_from(["$b", "$d"]) | st.integers()
+json_values = st.recursive(
+    json_leaves,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_json_safe_round_trip_property(value: Any) -> None:
+    assert json_round_trip(value) == value
