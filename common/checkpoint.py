@@ -108,7 +108,12 @@ class EnhancedCheckpoint:
         if save_every_seconds <= 0:
             raise ValueError(f"save_every_seconds must be > 0, got {save_every_seconds}")
         path = Path(path)
-        stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+        if store is not None:
+            # With a store, ``path`` is the stage name itself: no directory part to drop.
+            stage = str(path)
+            stage = stage[: -len(".json")] if stage.endswith(".json") else stage
+        else:
+            stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
         self.stage = validate_stage_name(stage)
         self.store: CheckpointStore = store if store is not None else JsonFileStore(path.parent)
         self.path = Path(self.store.describe(self.stage))
@@ -137,6 +142,7 @@ class EnhancedCheckpoint:
         self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
+        self._save_wanted = False
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -198,11 +204,22 @@ class EnhancedCheckpoint:
         if lock.held:
             return
         lock.acquire()
-        # Another process may have saved between our load and taking the lock: load again.
-        if self.store.modified_time(self.stage) != self._loaded_mtime:
-            self.state = self._load()
-        for journal in self._journals.values():
-            journal.recover(self.state.journals.get(journal.name))
+        try:
+            # Another process may have saved since our load, or the process that held the
+            # lock when we loaded "running" has died since: load again (crash detection).
+            if (
+                self.store.modified_time(self.stage) != self._loaded_mtime
+                or self.state.status is CheckpointStatus.RUNNING
+            ):
+                self.state = self._load()
+            for journal in self._journals.values():
+                journal.recover(self.state.journals.get(journal.name))
+            if self._keys is not None and KEYS_JOURNAL not in self._journals:
+                self._keys = None  # read before we were the writer: reload after the cut
+            self._keys_journal_if_present()
+        except BaseException:
+            lock.release()
+            raise
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -239,7 +256,14 @@ class EnhancedCheckpoint:
         now = self._clock()
         new_config_hash = config_hash(config) if config is not None else None
         if input_file is not None and input_hash is None:
-            input_hash = file_sha256(input_file)
+            try:
+                input_hash = file_sha256(input_file)
+            except FileNotFoundError:
+                raise CheckpointError(
+                    f"stage {self.stage!r}: input file {input_file} does not exist",
+                    stage=self.stage,
+                    path=input_file,
+                ) from None
         state = self.state
 
         if fresh and state.status is not CheckpointStatus.INITIALIZED:
@@ -342,19 +366,39 @@ class EnhancedCheckpoint:
         failed-items sidecar in the same step, so an item's output is committed exactly when
         the item is: keep them in one call (or call with no ``await`` in between).
         """
+        if self._broken is not None:
+            raise self._broken
         if self.state.status is not CheckpointStatus.RUNNING:
             self._not_running("update")
+        if (processed | successful | failed | skipped) < 0 or successful + failed > (
+            processed + skipped
+        ):
+            raise ValueError(
+                f"stage {self.stage!r}: inconsistent update (processed={processed}, "
+                f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
+                f">= 0 and successful + failed <= processed + skipped"
+            )
+        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
+            failed_record is not None and FAILED_JOURNAL not in self._journals
+        ):
+            raise CheckpointError(
+                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
+                stage=self.stage,
+                path=self.path,
+            )
+        keys = None
+        if key is not None:
+            keys = self._keys if self._keys is not None else self._load_keys()
+            if key in keys:
+                return False
         if index is not None:
             window = self.state.completion if part is None else self._part(part).window
             if not window.mark(index, last_item):
                 return False
             self.state.last_processed_index = index
-        if key is not None:
-            keys = self._keys if self._keys is not None else self._load_keys()
-            if key in keys:
-                return False
-            keys.add(key)
-            self._new_keys.append(key)
+        if keys is not None:
+            keys.add(key)  # type: ignore[arg-type]
+            self._new_keys.append(key)  # type: ignore[arg-type]
         progress = self.state.progress
         progress.processed_items += processed
         progress.successful_items += successful
@@ -561,17 +605,32 @@ class EnhancedCheckpoint:
 
     # Keys ------------------------------------------------------------------------------------
 
-    def _load_keys(self) -> set[str]:
+    def _keys_journal(self) -> Journal:
+        """The keys journal: attached (and cut back) for a writer, read-only otherwise."""
         journal = self._journals.get(KEYS_JOURNAL)
-        if journal is None:
-            journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
-            committed = self.state.journals.get(KEYS_JOURNAL)
-            if self._writer_lock().held:
-                journal.recover(committed)
-                self._journals[KEYS_JOURNAL] = journal
-            else:
-                journal.committed = committed or 0
-        keys: set[str] = set(journal.load_committed())
+        if journal is not None:
+            return journal
+        journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
+        committed = self.state.journals.get(KEYS_JOURNAL)
+        if self._writer_lock().held:
+            journal.recover(committed)
+            self._journals[KEYS_JOURNAL] = journal
+        else:
+            journal.committed = committed or 0
+        return journal
+
+    def _keys_journal_if_present(self) -> None:
+        if (
+            self.state.journals.get(KEYS_JOURNAL)
+            or self.store.journal_path(self.stage, KEYS_JOURNAL).exists()
+        ):
+            self._keys_journal()
+
+    def _load_keys(self) -> set[str]:
+        """Load the committed keys once; later calls keep the in-memory set (and new keys)."""
+        if self._keys is not None:
+            return self._keys
+        keys: set[str] = set(self._keys_journal().load_committed())
         self._keys = keys
         return keys
 
@@ -631,9 +690,25 @@ class EnhancedCheckpoint:
         futures = self._futures
         if futures:
             if not futures[-1].done():
-                return  # coalesce: the next save will carry everything
+                self._save_wanted = True  # coalesce: the next save will carry everything
+                return
             self._reap()
         self._submit()
+
+    def tick(self) -> bool:
+        """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
+
+        Never blocks. Integrations call it periodically so a burst of updates followed by a
+        quiet spell is saved without waiting for the next update.
+        """
+        if not (self._dirty or self._new_keys) or self.state.status is not CheckpointStatus.RUNNING:
+            return False
+        if self._clock() - self._last_save_time < self.min_save_interval:
+            return False
+        if self._futures and not self._futures[-1].done():
+            return False
+        self._autosave()
+        return True
 
     def _reap(self) -> None:
         still: list[concurrent.futures.Future[None]] = []
@@ -683,10 +758,7 @@ class EnhancedCheckpoint:
         state.updated_at = utc_iso(now)
         writes: list[tuple[Journal, bytes, int]] = []
         if self._new_keys:
-            keys_journal = self._journals.get(KEYS_JOURNAL)
-            if keys_journal is None:
-                self._load_keys()
-                keys_journal = self._journals[KEYS_JOURNAL]
+            keys_journal = self._journals.get(KEYS_JOURNAL) or self._keys_journal()
             for key in self._new_keys:
                 keys_journal.append(key)
             self._new_keys.clear()
@@ -699,6 +771,7 @@ class EnhancedCheckpoint:
         self._updates_since_save = 0
         self._last_save_time = now
         self._dirty = False
+        self._save_wanted = False
         if history_reason is None and now - self._last_history >= self.history_every_seconds:
             history_reason = "progress"
         if history_reason is not None:
@@ -765,10 +838,14 @@ class EnhancedCheckpoint:
         return True
 
     def flush(self) -> None:
-        """Wait until every submitted save is on disk; raise if one failed."""
-        for future in list(self._futures):
-            concurrent.futures.wait([future])
+        """Wait until every submitted save is on disk, and any save that fell due while one
+        was running; raise if one failed."""
+        concurrent.futures.wait(list(self._futures))
         self._reap()
+        if self._save_wanted:
+            self._submit()
+            concurrent.futures.wait(list(self._futures))
+            self._reap()
 
     async def flush_async(self) -> None:
         """:meth:`flush` without blocking the event loop."""
@@ -776,6 +853,10 @@ class EnhancedCheckpoint:
         if pending:
             await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
         self._reap()
+        if self._save_wanted:
+            self._submit()
+            await anyio.to_thread.run_sync(concurrent.futures.wait, list(self._futures))
+            self._reap()
 
     def close(self) -> None:
         """Wait for saves, close the journals and release the stage lock."""

@@ -72,6 +72,7 @@ class CheckpointMiddleware:
                 "frontier is not crash-safe (set SCHEDULER = "
                 "'common.scrapy_frontier.CheckpointScheduler')"
             )
+        runtime.start_ticker()
         checkpoint = runtime.checkpoint
         assert checkpoint is not None
         if checkpoint.recovered_from_crash:

@@ -141,8 +141,15 @@ class Journal:
         """
         if self.committed == 0:
             return []
-        with self.path.open("rb") as handle:
-            data = handle.read(self.committed)
+        try:
+            with self.path.open("rb") as handle:
+                data = handle.read(self.committed)
+        except FileNotFoundError:
+            raise CheckpointCorruptError(
+                f"journal {self.path} is missing but {self.committed} bytes were committed to it;"
+                f" restore the file or reset the stage",
+                path=self.path,
+            ) from None
         if len(data) < self.committed:
             raise CheckpointCorruptError(
                 f"journal {self.path} is shorter than its committed length {self.committed}",

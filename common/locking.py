@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from common.atomic import FILE_MODE, ensure_private_dir
 from common.errors import CheckpointLockedError
 
 __all__ = ["StageLock"]
+
+_ACQUIRE_ATTEMPTS = 5
 
 
 class StageLock:
@@ -37,7 +40,16 @@ class StageLock:
         ensure_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A reader probing the lock (is_held_elsewhere) holds it shared for microseconds;
+            # a few quick retries keep such a probe from refusing a real writer.
+            for attempt in range(_ACQUIRE_ATTEMPTS):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == _ACQUIRE_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.01)
         except BlockingIOError:
             os.close(fd)
             pid = self.holder_pid()

@@ -148,17 +148,23 @@ class UnifiedCheckpointManager:
     # Figures -----------------------------------------------------------------------------------
 
     def overall_progress(self, infos: Iterable[StageInfo] | None = None) -> float:
-        """Mean completion over stages, in percent (completed stages count 100%)."""
-        values = []
+        """Items processed over items known, all stages together, in percent (seed 003).
+
+        A completed stage counts as fully done even when its total was unknown.
+        """
+        processed = total = 0
         for info in infos if infos is not None else self.list_checkpoints():
-            if info.state is None:
-                continue
-            if info.state.status is CheckpointStatus.COMPLETED:
-                values.append(100.0)
-                continue
             snapshot = info.progress()
-            values.append(snapshot.percent if snapshot else 0.0)
-        return sum(values) / len(values) if values else 0.0
+            if info.state is None or snapshot is None:
+                continue
+            stage_total = snapshot.total
+            if info.state.status is CheckpointStatus.COMPLETED:
+                stage_total = max(stage_total, snapshot.processed)
+                processed += stage_total
+            else:
+                processed += min(snapshot.processed, stage_total) if stage_total else 0
+            total += stage_total
+        return 100.0 * processed / total if total else 0.0
 
     def report(self) -> str:
         """Seed 003's "Pipeline Progress Report" as text."""
@@ -175,7 +181,7 @@ class UnifiedCheckpointManager:
             status = info.state.status
             snap = info.progress()
             assert snap is not None
-            lines.append(f"Status: {status.value}" + (" (live)" if info.live else ""))
+            lines.append(f"Status: {status.value}")
             percent = 100.0 if status is CheckpointStatus.COMPLETED else snap.percent
             total = snap.total or (snap.processed if status is CheckpointStatus.COMPLETED else 0)
             lines.append(f"Progress: {percent:.1f}% ({snap.processed}/{total})")
@@ -275,10 +281,11 @@ class UnifiedCheckpointManager:
         self.store.delete(stage)
 
     def cleanup(self, days: float = 7, *, keep_latest: int = 1) -> list[str]:
-        """Remove history snapshots and finished checkpoints older than ``days``.
+        """Remove history snapshots and completed checkpoints older than ``days``.
 
         The newest ``keep_latest`` snapshots of each stage are kept whatever their age; running,
-        paused, recovering and live stages are never removed. Returns what was removed.
+        paused, recovering, failed (resumable) and live stages are never removed. Returns what
+        was removed.
         """
         cutoff = self._clock() - days * 86400
         removed: list[str] = []
@@ -293,7 +300,7 @@ class UnifiedCheckpointManager:
             if (
                 info.state is not None
                 and not info.live
-                and info.state.status in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED)
+                and info.state.status is CheckpointStatus.COMPLETED
                 and modified is not None
                 and modified < cutoff
             ):

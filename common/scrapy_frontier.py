@@ -58,6 +58,7 @@ class CheckpointScheduler(Scheduler):
 
         def resume(frontier: ResumeFrontier) -> None:
             self._restore(frontier, spider)
+            self.runtime.start_ticker()
 
         deferred: Deferred[Any] = deferToThread(self.runtime.open, spider)
         deferred.addCallback(resume)

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.task import LoopingCall
+
 from common.checkpoint import EnhancedCheckpoint
 from common.journal import Journal
 from common.status import CheckpointStatus
@@ -120,6 +122,7 @@ class CrawlCheckpoint:
         self.requests: Journal | None = None
         self._next_seq = 0
         self._handed_out: dict[int, Request] = {}
+        self._ticker: LoopingCall | None = None
         self.closed = False
 
     @classmethod
@@ -203,6 +206,19 @@ class CrawlCheckpoint:
                 len(frontier.pending),
             )
         return frontier
+
+    def start_ticker(self, interval: float = 0.25) -> None:
+        """On the reactor thread: save a burst of work followed by a quiet spell promptly."""
+        if self._ticker is None and self.checkpoint is not None:
+            self._ticker = LoopingCall(self._tick)
+            self._ticker.start(interval, now=False)
+
+    def _tick(self) -> None:
+        checkpoint = self.checkpoint
+        if checkpoint is None or self.closed:
+            return
+        self.reconcile()
+        checkpoint.tick()
 
     # Requests ------------------------------------------------------------------------------------
 
@@ -311,6 +327,8 @@ class CrawlCheckpoint:
         checkpoint = self.checkpoint
         if checkpoint is None or self.closed:
             return
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
         self.reconcile()
         status = checkpoint.status
         if status not in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):

@@ -9,6 +9,7 @@ Version 1 is seed 003's format, which had no ``schema_version``; it is migrated 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,7 +121,7 @@ class CheckpointState:
             "updated_at": self.updated_at,
             "error_message": self.error_message,
             "error_count": self.error_count,
-            "metadata": self.metadata,
+            "metadata": copy.deepcopy(self.metadata),
             "schema_version": self.schema_version,
             "input_file_size": self.input_file_size,
             "config_hash": self.config_hash,

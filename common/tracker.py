@@ -41,7 +41,7 @@ from common.hashing import file_sha256
 from common.journal import Journal
 from common.progress import ProgressSnapshot
 from common.status import CheckpointStatus
-from common.stores.base import CheckpointStore
+from common.stores.base import CheckpointStore, validate_stage_name
 
 __all__ = ["AsyncCheckpointTracker", "Batch"]
 
@@ -101,7 +101,7 @@ class AsyncCheckpointTracker:
         progress_log_every: int = 100,
     ) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.stage = stage
+        self.stage = validate_stage_name(stage)
         self.input_file = Path(input_file) if input_file is not None else None
         self.config = config
         self.output_file = Path(output_file) if output_file is not None else None
@@ -120,7 +120,7 @@ class AsyncCheckpointTracker:
         self._input_hash: str | None = None
         self._input_size: int | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._watcher_scope: anyio.CancelScope | None = None
+        self._helper_scopes: list[anyio.CancelScope] = []
         self._has_work = True
         self._start_refused = False
         self._next_batch_id = 0
@@ -143,7 +143,11 @@ class AsyncCheckpointTracker:
     async def __aenter__(self) -> Self:
         checkpoint = await anyio.to_thread.run_sync(
             functools.partial(
-                EnhancedCheckpoint, self.checkpoint_dir / f"{self.stage}.json", **self._options
+                EnhancedCheckpoint,
+                self.stage
+                if self._options["store"] is not None
+                else self.checkpoint_dir / f"{self.stage}.json",
+                **self._options,
             )
         )
         self._checkpoint = checkpoint
@@ -152,9 +156,12 @@ class AsyncCheckpointTracker:
         except BaseException:
             await anyio.to_thread.run_sync(checkpoint.close)
             raise
+        # Helpers run beside the body: a ticker that saves a burst of updates followed by a
+        # quiet spell, and (optionally) the signal watcher.
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        await self._task_group.start(self._tick)
         if self.handle_signals:
-            self._task_group = anyio.create_task_group()
-            await self._task_group.__aenter__()
             await self._task_group.start(self._watch_signals)
         return self
 
@@ -162,18 +169,34 @@ class AsyncCheckpointTracker:
         """Worker thread: lock the stage, cut journals back, hash the input."""
         checkpoint = self.checkpoint
         checkpoint.acquire()
+        if self.fresh and checkpoint.status is not CheckpointStatus.INITIALIZED:
+            checkpoint.reset()  # here, in the worker thread: it writes history and truncates
         if self.output_file is not None:
             checkpoint.attach_output(self.output_file)
+        if checkpoint.state.keys_done:
+            checkpoint.is_key_done("")  # load the done keys off the event loop
+        state = checkpoint.state
+        self._next_batch_id = state.batch_id + 1 if state.progress.processed_items else 0
         if self.input_file is not None:
             self._input_hash = file_sha256(self.input_file)
             self._input_size = self.input_file.stat().st_size
+
+    async def _tick(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        checkpoint = self.checkpoint
+        interval = max(checkpoint.min_save_interval, 0.05) * 4
+        with anyio.CancelScope() as scope:
+            self._helper_scopes.append(scope)
+            task_status.started()
+            while True:
+                await anyio.sleep(interval)
+                checkpoint.tick()
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with (
             anyio.CancelScope() as scope,
             anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
         ):
-            self._watcher_scope = scope
+            self._helper_scopes.append(scope)
             task_status.started()
             async for signum in signals:
                 self.stopped_by_signal = signal.Signals(signum)
@@ -211,20 +234,23 @@ class AsyncCheckpointTracker:
                         checkpoint.fail(exc, wait=False)
                 await checkpoint.flush_async()
         finally:
-            # Leave the signal watcher's task group outside any scope opened since it was
-            # entered (anyio requires scopes to unwind in order).
-            if self._task_group is not None:
-                if self._watcher_scope is not None:
-                    self._watcher_scope.cancel()
-                group, self._task_group = self._task_group, None
-                try:
-                    suppress = bool(await group.__aexit__(exc_type, exc, tb))
-                except BaseExceptionGroup as group_error:
-                    # The group only wraps the body's own exception: let that one propagate.
-                    if exc is None or list(group_error.exceptions) != [exc]:
-                        raise
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(checkpoint.close)
+            try:
+                # Leave the helpers' task group outside any scope opened since it was entered
+                # (anyio requires scopes to unwind in order).
+                if self._task_group is not None:
+                    for scope in self._helper_scopes:
+                        scope.cancel()
+                    group, self._task_group = self._task_group, None
+                    try:
+                        suppress = bool(await group.__aexit__(exc_type, exc, tb))
+                    except BaseException as group_error:
+                        # The group re-raises (or wraps) the body's own exception: let the
+                        # original propagate from here instead.
+                        if not _is_only(group_error, exc):
+                            raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(checkpoint.close)
         return suppress and self.stopped_by_signal is not None
 
     async def on_success(self) -> None:
@@ -333,6 +359,15 @@ class AsyncCheckpointTracker:
         for kwargs in batch._updates:
             checkpoint.update(**kwargs)
         checkpoint.state.batch_id = batch.batch_id
+
+
+def _is_only(raised: BaseException, original: BaseException | None) -> bool:
+    """True when ``raised`` is ``original`` itself or a group holding only it."""
+    if original is None:
+        return False
+    if raised is original:
+        return True
+    return isinstance(raised, BaseExceptionGroup) and list(raised.exceptions) == [original]
 
 
 def _is_stop(exc: BaseException | None) -> bool:

@@ -248,12 +248,6 @@ def test_unsaved_keys_are_forgotten_after_a_crash(make_checkpoint: MakeCheckpoin
     assert again.update(processed=1, successful=1, key="unsaved") is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: keys loaded before start() are read without registering the journal; the "
-    "next save calls _load_keys() again and replaces the in-memory set with the committed "
-    "one, so keys marked since are forgotten (is_key_done False, duplicates accepted)",
-)
 def test_keys_checked_before_start_are_kept_after_a_save(make_checkpoint: MakeCheckpoint) -> None:
     cp = make_checkpoint("keyorder")
     assert cp.is_key_done("k1") is False  # look before starting
@@ -264,12 +258,6 @@ def test_keys_checked_before_start_are_kept_after_a_save(make_checkpoint: MakeCh
     assert cp.update(processed=1, successful=1, key="k1") is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: same root cause as above, through start(fresh=True): the keys journal is not "
-    "registered after the reset, the first save reloads the (empty) committed set and drops "
-    "the keys marked since",
-)
 def test_keys_marked_after_a_fresh_start_are_kept(make_checkpoint: MakeCheckpoint) -> None:
     old = make_checkpoint("refresh")
     old.start()
@@ -284,12 +272,6 @@ def test_keys_marked_after_a_fresh_start_are_kept(make_checkpoint: MakeCheckpoin
     assert cp.is_key_done("new-key")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _load_keys() without the lock reads the keys journal directly; a missing "
-    "journal with committed keys raises a bare FileNotFoundError instead of a "
-    "CheckpointCorruptError naming the file",
-)
 def test_missing_keys_journal_is_a_clear_error(
     make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
 ) -> None:
@@ -326,11 +308,6 @@ def test_duplicate_index_or_key_changes_nothing(
     assert [json.loads(line) for line in output.read_text().splitlines()] == [{"i": 3}, {"k": 1}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: update(index=new, key=done) returns False ('changed nothing') but has already "
-    "marked the index done, so the item is skipped on resume without its counts or record",
-)
 def test_rejected_update_does_not_mark_its_index(make_checkpoint: MakeCheckpoint) -> None:
     cp = make_checkpoint("partial")
     cp.start(total_items=10)

@@ -307,12 +307,6 @@ class _GatedStore(JsonFileStore):
         super().save(stage, record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an auto-save that comes due while another save is in flight is dropped "
-    "('coalesced'), and nothing submits it later: after N updates and flush() the file "
-    "does not hold them until some further update happens",
-)
 def test_auto_save_due_during_a_slow_save_still_happens(checkpoint_dir: Path) -> None:
     store = _GatedStore(checkpoint_dir)
     cp = EnhancedCheckpoint(
@@ -390,11 +384,6 @@ def test_failing_store_subclass_is_wrapped(checkpoint_dir: Path) -> None:
         other.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: update() does not check for a failed save; after a CheckpointSaveError it "
-    "keeps accepting work that can never be saved until the next auto-save is due",
-)
 def test_updates_after_a_failed_save_raise_at_once(
     make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:

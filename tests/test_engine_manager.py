@@ -90,11 +90,6 @@ def test_report_has_the_seed_layout(
     assert lines[-2] == "Active: 1 | Completed: 1 | Failed: 0"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: overall progress is the unweighted mean of stage percentages (72.7% here); "
-    "seed 003's report gives 68.4% = (5000+8000)/(11000+8000), i.e. weighted by items",
-)
 def test_overall_progress_matches_the_seed_report(
     manager: UnifiedCheckpointManager, make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
 ) -> None:
@@ -227,11 +222,6 @@ def test_reset_refused_while_a_writer_is_live_unless_forced(
     assert not (checkpoint_dir / "busy.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: JsonFileStore.delete() globs '<stage>.*.jsonl', so resetting stage 's' also "
-    "deletes the keys journal of stage 's.t' (stage names may contain '.')",
-)
 def test_reset_does_not_touch_a_stage_whose_name_extends_it(
     manager: UnifiedCheckpointManager, make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
 ) -> None:

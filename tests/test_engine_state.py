@@ -180,12 +180,6 @@ class _GatedStore(JsonFileStore):
         super().save(stage, record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CheckpointState.to_dict() hands the live metadata dict to the saver thread; "
-    "a save is not a snapshot of the moment it was taken (and json.dumps on the saver thread "
-    "can hit 'dictionary changed size during iteration')",
-)
 def test_a_save_is_a_snapshot_of_metadata(checkpoint_dir: Path) -> None:
     store = _GatedStore(checkpoint_dir)
     cp = EnhancedCheckpoint("gated", store=store)
@@ -339,12 +333,6 @@ def test_future_schema_message_says_newer_version(checkpoint_dir: Path) -> None:
         EnhancedCheckpoint(checkpoint_dir / "bad.json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: JsonFileStore.load re-raises every parse failure as a plain "
-    "CheckpointCorruptError, so a file from a newer version never surfaces as the "
-    "CheckpointSchemaError errors.py documents for it",
-)
 def test_future_schema_surfaces_as_schema_error(checkpoint_dir: Path) -> None:
     record = _valid_record(checkpoint_dir)
     (checkpoint_dir / "bad.json").write_bytes(CORRUPT_CASES["future_schema"](record))
@@ -538,21 +526,11 @@ def test_valid_stage_names_work(name: str, checkpoint_dir: Path) -> None:
         cp.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: EnhancedCheckpoint(path, store=...) keeps only Path(path).name, so a stage "
-    "'a/b' silently becomes stage 'b' instead of being refused",
-)
 def test_store_stage_with_separator_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidStageNameError):
         EnhancedCheckpoint("a/b", store=JsonFileStore(tmp_path / "cp"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: AsyncCheckpointTracker never validates its stage name; '../evil' makes it "
-    "lock, save and write history outside the checkpoint directory (SPEC 6.7)",
-)
 def test_tracker_stage_name_cannot_leave_the_directory(tmp_path: Path) -> None:
     import anyio
 
@@ -567,12 +545,6 @@ def test_tracker_stage_name_cannot_leave_the_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cp") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: update() accepts successful+failed > processed (and negative counts) and saves "
-    "them, but parse_checkpoint rejects such a file: the engine writes a checkpoint it cannot "
-    "load, and after two saves the backup is unloadable too",
-)
 def test_counts_accepted_by_update_load_again(checkpoint_dir: Path) -> None:
     cp = EnhancedCheckpoint(checkpoint_dir / "counts.json")
     cp.start(total_items=5)

@@ -290,12 +290,6 @@ def test_subprocess_holding_the_lock_refuses_the_parent_until_killed(
     assert after.state.progress.processed_items == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an object that loaded 'running' while another process held the lock never "
-    "re-checks for a crash after the holder dies; start() resumes without recovery "
-    "(no log, recoveries not counted)",
-)
 def test_refused_object_detects_the_crash_once_the_holder_died(
     lock_holder: subprocess.Popen[str], make_checkpoint: MakeCheckpoint
 ) -> None:

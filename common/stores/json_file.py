@@ -11,13 +11,14 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.atomic import atomic_write_bytes, ensure_private_dir, write_new_file
-from common.errors import CheckpointCorruptError, CheckpointSaveError
+from common.atomic import atomic_write_bytes, ensure_private_dir
+from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
 from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SUFFIXES = (".backup.json", ".json")
+_JOURNAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class JsonFileStore(CheckpointStore):
@@ -66,13 +68,16 @@ class JsonFileStore(CheckpointStore):
         return str(self.main_path(stage))
 
     def journal_path(self, stage: str, name: str) -> Path:
-        return self.directory / f"{validate_stage_name(stage)}.{validate_stage_name(name)}.jsonl"
+        if not _JOURNAL_NAME.fullmatch(name):
+            raise ValueError(f"invalid journal name {name!r}: letters, digits, '_' and '-' only")
+        return self.directory / f"{validate_stage_name(stage)}.{name}.jsonl"
 
     # Records ---------------------------------------------------------------------------------
 
     def load(self, stage: str, parse: Callable[[Any, Path], T]) -> LoadedRecord[T] | None:
         main, backup = self.main_path(stage), self.backup_path(stage)
         problems: list[str] = []
+        schema_only = True
         for path in (main, backup):
             try:
                 raw = path.read_bytes()
@@ -80,11 +85,13 @@ class JsonFileStore(CheckpointStore):
                 continue
             except OSError as exc:
                 problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+                schema_only = False
                 continue
             try:
                 value = parse(_decode(raw, path), path)
             except CheckpointCorruptError as exc:
                 problems.append(str(exc))
+                schema_only = schema_only and isinstance(exc, CheckpointSchemaError)
                 logger.error("Failed to load checkpoint: %s", exc)
                 continue
             if path == backup:
@@ -104,7 +111,8 @@ class JsonFileStore(CheckpointStore):
                     )
             return LoadedRecord(value, path, path == backup)
         if problems:
-            raise CheckpointCorruptError(
+            error_type = CheckpointSchemaError if schema_only else CheckpointCorruptError
+            raise error_type(
                 f"no readable checkpoint for stage {stage!r}: "
                 + "; ".join(problems)
                 + ". Nothing was changed; fix or move the files, or reset the stage.",
@@ -119,7 +127,8 @@ class JsonFileStore(CheckpointStore):
             ensure_private_dir(self.directory)
             data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
             if stage in self._damaged and main.exists():
-                aside = main.with_name(f"{main.stem}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}.json")
+                stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
+                aside = main.with_name(f"{main.stem}.corrupt-{stamp}.json")
                 os.replace(main, aside)
                 logger.warning("Moved damaged checkpoint %s aside to %s", main, aside)
                 atomic_write_bytes(main, data, temp_path=self.temp_path(stage))
@@ -160,9 +169,16 @@ class JsonFileStore(CheckpointStore):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed = True
-        for path in self.directory.glob(f"{stage}.*.jsonl"):
-            path.unlink()
-            removed = True
+        # Exactly this stage's journals: "s.t.keys.jsonl" belongs to stage "s.t", not "s".
+        prefix = f"{stage}."
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                name = path.name
+                if name.startswith(prefix) and name.endswith(".jsonl"):
+                    journal = name[len(prefix) : -len(".jsonl")]
+                    if _JOURNAL_NAME.fullmatch(journal):
+                        path.unlink()
+                        removed = True
         self._damaged.discard(stage)
         if removed and self.directory.is_dir():
             from common.atomic import fsync_dir
@@ -190,9 +206,11 @@ class JsonFileStore(CheckpointStore):
         safe_reason = "".join(c if c.isalnum() else "-" for c in reason)[:32] or "snapshot"
         snapshot_id = f"{stamp}-{safe_reason}"
         body = {"snapshot": {"created": now, "reason": reason}, "record": record}
-        write_new_file(
-            directory / f"{snapshot_id}.json",
+        target = directory / f"{snapshot_id}.json"
+        atomic_write_bytes(
+            target,
             json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            temp_path=directory / f".{snapshot_id}.tmp",
         )
         return snapshot_id
 
