@@ -29,6 +29,7 @@ __all__ = ["StageInfo", "UnifiedCheckpointManager"]
 logger = logging.getLogger(__name__)
 
 _REPORT_RULE = "=" * 80
+NO_RECORD = "no checkpoint record"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class StageInfo:
     @property
     def status(self) -> str:
         if self.state is None:
-            return "corrupt"
+            return "missing" if self.error == NO_RECORD else "corrupt"
         return self.state.status.value
 
     def progress(self) -> ProgressSnapshot | None:
@@ -138,7 +139,7 @@ class UnifiedCheckpointManager:
         except CheckpointCorruptError as exc:
             return StageInfo(stage, location, None, str(exc), live)
         if loaded is None:
-            return StageInfo(stage, location, None, "no checkpoint record", live)
+            return StageInfo(stage, location, None, NO_RECORD, live)
         state, _ = loaded.value
         if state.status is CheckpointStatus.RUNNING and not live:
             # Display what the next run will do with it: a crashed run is recovered.

@@ -61,7 +61,7 @@ class EnrichmentSummary:
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
-    """URLs of stage 2's output that are valid HTML pages, in file order, each once."""
+    """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once."""
     urls: list[str] = []
     seen: set[str] = set()
     with Path(path).open(encoding="utf-8") as handle:
@@ -74,6 +74,8 @@ def read_valid_pages(path: Path | str) -> list[str]:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a validation record ({exc})") from None
             content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
+            # A redirect is not a page of its own: enrich where it leads, once.
+            url = record.get("final_url") or url
             if record.get("ok") and content_type in HTML_TYPES and url not in seen:
                 seen.add(url)
                 urls.append(url)

@@ -453,9 +453,10 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
     assert len(validated) == len(set(validated)) == len(discovery)
     assert set(validated) == set(discovery)
 
-    # Enrichment: one line per valid HTML page == validation's ok HTML records == the site's pages.
+    # Enrichment: one line per valid HTML page == where validation's ok HTML records lead (a
+    # redirect is enriched at its target, once) == the site's pages.
     valid_html = {
-        r["url"]
+        r["final_url"] or r["url"]
         for r in validation
         if r["ok"] and (r["content_type"] or "").split(";")[0].strip() in HTML_TYPES
     }
@@ -507,14 +508,6 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: discovery never records the site's files (/files/*.pdf, /images/*.png): "
-        "crawler/spiders/discovery.py builds LinkExtractor(unique=True), whose default "
-        "deny_extensions drops pdf/png links; validation then never sees a non-HTML URL"
-    ),
-)
 def test_discovery_records_linked_files(end_to_end: EndToEnd) -> None:
     spec = build_site(PAGES, SEED)
     found = {path_key(u) for u in urls_once(output_path(end_to_end.data_dir, STAGES[0]))}
@@ -525,14 +518,6 @@ def test_discovery_records_linked_files(end_to_end: EndToEnd) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: validation does not follow redirects: crawler/spiders/validation.py META "
-        "{'handle_httpstatus_all': True} also disables RedirectMiddleware, so every redirect "
-        "is recorded as 301/302, ok=False, final_url=itself, redirect_chain=[]"
-    ),
-)
 def test_validation_follows_redirects(end_to_end: EndToEnd) -> None:
     spec = build_site(PAGES, SEED)
     records = {
@@ -818,14 +803,6 @@ def test_changed_input_refused_with_reason_and_force_proceeds(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: --fresh is refused over a changed input although the refusal itself says "
-        "'or --fresh to start the stage over': tools/orchestrator.py check_inputs() skips the "
-        "check only for force (`if stage.input is None or force`), run() never passes fresh"
-    ),
-)
 def test_changed_input_fresh_starts_the_stage_over(
     spawn: Callable[..., Spawned], tmp_path: Path
 ) -> None:
@@ -910,17 +887,6 @@ def test_changed_config_refused_and_force_proceeds(config_changed: ConfigChanged
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a resume refused over a changed config does not say why: the orchestrator prints "
-        "'stage stage1_discovery did not complete (exit 1, status paused): see the stage log' "
-        "(tools/orchestrator.py _failure_reason(): with --no-live or no terminal there is no "
-        "stage log, and the child does not record the refusal in the checkpoint); the reason "
-        "is only inside a Scrapy traceback (ConfigChangedError), next to unrelated "
-        "'Scraper slot not assigned' errors"
-    ),
-)
 def test_changed_config_refusal_names_the_reason(config_changed: ConfigChanged) -> None:
     refused = config_changed.refused
     verdicts = [
@@ -936,7 +902,7 @@ def test_changed_config_refusal_names_the_reason(config_changed: ConfigChanged) 
 
 def test_unknown_stage_is_a_one_line_error_listing_the_choices(tmp_path: Path) -> None:
     result = run_cli("--stage", "bogus", "--data-dir", str(tmp_path / "d"), "--no-live")
-    assert result.returncode == 1
+    assert result.returncode == 2  # usage (README: exit 2)
     no_traceback(result)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -1003,15 +969,6 @@ def test_stage_by_name_or_alias(stage: str, reference: Reference, tmp_path: Path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a stage that fails before writing a checkpoint is reported as 'status corrupt: "
-        "see the stage log' (tools/orchestrator.py run(): StageInfo.status is 'corrupt' for "
-        "'no checkpoint record'; _failure_reason() has no log with --no-live), and the real "
-        "reason (validation input missing: run discovery first) is only in a Scrapy traceback"
-    ),
-)
 def test_stage_without_its_input_names_the_missing_input(tmp_path: Path) -> None:
     result = run_orchestrator(tmp_path / "d", stage="validation")
     assert result.returncode == 1
@@ -1024,15 +981,6 @@ def test_stage_without_its_input_names_the_missing_input(tmp_path: Path) -> None
     assert "discovery_output.jsonl" in verdicts[0] and "does not exist" in verdicts[0], verdicts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when the port remembered in demo_site.json is busy, the demo site cannot start and "
-        "DemoSiteStartError (a RuntimeError, tools/orchestrator.py start_demo_site) escapes "
-        "main(), which catches only ConfigError/CheckpointError/ValueError/OSError: a traceback "
-        "instead of a one-line error naming the port"
-    ),
-)
 def test_busy_demo_site_port_is_a_one_line_error(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     data_dir.mkdir()

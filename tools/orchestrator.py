@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,6 +101,13 @@ class PipelineConfig:
     user_agent: str | None = None
 
     def __post_init__(self) -> None:
+        # "http://host" and "http://host/" are one page: keep one spelling, so the resume guard
+        # (a hash of this config) does not see a change where there is none.
+        normalized = tuple(
+            url + "/" if urlsplit(url).path == "" and "?" not in url else url
+            for url in self.start_urls
+        )
+        object.__setattr__(self, "start_urls", normalized)
         if not self.start_urls:
             raise ValueError("no start URL: give --start-url or start_urls in the config")
         for url in self.start_urls:
@@ -115,6 +123,10 @@ class PipelineConfig:
 
 class ConfigError(ValueError):
     """A configuration file or option that cannot be used."""
+
+
+class UsageError(ConfigError):
+    """A command-line option with a value it cannot take (exit code 2)."""
 
 
 def load_config_file(path: Path, overrides: Sequence[str]) -> PipelineConfig:
@@ -180,7 +192,7 @@ def _free_port() -> int:
 
 def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoSiteHandle:
     """Start the demo site on the port remembered for ``data_dir`` (a free one the first time)."""
-    from tools.demo_site import start_demo_site_process
+    from tools.demo_site import DemoSiteStartError, start_demo_site_process
 
     record_path = data_dir / "demo_site.json"
     port = 0
@@ -190,9 +202,16 @@ def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoS
             if record["pages"] == pages and record["seed"] == seed:
                 port = int(record["port"])
     port = port or _free_port()
-    process, base_url = start_demo_site_process(
-        pages, seed, port=port, stderr=log, popen_options=child_popen_options()
-    )
+    try:
+        process, base_url = start_demo_site_process(
+            pages, seed, port=port, stderr=log, popen_options=child_popen_options()
+        )
+    except DemoSiteStartError as exc:
+        raise ConfigError(
+            f"the demo site could not start on port {port} (remembered in {record_path} so a "
+            f"resumed crawl sees the same URLs); free the port, or delete {record_path} to "
+            f"crawl again from scratch on a new port ({exc})"
+        ) from None
     data_dir.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps({"port": port, "pages": pages, "seed": seed}) + "\n")
     return DemoSiteHandle(process, base_url)
@@ -346,48 +365,76 @@ def run_stage(
     manager: UnifiedCheckpointManager,
     view: ProgressView,
     state: RunState,
-    log_path: Path | None,
+    log_path: Path,
+    *,
+    echo: bool,
 ) -> int:
-    """Run one stage's child to the end, showing its progress; return its exit code."""
-    log_handle = log_path.open("ab") if log_path is not None else None
-    try:
-        child = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-            command,
-            cwd=PROJECT_ROOT,
-            env=_child_env(),
-            stdout=log_handle if log_handle is not None else sys.stderr,
-            stderr=subprocess.STDOUT if log_handle is not None else None,
-            **child_popen_options(),
-        )
-        state.child = child
-        view.note(stage.name, "running")
-        while True:
-            try:
-                code = child.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                view.show(manager.inspect(stage.name))
-        view.show(manager.inspect(stage.name), force_line=True)
-        return code
-    finally:
-        state.child = None
-        if log_handle is not None:
-            log_handle.close()
+    """Run one stage's child to the end, showing its progress; return its exit code.
+
+    The child's output always goes to ``log_path``; with ``echo`` it is copied to stderr too.
+    """
+    with log_path.open("ab") as log_handle, log_path.open("rb") as reader:
+        reader.seek(0, os.SEEK_END)
+
+        def pump() -> None:
+            if echo:
+                data = reader.read()
+                if data:
+                    sys.stderr.buffer.write(data)
+                    sys.stderr.buffer.flush()
+
+        # Block SIGINT/SIGTERM while the child starts so a signal cannot fall between the
+        # fork and our noting the child; the child unblocks them before exec.
+        blocked = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            child = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                command,
+                cwd=PROJECT_ROOT,
+                env=_child_env(),
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                **child_popen_options(),
+            )
+            state.child = child
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        try:
+            view.note(stage.name, "running")
+            while True:
+                try:
+                    code = child.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pump()
+                    if stage.name in manager.stages():
+                        view.show(manager.inspect(stage.name))
+            pump()
+            if stage.name in manager.stages():
+                view.show(manager.inspect(stage.name), force_line=True)
+            return code
+        finally:
+            state.child = None
 
 
-def _failure_reason(log_path: Path | None, info: StageInfo) -> str:
-    if info.state is not None and info.state.error_message:
+_ERROR_LINE = re.compile(
+    r"(?:InputChangedError|ConfigChangedError|CheckpointLockedError|CheckpointCorruptError|"
+    r"CheckpointSchemaError|CheckpointSaveError|CheckpointError|FileNotFoundError|ValueError): (.+)"
+)
+
+
+def _failure_reason(log_path: Path, info: StageInfo | None) -> str:
+    """The one line that says why a stage stopped: its recorded error, or its log's."""
+    if info is not None and info.state is not None and info.state.error_message:
         return info.state.error_message
-    if log_path is not None and log_path.is_file():
-        lines = log_path.read_text(errors="replace").splitlines()[-200:]
+    if log_path.is_file():
+        lines = log_path.read_text(errors="replace").splitlines()[-400:]
         for line in reversed(lines):
-            for marker in ("Error:", "error:"):
-                if marker in line and (
-                    "Checkpoint" in line or "Changed" in line or line.startswith("error:")
-                ):
-                    return line.split(marker, 1)[1].strip() or line
+            match = _ERROR_LINE.search(line)
+            if match:
+                return match.group(1).strip()
         for line in reversed(lines):
-            if "Error" in line:
+            if "error" in line.lower():
                 return line.strip()
     return "see the stage log"
 
@@ -430,7 +477,7 @@ def select_stages(choice: str) -> list[StageSpec]:
         if choice in (stage.name, stage.alias):
             return [stage]
     names = ", ".join(["all", *(s.alias for s in STAGES), *(s.name for s in STAGES)])
-    raise ConfigError(f"unknown stage {choice!r}: choose one of {names}")
+    raise UsageError(f"unknown stage {choice!r}: choose one of {names}")
 
 
 def check_inputs(
@@ -535,7 +582,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     manager = UnifiedCheckpointManager(data_dir / "checkpoints")
-    check_inputs(stages, manager, data_dir, args.force)
+    check_inputs(stages, manager, data_dir, args.force or args.fresh)
     state = RunState()
     demo: DemoSiteHandle | None = None
     live = console.is_terminal and not args.no_live
@@ -556,8 +603,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         stage, config, data_dir, force=args.force, fresh=args.fresh
                     )
                     logger.info("running %s", stage.name)
-                    log_path = log_dir / f"{stage.name}.log" if live else None
-                    code = run_stage(stage, command, manager, view, state, log_path)
+                    if stage.input is not None and not (data_dir / stage.input).is_file():
+                        raise ConfigError(
+                            f"cannot run {stage.name}: its input {data_dir / stage.input} does "
+                            f"not exist (run the earlier stages first, e.g. --stage all)"
+                        )
+                    log_path = log_dir / f"{stage.name}.log"
+                    code = run_stage(stage, command, manager, view, state, log_path, echo=not live)
                     info = manager.inspect(stage.name)
                     state.results[stage.name] = info.status
                     if state.stop_signal is not None:
@@ -565,11 +617,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         break
                     if code != 0 or info.status != CheckpointStatus.COMPLETED.value:
                         reason = _failure_reason(log_path, info)
+                        if "changed since checkpoint" in reason:
+                            reason += (
+                                " (rerun with --force to resume anyway, or --fresh to start over)"
+                            )
                         view.note(stage.name, info.status, reason)
-                        console.print(
-                            f"[red]error:[/red] stage {stage.name} did not complete "
-                            f"(exit {code}, status {info.status}): {reason}"
-                            + (f" (log: {log_path})" if log_path else "")
+                        print(
+                            f"error: stage {stage.name} did not complete (exit {code}, status "
+                            f"{info.status}): {reason} (log: {log_path})",
+                            file=sys.stderr,
                         )
                         return 1
             infos = [manager.inspect(s.name) for s in stages if s.name in manager.stages()]
@@ -600,6 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=120)
     try:
         return run(args, console)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (ConfigError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

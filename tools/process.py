@@ -15,6 +15,8 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # The parent blocks SIGINT/SIGTERM around the fork; the child must not inherit that mask.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
@@ -27,7 +29,4 @@ def child_popen_options() -> dict[str, Any]:
     the kernel SIGKILLs the child when the orchestrator dies, even by ``kill -9``, so no orphan
     keeps a stage locked for the next run.
     """
-    options: dict[str, Any] = {"process_group": 0}
-    if sys.platform.startswith("linux"):
-        options["preexec_fn"] = _die_with_parent
-    return options
+    return {"process_group": 0, "preexec_fn": _die_with_parent}

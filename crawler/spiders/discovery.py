@@ -56,7 +56,8 @@ class DiscoverySpider(scrapy.Spider):
         self._data_dir = data_dir
         # Not LinkExtractor(allow_domains=...): it compares host:port, so a site on a port
         # would never match its own domain.
-        self.link_extractor = LinkExtractor(unique=True)
+        # deny_extensions=[]: PDFs and images are URLs of the site too, recorded like pages.
+        self.link_extractor = LinkExtractor(unique=True, deny_extensions=[])
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> DiscoverySpider:

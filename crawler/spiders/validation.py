@@ -23,7 +23,9 @@ from twisted.python.failure import Failure
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
-META = {"handle_httpstatus_all": True}
+# Error statuses reach the callback to be recorded; 3xx stay with RedirectMiddleware, so
+# redirects are followed and their chain recorded (handle_httpstatus_all would stop that).
+META = {"handle_httpstatus_list": list(range(400, 600))}
 
 
 def read_discovered_urls(path: Path) -> list[str]:
