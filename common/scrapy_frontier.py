@@ -21,7 +21,7 @@ from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
-from common.scrapy_runtime import SEQ_META, CrawlCheckpoint, ResumeFrontier
+from common.scrapy_runtime import CrawlCheckpoint, ResumeFrontier
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -87,7 +87,7 @@ class CheckpointScheduler(Scheduler):
         runtime = self.runtime
         if runtime.enabled and not runtime.has_work:
             return False  # the stage already completed: nothing to crawl
-        if runtime.enabled and SEQ_META in request.meta:
+        if runtime.enabled and runtime.is_replacement(request):
             # A retry or redirect of a journaled request: it replaces that request, so it is
             # crawled whatever the dupefilter says (otherwise the original is never finished).
             self._mqpush(request)

@@ -123,6 +123,7 @@ class CrawlCheckpoint:
         self._next_seq = 0
         self._handed_out: dict[int, Request] = {}
         self._ticker: LoopingCall | None = None
+        self._reconciling = False
         self.closed = False
 
     @classmethod
@@ -256,26 +257,52 @@ class CrawlCheckpoint:
         if seq is not None:
             self._handed_out[seq] = request
 
+    def is_replacement(self, request: Request) -> bool:
+        """True when ``request`` is a retry or redirect of a journaled request in flight.
+
+        Such a request replaces its original (which is done only once it is), so it must be
+        crawled whatever the dupefilter says. A child that merely copied its parent's meta
+        (``meta=response.meta``) is not one: it has a new URL and no new retry or redirect.
+        """
+        seq = request.meta.get(SEQ_META)
+        original = self._handed_out.get(seq) if seq is not None else None
+        if original is None or original is request:
+            return False
+        retries = request.meta.get("retry_times", 0)
+        if request.url == original.url and retries > original.meta.get("retry_times", 0):
+            return True
+        hops = request.meta.get("redirect_urls") or []
+        return (
+            len(hops) > len(original.meta.get("redirect_urls") or []) and hops[-1] == original.url
+        )
+
     def reconcile(self) -> int:
         """Mark done every handed-out request the engine has completely finished with."""
-        if not self._handed_out or self.checkpoint is None:
+        if not self._handed_out or self.checkpoint is None or self._reconciling:
             return 0
         engine = self.crawler.engine
         slot = getattr(engine, "_slot", None)
         inprogress: set[Request] | None = getattr(slot, "inprogress", None)
         if inprogress is None:
             return 0
-        finished = [seq for seq, request in self._handed_out.items() if request not in inprogress]
+        finished = [
+            (seq, request) for seq, request in self._handed_out.items() if request not in inprogress
+        ]
+        for seq, _request in finished:
+            del self._handed_out[seq]
         checkpoint = self.checkpoint
         stats = self.crawler.stats
-        for seq in finished:
-            request = self._handed_out.pop(seq)
-            outcome = request.meta.get(OUTCOME_META)
-            checkpoint.mark_done(seq)
-            if outcome == "skipped":
-                checkpoint.update(processed=0, skipped=1)
-            if stats is not None:
-                stats.inc_value("checkpoint/requests_done")
+        # update() may auto-save, and a save calls reconcile() again (its snapshot hook).
+        self._reconciling = True
+        try:
+            for seq, request in finished:
+                checkpoint.mark_done(seq)
+                if request.meta.get(OUTCOME_META) == "skipped":
+                    checkpoint.update(processed=0, skipped=1)
+                if stats is not None:
+                    stats.inc_value("checkpoint/requests_done")
+        finally:
+            self._reconciling = False
         return len(finished)
 
     def _before_save(self) -> None:

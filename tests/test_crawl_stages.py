@@ -174,16 +174,8 @@ def test_discovery_checkpoint_completed_and_files_private(discovered: Discovered
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} readable by others"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: discovery never records linked files (/files/*.pdf, /images/*.png): "
-        "crawler/spiders/discovery.py builds LinkExtractor(unique=True), whose default "
-        "deny_extensions (IGNORED_EXTENSIONS) drops pdf/png links, so 'one line per unique URL "
-        "found' misses every non-HTML file and validation never checks them"
-    ),
-)
 def test_discovery_records_every_linked_url(site: Site, discovered: Discovered) -> None:
+    """Files (PDF, PNG), broken links and error pages are URLs of the site too."""
     urls = {row["url"] for row in records(discovered.output)}
     linked = set(site.spec.expected_linked_urls(site.base_url))
     assert linked <= urls, sorted(linked - urls)[:10]
@@ -205,15 +197,6 @@ def test_second_discovery_run_fetches_nothing(site: Site, discovered: Discovered
     assert checkpoint_state(discovered.data_dir, "stage1_discovery")["status"] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a start URL without a path (the demo site's and the orchestrator's base URL form, "
-        "http://host:port) is recorded as-is while every link to '/' is filtered as its "
-        "duplicate, so the root page's record is 'http://host:port', not 'http://host:port/' "
-        "as in DemoSite.expected_ok_urls(); discovery should normalise start URLs"
-    ),
-)
 def test_discovery_start_url_without_trailing_slash(tmp_path: Path) -> None:
     process, base_url = start_demo_site_process(20, 1, stderr=subprocess.DEVNULL)
     try:
@@ -277,15 +260,6 @@ def test_validation_records_errors_as_not_ok(site: Site, validated: Validated) -
         assert (row["status"], row["ok"]) == (500, False), row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: validation never follows redirects: crawler/spiders/validation.py sets "
-        "META = {'handle_httpstatus_all': True}, and Scrapy's RedirectMiddleware returns every "
-        "response untouched when that meta key is set, so a 301/302 is recorded with ok=False, "
-        "final_url = the redirect itself and an empty redirect_chain"
-    ),
-)
 def test_validation_follows_redirects(site: Site, validated: Validated) -> None:
     by_url = {row["url"]: row for row in records(validated.output)}
     redirects = [p for p in site.spec.paths_of_kind(PageKind.REDIRECT) if site.url(p) in by_url]

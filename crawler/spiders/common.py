@@ -28,9 +28,12 @@ def host_of(url: str) -> str:
 
 
 def check_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL, with ``/`` as the path of a bare host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    if not parts.path:
+        url = parts._replace(path="/").geturl()
     return url
 
 
