@@ -87,9 +87,12 @@ class CheckpointScheduler(Scheduler):
         runtime = self.runtime
         if runtime.enabled and not runtime.has_work:
             return False  # the stage already completed: nothing to crawl
-        if runtime.enabled and runtime.is_replacement(request):
+        replacement = runtime.enabled and runtime.is_replacement(request)
+        if replacement:
             # A retry or redirect of a journaled request: it replaces that request, so it is
-            # crawled whatever the dupefilter says (otherwise the original is never finished).
+            # crawled whatever the dupefilter says (otherwise the original is never finished),
+            # and it does not make its URL "seen": that URL may still come as a request of its
+            # own (a redirect target that is also a discovered URL), before or after a resume.
             self._mqpush(request)
             assert self.stats is not None
             self.stats.inc_value("scheduler/enqueued/memory")
@@ -97,7 +100,8 @@ class CheckpointScheduler(Scheduler):
         elif not super().enqueue_request(request):
             return False
         if runtime.enabled:
-            runtime.record_request(request, self._fingerprint(request), self.spider)
+            fingerprint = None if replacement else self._fingerprint(request)
+            runtime.record_request(request, fingerprint, self.spider)
         return True
 
     def _fingerprint(self, request: Request) -> str:

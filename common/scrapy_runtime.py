@@ -194,7 +194,8 @@ class CrawlCheckpoint:
         window = checkpoint.state.completion
         for entry in journal.read_committed():
             seq = entry["seq"]
-            frontier.fingerprints.append(entry["fp"])
+            if entry.get("fp"):
+                frontier.fingerprints.append(entry["fp"])
             if not window.is_done(seq):
                 frontier.pending.append(from_json_safe(entry["request"]))
             frontier.scheduled += 1
@@ -223,8 +224,12 @@ class CrawlCheckpoint:
 
     # Requests ------------------------------------------------------------------------------------
 
-    def record_request(self, request: Request, fingerprint: str, spider: Spider) -> bool:
-        """Journal an accepted request; False if it cannot be serialised (kept in memory)."""
+    def record_request(self, request: Request, fingerprint: str | None, spider: Spider) -> bool:
+        """Journal an accepted request; False if it cannot be serialised (kept in memory).
+
+        ``fingerprint`` is None for a retry or redirect: it goes back into the dupefilter on
+        resume only for requests that passed it.
+        """
         journal = self.requests
         if journal is None:
             return False
