@@ -1,7 +1,7 @@
 """Crawl benchmarks: throughput against stock Scrapy, and what a SIGKILL costs against JOBDIR.
 
-    python -m tools.bench_crawl [--pages 2000] [--seed 11] [--repeats 3]
-                                [--skip-throughput] [--skip-kill]
+    python -m tools.bench_crawl [--pages 2000] [--seed 11] [--repeats 3] [--latency-ms 0]
+                                [--fractions 0.2,0.4,0.6,0.8] [--skip-throughput] [--skip-kill]
 
 (a) Throughput on a local demo site: the ``discovery`` spider with the project settings (the
     checkpoint middleware, the crash-safe frontier and the exactly-once pipeline), the same spider
@@ -540,6 +540,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fractions", default="0.2,0.4,0.6,0.8", help="kill points, shares of the crawl"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="a run longer than this hangs")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="demo site delay per response (0: a local, CPU-bound crawl; 20-100: network-like)",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-kill", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -548,10 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores; demo site: "
-        f"{args.pages} pages, seed {args.seed}"
+        f"{args.pages} pages, seed {args.seed}, latency {args.latency_ms:g} ms"
     )
     work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
-    site, base_url = start_demo_site_process(args.pages, args.seed, stderr=subprocess.DEVNULL)
+    site, base_url = start_demo_site_process(
+        args.pages, args.seed, latency_ms=args.latency_ms, stderr=subprocess.DEVNULL
+    )
     try:
         if not args.skip_throughput:
             print_throughput(bench_throughput(base_url, work, args.repeats), args.pages)
