@@ -275,9 +275,17 @@ def test_validation_follows_redirects(site: Site, validated: Validated) -> None:
 
 
 def interrupt_when(
-    command: Sequence[str], output: Path, lines: int, sig: signal.Signals, timeout: float = 60
+    command: Sequence[str],
+    output: Path,
+    lines: int,
+    sig: signal.Signals,
+    timeout: float = 60,
+    times: int = 1,
 ) -> int:
-    """Run ``command``; send ``sig`` once ``output`` holds ``lines`` lines; return the exit code."""
+    """Run ``command``; send ``sig`` (``times`` in a row) once ``output`` holds ``lines`` lines.
+
+    Returns the exit code.
+    """
     counter = LineCounter(output)
     process = subprocess.Popen(
         list(command), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -287,8 +295,9 @@ def interrupt_when(
         while process.poll() is None and counter.count() < lines:
             assert time.monotonic() < deadline, "the crawl neither progressed nor ended"
             time.sleep(0.01)
-        if process.poll() is None:
-            process.send_signal(sig)
+        for _ in range(times):
+            if process.poll() is None:
+                process.send_signal(sig)
         return process.wait(timeout=timeout)
     finally:
         if process.poll() is None:
@@ -373,17 +382,26 @@ def test_validation_refuses_a_changed_input_unless_forced(
     assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "completed"
 
 
-def test_ctrl_c_pauses_and_the_same_command_finishes(
-    discovered: Discovered, tmp_path: Path
+@pytest.mark.parametrize(
+    ("sig", "times"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 2)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-twice"],
+)
+def test_a_signal_pauses_and_the_same_command_finishes(
+    discovered: Discovered, tmp_path: Path, sig: signal.Signals, times: int
 ) -> None:
+    """SIGINT/SIGTERM: save, paused, exit 0. A second Ctrl-C stops at once; still resumable."""
     input_file = tmp_path / "discovered.jsonl"
     shutil.copyfile(discovered.output, input_file)
     output = tmp_path / VALIDATION_OUTPUT
     command = validation_command(tmp_path, input_file)
-    code = interrupt_when(command, output, 30, signal.SIGINT)
-    assert code == 0
+    code = interrupt_when(command, output, 30, sig, times=times)
     state = checkpoint_state(tmp_path, "stage2_validation")
-    assert state["status"] == "paused"
+    if times == 1:
+        assert code == 0
+        assert state["status"] == "paused"
+    else:  # forced: whatever was saved last is valid and the next run resumes from it
+        assert state["status"] in ("paused", "running")
     assert 0 < len(output.read_bytes().splitlines()) < len(records(input_file))
     result = subprocess.run(
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
@@ -457,3 +475,37 @@ def test_a_second_process_on_the_same_stage_is_refused(
     final = read_output(output)
     assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
     assert final.url_set == {row["url"] for row in records(input_file)}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: a refused resume (InputChangedError raised by CrawlCheckpoint.open inside "
+        "CheckpointScheduler.open, common/scrapy_frontier.py) crashes the half-opened spider: "
+        "besides the reason, stderr holds 4 tracebacks of secondary errors from Scrapy's "
+        "teardown ('Scraper close failure ... Scraper slot not assigned', CoreStats "
+        "AssertionError, 'Task exception was never retrieved'); the refusal should be one clear "
+        "error line and a non-zero exit"
+    ),
+)
+def test_a_refused_resume_is_one_clear_error(site: Site, tmp_path: Path) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    input_file.write_text(
+        "".join(json.dumps({"url": site.url(p)}) + "\n" for p in ("/", "/about/", "/contact/"))
+    )
+    paused = scrapy(
+        "validation",
+        tmp_path,
+        "-a",
+        f"input_file={input_file}",
+        settings={"CLOSESPIDER_ITEMCOUNT": "1", "CONCURRENT_REQUESTS": "1"},
+    )
+    assert_ok(paused)
+    assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "paused"
+    with input_file.open("a") as handle:
+        handle.write(json.dumps({"url": site.url("/research/")}) + "\n")
+    refused = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+    assert refused.returncode != 0
+    assert "input file has changed" in refused.stderr
+    for noise in ("Scraper slot not assigned", "Task exception was never retrieved", "CoreStats"):
+        assert noise not in refused.stderr, noise
