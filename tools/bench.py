@@ -25,6 +25,8 @@ from typing import Any
 from common.atomic import atomic_write_bytes
 from common.checkpoint import EnhancedCheckpoint
 
+_PLURAL = {"index": "indices", "key": "keys"}
+
 
 def _best_of(runs: int, fn: Callable[[], float]) -> float:
     return min(fn() for _ in range(runs))
@@ -133,13 +135,13 @@ def bench_saves(directory: Path, sizes: list[int]) -> None:
             results.append((size, statistics.median(samples), baseline))
         for size, ours, baseline in results:
             _row(
-                f"{kind:>5}s: {size:>9,} done",
+                f"{_PLURAL[kind]:>7}: {size:>9,} done",
                 f"{ours * 1e3:.2f} ms",
                 f"{baseline * 1e3:.2f} ms",
                 ours / baseline,
             )
         flatness = results[-1][1] / results[0][1]
-        print(f"  {kind}s: save at {sizes[-1]:,} / save at {sizes[0]:,} = {flatness:.2f}x")
+        print(f"  {_PLURAL[kind]}: save at {sizes[-1]:,} / save at {sizes[0]:,} = {flatness:.2f}x")
 
 
 def bench_load(directory: Path, size: int) -> None:
@@ -180,7 +182,7 @@ def bench_load(directory: Path, size: int) -> None:
         ours = _best_of(3, load)
         base = _best_of(3, read_raw)
         _row(
-            f"{kind}s: load + first check",
+            f"{_PLURAL[kind]}: load + first check",
             f"{ours * 1e3:.1f} ms",
             f"{base * 1e3:.1f} ms",
             ours / base,
