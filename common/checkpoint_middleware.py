@@ -14,18 +14,23 @@ The middleware alone tracks the crawl (counts in the checkpoint and in Scrapy's 
 ``checkpoint/...``, status from the close reason, crash detection on restart); the scheduler
 adds the crash-safe frontier and the pipeline the exactly-once output. All settings are listed
 in :mod:`common.scrapy_runtime`. Close reasons: ``finished`` → completed; ``shutdown``
-(Ctrl-C/SIGTERM), ``cancelled`` and ``closespider_*`` → paused; anything else → failed.
+(Ctrl-C/SIGTERM), ``cancelled`` and ``closespider_*`` → paused; anything else → failed. A start
+the checkpoint refuses (changed input or config, a stage another process holds) logs one error
+line, closes the spider as ``checkpoint_refused`` with nothing written, and makes the process
+exit with ``CHECKPOINT_REFUSED_EXIT_CODE`` (1; 0 to disable).
 
 ``AsyncCheckpointTracker`` is importable from here too, as in seed 003.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import CloseSpider, IgnoreRequest, NotConfigured
 from twisted.internet.threads import deferToThread
 
 from common.scrapy_runtime import OUTCOME_META, CrawlCheckpoint
@@ -63,6 +68,8 @@ class CheckpointMiddleware:
 
     async def spider_opened(self, spider: Spider) -> None:
         runtime = self.runtime
+        if runtime.refused is not None:
+            raise CloseSpider("checkpoint_refused")
         if runtime.checkpoint is None:  # no CheckpointScheduler: open here, tracking only
             from scrapy.utils.defer import maybe_deferred_to_future
 
@@ -82,6 +89,13 @@ class CheckpointMiddleware:
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         from scrapy.utils.defer import maybe_deferred_to_future
+
+        if reason == "checkpoint_refused":
+            # Scrapy's commands exit 0 for any closed spider; a refused resume must not look
+            # like success to a shell or a scheduler, so the process exits with this code.
+            code = self.crawler.settings.getint("CHECKPOINT_REFUSED_EXIT_CODE", 1)
+            if code:
+                atexit.register(os._exit, code)
 
         self.runtime.settle(reason)
         await maybe_deferred_to_future(deferToThread(self.runtime.close))

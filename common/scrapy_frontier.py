@@ -20,7 +20,9 @@ from scrapy.dupefilters import RFPDupeFilter
 from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
+from common.errors import CheckpointError
 from common.scrapy_runtime import CrawlCheckpoint, ResumeFrontier
 
 if TYPE_CHECKING:
@@ -60,8 +62,20 @@ class CheckpointScheduler(Scheduler):
             self._restore(frontier, spider)
             self.runtime.start_ticker()
 
+        def refused(failure: Failure) -> None:
+            error = failure.value
+            if not isinstance(error, CheckpointError):
+                failure.raiseException()
+            # A refused start (changed input or config, stage locked by another process,
+            # unreadable checkpoint) is one clear line, not a crawl crash: nothing was written.
+            # The spider is closed once opened (see CheckpointMiddleware.spider_opened): closing
+            # it from here would skip opening Scrapy's scraper and crash the close.
+            logger.error("%s", error)
+            self.runtime.refused = str(error)
+            self.runtime.has_work = False
+
         deferred: Deferred[Any] = deferToThread(self.runtime.open, spider)
-        deferred.addCallback(resume)
+        deferred.addCallbacks(resume, refused)
         if opened is not None:
             deferred.addCallback(lambda _: opened)
         return deferred

@@ -124,6 +124,7 @@ class CrawlCheckpoint:
         self._handed_out: dict[int, Request] = {}
         self._ticker: LoopingCall | None = None
         self._reconciling = False
+        self.refused: str | None = None
         self.closed = False
 
     @classmethod

@@ -15,7 +15,12 @@ NEWSPIDER_MODULE = "crawler.spiders"
 # Where stage outputs go: <DATA_DIR>/processed/stage01/..., checkpoints in CHECKPOINT_DIR.
 DATA_DIR = "data"
 
-DOWNLOADER_MIDDLEWARES = {"common.checkpoint_middleware.CheckpointMiddleware": 100}
+DOWNLOADER_MIDDLEWARES = {
+    "common.checkpoint_middleware.CheckpointMiddleware": 100,
+    # Scrapy's own lets requests that waited for robots.txt through unchecked (see the class).
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.ReliableRobotsTxtMiddleware": 101,
+}
 SCHEDULER = "common.scrapy_frontier.CheckpointScheduler"
 ITEM_PIPELINES = {"common.scrapy_pipeline.CheckpointPipeline": 900}
 CHECKPOINT_ENABLED = True
