@@ -11,6 +11,7 @@ write its URL twice. An item whose ``ok`` field is false counts as failed, and o
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
@@ -38,7 +39,13 @@ class CheckpointPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        record = ItemAdapter(item).asdict()
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            # A shallow copy: records are JSON-encoded right away, no deep copy needed.
+            record = dict(vars(item)) if hasattr(item, "__dict__") else dataclasses.asdict(item)
+        elif isinstance(item, dict):
+            record = dict(item)
+        else:
+            record = ItemAdapter(item).asdict()
         if "url" not in record:
             raise ValueError(f"items written by CheckpointPipeline need a 'url' field: {record!r}")
         ok = bool(record.get("ok", True))

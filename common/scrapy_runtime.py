@@ -26,6 +26,8 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
 * ``CHECKPOINT_STAGE_NAME``: the stage (the spider's ``checkpoint_stage`` or name by default).
 * ``CHECKPOINT_AUTO_SAVE_INTERVAL``: save after this many updates (10).
 * ``CHECKPOINT_SAVE_EVERY_SECONDS``: and at least this often (2.0).
+* ``CHECKPOINT_MIN_SAVE_INTERVAL``: but at most this often (0.25 s): a crawl makes thousands of
+  updates a second, and each save costs the reactor a snapshot.
 * ``CHECKPOINT_OUTPUT_FILE``: the stage's JSON Lines output (or the spider's
   ``checkpoint_output_file`` attribute).
 * ``CHECKPOINT_INPUT_FILE``: the stage's input, hashed to guard a resume (or the spider's
@@ -64,6 +66,29 @@ SEQ_META = "checkpoint_seq"
 OUTCOME_META = "checkpoint_outcome"
 
 _RUNTIMES: weakref.WeakKeyDictionary[Crawler, CrawlCheckpoint] = weakref.WeakKeyDictionary()
+
+
+_REQUEST_DEFAULTS: dict[str, Any] = {
+    "body": b"",
+    "cookies": {},
+    "headers": {},
+    "meta": {},
+    "encoding": "utf-8",
+    "flags": [],
+    "cb_kwargs": {},
+    "dont_filter": False,
+    "method": "GET",
+    "priority": 0,
+    "errback": None,
+}
+
+
+def compact_request_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """``Request.to_dict()`` without the fields at their defaults (``request_from_dict`` fills
+    them back in): journal records half the size, and half the encoding work."""
+    return {
+        k: v for k, v in data.items() if k not in _REQUEST_DEFAULTS or _REQUEST_DEFAULTS[k] != v
+    }
 
 
 def to_json_safe(value: Any) -> Any:
@@ -114,6 +139,7 @@ class CrawlCheckpoint:
         self.directory = Path(settings.get("CHECKPOINT_DIR") or "data/checkpoints")
         self.auto_save_interval = settings.getint("CHECKPOINT_AUTO_SAVE_INTERVAL", 10)
         self.save_every_seconds = settings.getfloat("CHECKPOINT_SAVE_EVERY_SECONDS", 2.0)
+        self.min_save_interval = settings.getfloat("CHECKPOINT_MIN_SAVE_INTERVAL", 0.25)
         self.force = settings.getbool("CHECKPOINT_FORCE")
         self.fresh = settings.getbool("CHECKPOINT_FRESH")
         self.checkpoint: EnhancedCheckpoint | None = None
@@ -159,6 +185,7 @@ class CrawlCheckpoint:
             self.directory / f"{stage}.json",
             auto_save_interval=self.auto_save_interval,
             save_every_seconds=self.save_every_seconds,
+            min_save_interval=self.min_save_interval,
         )
         try:
             checkpoint.acquire()
@@ -241,7 +268,7 @@ class CrawlCheckpoint:
                 {
                     "seq": seq,
                     "fp": fingerprint,
-                    "request": to_json_safe(request.to_dict(spider=spider)),
+                    "request": to_json_safe(compact_request_dict(request.to_dict(spider=spider))),
                 }
             )
         except (ValueError, TypeError) as exc:

@@ -342,7 +342,8 @@ def test_validation_refuses_a_changed_input_unless_forced(
         assert_ok(result)
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "paused"
     else:
-        code = interrupt_when(validation_command(tmp_path, input_file), output, 40, signal.SIGKILL)
+        # Past two saves (CHECKPOINT_MIN_SAVE_INTERVAL apart), so something is committed.
+        code = interrupt_when(validation_command(tmp_path, input_file), output, 150, signal.SIGKILL)
         assert code == -signal.SIGKILL
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "running"
     partial = output.read_bytes()
