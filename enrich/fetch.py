@@ -478,6 +478,15 @@ class PageFetcher:
                 content_type=content_type,
                 error=f"Content-Length {declared} exceeds max_body_bytes {limit}",
             )
+        if declared is not None and response.headers.get(hdrs.CONTENT_ENCODING) is None:
+            # Declared and within the cap: one read (a decoded size can only exceed it when
+            # the body is compressed, which goes the streaming way below).
+            return _Final(
+                FetchOutcome.OK,
+                status=status,
+                content_type=content_type,
+                body=await response.read(),
+            )
         body = bytearray()
         async for chunk in response.content.iter_chunked(_CHUNK_SIZE):
             body += chunk
