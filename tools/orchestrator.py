@@ -448,10 +448,12 @@ def summary_table(infos: Sequence[StageInfo]) -> Table:
         "Success",
         "Failed",
         "Skipped",
-        "Throughput",
+        "Rate",
         "Time",
     ):
-        table.add_column(column, justify="left" if column in ("Stage", "Status") else "right")
+        left = column in ("Stage", "Status")
+        # Names and statuses never wrap: the numbers give way on a narrow terminal.
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
     for info in infos:
         snapshot = info.progress()
         if snapshot is None:
@@ -586,6 +588,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     state = RunState()
     demo: DemoSiteHandle | None = None
     live = console.is_terminal and not args.no_live
+    if live and not args.verbose:
+        logger.setLevel(logging.WARNING)  # the bars say it; log lines would tear the view
     try:
         with signal_handling(state):
             if args.env == "development" and not args.start_url and args.config is None:
