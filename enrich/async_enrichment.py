@@ -18,7 +18,6 @@ non-HTML answers are counted as skipped.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import anyio
 import anyio.to_thread
 
 from common.progress import ProgressSnapshot
+from common.records import iter_records, unique_urls
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.extract import extract_page
@@ -62,42 +62,18 @@ class EnrichmentSummary:
 
 def read_valid_pages(path: Path | str) -> list[str]:
     """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once."""
-    urls: list[str] = []
-    seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                url = record["url"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a validation record ({exc})") from None
-            content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
+    urls: dict[str, None] = {}
+    for record in iter_records(path, kind="validation"):
+        content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
+        if record.get("ok") and content_type in HTML_TYPES:
             # A redirect is not a page of its own: enrich where it leads, once.
-            url = record.get("final_url") or url
-            if record.get("ok") and content_type in HTML_TYPES and url not in seen:
-                seen.add(url)
-                urls.append(url)
-    return urls
+            urls[record.get("final_url") or record["url"]] = None
+    return list(urls)
 
 
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
-    urls: list[str] = []
-    seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                url = json.loads(line)["url"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a failed-item record ({exc})") from None
-            if url not in seen:
-                seen.add(url)
-                urls.append(url)
-    return urls
+    return unique_urls(iter_records(path, kind="failed-item"))
 
 
 class AsyncEnrichmentProcessor:

@@ -9,7 +9,6 @@ redirect chain, the final URL, and the error when it could not be fetched (those
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
+from common.records import iter_records, unique_urls
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
@@ -30,20 +30,7 @@ META = {"handle_httpstatus_list": list(range(400, 600))}
 
 def read_discovered_urls(path: Path) -> list[str]:
     """The URLs of discovery's output, in file order, each once."""
-    urls: list[str] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                url = json.loads(line)["url"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a discovery record ({exc})") from None
-            if url not in seen:
-                seen.add(url)
-                urls.append(url)
-    return urls
+    return unique_urls(iter_records(path, kind="discovery"))
 
 
 class ValidationSpider(scrapy.Spider):
