@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,6 +119,9 @@ class AsyncEnrichmentProcessor:
         self.progress_every = progress_every
         self._session = session
         self._fetcher: PageFetcher | None = None
+        # Extraction holds the GIL most of the time: a few threads keep the cores busy, and
+        # dozens would only contend for it (and for the event loop's time).
+        self._extract_limiter = anyio.CapacityLimiter(max(2, (os.cpu_count() or 2)))
 
     async def __aenter__(self) -> Self:
         self._fetcher = PageFetcher(self.config, session=self._session)
@@ -215,7 +219,11 @@ class AsyncEnrichmentProcessor:
         fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if result.outcome is FetchOutcome.OK and result.body is not None:
             page = await anyio.to_thread.run_sync(
-                extract_page, result.final_url, result.body, result.content_type
+                extract_page,
+                result.final_url,
+                result.body,
+                result.content_type,
+                limiter=self._extract_limiter,
             )
             record: dict[str, Any] = {
                 "url": url,
