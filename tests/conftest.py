@@ -53,3 +53,46 @@ def make_checkpoint(checkpoint_dir: Path) -> Iterator[MakeCheckpoint]:
     for checkpoint in opened:
         with contextlib.suppress(CheckpointError):
             checkpoint.close()
+
+
+def _service_or_skip(variable: str, what: str) -> str:
+    """The server address in ``variable``; skip (fail under PIPELINE_REQUIRE_SERVICES) if unset."""
+    import os
+
+    value = os.environ.get(variable, "")
+    if value:
+        return value
+    reason = f'{what} not configured: run `eval "$(.ci/services)"` to start it and set {variable}'
+    if os.environ.get("PIPELINE_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason + " (PIPELINE_REQUIRE_SERVICES=1: CI never skips these tests)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn() -> str:
+    """DSN of the loopback PostgreSQL server started by ``.ci/services``."""
+    return _service_or_skip("PIPELINE_TEST_POSTGRES_DSN", "PostgreSQL")
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server_dsn: str) -> Iterator[str]:
+    """A fresh, empty database on the test server for one test, dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(postgres_server_dsn)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the loopback Redis server started by ``.ci/services``; isolate by key prefix."""
+    return _service_or_skip("PIPELINE_TEST_REDIS_URL", "Redis")
