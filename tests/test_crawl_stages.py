@@ -305,7 +305,10 @@ def interrupt_when(
             process.wait()
 
 
-def validation_command(data_dir: Path, input_file: Path) -> list[str]:
+def validation_command(data_dir: Path, input_file: Path, *, paced: bool = False) -> list[str]:
+    """The validation crawl; ``paced`` spreads it over a few seconds (~100 pages/s), so a
+    signal sent once its output reaches some lines lands before it has finished."""
+    pacing = ["-s", "DOWNLOAD_DELAY=0.01", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False"]
     return [
         sys.executable,
         "-m",
@@ -320,6 +323,7 @@ def validation_command(data_dir: Path, input_file: Path) -> list[str]:
         f"CHECKPOINT_DIR={data_dir / 'checkpoints'}",
         "-s",
         "CHECKPOINT_AUTO_SAVE_INTERVAL=5",
+        *(pacing if paced else []),
     ]
 
 
@@ -343,7 +347,9 @@ def test_validation_refuses_a_changed_input_unless_forced(
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "paused"
     else:
         # Past two saves (CHECKPOINT_MIN_SAVE_INTERVAL apart), so something is committed.
-        code = interrupt_when(validation_command(tmp_path, input_file), output, 150, signal.SIGKILL)
+        code = interrupt_when(
+            validation_command(tmp_path, input_file, paced=True), output, 150, signal.SIGKILL
+        )
         assert code == -signal.SIGKILL
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "running"
     partial = output.read_bytes()
@@ -395,8 +401,9 @@ def test_a_signal_pauses_and_the_same_command_finishes(
     input_file = tmp_path / "discovered.jsonl"
     shutil.copyfile(discovered.output, input_file)
     output = tmp_path / VALIDATION_OUTPUT
-    command = validation_command(tmp_path, input_file)
-    code = interrupt_when(command, output, 30, sig, times=times)
+    code = interrupt_when(
+        validation_command(tmp_path, input_file, paced=True), output, 30, sig, times=times
+    )
     state = checkpoint_state(tmp_path, "stage2_validation")
     if times == 1:
         assert code == 0
@@ -405,7 +412,12 @@ def test_a_signal_pauses_and_the_same_command_finishes(
         assert state["status"] in ("paused", "running")
     assert 0 < len(output.read_bytes().splitlines()) < len(records(input_file))
     result = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+        validation_command(tmp_path, input_file),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert_ok(result)
     final = read_output(output)

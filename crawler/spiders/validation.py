@@ -23,11 +23,6 @@ from common.records import iter_records, unique_urls
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
-# Error statuses reach the callback to be recorded; 3xx stay with RedirectMiddleware, so
-# redirects are followed and their chain recorded (handle_httpstatus_all would stop that).
-META = {"handle_httpstatus_list": list(range(400, 600))}
-
-
 def read_discovered_urls(path: Path) -> list[str]:
     """The URLs of discovery's output, in file order, each once."""
     return unique_urls(iter_records(path, kind="discovery"))
@@ -36,6 +31,10 @@ def read_discovered_urls(path: Path) -> list[str]:
 class ValidationSpider(scrapy.Spider):
     name = "validation"
     checkpoint_stage = "stage2_validation"
+    # Error statuses reach the callback to be recorded; 3xx stay with RedirectMiddleware, so
+    # redirects are followed and their chain recorded (handle_httpstatus_all would stop that).
+    # A spider attribute, not request meta: meta is journaled with every request.
+    handle_httpstatus_list = list(range(400, 600))
     checkpoint_input_file: str
     checkpoint_output_file: str
     checkpoint_config: dict[str, Any]
@@ -67,7 +66,7 @@ class ValidationSpider(scrapy.Spider):
         urls = await maybe_deferred_to_future(deferToThread(read_discovered_urls, path))
         self.checkpoint_total_items = len(urls)
         for url in urls:
-            yield scrapy.Request(url, callback=self.parse, errback=self.on_error, meta=dict(META))
+            yield scrapy.Request(url, callback=self.parse, errback=self.on_error)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         chain = [str(u) for u in response.meta.get("redirect_urls", [])]
