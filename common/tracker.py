@@ -71,6 +71,7 @@ class AsyncCheckpointTracker:
         stage: the stage name.
         auto_save_interval: save after this many updates (saves are coalesced, never blocking).
         save_every_seconds: and at least this often while updates come in.
+        min_save_interval: but at most this often (seconds); see :class:`EnhancedCheckpoint`.
         input_file: the stage's input; its hash guards a resume.
         config: the stage's configuration; its hash guards a resume.
         output_file: a JSON Lines output committed with the checkpoint (exactly once), plus its
@@ -90,6 +91,7 @@ class AsyncCheckpointTracker:
         *,
         auto_save_interval: int = 10,
         save_every_seconds: float = 5.0,
+        min_save_interval: float = 0.05,
         input_file: Path | str | None = None,
         config: Mapping[str, Any] | None = None,
         output_file: Path | str | None = None,
@@ -112,6 +114,7 @@ class AsyncCheckpointTracker:
         self._options: dict[str, Any] = {
             "auto_save_interval": auto_save_interval,
             "save_every_seconds": save_every_seconds,
+            "min_save_interval": min_save_interval,
             "store": store,
             "clock": clock,
             "progress_log_every": progress_log_every,

@@ -89,6 +89,8 @@ class AsyncEnrichmentProcessor:
         force, fresh: resume over a changed input/config; start over.
         handle_signals: SIGINT/SIGTERM pause the stage cleanly (see the tracker).
         auto_save_interval: checkpoint save spacing in updates.
+        min_save_interval: but at most this often (seconds): the longer, the less CPU the
+            saves take and the more work a crash redoes.
         on_progress: called with a progress snapshot about every ``progress_every`` items.
     """
 
@@ -104,6 +106,7 @@ class AsyncEnrichmentProcessor:
         fresh: bool = False,
         handle_signals: bool = False,
         auto_save_interval: int = 10,
+        min_save_interval: float = 0.05,
         on_progress: Callable[[ProgressSnapshot], None] | None = None,
         progress_every: int = 100,
     ) -> None:
@@ -115,6 +118,7 @@ class AsyncEnrichmentProcessor:
         self.fresh = fresh
         self.handle_signals = handle_signals
         self.auto_save_interval = auto_save_interval
+        self.min_save_interval = min_save_interval
         self.on_progress = on_progress
         self.progress_every = progress_every
         self._session = session
@@ -164,6 +168,7 @@ class AsyncEnrichmentProcessor:
             fresh=self.fresh,
             handle_signals=self.handle_signals,
             auto_save_interval=self.auto_save_interval,
+            min_save_interval=self.min_save_interval,
         )
         async with tracker:
             if not tracker.start(total_items=len(urls)):

@@ -23,6 +23,7 @@ from common.records import iter_records, unique_urls
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
+
 def read_discovered_urls(path: Path) -> list[str]:
     """The URLs of discovery's output, in file order, each once."""
     return unique_urls(iter_records(path, kind="discovery"))
