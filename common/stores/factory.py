@@ -6,20 +6,29 @@ from pathlib import Path
 
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
+from common.stores.sqlite import DATABASE_NAME, SqliteStore
 
-__all__ = ["STORE_KINDS", "open_store"]
+__all__ = ["STORE_KINDS", "detect_store", "open_store"]
 
 #: What ``open_store`` understands, for help texts and error messages.
-STORE_KINDS = "'json' (default)"
+STORE_KINDS = "'json' (default), 'sqlite'"
 
 
 def open_store(spec: str | None, directory: Path | str) -> CheckpointStore:
     """The store named by ``spec`` for checkpoints kept under ``directory``.
 
     ``None`` or ``"json"``: one JSON file per stage in ``directory`` (the default).
+    ``"sqlite"``: every stage in ``directory/checkpoints.sqlite3`` (:mod:`common.stores.sqlite`).
     Anything else is refused with the kinds that are understood.
     """
-    kind = (spec or "json").strip()
+    kind = (spec or "json").strip().lower()
     if kind == "json":
         return JsonFileStore(directory)
+    if kind == "sqlite":
+        return SqliteStore(directory)
     raise ValueError(f"unknown checkpoint store {spec!r}: use {STORE_KINDS}")
+
+
+def detect_store(directory: Path | str) -> str:
+    """``"sqlite"`` when ``directory`` holds a SQLite checkpoint database, else ``"json"``."""
+    return "sqlite" if (Path(directory) / DATABASE_NAME).is_file() else "json"
