@@ -240,6 +240,10 @@ class EnhancedCheckpoint:
             if self._keys is not None and KEYS_JOURNAL not in self._journals:
                 self._keys = None  # read before we were the writer: reload after the cut
             self._keys_journal_if_present()
+            keys = self.store.key_set(self.stage)
+            if keys is not None:  # keys the record does not count (restored) are dropped
+                keys.recover(self.state.keys_done)
+                self._keys = keys
         except BaseException:
             lock.release()
             raise

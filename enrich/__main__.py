@@ -2,7 +2,7 @@
 
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
-                     [--force] [--fresh] [--verbose]
+                     [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
 
 ``--retry-failed`` fetches again only the URLs of ``<output>.failed.jsonl``, as its own stage
@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
+from common.stores import detect_store
 from enrich.async_enrichment import (
     STAGE_NAME,
     AsyncEnrichmentProcessor,
@@ -32,6 +33,12 @@ from enrich.async_enrichment import (
 from enrich.config import EnrichmentConfig
 
 logger = logging.getLogger("enrich")
+
+
+def _worker_id(text: str) -> str:
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, got {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed",
         action="store_true",
         help="fetch again only the URLs in the output's .failed.jsonl sidecar",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("json", "sqlite"),
+        help="checkpoint store (default: sqlite if the checkpoint directory holds "
+        "checkpoints.sqlite3, else json); sqlite also keeps a per-page ledger",
+    )
+    parser.add_argument(
+        "--worker-id",
+        type=_worker_id,
+        help="this process's name in the sqlite ledger (default: HOST-PID)",
     )
     parser.add_argument("--force", action="store_true", help="resume over a changed input")
     parser.add_argument("--fresh", action="store_true", help="forget progress, start over")
@@ -96,6 +114,8 @@ async def run(args: argparse.Namespace) -> int:
         force=args.force,
         fresh=args.fresh,
         handle_signals=True,
+        store=args.store or detect_store(checkpoint_dir),
+        worker_id=args.worker_id,
     )
     async with processor:
         summary = await processor.process_urls(urls, input_file=input_file)

@@ -33,6 +33,7 @@ import anyio.to_thread
 
 from common.progress import ProgressSnapshot
 from common.records import iter_records, unique_urls
+from common.stores.base import CheckpointStore
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.extract import extract_page
@@ -92,6 +93,10 @@ class AsyncEnrichmentProcessor:
         min_save_interval: but at most this often (seconds): the longer, the less CPU the
             saves take and the more work a crash redoes.
         on_progress: called with a progress snapshot about every ``progress_every`` items.
+        store: the checkpoint store, or its name (``"json"``, ``"sqlite"``); see
+            :func:`common.stores.open_store`. With ``"sqlite"`` every page also gets a ledger
+            row (worker, status, attempts, error): ``checkpoint-manager ledger STAGE``.
+        worker_id: this process's name in that ledger (default ``<host>-<pid>``).
     """
 
     def __init__(
@@ -109,6 +114,8 @@ class AsyncEnrichmentProcessor:
         min_save_interval: float = 0.05,
         on_progress: Callable[[ProgressSnapshot], None] | None = None,
         progress_every: int = 100,
+        store: CheckpointStore | str | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.output_file = Path(output_file)
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -121,6 +128,8 @@ class AsyncEnrichmentProcessor:
         self.min_save_interval = min_save_interval
         self.on_progress = on_progress
         self.progress_every = progress_every
+        self.store = store
+        self.worker_id = worker_id
         self._session = session
         self._fetcher: PageFetcher | None = None
         # Extraction holds the GIL most of the time: a few threads keep the cores busy, and
@@ -169,11 +178,14 @@ class AsyncEnrichmentProcessor:
             handle_signals=self.handle_signals,
             auto_save_interval=self.auto_save_interval,
             min_save_interval=self.min_save_interval,
+            store=self.store,
+            worker_id=self.worker_id,
         )
         async with tracker:
             if not tracker.start(total_items=len(urls)):
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
+                await tracker.register_items(urls)  # the ledger's remaining work, if any
                 todo = self._todo(tracker, urls)
                 async with anyio.create_task_group() as group:
                     for _ in range(min(self.config.concurrency, max(1, len(urls)))):
@@ -237,9 +249,18 @@ class AsyncEnrichmentProcessor:
                 "fetched_at": fetched_at,
                 **page,
             }
-            tracker.update(processed=1, successful=1, last_item=url, index=index, record=record)
+            tracker.update(
+                processed=1,
+                successful=1,
+                last_item=url,
+                index=index,
+                record=record,
+                attempts=result.attempts,
+            )
         elif result.outcome is FetchOutcome.SKIPPED_NON_HTML:
-            tracker.update(processed=1, skipped=1, last_item=url, index=index)
+            tracker.update(
+                processed=1, skipped=1, last_item=url, index=index, attempts=result.attempts
+            )
         else:
             failure = {
                 "url": url,
@@ -250,7 +271,14 @@ class AsyncEnrichmentProcessor:
                 "attempts": result.attempts,
                 "failed_at": fetched_at,
             }
-            tracker.update(processed=1, failed=1, last_item=url, index=index, failed_record=failure)
+            tracker.update(
+                processed=1,
+                failed=1,
+                last_item=url,
+                index=index,
+                failed_record=failure,
+                attempts=result.attempts,
+            )
         if (
             self.on_progress is not None
             and tracker.checkpoint.state.progress.processed_items % (self.progress_every) == 0

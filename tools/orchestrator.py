@@ -13,6 +13,10 @@ its own checkpoint; a stage already completed on the same input is skipped by it
 fetching anything. Progress is read from the checkpoints: a live view with a bar per stage on
 a terminal, the seed's log lines otherwise, and a summary table at the end.
 
+``--store sqlite`` keeps every stage's checkpoint in ``DATA_DIR/checkpoints/checkpoints.sqlite3``
+(done keys in a table, a per-item ledger); without ``--store`` a directory that already holds
+that database keeps using it, and JSON files are the default otherwise.
+
 SIGINT/SIGTERM: the running stage saves and pauses, and the orchestrator exits 130/143; a
 second Ctrl-C stops at once (the checkpoints on disk stay valid). Exit codes: 0 done, 1 a stage
 failed or was refused (the reason is printed), 2 usage, 130/143 interrupted.
@@ -48,6 +52,7 @@ from common.errors import CheckpointError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
 from common.status import CheckpointStatus
+from common.stores import detect_store, open_store
 from tools.process import child_popen_options
 
 __all__ = ["STAGES", "PipelineConfig", "main"]
@@ -231,9 +236,15 @@ class RunState:
 
 
 def stage_command(
-    stage: StageSpec, config: PipelineConfig, data_dir: Path, *, force: bool, fresh: bool
+    stage: StageSpec,
+    config: PipelineConfig,
+    data_dir: Path,
+    *,
+    force: bool,
+    fresh: bool,
+    store: str = "json",
 ) -> list[str]:
-    """The child command line that runs ``stage``."""
+    """The child command line that runs ``stage`` (checkpoints in the ``store`` named)."""
     checkpoint_dir = data_dir / "checkpoints"
     if stage.alias == "enrichment":
         command = [
@@ -244,6 +255,8 @@ def stage_command(
             str(data_dir),
             "--checkpoint-dir",
             str(checkpoint_dir),
+            "--store",
+            store,
             "--concurrency",
             str(config.enrichment_concurrency),
             "--per-host",
@@ -259,6 +272,7 @@ def stage_command(
     settings = {
         "DATA_DIR": str(data_dir),
         "CHECKPOINT_DIR": str(checkpoint_dir),
+        "CHECKPOINT_STORE": store,
         "DEPTH_LIMIT": str(config.depth_limit),
         "CONCURRENT_REQUESTS": str(config.concurrency),
         "CONCURRENT_REQUESTS_PER_DOMAIN": str(config.concurrency_per_domain),
@@ -519,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-url", action="append", default=[], help="repeatable")
     parser.add_argument("--allowed-domain", action="append", default=[], help="repeatable")
     parser.add_argument("--config", type=Path, help="production TOML config")
+    parser.add_argument(
+        "--store",
+        choices=("json", "sqlite"),
+        help="checkpoint store (default: sqlite if DATA_DIR/checkpoints holds "
+        "checkpoints.sqlite3, else json)",
+    )
     parser.add_argument("--fresh", action="store_true", help="forget progress of the stages run")
     parser.add_argument("--force", action="store_true", help="resume over changed input/config")
     parser.add_argument("--pages", type=int, default=500, help="demo site size (development)")
@@ -581,9 +601,27 @@ def run(args: argparse.Namespace, console: Console) -> int:
     data_dir: Path = args.data_dir.resolve()
     stages = select_stages(args.stage)
     data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "logs").mkdir(exist_ok=True)
+    checkpoint_dir = data_dir / "checkpoints"
+    store_name: str = args.store or detect_store(checkpoint_dir)
+    store = open_store(store_name, checkpoint_dir)
+    manager = UnifiedCheckpointManager(checkpoint_dir, store=store)
+    try:
+        return _run(args, console, data_dir, stages, manager, store_name)
+    finally:
+        manager.close()
+        store.close()
+
+
+def _run(
+    args: argparse.Namespace,
+    console: Console,
+    data_dir: Path,
+    stages: list[StageSpec],
+    manager: UnifiedCheckpointManager,
+    store_name: str,
+) -> int:
     log_dir = data_dir / "logs"
-    log_dir.mkdir(exist_ok=True)
-    manager = UnifiedCheckpointManager(data_dir / "checkpoints")
     check_inputs(stages, manager, data_dir, args.force or args.fresh)
     state = RunState()
     demo: DemoSiteHandle | None = None
@@ -604,7 +642,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     if state.stop_signal is not None:
                         break
                     command = stage_command(
-                        stage, config, data_dir, force=args.force, fresh=args.fresh
+                        stage,
+                        config,
+                        data_dir,
+                        force=args.force,
+                        fresh=args.fresh,
+                        store=store_name,
                     )
                     logger.info("running %s", stage.name)
                     if stage.input is not None and not (data_dir / stage.input).is_file():

@@ -135,6 +135,12 @@ class KeySet(ABC):
     def clear(self) -> None:
         """Forget every key (a reset or fresh start)."""
 
+    def recover(self, committed: int) -> int:
+        """Writer, on taking the stage: keep the first ``committed`` keys (the record's
+        ``keys_done``) and drop any later ones, as a journal is cut back to its committed
+        length; returns how many were dropped. Keys in a journal are cut with the journal."""
+        return 0
+
 
 class MemoryKeySet(KeySet):
     """Keys in a Python set; the engine persists them in its append-only keys journal."""

@@ -88,8 +88,10 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS done_keys (
     sid INTEGER NOT NULL,
     key TEXT NOT NULL,
+    n INTEGER NOT NULL,
     PRIMARY KEY (sid, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS done_keys_order ON done_keys (sid, n);
 CREATE TABLE IF NOT EXISTS ledger (
     id INTEGER PRIMARY KEY,
     sid INTEGER NOT NULL,
@@ -331,9 +333,12 @@ class SqliteStore(CheckpointStore):
                 if rows:
                     sid = self._sid(conn, stage, create=True)
                     if rows.keys:
+                        # Ordinals: the record's keys_done says which keys it counts, as a
+                        # journal's committed length does (see SqliteKeySet.recover).
+                        first = int(record.get("keys_done") or 0) - len(rows.keys)
                         conn.executemany(
-                            "INSERT OR IGNORE INTO done_keys (sid, key) VALUES (?, ?)",
-                            ((sid, key) for key in rows.keys),
+                            "INSERT OR IGNORE INTO done_keys (sid, key, n) VALUES (?, ?, ?)",
+                            ((sid, key, first + i) for i, key in enumerate(rows.keys, 1)),
                         )
                     if rows.ledger:
                         conn.executemany(
@@ -421,13 +426,17 @@ class SqliteStore(CheckpointStore):
             conn.execute("SELECT count(*) FROM done_keys WHERE sid = ?", (sid,)).fetchone()[0]
         )
 
-    def _clear_keys(self, stage: str) -> None:
+    def _cut_keys(self, stage: str, keep: int) -> int:
+        """Delete the keys numbered above ``keep``; returns how many went."""
         if not self.path.exists():
-            return
+            return 0
         with self._transaction() as conn:
             sid = self._sid(conn, stage, create=False)
-            if sid is not None:
-                conn.execute("DELETE FROM done_keys WHERE sid = ?", (sid,))
+            if sid is None:
+                return 0
+            return conn.execute(
+                "DELETE FROM done_keys WHERE sid = ? AND n > ?", (sid, keep)
+            ).rowcount
 
     # Ledger ----------------------------------------------------------------------------------
 
@@ -643,18 +652,39 @@ class SqliteKeySet(KeySet):
                     self._in_flight.popleft()
 
     def clear(self) -> None:
-        self._pending = {}
-        with self._guard:
-            self._in_flight.clear()
-        self._count = 0
+        self.recover(0)
+
+    def recover(self, committed: int) -> int:
+        if self._pending or self._in_flight:
+            self._pending = {}
+            with self._guard:
+                self._in_flight.clear()
+        if self._count < committed:
+            raise CheckpointCorruptError(
+                f"{self._store.describe(self._stage)}: the checkpoint counts {committed} done "
+                f"keys but the database holds {self._count}; keys are missing. Restore the "
+                f"database or reset the stage",
+                stage=self._stage,
+                path=self._store.path,
+            )
+        if self._count == committed:
+            return 0
         try:
-            self._store._clear_keys(self._stage)
+            cut = self._store._cut_keys(self._stage, committed)
         except sqlite3.Error as exc:
             raise CheckpointError(
-                f"could not clear the done keys of {self._store.describe(self._stage)}: {exc}",
+                f"could not cut the done keys of {self._store.describe(self._stage)}: {exc}",
                 stage=self._stage,
                 path=self._store.path,
             ) from exc
+        self._count = committed
+        if cut and committed:
+            logger.info(
+                "Cut %d done keys of %s the checkpoint does not count (it was restored)",
+                cut,
+                self._stage,
+            )
+        return cut
 
 
 def _decode(text: str, path: Path) -> Any:
