@@ -100,6 +100,28 @@ def test_engine_keys_survive_a_reopen(store: CheckpointStore, tmp_path: Path) ->
         assert again.state.keys_done == 500
 
 
+def test_restoring_an_older_record_cuts_the_keys_it_does_not_count(tmp_path: Path) -> None:
+    directory = tmp_path / "cp"
+    with EnhancedCheckpoint("s", store=SqliteStore(directory)) as cp:
+        cp.start("s")
+        for i in range(10):
+            cp.update(processed=1, successful=1, key=f"k{i}")
+        cp.save()
+        store = cp.store
+        older = store.save_history("s", cp.state.to_dict(), "ten", time.time())
+        for i in range(10, 25):
+            cp.update(processed=1, successful=1, key=f"k{i}")
+        cp.pause()
+    store.save("s", store.load_history("s", older))  # what `checkpoint-manager restore` does
+    with EnhancedCheckpoint("s", store=store) as again:
+        again.acquire()
+        assert again.done_keys_count == 10
+        assert again.is_key_done("k9") and not again.is_key_done("k10")
+        assert again.start("s")
+        assert again.update(processed=1, successful=1, key="k10")  # redone, not lost
+    store.close()
+
+
 # SQLite specifics ----------------------------------------------------------------------------------
 
 

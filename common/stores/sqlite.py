@@ -60,6 +60,7 @@ DATABASE_NAME = "checkpoints.sqlite3"
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
 _KEY_CHUNK = 50_000
+_SETUP_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stages (
@@ -163,29 +164,40 @@ class SqliteStore(CheckpointStore):
             # sqlite gives the -wal and -shm files the database file's permissions.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-            )
-        except sqlite3.Error as exc:
-            raise self._corrupt(exc) from None
+        # Switching a new database to WAL can fail at once with SQLITE_BUSY (no busy handler,
+        # to avoid a deadlock) when another connection sets it up at the same moment.
+        with _SETUP_LOCK:
+            deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    conn = self._open()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() > deadline:
+                        raise self._error(exc) from None
+                    time.sleep(0.01)
+                except sqlite3.Error as exc:
+                    raise self._error(exc) from None
+        self._local.conn = conn
+        with self._guard:
+            self._connections.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             self._ensure_schema(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._corrupt(exc) from None
         except BaseException:
             conn.close()
             raise
-        self._local.conn = conn
-        with self._guard:
-            self._connections.append(conn)
         return conn
 
     def _writer(self) -> sqlite3.Connection:
@@ -214,6 +226,15 @@ class SqliteStore(CheckpointStore):
                 raise
         self._schema_ready = True
 
+    def _error(self, exc: sqlite3.Error) -> CheckpointError:
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            return CheckpointError(
+                f"checkpoint database {self.path} is busy ({exc}): another process holds it "
+                f"for longer than {_BUSY_TIMEOUT_MS // 1000} s",
+                path=self.path,
+            )
+        return self._corrupt(exc)
+
     def _corrupt(self, exc: sqlite3.Error) -> CheckpointCorruptError:
         return CheckpointCorruptError(
             f"checkpoint database {self.path} cannot be read ({exc}); nothing was changed. "
@@ -222,16 +243,23 @@ class SqliteStore(CheckpointStore):
         )
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a database error becomes a :class:`CheckpointSaveError`
+        saying ``what`` failed and that nothing changed."""
         conn = self._writer()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise CheckpointSaveError(
+                f"could not {what} in {self.path}: {exc}; nothing was changed", path=self.path
+            ) from exc
 
     def _sid(self, conn: sqlite3.Connection, stage: str, *, create: bool) -> int | None:
         sid = self._sids.get(stage)
@@ -253,8 +281,8 @@ class SqliteStore(CheckpointStore):
             return []
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc) from None
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def close(self) -> None:
         with self._guard:
@@ -320,44 +348,36 @@ class SqliteStore(CheckpointStore):
         body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         now = time.time()
         damaged = stage in self._damaged
-        try:
-            with self._transaction() as conn:
-                if damaged:
-                    conn.execute(
-                        "INSERT INTO set_aside (stage, at, body) "
-                        "SELECT stage, ?, body FROM records WHERE stage = ?",
-                        (now, stage),
+        with self._transaction(f"save checkpoint {stage!r}") as conn:
+            if damaged:
+                conn.execute(
+                    "INSERT INTO set_aside (stage, at, body) "
+                    "SELECT stage, ?, body FROM records WHERE stage = ?",
+                    (now, stage),
+                )
+            conn.execute(_UPSERT_RECORD, (stage, body, now, damaged))
+            sid = None
+            if rows:
+                sid = self._sid(conn, stage, create=True)
+                if rows.keys:
+                    # Ordinals: the record's keys_done says which keys it counts, as a
+                    # journal's committed length does (see SqliteKeySet.recover).
+                    first = int(record.get("keys_done") or 0) - len(rows.keys)
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO done_keys (sid, key, n) VALUES (?, ?, ?)",
+                        ((sid, key, first + i) for i, key in enumerate(rows.keys, 1)),
                     )
-                conn.execute(_UPSERT_RECORD, (stage, body, now, damaged))
-                sid = None
-                if rows:
-                    sid = self._sid(conn, stage, create=True)
-                    if rows.keys:
-                        # Ordinals: the record's keys_done says which keys it counts, as a
-                        # journal's committed length does (see SqliteKeySet.recover).
-                        first = int(record.get("keys_done") or 0) - len(rows.keys)
-                        conn.executemany(
-                            "INSERT OR IGNORE INTO done_keys (sid, key, n) VALUES (?, ?, ?)",
-                            ((sid, key, first + i) for i, key in enumerate(rows.keys, 1)),
-                        )
-                    if rows.ledger:
-                        conn.executemany(
-                            _UPSERT_LEDGER,
-                            (
-                                (sid, e.key, e.worker_id, e.status, e.attempts, e.error, e.at, e.at)
-                                for e in rows.ledger
-                            ),
-                        )
-                crash_point("sqlite_before_commit")
-            if sid is not None:
-                self._sids[stage] = sid
-        except sqlite3.Error as exc:
-            raise CheckpointSaveError(
-                f"could not save checkpoint {self.describe(stage)}: {exc}; the previous "
-                f"checkpoint is intact",
-                stage=stage,
-                path=self.path,
-            ) from exc
+                if rows.ledger:
+                    conn.executemany(
+                        _UPSERT_LEDGER,
+                        (
+                            (sid, e.key, e.worker_id, e.status, e.attempts, e.error, e.at, e.at)
+                            for e in rows.ledger
+                        ),
+                    )
+            crash_point("sqlite_before_commit")
+        if sid is not None:
+            self._sids[stage] = sid
         crash_point("sqlite_after_commit")
         if damaged:
             self._damaged.discard(stage)
@@ -370,26 +390,16 @@ class SqliteStore(CheckpointStore):
         validate_stage_name(stage)
         removed = False
         if self.path.exists():
-            try:
-                with self._transaction() as conn:
-                    cursor = conn.execute("DELETE FROM records WHERE stage = ?", (stage,))
-                    removed = cursor.rowcount > 0
-                    sid = self._sid(conn, stage, create=False)
-                    if sid is not None:
-                        removed = (
-                            conn.execute("DELETE FROM done_keys WHERE sid = ?", (sid,)).rowcount > 0
-                            or removed
+            with self._transaction(f"delete stage {stage!r}") as conn:
+                removed = conn.execute("DELETE FROM records WHERE stage = ?", (stage,)).rowcount > 0
+                sid = self._sid(conn, stage, create=False)
+                if sid is not None:
+                    for table in ("done_keys", "ledger"):
+                        deleted = conn.execute(
+                            f"DELETE FROM {table} WHERE sid = ?",  # noqa: S608 - fixed names
+                            (sid,),
                         )
-                        removed = (
-                            conn.execute("DELETE FROM ledger WHERE sid = ?", (sid,)).rowcount > 0
-                            or removed
-                        )
-            except sqlite3.Error as exc:
-                raise CheckpointSaveError(
-                    f"could not delete {self.describe(stage)}: {exc}; nothing was changed",
-                    stage=stage,
-                    path=self.path,
-                ) from exc
+                        removed = deleted.rowcount > 0 or removed
         removed = remove_stage_journals(self.directory, stage) or removed
         self._damaged.discard(stage)
         return removed
@@ -430,7 +440,7 @@ class SqliteStore(CheckpointStore):
         """Delete the keys numbered above ``keep``; returns how many went."""
         if not self.path.exists():
             return 0
-        with self._transaction() as conn:
+        with self._transaction(f"cut the done keys of {stage!r}") as conn:
             sid = self._sid(conn, stage, create=False)
             if sid is None:
                 return 0
@@ -448,7 +458,7 @@ class SqliteStore(CheckpointStore):
         added = 0
         iterator = iter(keys)
         while batch := [str(key) for key in itertools.islice(iterator, _KEY_CHUNK)]:
-            with self._transaction() as conn:
+            with self._transaction(f"register ledger items of {stage!r}") as conn:
                 sid = self._sid(conn, stage, create=True)
                 before = conn.total_changes
                 conn.executemany(
@@ -541,7 +551,7 @@ class SqliteStore(CheckpointStore):
     def ledger_clear(self, stage: str) -> None:
         if not self.path.exists():
             return
-        with self._transaction() as conn:
+        with self._transaction(f"clear the ledger of {stage!r}") as conn:
             sid = self._sid(conn, stage, create=False)
             if sid is not None:
                 conn.execute("DELETE FROM ledger WHERE sid = ?", (sid,))
@@ -552,7 +562,7 @@ class SqliteStore(CheckpointStore):
         validate_stage_name(stage)
         snapshot_id = snapshot_id_for(reason, now)
         body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        with self._transaction() as conn:
+        with self._transaction(f"save a history snapshot of {stage!r}") as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO history (stage, snapshot_id, created, reason, body) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -593,7 +603,7 @@ class SqliteStore(CheckpointStore):
         validate_stage_name(snapshot_id)
         if not self.path.exists():
             return
-        with self._transaction() as conn:
+        with self._transaction(f"delete snapshot {snapshot_id!r}") as conn:
             conn.execute(
                 "DELETE FROM history WHERE stage = ? AND snapshot_id = ?",
                 (validate_stage_name(stage), snapshot_id),
@@ -628,8 +638,8 @@ class SqliteKeySet(KeySet):
                 return True
         try:
             return self._store._key_exists(self._stage, key)
-        except sqlite3.DatabaseError as exc:
-            raise self._store._corrupt(exc) from None
+        except sqlite3.Error as exc:
+            raise self._store._error(exc) from None
 
     def __len__(self) -> int:
         return self._count
@@ -669,14 +679,7 @@ class SqliteKeySet(KeySet):
             )
         if self._count == committed:
             return 0
-        try:
-            cut = self._store._cut_keys(self._stage, committed)
-        except sqlite3.Error as exc:
-            raise CheckpointError(
-                f"could not cut the done keys of {self._store.describe(self._stage)}: {exc}",
-                stage=self._stage,
-                path=self._store.path,
-            ) from exc
+        cut = self._store._cut_keys(self._stage, committed)
         self._count = committed
         if cut and committed:
             logger.info(
@@ -685,6 +688,13 @@ class SqliteKeySet(KeySet):
                 self._stage,
             )
         return cut
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _decode(text: str, path: Path) -> Any:
