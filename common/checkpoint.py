@@ -97,6 +97,8 @@ class EnhancedCheckpoint:
             directory (and closed with the checkpoint); JSON files there by default.
         worker_id: names this process in the per-item ledger, when the store keeps one
             (:mod:`common.ledger`; default ``<host>-<pid>``).
+        ledger: record that ledger (on by default when the store keeps one; off saves its
+            rows' cost when only the done keys matter).
         history_keep: timestamped snapshots kept per stage (taken on start, pause, completion,
             failure, reset and manual position changes).
         history_every_seconds: also snapshot a running stage this often, so its throughput over
@@ -117,6 +119,7 @@ class EnhancedCheckpoint:
         history_every_seconds: float = 60.0,
         progress_log_every: int = 100,
         worker_id: str | None = None,
+        ledger: bool = True,
     ) -> None:
         if auto_save_interval < 1:
             raise ValueError(f"auto_save_interval must be >= 1, got {auto_save_interval}")
@@ -138,7 +141,7 @@ class EnhancedCheckpoint:
         #: The per-item ledger (seed 004) when the store keeps one, else None.
         self.ledger: Ledger | None = (
             Ledger(self.store, self.stage, *([worker_id] if worker_id else []))
-            if Ledger.available(self.store)
+            if ledger and Ledger.available(self.store)
             else None
         )
         self.auto_save_interval = auto_save_interval

@@ -25,7 +25,8 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
 * ``CHECKPOINT_DIR``: checkpoint directory (``data/checkpoints``).
 * ``CHECKPOINT_STORE``: ``json`` (default) or ``sqlite`` (:func:`common.stores.open_store`);
   with ``sqlite`` the done URLs live in a table, not in memory, and each output record gets a
-  ledger row (``CHECKPOINT_WORKER_ID`` names the worker; default ``<host>-<pid>``).
+  ledger row (``CHECKPOINT_WORKER_ID`` names the worker; default ``<host>-<pid>``;
+  ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
 * ``CHECKPOINT_STAGE_NAME``: the stage (the spider's ``checkpoint_stage`` or name by default).
 * ``CHECKPOINT_AUTO_SAVE_INTERVAL``: save after this many updates (10).
 * ``CHECKPOINT_SAVE_EVERY_SECONDS``: and at least this often (2.0).
@@ -195,6 +196,7 @@ class CrawlCheckpoint:
         self.fresh = settings.getbool("CHECKPOINT_FRESH")
         self.store_name: str | None = settings.get("CHECKPOINT_STORE") or None
         self.worker_id: str | None = settings.get("CHECKPOINT_WORKER_ID") or None
+        self.ledger = settings.getbool("CHECKPOINT_LEDGER", True)
         self.checkpoint: EnhancedCheckpoint | None = None
         self.has_work = True
         self.frontier_enabled = False
@@ -243,6 +245,7 @@ class CrawlCheckpoint:
                 min_save_interval=self.min_save_interval,
                 store=self.store_name,
                 worker_id=self.worker_id,
+                ledger=self.ledger,
             )
         except ValueError as exc:  # a bad CHECKPOINT_* setting: refuse the start, one line
             raise CheckpointError(f"stage {stage!r}: {exc}", stage=stage) from None

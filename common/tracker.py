@@ -87,6 +87,7 @@ class AsyncCheckpointTracker:
         worker_id: this worker's name in the per-item ledger (stores that keep one: SQLite).
             Every update of an item with a key (``key=``, ``last_item`` or the index) records
             its row; :attr:`ledger` answers remaining-work and statistics queries.
+        ledger: False to keep no ledger rows even when the store could.
         clock, progress_log_every: passed to :class:`EnhancedCheckpoint`.
     """
 
@@ -108,6 +109,7 @@ class AsyncCheckpointTracker:
         clock: Callable[[], float] = time.time,
         progress_log_every: int = 100,
         worker_id: str | None = None,
+        ledger: bool = True,
     ) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.stage = validate_stage_name(stage)
@@ -126,6 +128,7 @@ class AsyncCheckpointTracker:
             "clock": clock,
             "progress_log_every": progress_log_every,
             "worker_id": worker_id,
+            "ledger": ledger,
         }
         self._checkpoint: EnhancedCheckpoint | None = None
         self._input_hash: str | None = None

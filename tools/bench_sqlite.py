@@ -5,7 +5,8 @@
 For each store a stage is built with ``--keys`` URLs marked done (``update(key=url)``), then a
 fresh process reopens it and measures: the reopen (load + lock + whatever the store reads to
 answer ``is_key_done``), the memory that adds (resident, after the reopen), lookups of done and not-done keys, and the
-cost of marking ``--more`` keys done and saving. Every SQLite figure is printed as a ratio
+cost of marking ``--more`` keys done and saving (ledger off: the done-set alone; a last build
+adds a ledger row per key). Every SQLite figure is printed as a ratio
 against the JSON store's, measured in the same run. Nothing here is asserted by the tests.
 """
 
@@ -38,10 +39,14 @@ def _rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def build(kind: str, directory: Path, keys: int) -> float:
+def build(kind: str, directory: Path, keys: int, *, ledger: bool = False) -> float:
     """Mark ``keys`` URLs done in one run; returns seconds per key (updates and saves)."""
     checkpoint = EnhancedCheckpoint(
-        directory / f"{STAGE}.json", store=kind, auto_save_interval=10_000, min_save_interval=0.5
+        directory / f"{STAGE}.json",
+        store=kind,
+        auto_save_interval=10_000,
+        min_save_interval=0.5,
+        ledger=ledger,
     )
     try:
         checkpoint.start(STAGE, total_items=keys)
@@ -60,7 +65,7 @@ def measure(kind: str, directory: Path, keys: int, lookups: int, more: int) -> d
     """In a fresh process: reopen, memory, lookups, update+save on top of ``keys`` done."""
     rss_before = _rss_mib()
     began = time.perf_counter()
-    checkpoint = EnhancedCheckpoint(directory / f"{STAGE}.json", store=kind)
+    checkpoint = EnhancedCheckpoint(directory / f"{STAGE}.json", store=kind, ledger=False)
     try:
         checkpoint.acquire()
         checkpoint.is_key_done("")  # whatever the store needs to answer lookups
@@ -157,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 "build_us": build_per_key * 1e6,
                 "disk_mib": disk,
             }
+        directory = Path(tmp) / "sqlite-ledger"
+        print(f"building {args.keys:,} done keys in the sqlite store, with ledger rows ...")
+        ledger_build = build("sqlite", directory, args.keys, ledger=True) * 1e6
+        ledger_disk = _disk_mib(directory)
     s, j = results["sqlite"], results["json"]
     print(f"\n{args.keys:,} URLs done; ratio = sqlite / json (baseline: the JSON store)")
     _row("reopen (load, lock, ready for lookups)", s["reopen_s"] * 1e3, j["reopen_s"] * 1e3, "ms")
@@ -172,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     _row("save of 100 new keys", s["save_100_ms"], j["save_100_ms"], "ms")
     _row(f"build: {args.keys:,} keys, per key", s["build_us"], j["build_us"], "us")
     _row("on disk", s["disk_mib"], j["disk_mib"], "MiB")
+    _row("build, per key, with a ledger row each", ledger_build, j["build_us"], "us")
+    _row("on disk, with the ledger", ledger_disk, j["disk_mib"], "MiB")
     return 0
 
 

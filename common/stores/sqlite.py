@@ -61,6 +61,7 @@ SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
 _KEY_CHUNK = 50_000
 _SETUP_LOCK = threading.Lock()
+_KEY_LOOKUP = "SELECT 1 FROM done_keys WHERE sid = ? AND key = ?"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stages (
@@ -144,6 +145,7 @@ class SqliteStore(CheckpointStore):
         self._guard = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._schema_ready = False
+        self._generation = 0  # bumped by close(): cached connections are stale
         self._sids: dict[str, int] = {}
         # Stages whose record was found damaged: the next save sets it aside instead of making
         # it the backup, so the good backup is never replaced by garbage.
@@ -194,6 +196,8 @@ class SqliteStore(CheckpointStore):
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA cache_size = -16384")  # KiB: hot index pages for lookups
+            conn.execute("PRAGMA mmap_size = 1073741824")  # reads without a copy per page
             self._ensure_schema(conn)
         except BaseException:
             conn.close()
@@ -285,8 +289,10 @@ class SqliteStore(CheckpointStore):
             raise self._error(exc) from None
 
     def close(self) -> None:
+        """Close every connection (any thread's); the next use reconnects."""
         with self._guard:
             connections, self._connections = self._connections, []
+        self._generation += 1
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
@@ -413,17 +419,13 @@ class SqliteStore(CheckpointStore):
     def key_set(self, stage: str) -> SqliteKeySet:
         return SqliteKeySet(self, validate_stage_name(stage))
 
-    def _key_exists(self, stage: str, key: str) -> bool:
+    def _key_reader(self, stage: str) -> tuple[sqlite3.Connection, int] | None:
+        """This thread's connection and the stage's id, for key lookups (None: no keys)."""
         conn = self._connection(create=False)
         if conn is None:
-            return False
+            return None
         sid = self._sid(conn, stage, create=False)
-        if sid is None:
-            return False
-        row = conn.execute(
-            "SELECT 1 FROM done_keys WHERE sid = ? AND key = ?", (sid, key)
-        ).fetchone()
-        return row is not None
+        return None if sid is None else (conn, sid)
 
     def _key_count(self, stage: str) -> int:
         conn = self._connection(create=False)
@@ -627,19 +629,31 @@ class SqliteKeySet(KeySet):
         self._in_flight: deque[set[str]] = deque()
         self._guard = threading.Lock()
         self._count = store._key_count(stage)
+        # (thread, connection, stage id, store generation) of the last lookup: the hot path
+        # skips the rest; a closed store's connections are never used again.
+        self._reader: tuple[int, sqlite3.Connection, int, int] | None = None
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
         if key in self._pending:
             return True
-        with self._guard:
-            if any(key in batch for batch in self._in_flight):
-                return True
+        if self._in_flight:
+            with self._guard:
+                if any(key in batch for batch in self._in_flight):
+                    return True
+        if not isinstance(key, str):
+            return False
+        reader = self._reader
+        thread = threading.get_ident()
         try:
-            return self._store._key_exists(self._stage, key)
+            if reader is None or reader[0] != thread or reader[3] != self._store._generation:
+                found = self._store._key_reader(self._stage)
+                if found is None:
+                    return False  # nothing committed yet for this stage
+                reader = self._reader = (thread, *found, self._store._generation)
+            row = reader[1].execute(_KEY_LOOKUP, (reader[2], key)).fetchone()
         except sqlite3.Error as exc:
             raise self._store._error(exc) from None
+        return row is not None
 
     def __len__(self) -> int:
         return self._count
