@@ -428,15 +428,16 @@ class SqliteStore(CheckpointStore):
         return None if sid is None else (conn, sid)
 
     def _key_count(self, stage: str) -> int:
+        """How many keys the stage has: the highest ordinal, read from the index in O(log n)
+        (ordinals are handed out 1, 2, 3, ... and cut from the top), not a count of rows."""
         conn = self._connection(create=False)
         if conn is None:
             return 0
         sid = self._sid(conn, stage, create=False)
         if sid is None:
             return 0
-        return int(
-            conn.execute("SELECT count(*) FROM done_keys WHERE sid = ?", (sid,)).fetchone()[0]
-        )
+        row = conn.execute("SELECT max(n) FROM done_keys WHERE sid = ?", (sid,)).fetchone()
+        return int(row[0] or 0)
 
     def _cut_keys(self, stage: str, keep: int) -> int:
         """Delete the keys numbered above ``keep``; returns how many went."""
