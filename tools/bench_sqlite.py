@@ -116,7 +116,7 @@ def _row(name: str, sqlite: float, json_store: float, unit: str) -> None:
     ratio = sqlite / json_store if json_store else float("nan")
     print(
         f"  {name:<40} sqlite {sqlite:>10.2f} {unit:<4} json {json_store:>10.2f} {unit:<4}"
-        f"  {ratio:8.2f}x"
+        f"  {ratio:8.3g}x"
     )
 
 
