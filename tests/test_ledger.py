@@ -128,6 +128,19 @@ def test_rows_are_visible_only_once_their_save_commits(tmp_path: Path) -> None:
         assert cp.ledger.statistics().total == 0
 
 
+def test_ledger_false_keeps_only_the_done_keys(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "cp")
+    with EnhancedCheckpoint("s", store=store, ledger=False) as cp:
+        assert cp.ledger is None
+        cp.start("s")
+        cp.update(processed=1, successful=1, key="https://a/")
+        cp.pause()
+    assert Ledger(store, "s").statistics().total == 0
+    with EnhancedCheckpoint("s", store=store) as again:
+        assert again.is_key_done("https://a/")
+    store.close()
+
+
 def test_cli_ledger_prints_the_same_figures(
     ledger_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
