@@ -118,6 +118,8 @@ class LedgerBackend(Protocol):
 
     def ledger_count_remaining(self, stage: str, *, include_failed: bool) -> int: ...
 
+    def ledger_count(self, stage: str) -> int: ...
+
     def ledger_statistics(self, stage: str) -> LedgerStatistics: ...
 
     def ledger_entry(self, stage: str, key: str) -> dict[str, Any] | None: ...
@@ -218,6 +220,10 @@ class Ledger:
         return self._backend.ledger_remaining(
             self.stage, limit=limit, include_failed=include_failed
         )
+
+    def count(self) -> int:
+        """How many items the ledger holds (registered or recorded)."""
+        return self._backend.ledger_count(self.stage)
 
     def count_remaining(self, *, include_failed: bool = False) -> int:
         """How many keys :meth:`remaining` would list without a limit."""

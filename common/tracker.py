@@ -24,7 +24,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,16 +150,25 @@ class AsyncCheckpointTracker:
         """The stage's per-item ledger when the store keeps one (SQLite), else None."""
         return self.checkpoint.ledger
 
-    async def register_items(self, keys: Iterable[str]) -> int:
+    async def register_items(self, keys: Sequence[str]) -> int:
         """Register every item of the input in the ledger as ``pending`` (in a worker thread),
         so :meth:`Ledger.remaining` can list what is left; returns how many were new.
 
-        Does nothing (returns 0) when the store keeps no ledger.
+        Does nothing (returns 0) when the store keeps no ledger, or when the ledger already
+        holds as many items (a resume of the same input, which the input and config hashes
+        guard): re-registering a million items would cost seconds at every start.
         """
         ledger = self.checkpoint.ledger
         if ledger is None:
             return 0
-        return await anyio.to_thread.run_sync(ledger.register, keys)
+
+        def register() -> int:
+            assert ledger is not None
+            if ledger.count() >= len(keys):
+                return 0
+            return ledger.register(keys)
+
+        return await anyio.to_thread.run_sync(register)
 
     @property
     def output(self) -> Journal | None:

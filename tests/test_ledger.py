@@ -204,3 +204,11 @@ async def test_tracker_records_rows_for_its_worker(tmp_path: Path) -> None:
     ledger = Ledger(SqliteStore(directory), "t")
     assert ledger.remaining() == urls[4:]
     assert ledger.statistics().by_worker == {"w1": {"done": 4}}
+    async with AsyncCheckpointTracker(directory, "t", store="sqlite", worker_id="w2") as tracker:
+        tracker.start(total_items=len(urls))
+        assert await tracker.register_items(urls) == 0  # a resume registers nothing again
+        for i, url in enumerate(urls):
+            if not tracker.should_skip(i):
+                tracker.update(processed=1, successful=1, last_item=url, index=i)
+    assert ledger.remaining() == []
+    assert ledger.statistics().by_worker == {"w1": {"done": 4}, "w2": {"done": 2}}

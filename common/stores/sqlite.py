@@ -496,6 +496,13 @@ class SqliteStore(CheckpointStore):
         )
         return int(rows[0][0]) if rows else 0
 
+    def ledger_count(self, stage: str) -> int:
+        rows = self._read(
+            "SELECT count(*) FROM ledger l JOIN stages s ON s.id = l.sid WHERE s.name = ?",
+            (stage,),
+        )
+        return int(rows[0][0]) if rows else 0
+
     def ledger_statistics(self, stage: str) -> LedgerStatistics:
         where = "FROM ledger l JOIN stages s ON s.id = l.sid WHERE s.name = ?"
         finished = f"l.status IN ({','.join(repr(s) for s in FINISHED_STATUSES)})"
