@@ -201,6 +201,7 @@ async def test_tracker_records_rows_for_its_worker(tmp_path: Path) -> None:
         assert await tracker.register_items(urls) == 6
         for i, url in enumerate(urls[:4]):
             tracker.update(processed=1, successful=1, last_item=url, index=i)
+        tracker.checkpoint.pause(wait=False)  # stopped before the end: resumable
     ledger = Ledger(SqliteStore(directory), "t")
     assert ledger.remaining() == urls[4:]
     assert ledger.statistics().by_worker == {"w1": {"done": 4}}
