@@ -108,6 +108,79 @@ def measure(kind: str, directory: Path, keys: int, lookups: int, more: int) -> d
     }
 
 
+def ledger_queries(directory: Path, items: int) -> list[tuple[str, float, float, str]]:
+    """Register ``items``, finish half of them (one in ten of those failed), then time the
+    queries against the same figures computed in Python over the rows held in a list (the
+    baseline; for ``register``, building that list)."""
+    from collections import Counter
+
+    from common.ledger import Ledger, LedgerEntry
+    from common.state import CheckpointState
+    from common.stores.base import StagedRows
+    from common.stores.sqlite import SqliteStore
+
+    store = SqliteStore(directory)
+    ledger = Ledger(store, STAGE, worker_id="w")
+    keys = [_url(i) for i in range(items)]
+    began = time.perf_counter()
+    ledger.register(keys)
+    register = time.perf_counter() - began
+    entries = [
+        LedgerEntry(
+            k,
+            "failed" if i % 20 == 0 else "done",
+            f"w{i % 4}",
+            1 + i % 3,
+            "HTTP 500" if i % 20 == 0 else None,
+            1.0,
+        )
+        for i, k in enumerate(keys)
+        if i % 2 == 0
+    ]
+    store.save(STAGE, CheckpointState(stage=STAGE).to_dict(), StagedRows(ledger=entries))
+    rows: dict[str, tuple[str, str | None, int, str | None]] = {
+        k: ("pending", None, 0, None) for k in keys
+    }
+    for e in entries:
+        rows[e.key] = (e.status, e.worker_id, e.attempts, e.error)
+    table = list(rows.items())
+
+    def timed(fn: Any) -> float:
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+
+    def py_statistics() -> None:
+        Counter(r[0] for _, r in table)
+        Counter((r[1], r[0]) for _, r in table if r[0] != "pending")
+        Counter(r[2] for _, r in table if r[0] != "pending")
+        Counter(r[3] for _, r in table if r[0] == "failed")
+
+    figures = [
+        ("statistics()", timed(ledger.statistics) * 1e3, timed(py_statistics) * 1e3, "ms"),
+        (
+            "count_remaining()",
+            timed(ledger.count_remaining) * 1e3,
+            timed(lambda: sum(1 for _, r in table if r[0] == "pending")) * 1e3,
+            "ms",
+        ),
+        (
+            "remaining(limit=20)",
+            timed(lambda: ledger.remaining(20)) * 1e3,
+            timed(lambda: [k for k, r in table if r[0] == "pending"][:20]) * 1e3,
+            "ms",
+        ),
+        (
+            "register() all items, per item",
+            register / items * 1e6,
+            timed(lambda: dict.fromkeys(keys, ("pending", None, 0, None))) / items * 1e6,
+            "us",
+        ),
+    ]
+    store.close()
+    return figures
+
+
 def _disk_mib(directory: Path) -> float:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
 
@@ -125,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=50_000)
     parser.add_argument("--more", type=int, default=10_000)
+    parser.add_argument(
+        "--ledger-items", type=int, default=1_000_000, help="ledger size for the query figures"
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -168,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"building {args.keys:,} done keys in the sqlite store, with ledger rows ...")
         ledger_build = build("sqlite", directory, args.keys, ledger=True) * 1e6
         ledger_disk = _disk_mib(directory)
+        print(f"ledger queries over {args.ledger_items:,} items ...", flush=True)
+        queries = ledger_queries(Path(tmp) / "ledger", args.ledger_items)
     s, j = results["sqlite"], results["json"]
     print(f"\n{args.keys:,} URLs done; ratio = sqlite / json (baseline: the JSON store)")
     _row("reopen (load, lock, ready for lookups)", s["reopen_s"] * 1e3, j["reopen_s"] * 1e3, "ms")
@@ -185,6 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     _row("on disk", s["disk_mib"], j["disk_mib"], "MiB")
     _row("build, per key, with a ledger row each", ledger_build, j["build_us"], "us")
     _row("on disk, with the ledger", ledger_disk, j["disk_mib"], "MiB")
+    print(
+        f"\nledger of {args.ledger_items:,} items, half finished; ratio = SQL / the same figures "
+        "computed in Python over the rows in a list"
+    )
+    for name, sql, python, unit in queries:
+        ratio = sql / python if python else float("nan")
+        print(
+            f"  {name:<40} sqlite {sql:>10.2f} {unit:<4} list {python:>10.2f} {unit:<4}"
+            f"  {ratio:8.3g}x"
+        )
     return 0
 
 
