@@ -23,6 +23,7 @@ from common.errors import (
     CheckpointLockedError,
     CheckpointSchemaError,
 )
+from common.faults import SQLITE_CRASH_POINTS
 from common.state import CheckpointState, parse_checkpoint
 from common.stores import CheckpointStore, SqliteStore, detect_store, open_store
 from common.stores.sqlite import DATABASE_NAME
@@ -341,7 +342,7 @@ def test_sigkill_inside_a_save_keeps_the_last_committed_state(tmp_path: Path) ->
     seen: list[int] = []
     # Killed inside the transaction (rows inserted, COMMIT not reached), right after a COMMIT,
     # and at moments chosen by the clock while saves run back to back.
-    for point, skip in (("sqlite_before_commit", 5), ("sqlite_after_commit", 12), (None, 0)):
+    for point, skip in (*zip(SQLITE_CRASH_POINTS, (5, 12), strict=True), (None, 0)):
         env = {**os.environ}
         if point:
             env.update(CHECKPOINT_CRASH_AT=point, CHECKPOINT_CRASH_SKIP=str(skip))
