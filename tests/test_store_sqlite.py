@@ -373,3 +373,65 @@ def test_sigkill_inside_a_save_keeps_the_last_committed_state(tmp_path: Path) ->
     with EnhancedCheckpoint(directory / "killed.json", store="sqlite") as cp:
         assert cp.status is CheckpointStatus.COMPLETED
         assert cp.ledger is not None and cp.ledger.statistics().by_status["done"] == n
+
+
+# Scrapy settings ---------------------------------------------------------------------------------
+
+
+def test_scrapy_checkpoint_store_setting_selects_sqlite(tmp_path: Path) -> None:
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from common.ledger import Ledger
+    from common.scrapy_pipeline import CheckpointPipeline
+
+    class Unit(Spider):
+        name = "unit"
+
+    directory = tmp_path / "checkpoints"
+    settings = {
+        "CHECKPOINT_ENABLED": True,
+        "CHECKPOINT_DIR": str(directory),
+        "CHECKPOINT_STAGE_NAME": "crawl",
+        "CHECKPOINT_OUTPUT_FILE": str(tmp_path / "out.jsonl"),
+        "CHECKPOINT_STORE": "sqlite",
+        "CHECKPOINT_WORKER_ID": "crawler-1",
+    }
+    pipeline = CheckpointPipeline.from_crawler(get_crawler(Unit, settings))
+    pipeline.runtime.open(Unit())
+    try:
+        pipeline.process_item({"url": "http://site.test/a", "ok": True})
+        pipeline.process_item({"url": "http://site.test/a", "ok": True})  # a redone request
+        pipeline.process_item({"url": "http://site.test/b", "ok": False, "error": "boom"})
+        pipeline.runtime.settle("finished")
+    finally:
+        pipeline.runtime.close()
+    assert not list(directory.glob("*.json"))
+    store = SqliteStore(directory)
+    with EnhancedCheckpoint("crawl", store=store) as cp:
+        assert cp.status is CheckpointStatus.COMPLETED
+        assert cp.done_keys_count == 2 and cp.is_key_done("http://site.test/b")
+    stats = Ledger(store, "crawl").statistics()
+    assert stats.by_worker == {"crawler-1": {"done": 1, "failed": 1}}
+    assert stats.errors == {"boom": 1}
+    store.close()
+
+
+def test_scrapy_unknown_store_is_a_refused_start_naming_it(tmp_path: Path) -> None:
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from common.errors import CheckpointError
+    from common.scrapy_runtime import CrawlCheckpoint
+
+    class Unit(Spider):
+        name = "unit"
+
+    directory = tmp_path / "checkpoints"
+    crawler = get_crawler(
+        Unit,
+        {"CHECKPOINT_ENABLED": True, "CHECKPOINT_DIR": str(directory), "CHECKPOINT_STORE": "mongo"},
+    )
+    with pytest.raises(CheckpointError, match="unknown checkpoint store 'mongo'"):
+        CrawlCheckpoint.for_crawler(crawler).open(Unit())
+    assert not directory.exists()
