@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
 from common.stores import detect_store
+from common.stores.factory import store_argument
 from enrich.async_enrichment import (
     STAGE_NAME,
     AsyncEnrichmentProcessor,
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--store",
-        choices=("json", "sqlite"),
+        type=store_argument,
+        metavar="STORE",
         help="checkpoint store (default: sqlite if the checkpoint directory holds "
         "checkpoints.sqlite3, else json); sqlite also keeps a per-page ledger",
     )

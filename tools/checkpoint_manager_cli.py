@@ -70,6 +70,7 @@ from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
 from common.stores.base import validate_stage_name
+from common.stores.factory import store_argument
 from tools import cli_render as render
 
 __all__ = ["build_parser", "main"]
@@ -1002,7 +1003,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--store",
-        choices=("json", "sqlite"),
+        type=store_argument,
+        metavar="STORE",
         default=argparse.SUPPRESS,
         help="checkpoint store (default: sqlite if the directory holds checkpoints.sqlite3, "
         "else json)",

@@ -53,6 +53,7 @@ from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
+from common.stores.factory import store_argument
 from tools.process import child_popen_options
 
 __all__ = ["STAGES", "PipelineConfig", "main"]
@@ -535,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="production TOML config")
     parser.add_argument(
         "--store",
-        choices=("json", "sqlite"),
+        type=store_argument,
+        metavar="STORE",
         help="checkpoint store (default: sqlite if DATA_DIR/checkpoints holds "
         "checkpoints.sqlite3, else json)",
     )
