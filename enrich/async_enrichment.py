@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
 import anyio
@@ -35,8 +33,8 @@ from common.progress import ProgressSnapshot
 from common.records import iter_records, unique_urls
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
-from enrich.extract import extract_page
-from enrich.fetch import FetchOutcome, FetchResult, PageFetcher
+from enrich.fetch import PageFetcher
+from enrich.page import enrich_page, extraction_limiter
 
 __all__ = [
     "STAGE_NAME",
@@ -123,9 +121,7 @@ class AsyncEnrichmentProcessor:
         self.progress_every = progress_every
         self._session = session
         self._fetcher: PageFetcher | None = None
-        # Extraction holds the GIL most of the time: a few threads keep the cores busy, and
-        # dozens would only contend for it (and for the event loop's time).
-        self._extract_limiter = anyio.CapacityLimiter(max(2, (os.cpu_count() or 2)))
+        self._extract_limiter = extraction_limiter()
 
     async def __aenter__(self) -> Self:
         self._fetcher = PageFetcher(self.config, session=self._session)
@@ -215,42 +211,22 @@ class AsyncEnrichmentProcessor:
         todo: Iterator[tuple[int, str]],
     ) -> None:
         for index, url in todo:
-            result = await fetcher.fetch(url)
-            await self._record(tracker, index, url, result)
+            await self._record(tracker, index, url, fetcher)
 
     async def _record(
-        self, tracker: AsyncCheckpointTracker, index: int, url: str, result: FetchResult
+        self, tracker: AsyncCheckpointTracker, index: int, url: str, fetcher: PageFetcher
     ) -> None:
-        fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if result.outcome is FetchOutcome.OK and result.body is not None:
-            page = await anyio.to_thread.run_sync(
-                extract_page,
-                result.final_url,
-                result.body,
-                result.content_type,
-                limiter=self._extract_limiter,
+        page = await enrich_page(fetcher, url, self._extract_limiter)
+        if page.outcome == "ok":
+            tracker.update(
+                processed=1, successful=1, last_item=url, index=index, record=page.record
             )
-            record: dict[str, Any] = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "fetched_at": fetched_at,
-                **page,
-            }
-            tracker.update(processed=1, successful=1, last_item=url, index=index, record=record)
-        elif result.outcome is FetchOutcome.SKIPPED_NON_HTML:
+        elif page.outcome == "skipped":
             tracker.update(processed=1, skipped=1, last_item=url, index=index)
         else:
-            failure = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "outcome": result.outcome.value,
-                "error": result.error,
-                "attempts": result.attempts,
-                "failed_at": fetched_at,
-            }
-            tracker.update(processed=1, failed=1, last_item=url, index=index, failed_record=failure)
+            tracker.update(
+                processed=1, failed=1, last_item=url, index=index, failed_record=page.record
+            )
         if (
             self.on_progress is not None
             and tracker.checkpoint.state.progress.processed_items % (self.progress_every) == 0
