@@ -40,8 +40,10 @@ __all__ = [
     "STAGE_NAME",
     "AsyncEnrichmentProcessor",
     "EnrichmentSummary",
+    "output_settings",
     "read_failed_urls",
     "read_valid_pages",
+    "urls_digest",
 ]
 
 logger = logging.getLogger("enrich")
@@ -73,6 +75,21 @@ def read_valid_pages(path: Path | str) -> list[str]:
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
     return unique_urls(iter_records(path, kind="failed-item"))
+
+
+def output_settings(config: EnrichmentConfig) -> dict[str, object]:
+    """The settings that change what is written (not how fast): part of the resume guard.
+
+    Concurrency, timeouts and backoff may change between runs without refusing a resume.
+    """
+    settings = config.to_dict()
+    keep = ("allowed_domains", "max_body_bytes", "follow_redirects", "max_redirects", "user_agent")
+    return {key: settings[key] for key in keep if key in settings}
+
+
+def urls_digest(urls: Sequence[str]) -> str:
+    """SHA-256 of the URL list itself: positions in it are what a resume skips by."""
+    return hashlib.sha256("\n".join(urls).encode()).hexdigest()
 
 
 class AsyncEnrichmentProcessor:
@@ -153,12 +170,12 @@ class AsyncEnrichmentProcessor:
         urls = list(dict.fromkeys(urls))  # each URL once, first occurrence wins
         # The resume guard covers the URL list itself, not just the input file: indices are
         # positions in this list, so resuming over a different list would skip the wrong items.
-        urls_hash = hashlib.sha256("\n".join(urls).encode()).hexdigest()
+        urls_hash = urls_digest(urls)
         tracker = AsyncCheckpointTracker(
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": self._output_settings(), "urls": urls_hash},
+            config={"stage": self.stage, "fetch": output_settings(self.config), "urls": urls_hash},
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -180,21 +197,6 @@ class AsyncEnrichmentProcessor:
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
         )
-
-    def _output_settings(self) -> dict[str, object]:
-        """The settings that change what is written (not how fast): the resume guard.
-
-        Concurrency, timeouts and backoff may change between runs without refusing a resume.
-        """
-        settings = self.config.to_dict()
-        keep = (
-            "allowed_domains",
-            "max_body_bytes",
-            "follow_redirects",
-            "max_redirects",
-            "user_agent",
-        )
-        return {key: settings[key] for key in keep if key in settings}
 
     @staticmethod
     def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:

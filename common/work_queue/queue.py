@@ -533,13 +533,16 @@ class WorkQueue:
             if outcome is not None:
                 counts["outcome:" + outcome] = counts.get("outcome:" + outcome, 0) + count
         run = self._conn.execute(
-            "SELECT (SELECT count(*) FROM rcq_items i WHERE i.stage = s.stage "
-            "        AND i.finished_at >= s.run_started_at), "
-            "       extract(epoch FROM clock_timestamp() - s.run_started_at) "
-            "FROM rcq_stages s WHERE s.stage = %s",
+            "SELECT count(i.key), extract(epoch FROM clock_timestamp() - s.run_started_at), "
+            "       extract(epoch FROM max(i.finished_at) - s.run_started_at) "
+            "FROM rcq_stages s LEFT JOIN rcq_items i "
+            "  ON i.stage = s.stage AND i.finished_at >= s.run_started_at "
+            "WHERE s.stage = %s GROUP BY s.run_started_at",
             (self.stage,),
         ).fetchone()
         run_finished, run_seconds = (int(run[0]), float(run[1])) if run else (0, 0.0)
+        if run and run[2] is not None and not (counts.get("pending") or counts.get("leased")):
+            run_seconds = float(run[2])  # finished: the rate stops at the last item
         per_worker: dict[str, dict[str, int]] = {}
         for worker, state, count in self._conn.execute(
             "SELECT worker, state, count(*) FROM rcq_items WHERE stage = %s "
