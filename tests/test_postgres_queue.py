@@ -217,6 +217,8 @@ def test_attempt_limit_abandons_a_poison_item_into_the_failed_lines(
         "the poison item was handed out a third time"
     )
     queue.commit(good, ok(good))
+    assert queue.progress().remaining == 1
+    assert queue.claim("w", 5) is None  # a claim that finds nothing abandons what is exhausted
     progress = queue.progress()
     assert (progress.failed, progress.abandoned, progress.remaining) == (1, 1, 0)
     result = export_outputs(queue, tmp_path / "out.jsonl", tmp_path / "out.failed.jsonl")

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("common.work_queue")
+
+# How stale a worker's copy of the lease length and attempt limit may get (a restarted starter
+# may change them).
+_SETTINGS_TTL = 10.0
 
 Outcome = Literal["ok", "skipped", "failed"]
 _STATE_OF: dict[str, str] = {"ok": "done", "skipped": "done", "failed": "failed"}
@@ -128,6 +134,9 @@ class WorkQueue:
     def __init__(self, dsn: str, stage: str, *, connect_timeout: float = 10.0) -> None:
         self.stage = validate_stage_name(stage)
         self.location = describe_dsn(dsn)
+        self._cached: StageRecord | None = None
+        self._cached_at = 0.0
+        self._last_abandon = -math.inf
         try:
             self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
                 dsn,
@@ -253,6 +262,15 @@ class WorkQueue:
             )
         return record
 
+    def _settings(self) -> StageRecord:
+        """The stage record, read again at most every few seconds: claims and extensions need
+        its lease length and attempt limit, not a round trip each time."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached_at >= _SETTINGS_TTL:
+            self._cached = self.stage_record()
+            self._cached_at = now
+        return self._cached
+
     def _stage_record(self, *, lock: bool = False) -> StageRecord | None:
         row = self._conn.execute(
             "SELECT input_hash, config, total, lease_seconds, max_attempts, exported_at "
@@ -315,8 +333,9 @@ class WorkQueue:
         """
         if limit < 1:
             raise WorkQueueError(f"claim limit must be >= 1, got {limit}")
-        record = self.stage_record()
-        self._abandon_exhausted(record.max_attempts)
+        record = self._settings()
+        if time.monotonic() - self._last_abandon >= record.lease_seconds:
+            self._abandon_exhausted(record.max_attempts)
         token = str(uuid.uuid4())
         rows = self._conn.execute(
             """
@@ -350,6 +369,8 @@ class WorkQueue:
             },
         ).fetchall()
         if not rows:
+            # Before saying "nothing": abandoned items must not keep the stage from finishing.
+            self._abandon_exhausted(record.max_attempts)
             return None
         items = sorted(
             (ClaimedItem(k, p, payload, a) for k, p, payload, a in rows),
@@ -358,7 +379,12 @@ class WorkQueue:
         return Batch(self.stage, worker, token, tuple(items))
 
     def _abandon_exhausted(self, max_attempts: int) -> None:
-        """Fail the items claimed ``max_attempts`` times that no worker ever committed."""
+        """Fail the items claimed ``max_attempts`` times that no worker ever committed.
+
+        Run at most once a lease length by a busy claimer (such items only appear when a lease
+        runs out), and whenever a claim finds nothing.
+        """
+        self._last_abandon = time.monotonic()
         with self._conn.transaction():
             rows = self._conn.execute(
                 """
@@ -391,7 +417,7 @@ class WorkQueue:
 
     def extend(self, tokens: Iterable[str]) -> set[str]:
         """Push back the expiry of these leases; return the tokens this worker still holds."""
-        record = self.stage_record()
+        record = self._settings()
         held: set[str] = set()
         for token in tokens:
             # One batch per statement, rows locked in key order: the same order a commit takes,
