@@ -217,7 +217,9 @@ def _supervise(
     stop: _Stop,
 ) -> QueueProgress:
     """Run the local workers until nothing remains, a signal arrives, or all of them died."""
-    workers = [_spawn_worker(options, stage, n) for n in range(options.workers)]
+    # A rerun after a crash during the export finds nothing left: no worker to start.
+    idle = queue.remaining() == 0
+    workers = [] if idle else [_spawn_worker(options, stage, n) for n in range(options.workers)]
     stop.workers = workers
     last_log = 0.0
     try:
