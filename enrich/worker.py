@@ -33,6 +33,7 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import psycopg
 
 from common.errors import CheckpointError
 from common.work_queue import (
@@ -156,9 +157,13 @@ class _Worker:
         try:
             while True:
                 started = time.perf_counter()
-                batch = await anyio.to_thread.run_sync(
-                    queue.claim, self.options.worker_id, self.batch_size
-                )
+                # Shielded: a stop arriving during the claim must not drop the claimed batch
+                # on the floor (it would stay leased to us until its lease ran out); _do gives
+                # it back instead.
+                with anyio.CancelScope(shield=True):
+                    batch = await anyio.to_thread.run_sync(
+                        queue.claim, self.options.worker_id, self.batch_size
+                    )
                 if batch is None:
                     if await anyio.to_thread.run_sync(queue.remaining) == 0:
                         return
@@ -271,6 +276,13 @@ def print_status(dsn: str, stage: str, *, as_json: bool) -> None:
         )
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first real error inside the exception groups a task group raises."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m enrich.worker",
@@ -319,11 +331,14 @@ def main(argv: list[str] | None = None) -> int:
             batches_in_flight=args.batches_in_flight,
         )
         stats = asyncio.run(run_worker(options))
-    except (CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line, not a traceback: the cause is in the log above
+        error = _root_cause(exc)
+        if not isinstance(error, CheckpointError | ValueError | psycopg.Error | OSError):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.stats_file is not None:
         args.stats_file.write_text(json.dumps(stats.to_dict()) + "\n", encoding="utf-8")
     if stats.stopped_by_signal == "SIGINT":

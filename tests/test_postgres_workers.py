@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from common import CheckpointStatus, EnhancedCheckpoint
+from common.work_queue import WorkQueue
 from enrich.async_enrichment import STAGE_NAME
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
@@ -202,6 +203,12 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
     assert progress.processed == progress.total == len(site.urls)
     shared = checkpoint.state.metadata["work_queue"]
     assert len(shared["workers"]) == 4
+    # "Silent" is a heartbeat older than a lease: wait for it rather than race it.
+    with WorkQueue(postgres_dsn, STAGE_NAME) as queue:
+        wait_for(
+            lambda: {w.worker: w.alive for w in queue.progress().workers}[victim] is False,
+            "the killed worker to be reported silent",
+        )
     status = subprocess.run(
         [sys.executable, "-m", "enrich.worker", "--status", "--json"],
         cwd=ROOT,

@@ -577,7 +577,8 @@ class WorkQueue:
         ):
             per_worker.setdefault(worker, {})[state] = count
         workers = []
-        alive_within = 2 * record.lease_seconds
+        # A live worker's keeper beats every third of a lease: three missed beats mean silent.
+        alive_within = record.lease_seconds
         for worker, host, pid, age, stopped in self._conn.execute(
             "SELECT worker, host, pid, extract(epoch FROM clock_timestamp() - last_seen), "
             "stopped_at IS NOT NULL FROM rcq_workers WHERE stage = %s ORDER BY started_at, worker",
