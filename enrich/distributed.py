@@ -224,7 +224,11 @@ def _supervise(
     last_log = 0.0
     try:
         while True:
+            asked = time.monotonic()
             progress = queue.progress()
+            # The counts scan the stage's items: on a big stage, poll less often, so that
+            # watching never takes more than a tenth of a database core.
+            pause = max(options.poll_interval, 10 * (time.monotonic() - asked))
             _mirror(checkpoint, progress)
             now = time.monotonic()
             if now - last_log >= _LOG_EVERY:
@@ -237,7 +241,7 @@ def _supervise(
                 codes = [w.returncode for w in workers]
                 logger.error("All %d local workers exited (codes %s)", len(workers), codes)
                 break
-            stop.event.wait(options.poll_interval)
+            stop.event.wait(pause)
     finally:
         _stop_workers(workers, signal.SIGTERM if stop.signum is not None else None)
     return queue.progress()
