@@ -183,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--workers needs a database: give --dsn or set {DSN_ENV}")
         if args.workers < 0:
             parser.error(f"--workers must be >= 0, got {args.workers}")
+        if not args.lease_seconds > 0:
+            parser.error(f"--lease-seconds must be > 0, got {args.lease_seconds}")
+        if args.max_attempts < 1:
+            parser.error(f"--max-attempts must be >= 1, got {args.max_attempts}")
+        if args.batch_size is not None and args.batch_size < 1:
+            parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
