@@ -231,7 +231,7 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
 
 
 @pytest.mark.slow
-def test_sigterm_gives_batches_back_and_rerun_completes(
+def test_sigterm_pauses_sigkill_recovers_rerun_writes_every_page_once(
     site: Site, tmp_path: Path, postgres_dsn: str
 ) -> None:
     stage = Stage(tmp_path, site, postgres_dsn)
@@ -257,8 +257,46 @@ def test_sigterm_gives_batches_back_and_rerun_completes(
     assert checkpoint.status is CheckpointStatus.PAUSED
     checkpoint.close()
 
+    # SIGKILL of the starter, a batch in flight: its worker dies with it, leases and all.
+    def done() -> int:
+        return int(stage.query("SELECT count(*) FROM rcq_items WHERE state = 'done'")[0][0])
+
+    done_before = done()
+    starter = stage.start(workers=1)
+    try:
+        wait_for(
+            lambda: (
+                done() > done_before + 20
+                and stage.query("SELECT count(*) FROM rcq_items WHERE state = 'leased'")[0][0] > 0
+            ),
+            "more pages done and a batch in flight",
+        )
+        starter.kill()
+        starter.wait()
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()
+    pids = [pid for (pid,) in stage.query("SELECT pid FROM rcq_workers")]
+    wait_for(lambda: not any(alive(pid) for pid in pids), "the workers to die with the starter")
+    checkpoint = EnhancedCheckpoint(stage.checkpoints / f"{STAGE_NAME}.json")
+    assert checkpoint.status is CheckpointStatus.RECOVERING
+    checkpoint.close()
+
     stage.finish(stage.start(workers=1))
     assert_exactly_once(stage, site)
+    # Only what the killed worker held was claimed again.
+    assert stage.query("SELECT max(attempts) <= 2 FROM rcq_items") == [(True,)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped) is dead too.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split(") ")[-1][:1] != "Z"
 
 
 def test_worker_without_a_loaded_stage_is_one_clear_error(postgres_dsn: str) -> None:
