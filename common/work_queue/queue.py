@@ -185,7 +185,10 @@ class WorkQueue:
         force: bool = False,
         fresh: bool = False,
     ) -> LoadResult:
-        """Load ``(key, payload)`` items once; later calls with the same input change nothing.
+        """Load ``(key, payload)`` items once; later calls with the same input keep them.
+
+        A later call (a starter resuming) only refreshes ``config``, the lease length and the
+        attempt limit, and starts a new run for the rate in :meth:`progress`.
 
         The items, in order, become positions 0..n-1 (a repeated key keeps its first place).
         A stage already loaded from a different input (``input_hash``) is refused with
@@ -217,10 +220,12 @@ class WorkQueue:
                         "UPDATE rcq_stages SET input_hash = %s WHERE stage = %s",
                         (input_hash, self.stage),
                     )
+                # Settings that do not change the output (concurrency, lease length) may
+                # change between runs; workers read them from here.
                 self._conn.execute(
-                    "UPDATE rcq_stages SET run_started_at = clock_timestamp(), "
+                    "UPDATE rcq_stages SET run_started_at = clock_timestamp(), config = %s, "
                     "lease_seconds = %s, max_attempts = %s WHERE stage = %s",
-                    (lease_seconds, max_attempts, self.stage),
+                    (json.dumps(dict(config)), lease_seconds, max_attempts, self.stage),
                 )
                 record = self._stage_record()
                 assert record is not None
