@@ -197,6 +197,7 @@ class _Worker:
         except LeaseLostError as exc:
             settled = True
             self.stats.lost_batches += 1
+            self.stats.items += exc.committed
             logger.warning("%s", exc)
         except Exception as exc:
             settled = True

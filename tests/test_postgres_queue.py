@@ -143,8 +143,9 @@ def test_expired_lease_is_claimable_and_old_owner_cannot_commit(
     batch_b = queue_b.claim("b", 4)
     assert batch_b is not None and batch_b.keys == batch_a.keys
     assert all(item.attempts == 2 for item in batch_b.items)
-    with pytest.raises(LeaseLostError, match="lost the lease on 4 of 4 items"):
+    with pytest.raises(LeaseLostError, match="lost the lease on 4 of 4 items") as lost:
         queue_a.commit(batch_a, ok(batch_a))
+    assert lost.value.committed == 0
     assert queue_a.extend([batch_a.token]) == set()
     queue_b.commit(batch_b, ok(batch_b))
     with psycopg.connect(postgres_dsn) as conn:
@@ -154,7 +155,9 @@ def test_expired_lease_is_claimable_and_old_owner_cannot_commit(
     assert lines == (4,)
 
 
-def test_partly_taken_over_batch_commits_nothing(open_queue: OpenQueue, postgres_dsn: str) -> None:
+def test_partly_taken_over_batch_commits_only_what_it_still_owns(
+    open_queue: OpenQueue, postgres_dsn: str
+) -> None:
     queue_a, queue_b = open_queue(), open_queue()
     load(queue_a, URLS[:4])
     batch_a = queue_a.claim("a", 4)
@@ -167,10 +170,17 @@ def test_partly_taken_over_batch_commits_nothing(open_queue: OpenQueue, postgres
         )
     batch_b = queue_b.claim("b", 4)
     assert batch_b is not None and batch_b.keys == batch_a.keys[:1]
-    with pytest.raises(LeaseLostError, match="1 of 4"):
+    with pytest.raises(LeaseLostError, match="1 of 4") as lost:
         queue_a.commit(batch_a, ok(batch_a))
+    assert lost.value.committed == 3
     progress = queue_a.progress()
-    assert (progress.successful, progress.leased) == (0, 4)
+    assert (progress.successful, progress.leased) == (3, 1)
+    assert queue_b.commit(batch_b, ok(batch_b)) == 1
+    with psycopg.connect(postgres_dsn) as conn:
+        rows = conn.execute("SELECT key, worker FROM rcq_items ORDER BY position").fetchall()
+        lines = conn.execute("SELECT key FROM rcq_outputs ORDER BY position").fetchall()
+    assert rows == [(URLS[0], "b"), *((key, "a") for key in URLS[1:4])]
+    assert lines == [(key,) for key in URLS[:4]]
 
 
 def test_commit_stores_done_states_and_lines_in_one_step(

@@ -8,8 +8,9 @@ on two cores), each worker fetching ``--concurrency`` pages at a time:
 * throughput with 1, 2 and 4 worker processes on one stage, as a ratio to 1 worker (the rate
   is measured from the first claim to the last commit, in the database's clock, so process
   start-up is left out; wall time including start-up is printed beside it);
-* claim and commit latency per batch (median, p95), against a bare ``SELECT 1`` round trip to
-  the same server measured in the same run;
+* claim and commit latency per batch (median, p95), against a one-row durable ``UPDATE`` (one
+  round trip and one WAL flush, the least a durable claim can cost) on the same server in the
+  same run; a bare ``SELECT 1`` round trip is printed too;
 * how long a SIGKILLed worker's batch waits before another worker takes it over, against the
   lease length.
 
@@ -168,14 +169,24 @@ class Bench:
             queue.delete()
             queue.close()
 
-    def round_trip(self) -> float:
+    def baselines(self) -> tuple[float, float]:
+        """Median of a bare ``SELECT 1`` and of a one-row durable UPDATE (a WAL flush)."""
+        table = f"bench_one_row_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            samples = []
-            for _ in range(200):
-                started = time.perf_counter()
-                conn.execute("SELECT 1").fetchone()
-                samples.append(time.perf_counter() - started)
-        return statistics.median(samples)
+            conn.execute(f"CREATE TABLE {table} (n integer)")  # type: ignore[arg-type]
+            conn.execute(f"INSERT INTO {table} VALUES (0)")  # type: ignore[arg-type]
+            try:
+                selects, updates = [], []
+                for _ in range(200):
+                    started = time.perf_counter()
+                    conn.execute("SELECT 1").fetchone()
+                    selects.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    conn.execute(f"UPDATE {table} SET n = n + 1")  # type: ignore[arg-type]
+                    updates.append(time.perf_counter() - started)
+            finally:
+                conn.execute(f"DROP TABLE {table}")  # type: ignore[arg-type]
+        return statistics.median(selects), statistics.median(updates)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,18 +234,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"{base:.0f} pages/s",
                     rate / base,
                 )
-            round_trip = bench.round_trip()
+            select, update = bench.baselines()
             claims = [s for t in timings for s in t["claim_seconds"]]
             commits = [s for t in timings for s in t["commit_seconds"]]
-            print(f"per batch, {len(claims):,} claims and {len(commits):,} commits")
+            print(
+                f"per batch, {len(claims):,} claims and {len(commits):,} commits (all runs); "
+                f"baselines: SELECT 1 {select * 1000:.2f} ms, one-row UPDATE "
+                f"{update * 1000:.2f} ms (its WAL flush)"
+            )
             for name, values in (("claim", claims), ("commit", commits)):
                 for label, share in (("median", 0.5), ("p95", 0.95)):
                     value = _percentile(values, share)
                     _row(
                         f"{name} latency, {label}",
                         f"{value * 1000:.2f} ms",
-                        f"{round_trip * 1000:.2f} ms SELECT 1",
-                        value / round_trip,
+                        f"{update * 1000:.2f} ms UPDATE",
+                        value / update,
                     )
             took, items = bench.takeover(stats)
             print(f"SIGKILL of one of 4 workers holding {items} leased items")

@@ -16,7 +16,12 @@ class StageNotLoadedError(WorkQueueError):
 
 
 class LeaseLostError(WorkQueueError):
-    """A batch's lease passed to another worker: this worker's results for it are dropped.
+    """Items of a batch passed to another worker: this worker's results for them are dropped.
 
-    The other worker does the items again and commits them once; nothing is doubled.
+    The other worker does those items again and commits them once; nothing is doubled.
+    ``committed`` counts the batch's items this worker still owned and committed.
     """
+
+    def __init__(self, message: str, *, stage: str | None = None, committed: int = 0) -> None:
+        super().__init__(message, stage=stage)
+        self.committed = committed

@@ -252,6 +252,8 @@ class WorkQueue:
                     copy.write_row((self.stage, key, position, json.dumps(payload)))
             record = self._stage_record()
             assert record is not None
+        # Fresh statistics for the claims' plans (autovacuum would take its time).
+        self._conn.execute("ANALYZE rcq_items")
         logger.info("Work queue %s: loaded %d items of %s", self.location, record.total, self.stage)
         return LoadResult(created=True, stage=record)
 
@@ -354,14 +356,15 @@ class WorkQueue:
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
             )
+            -- "= ANY(ARRAY(...))": a primary-key lookup per item whatever the statistics say
+            -- (a join with the CTE can be planned as a scan of the whole stage).
             UPDATE rcq_items AS i
             SET state = 'leased', lease_token = %(token)s, attempts = i.attempts + 1,
                 lease_expires = clock_timestamp() + %(lease)s * interval '1 second',
                 error = CASE WHEN i.state = 'leased'
                              THEN 'the lease of ' || i.worker || ' expired' ELSE i.error END,
                 worker = %(worker)s, claimed_at = clock_timestamp()
-            FROM picked
-            WHERE i.stage = %(stage)s AND i.key = picked.key
+            WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM picked))
             RETURNING i.key, i.position, i.payload, i.attempts
             """,
             {
@@ -404,8 +407,7 @@ class WorkQueue:
                 UPDATE rcq_items AS i
                 SET state = 'failed', outcome = 'abandoned', lease_token = NULL,
                     lease_expires = NULL, finished_at = clock_timestamp()
-                FROM dead
-                WHERE i.stage = %(stage)s AND i.key = dead.key
+                WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM dead))
                 RETURNING i.key, i.position, i.attempts, i.error
                 """,
                 {"stage": self.stage, "max_attempts": max_attempts},
@@ -437,8 +439,7 @@ class WorkQueue:
                 )
                 UPDATE rcq_items AS i
                 SET lease_expires = clock_timestamp() + %(lease)s * interval '1 second'
-                FROM mine
-                WHERE i.stage = %(stage)s AND i.key = mine.key
+                WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM mine))
                 RETURNING 1
                 """,
                 {"stage": self.stage, "token": token, "lease": record.lease_seconds},
@@ -447,11 +448,13 @@ class WorkQueue:
                 held.add(token)
         return held
 
-    def commit(self, batch: Batch, results: Sequence[ItemResult]) -> None:
-        """Mark every item of ``batch`` finished and store its line, in one transaction.
+    def commit(self, batch: Batch, results: Sequence[ItemResult]) -> int:
+        """Mark the items of ``batch`` finished and store their lines, in one statement.
 
-        ``results`` must cover the batch's items exactly. Raises :class:`LeaseLostError`,
-        changing nothing, if any item no longer carries this batch's lease token.
+        ``results`` must cover the batch's items exactly. Only the items that still carry this
+        batch's lease token are committed, each with its own line, atomically. Returns how many
+        were committed; raises :class:`LeaseLostError` (its ``committed`` says how many were)
+        if another worker took any of them over: those results are dropped, never doubled.
         """
         by_key = {result.key: result for result in results}
         if len(by_key) != len(results) or set(by_key) != set(batch.keys):
@@ -460,53 +463,65 @@ class WorkQueue:
                 f"batch's {len(batch.items)} items",
                 stage=self.stage,
             )
-        keys, states, outcomes, errors, lines = [], [], [], [], []
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in ("keys", "states", "outcomes", "errors", "positions", "kinds", "lines")
+        }
         for item in batch.items:
             result = by_key[item.key]
-            keys.append(item.key)
-            states.append(_STATE_OF[result.outcome])
-            outcomes.append(result.outcome)
-            errors.append(result.error)
-            if result.record is not None:
-                kind = "failed" if result.outcome == "failed" else "output"
-                lines.append((item.key, item.position, kind, encode_record(result.record).decode()))
-        with self._conn.transaction():
-            updated = self._conn.execute(
-                """
-                WITH mine AS (
-                    SELECT key FROM rcq_items
-                    WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
-                    ORDER BY key
-                    FOR UPDATE
-                ), result AS (
-                    SELECT * FROM unnest(%(keys)s::text[], %(states)s::text[],
-                                         %(outcomes)s::text[], %(errors)s::text[])
-                        AS r(key, state, outcome, error)
-                )
+            columns["keys"].append(item.key)
+            columns["states"].append(_STATE_OF[result.outcome])
+            columns["outcomes"].append(result.outcome)
+            columns["errors"].append(result.error)
+            columns["positions"].append(item.position)
+            columns["kinds"].append("failed" if result.outcome == "failed" else "output")
+            columns["lines"].append(
+                None if result.record is None else encode_record(result.record).decode()
+            )
+        # One statement, so one round trip and atomic on its own: the items' states and their
+        # lines land together or not at all. Rows are locked in key order, as extend() does.
+        row = self._conn.execute(
+            """
+            WITH mine AS (
+                SELECT key FROM rcq_items
+                WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
+                ORDER BY key
+                FOR UPDATE
+            ), result AS (
+                SELECT * FROM unnest(%(keys)s::text[], %(states)s::text[], %(outcomes)s::text[],
+                                     %(errors)s::text[], %(positions)s::int[],
+                                     %(kinds)s::text[], %(lines)s::text[])
+                    AS r(key, state, outcome, error, position, kind, line)
+            ), done AS (
                 UPDATE rcq_items AS i
                 SET state = result.state, outcome = result.outcome, error = result.error,
                     lease_token = NULL, lease_expires = NULL, finished_at = clock_timestamp()
-                FROM mine JOIN result USING (key)
-                WHERE i.stage = %(stage)s AND i.key = mine.key
+                FROM result
+                WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM mine))
+                  AND result.key = i.key
                 RETURNING i.key
-                """,
-                {
-                    "stage": self.stage,
-                    "token": batch.token,
-                    "keys": keys,
-                    "states": states,
-                    "outcomes": outcomes,
-                    "errors": errors,
-                },
-            ).fetchall()
-            if len(updated) != len(batch.items):
-                raise LeaseLostError(
-                    f"stage {self.stage!r}: worker {batch.worker} lost the lease on "
-                    f"{len(batch.items) - len(updated)} of {len(batch.items)} items (another "
-                    f"worker took them over); its results for this batch are dropped",
-                    stage=self.stage,
-                )
-            self._insert_outputs(lines)
+            ), written AS (
+                INSERT INTO rcq_outputs (stage, key, position, kind, line)
+                SELECT %(stage)s, result.key, result.position, result.kind, result.line
+                FROM result JOIN done USING (key)
+                WHERE result.line IS NOT NULL
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM written)
+            """,
+            {"stage": self.stage, "token": batch.token, **columns},
+        ).fetchone()
+        committed = int(row[0]) if row else 0
+        if committed != len(batch.items):
+            raise LeaseLostError(
+                f"stage {self.stage!r}: worker {batch.worker} lost the lease on "
+                f"{len(batch.items) - committed} of {len(batch.items)} items (another worker "
+                f"took them over); its results for those are dropped, the other {committed} "
+                f"are committed",
+                stage=self.stage,
+                committed=committed,
+            )
+        return committed
 
     def release(self, batch: Batch, *, error: str | None = None) -> int:
         """Give ``batch`` back unfinished; return how many items were still ours.
