@@ -3,6 +3,10 @@
     python -m tools.orchestrator --env development --stage all
     python -m tools.orchestrator --env production --config tools/production.example.toml
     python -m tools.orchestrator --stage all --start-url https://www.example.edu/ --data-dir DIR
+    python -m tools.orchestrator --stage all --workers 4 --dsn postgresql://user@db-host/crawl
+
+``--workers N --dsn DSN`` shares the enrichment stage with N worker processes through
+PostgreSQL (see ``docs/postgres.md``); without it every stage runs in one process.
 
 ``--env development`` with no ``--start-url`` starts the local demo site (``tools.demo_site``)
 and crawls it, so the whole job runs offline. The site's port, size and seed are remembered in
