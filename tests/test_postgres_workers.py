@@ -299,6 +299,40 @@ def alive(pid: int) -> bool:
     return status.exists() and status.read_text().split(") ")[-1][:1] != "Z"
 
 
+@pytest.mark.slow
+def test_worker_joined_by_the_documented_command_does_the_stage(
+    site: Site, tmp_path: Path, postgres_dsn: str
+) -> None:
+    """``--workers 0``: the starter only loads, watches and exports; a worker started apart,
+    as on another machine, does every page."""
+    stage = Stage(tmp_path, Site(site.base_url, site.urls[:60]), postgres_dsn)
+    starter = stage.start(workers=0)
+    try:
+        wait_for(
+            lambda: (
+                stage.query("SELECT to_regclass('rcq_stages')")[0][0] is not None
+                and stage.query("SELECT count(*) FROM rcq_stages") == [(1,)]
+            ),
+            "the starter to load the stage",
+        )
+        joined = subprocess.run(
+            [sys.executable, "-m", "enrich.worker", "--stage", STAGE_NAME],
+            cwd=tmp_path,  # nothing shared with the starter but the database
+            env={**os.environ, "RESUMABLE_CRAWL_DSN": postgres_dsn},
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+        )
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        stage.finish(starter)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()
+    assert_exactly_once(stage, Site(site.base_url, site.urls[:60]))
+    assert "done: 60 items" in joined.stderr
+
+
 def test_worker_without_a_loaded_stage_is_one_clear_error(postgres_dsn: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "enrich.worker", "--dsn", postgres_dsn],
