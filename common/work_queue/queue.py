@@ -529,13 +529,22 @@ class WorkQueue:
         Without ``error`` (a clean stop) the claim does not count as an attempt; with one (the
         work itself failed) it does, so a poison item still reaches the attempt limit.
         """
+        # Rows locked in key order, as extend() (the keeper may be extending this very batch)
+        # and commit() do: never a deadlock between them.
         cursor = self._conn.execute(
             """
-            UPDATE rcq_items
+            WITH mine AS (
+                SELECT key FROM rcq_items
+                WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
+                ORDER BY key
+                FOR UPDATE
+            )
+            UPDATE rcq_items AS i
             SET state = 'pending', lease_token = NULL, lease_expires = NULL, worker = NULL,
-                attempts = CASE WHEN %(error)s::text IS NULL THEN attempts - 1 ELSE attempts END,
-                error = coalesce(%(error)s::text, error)
-            WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
+                attempts = CASE WHEN %(error)s::text IS NULL THEN i.attempts - 1
+                                ELSE i.attempts END,
+                error = coalesce(%(error)s::text, i.error)
+            WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM mine))
             """,
             {"stage": self.stage, "token": batch.token, "error": error},
         )
