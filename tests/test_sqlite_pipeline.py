@@ -211,3 +211,36 @@ def test_orchestrator_runs_every_stage_on_sqlite(tmp_path: Path) -> None:
     assert show["resume_point"]["keys_done"] == len(discovered) > 0
     ledger = _cli(checkpoints, "ledger", "stage1_discovery")
     assert ledger["statistics"]["total"] == len(discovered)
+
+
+def test_shared_enrichment_keeps_its_engine_record_in_sqlite(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """``--store sqlite --workers 2``: the PostgreSQL-shared stage's engine record goes to the
+    SQLite database like every other stage's, so the orchestrator and the CLI find it there."""
+    from tests.test_postgres_workers import free_port, write_validation
+
+    pages, seed = 80, 3
+    port = free_port()
+    data_dir = tmp_path / "data"
+    (data_dir / "processed/stage02").mkdir(parents=True)
+    (data_dir / "demo_site.json").write_text(
+        json.dumps({"port": port, "pages": pages, "seed": seed})
+    )
+    urls = build_site(pages, seed).expected_ok_urls(f"http://127.0.0.1:{port}")
+    write_validation(data_dir / "processed/stage02/validation_output.jsonl", urls)
+    command = [
+        sys.executable, "-m", "tools.orchestrator", "--env", "development",
+        "--stage", "enrichment", "--data-dir", str(data_dir), "--pages", str(pages),
+        "--seed", str(seed), "--workers", "2", "--dsn", postgres_dsn, "--no-live",
+        "--store", "sqlite",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoints = data_dir / "checkpoints"
+    assert not list(checkpoints.glob("*.json"))
+    listed = _cli(checkpoints, "list")["stages"]
+    assert [(s["stage"], s["status"]) for s in listed] == [(STAGE_NAME, "completed")]
+    assert listed[0]["progress"]["processed_items"] == len(urls)
+    lines = (data_dir / "processed/stage03/enrichment_output.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["url"] for line in lines) == sorted(urls)
