@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from common.faults import crash_point
+from common.faults import fault_point
 
 __all__ = ["FILE_MODE", "atomic_write_bytes", "ensure_private_dir", "fsync_dir"]
 
@@ -46,6 +46,7 @@ def ensure_private_dir(directory: Path) -> None:
 
 def write_new_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (mode 0600), flushed and fsynced."""
+    fault_point("temp_open", path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)  # the file may have existed with wider permissions
@@ -53,9 +54,9 @@ def write_new_file(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        crash_point("after_temp_write")
+        fault_point("after_temp_write", path)
         os.fsync(fd)
-        crash_point("after_temp_fsync")
+        fault_point("after_temp_fsync", path)
     finally:
         os.close(fd)
 
@@ -77,11 +78,13 @@ def atomic_write_bytes(
                 os.link(path, link_tmp)
             except OSError:  # a file system without hard links: copy instead
                 write_new_file(link_tmp, path.read_bytes())
+            fault_point("after_backup_link", link_tmp)
             os.replace(link_tmp, backup_path)
-            crash_point("after_backup")
+            fault_point("after_backup", backup_path)
         os.replace(temp_path, path)
-        crash_point("after_replace")
+        fault_point("after_replace", path)
         fsync_dir(path.parent)
+        fault_point("after_dir_fsync", path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             temp_path.unlink()

@@ -38,6 +38,7 @@ from common.errors import (
     InputChangedError,
     InvalidTransitionError,
 )
+from common.faults import fault_point
 from common.hashing import config_hash, file_sha256
 from common.journal import Journal
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
@@ -565,10 +566,18 @@ class EnhancedCheckpoint:
         self._run_started = None
         self._keys = set()
         self._new_keys.clear()
+        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
+        keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
+        if old.journals or keys_on_disk or any(j.committed for j in self._journals.values()):
+            # The record on disk must stop claiming the journals' bytes before they are cut:
+            # a crash in between would otherwise leave a record whose committed records are
+            # gone, which no later run could resume or start over from.
+            self.flush()
+            self.store.save(self.stage, self.state.to_dict())
+            fault_point("after_reset_record", self.path)
         for journal in self._journals.values():
             journal.recover(None)
-        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
-        if KEYS_JOURNAL not in self._journals and keys_path.exists():
+        if keys_on_disk:
             Journal(KEYS_JOURNAL, keys_path).recover(None)
         self._dirty = True
 

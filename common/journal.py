@@ -22,7 +22,7 @@ from typing import Any
 
 from common.atomic import FILE_MODE, ensure_private_dir
 from common.errors import CheckpointCorruptError
-from common.faults import crash_point
+from common.faults import fault_point
 
 __all__ = ["Journal", "encode_record"]
 
@@ -104,6 +104,7 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            fault_point("after_journal_truncate", self.path)
             if committed is None:
                 logger.warning(
                     "Truncated %s (%d bytes) for a fresh start of its stage", self.path, cut
@@ -170,6 +171,7 @@ class Journal:
         """Append ``data`` and fsync it."""
         if self._fd is None:
             ensure_private_dir(self.path.parent)
+            fault_point("journal_open", self.path)
             self._fd = os.open(
                 self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
             )
@@ -177,9 +179,9 @@ class Journal:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        crash_point("after_journal_write")
+        fault_point("after_journal_write", self.path)
         os.fsync(self._fd)
-        crash_point("after_journal_fsync")
+        fault_point("after_journal_fsync", self.path)
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

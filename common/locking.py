@@ -14,6 +14,7 @@ from pathlib import Path
 
 from common.atomic import FILE_MODE, ensure_private_dir
 from common.errors import CheckpointLockedError
+from common.faults import fault_point
 
 __all__ = ["StageLock"]
 
@@ -38,6 +39,7 @@ class StageLock:
         if self._fd is not None:
             return
         ensure_private_dir(self.path.parent)
+        fault_point("lock_open", self.path)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             # A reader probing the lock (is_held_elsewhere) holds it shared for microseconds;

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from common.atomic import atomic_write_bytes, ensure_private_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
+from common.faults import fault_point
 from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
@@ -130,6 +131,7 @@ class JsonFileStore(CheckpointStore):
                 stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
                 aside = main.with_name(f"{main.stem}.corrupt-{stamp}.json")
                 os.replace(main, aside)
+                fault_point("after_damaged_aside", aside)
                 logger.warning("Moved damaged checkpoint %s aside to %s", main, aside)
                 atomic_write_bytes(main, data, temp_path=self.temp_path(stage))
                 self._damaged.discard(stage)
