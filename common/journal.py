@@ -132,7 +132,13 @@ class Journal:
                 remaining -= len(line)
                 if remaining < 0:  # a line straddling the committed length is not committed
                     break
-                yield json.loads(line)
+                try:
+                    value = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    raise CheckpointCorruptError(
+                        f"journal {self.path} holds a damaged record ({exc})", path=self.path
+                    ) from None
+                yield value
 
     def load_committed(self) -> list[Any]:
         """All committed records at once: one JSON parse of the whole journal (fast for 1M+).
@@ -159,7 +165,7 @@ class Journal:
         body = data[:-1] if data.endswith(b"\n") else data
         try:
             values: list[Any] = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, an integer too long
             raise CheckpointCorruptError(
                 f"journal {self.path} holds a damaged record ({exc})", path=self.path
             ) from None

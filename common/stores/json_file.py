@@ -255,13 +255,41 @@ class JsonFileStore(CheckpointStore):
             (self.history_dir(stage) / f"{snapshot_id}.json").unlink()
 
 
+MAX_NESTING = 64  # far deeper than any checkpoint; deeper values would exhaust the stack later
+
+
 def _decode(raw: bytes, path: Path) -> Any:
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail = "empty file" if not raw.strip() else f"invalid JSON ({exc})"
-        raise CheckpointCorruptError(f"checkpoint file {path}: {detail}", path=path) from None
+        value = json.loads(raw)
     except RecursionError:
         raise CheckpointCorruptError(
             f"checkpoint file {path}: invalid JSON (nested too deeply)", path=path
         ) from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long to convert
+        detail = "empty file" if not raw.strip() else f"invalid JSON ({exc})"
+        raise CheckpointCorruptError(f"checkpoint file {path}: {detail}", path=path) from None
+    if _nesting(value) > MAX_NESTING:
+        raise CheckpointCorruptError(
+            f"checkpoint file {path}: invalid checkpoint (nested too deeply, more than "
+            f"{MAX_NESTING} levels)",
+            path=path,
+        )
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: no recursion limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_NESTING:
+                    return depth + 1
+                stack.append((child, depth + 1))
+        deepest = max(deepest, depth if isinstance(item, dict | list) else 0)
+    return deepest
