@@ -70,7 +70,9 @@ def atomic_write_bytes(
     """
     try:
         write_new_file(temp_path, data)
-        if backup_path is not None and path.exists():
+        # After a save interrupted between its backup and its replace, the backup already is
+        # the current file: renaming a second link onto it would do nothing and leave the link.
+        if backup_path is not None and path.exists() and not _same_file(path, backup_path):
             link_tmp = backup_path.with_name(backup_path.name + ".link")
             with contextlib.suppress(FileNotFoundError):
                 link_tmp.unlink()
@@ -89,3 +91,10 @@ def atomic_write_bytes(
         with contextlib.suppress(OSError):
             temp_path.unlink()
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import FILE_MODE, ensure_private_dir
-from common.errors import CheckpointCorruptError
+from common.errors import CheckpointCorruptError, CheckpointSaveError
 from common.faults import fault_point
 
 __all__ = ["Journal", "encode_record"]
@@ -76,6 +76,15 @@ class Journal:
         Raises :class:`CheckpointCorruptError` if the file is shorter than the committed length:
         committed records are missing and resuming would silently lose them.
         """
+        try:
+            return self._recover(committed)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"cannot prepare journal {self.path}: {exc.strerror or exc}",
+                path=self.path,
+            ) from exc
+
+    def _recover(self, committed: int | None) -> int:
         target = committed or 0
         ensure_private_dir(self.path.parent)
         try:

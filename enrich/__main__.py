@@ -115,11 +115,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return asyncio.run(run(args))
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except (CheckpointError, OSError, ValueError, BaseExceptionGroup) as exc:
+        problems = _leaves(exc)
+        if not problems:
+            raise
+        for message in dict.fromkeys(problems):  # one line per distinct problem
+            print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _leaves(exc: BaseException) -> list[str] | None:
+    """One message per error a user can act on (disk, checkpoint, bad input); None for bugs.
+
+    Errors of concurrent workers arrive grouped; a group holding anything else is a bug and
+    keeps its traceback.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        messages: list[str] = []
+        for inner in exc.exceptions:
+            found = _leaves(inner)
+            if found is None:
+                return None
+            messages += found
+        return messages
+    if isinstance(exc, CheckpointError | ValueError):
+        return [" ".join(str(exc).split())]
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return [f"{where}{exc.strerror or exc}"]
+    return None
 
 
 if __name__ == "__main__":

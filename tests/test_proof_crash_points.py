@@ -12,10 +12,8 @@ temporary file left, the counts right, the checkpoint and its backup readable an
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from common import CheckpointStatus, EnhancedCheckpoint
+from common import EnhancedCheckpoint
 from common.faults import POINTS, RECOVERY_POINTS, SAVE_POINTS
 from tests import _crash_child as child
+from tests._proof_checks import check_exact_result
 
 pytestmark = pytest.mark.slow
 
@@ -117,47 +116,6 @@ def test_every_point_has_a_scenario() -> None:
     assert set(RECOVERY_POINTS) <= set(POINTS)
 
 
-def _lines(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    assert data == b"" or data.endswith(b"\n"), f"torn last line in {path}"
-    return data.splitlines()
-
-
-def check_exact_result(workdir: Path) -> None:
-    """The files an uninterrupted run writes, exactly; nothing left over from the crashes."""
-    checkpoint_dir, output, _ = child.paths(workdir)
-    failed_path = output.with_name("output.failed.jsonl")
-    good = {child.url(i) for i in range(ITEMS) if i % 5}
-    bad = {child.url(i) for i in range(ITEMS) if not i % 5}
-
-    records = [json.loads(line) for line in _lines(output)]
-    urls = [r["url"] for r in records]
-    assert len(urls) == len(set(urls)), "a record was written twice"
-    assert set(urls) == good, f"missing {sorted(good - set(urls))[:5]}"
-    assert all(r["n"] == int(r["url"].rsplit("/", 1)[1]) for r in records)
-    failed = [json.loads(line)["url"] for line in _lines(failed_path)]
-    assert len(failed) == len(set(failed)) and set(failed) == bad
-    keys = [json.loads(line) for line in _lines(checkpoint_dir / f"{child.STAGE}.keys.jsonl")]
-    assert len(keys) == len(set(keys)) and set(keys) == good | bad
-
-    for name in (f"{child.STAGE}.json", f"{child.STAGE}.backup.json"):
-        json.loads((checkpoint_dir / name).read_bytes())
-    leftovers = [p.name for p in checkpoint_dir.iterdir() if ".tmp" in p.name or ".link" in p.name]
-    assert leftovers == []
-    for path in [*checkpoint_dir.glob("*.json*"), output, failed_path]:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-
-    checkpoint = EnhancedCheckpoint(checkpoint_dir / f"{child.STAGE}.json")
-    try:
-        assert checkpoint.status is CheckpointStatus.COMPLETED
-        progress = checkpoint.state.progress
-        assert (progress.processed_items, progress.failed_items) == (ITEMS, len(bad))
-        assert progress.successful_items == len(good)
-        assert checkpoint.state.completion.watermark == ITEMS
-    finally:
-        checkpoint.close()
-
-
 @pytest.mark.parametrize(
     "scenario",
     SCENARIOS,
@@ -181,4 +139,4 @@ def test_sigkill_at_the_point_then_the_same_command_finishes_exactly(
     result = run_child(tmp_path, *final_args)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    check_exact_result(tmp_path)
+    check_exact_result(tmp_path, ITEMS)

@@ -166,6 +166,17 @@ class JsonFileStore(CheckpointStore):
         return sorted(stages)
 
     def delete(self, stage: str) -> bool:
+        try:
+            return self._delete(stage)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not remove the checkpoint files of stage {stage!r} in {self.directory}: "
+                f"{exc.strerror or exc}",
+                stage=stage,
+                path=exc.filename or self.directory,
+            ) from exc
+
+    def _delete(self, stage: str) -> bool:
         removed = False
         for path in (self.main_path(stage), self.backup_path(stage), self.temp_path(stage)):
             with contextlib.suppress(FileNotFoundError):
@@ -201,7 +212,12 @@ class JsonFileStore(CheckpointStore):
 
     def save_history(self, stage: str, record: dict[str, Any], reason: str, now: float) -> str:
         directory = self.history_dir(stage)
-        ensure_private_dir(directory)
+        try:
+            ensure_private_dir(directory)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not create {directory}: {exc.strerror or exc}", stage=stage, path=directory
+            ) from exc
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:].replace(
             ".", "_"
         )
@@ -209,11 +225,18 @@ class JsonFileStore(CheckpointStore):
         snapshot_id = f"{stamp}-{safe_reason}"
         body = {"snapshot": {"created": now, "reason": reason}, "record": record}
         target = directory / f"{snapshot_id}.json"
-        atomic_write_bytes(
-            target,
-            json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-            temp_path=directory / f".{snapshot_id}.tmp",
-        )
+        try:
+            atomic_write_bytes(
+                target,
+                json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                temp_path=directory / f".{snapshot_id}.tmp",
+            )
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not save history snapshot {target}: {exc.strerror or exc}",
+                stage=stage,
+                path=target,
+            ) from exc
         return snapshot_id
 
     def list_history(self, stage: str) -> list[HistoryEntry]:
