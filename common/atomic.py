@@ -13,7 +13,13 @@ from pathlib import Path
 
 from common.faults import fault_point
 
-__all__ = ["FILE_MODE", "atomic_write_bytes", "ensure_private_dir", "fsync_dir"]
+__all__ = [
+    "FILE_MODE",
+    "atomic_write_bytes",
+    "ensure_private_dir",
+    "fsync_dir",
+    "open_private_append",
+]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -42,6 +48,20 @@ def ensure_private_dir(directory: Path) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=DIR_MODE)
+
+
+def open_private_append(path: Path) -> int:
+    """A descriptor appending to ``path``, created 0600 (an existing file is narrowed to 0600).
+
+    For logs and other files written outside a checkpoint: ``open(fd, "ab")`` wraps it.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def write_new_file(path: Path, data: bytes) -> None:

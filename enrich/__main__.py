@@ -2,6 +2,7 @@
 
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
+                     [--block-private-addresses [--allow-network CIDR ...]]
                      [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
 
@@ -53,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="host allowed for fetching and redirects (repeatable; default: the input's hosts)",
     )
     parser.add_argument(
+        "--block-private-addresses",
+        action="store_true",
+        help="refuse private, loopback and link-local addresses, also after redirects and DNS "
+        "answers (SSRF protection; the orchestrator turns it on with --env production)",
+    )
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="an address or network exempt from --block-private-addresses (repeatable)",
+    )
+    parser.add_argument(
         "--retry-failed",
         action="store_true",
         help="fetch again only the URLs in the output's .failed.jsonl sidecar",
@@ -87,6 +101,8 @@ async def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
         allowed_domains=domains,
+        block_private_addresses=args.block_private_addresses,
+        allowed_networks=tuple(args.allow_network),
     )
     processor = AsyncEnrichmentProcessor(
         output_file,

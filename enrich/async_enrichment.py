@@ -198,7 +198,11 @@ class AsyncEnrichmentProcessor:
             "max_redirects",
             "user_agent",
         )
-        return {key: settings[key] for key in keep if key in settings}
+        chosen = {key: settings[key] for key in keep if key in settings}
+        if self.config.block_private_addresses:  # only when on: older checkpoints keep their hash
+            chosen["block_private_addresses"] = True
+            chosen["allowed_networks"] = settings["allowed_networks"]
+        return chosen
 
     @staticmethod
     def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:
