@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from common import CheckpointCorruptError, EnhancedCheckpoint, UnifiedCheckpointManager
 from common.state import parse_checkpoint
@@ -182,13 +183,15 @@ class Case:
             "corrupt" if kind == "error" else None
         ) or (kind != "error")
         self.untouched()
+        if currently_in_test_context():
+            event(f"outcome: {kind}")  # counted in --hypothesis-show-statistics
         return kind
 
 
 # Random bytes, truncations, wrong shapes -------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=120)
 @given(data=st.binary(max_size=400))
 def test_random_bytes_are_a_clear_error(workdir: Path, data: bytes) -> None:
     assert Case(workdir, data).check() == "error"
@@ -237,7 +240,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=100)
 @given(value=JSON_VALUES)
 def test_json_of_the_wrong_shape_is_a_clear_error(workdir: Path, value: Any) -> None:
     assert Case(workdir, json.dumps(value).encode()).check() == "error"
@@ -346,7 +349,7 @@ def _encode(record: dict[str, Any]) -> bytes:
     return text.replace('"__NEG_HUGE__"', "-" + "7" * HUGE_DIGITS).encode()
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=300)
 @given(
     changes=st.lists(
         st.tuples(st.sampled_from(FIELDS), VALUES | st.just(MISSING)), min_size=1, max_size=3
