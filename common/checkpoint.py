@@ -275,14 +275,9 @@ class EnhancedCheckpoint:
             self._reset_in_memory("fresh start requested")
             state = self.state
         elif state.status is CheckpointStatus.COMPLETED:
-            reason = self._change_reason(input_file, input_hash, new_config_hash)
-            if reason is None:
+            if not self._restart_if_changed(input_file, input_hash, new_config_hash):
                 logger.info("Stage %s already completed; nothing to do", self.stage)
                 return False
-            logger.warning(
-                "Stage %s completed before, but %s: starting it again", self.stage, reason
-            )
-            self._reset_in_memory(reason)
             state = self.state
         elif state.status is not CheckpointStatus.INITIALIZED:
             reason = self._change_reason(input_file, input_hash, new_config_hash)
@@ -334,6 +329,36 @@ class EnhancedCheckpoint:
         if resuming:
             logger.info("Processing resumed")
         self._submit(history_reason="start")
+        return True
+
+    def restart_if_changed(
+        self,
+        input_file: Path | str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        input_hash: str | None = None,
+    ) -> bool:
+        """Forget a completed stage now if its input or configuration changed; True if it did.
+
+        :meth:`start` does the same, but an integration calling ``start()`` on an event loop
+        calls this first in a worker thread: starting over saves and truncates files.
+        """
+        if self.state.status is not CheckpointStatus.COMPLETED:
+            return False
+        self._become_writer()
+        if input_file is not None and input_hash is None:
+            input_hash = file_sha256(input_file)
+        new_config_hash = config_hash(config) if config is not None else None
+        return self._restart_if_changed(input_file, input_hash, new_config_hash)
+
+    def _restart_if_changed(
+        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
+    ) -> bool:
+        reason = self._change_reason(input_file, input_hash, new_config_hash)
+        if reason is None:
+            return False
+        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, reason)
+        self._reset_in_memory(reason)
         return True
 
     def _change_reason(
