@@ -65,11 +65,19 @@ def open_private_append(path: Path) -> int:
 
 
 def write_new_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600), flushed and fsynced."""
+    """Write ``data`` to a new file ``path`` (mode 0600), flushed and fsynced.
+
+    Whatever was at ``path`` (a temporary file left by a crash) is replaced, never written
+    through: a symbolic link planted there cannot make a save truncate another file.
+    """
     fault_point("temp_open", path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+    )
     try:
-        os.fchmod(fd, FILE_MODE)  # the file may have existed with wider permissions
+        os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
         view = memoryview(data)
         while view:
             written = os.write(fd, view)

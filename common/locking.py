@@ -41,7 +41,10 @@ class StageLock:
         try:
             ensure_private_dir(self.path.parent)
             fault_point("lock_open", self.path)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            # Never through a symbolic link: acquiring truncates the file to write our pid.
+            fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+            )
         except OSError as exc:
             raise CheckpointSaveError(
                 f"cannot lock stage {self.stage!r}: could not create {self.path}: "

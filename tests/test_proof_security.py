@@ -36,6 +36,7 @@ from aiohttp import web
 
 from common import (
     AsyncCheckpointTracker,
+    CheckpointSaveError,
     EnhancedCheckpoint,
     InvalidStageNameError,
     JsonFileStore,
@@ -150,6 +151,30 @@ def test_names_that_leave_the_checkpoint_directory_are_refused_everywhere(tmp_pa
             else:
                 assert code == 1 and err.startswith("error: ") and "invalid stage name" in err, argv
     assert tree(tmp_path) == before
+
+
+def test_symbolic_links_planted_at_our_file_names_are_never_written_through(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "checkpoints"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    checkpoint = EnhancedCheckpoint(directory / "planted.json")
+    with checkpoint:
+        checkpoint.start(total_items=2)
+        checkpoint.pause()
+    (directory / ".planted.tmp.json").symlink_to(victim)  # the temporary file of a save
+    checkpoint = EnhancedCheckpoint(directory / "planted.json")
+    with checkpoint:
+        checkpoint.start()
+        checkpoint.update(index=0)
+        checkpoint.pause()
+    assert not (directory / ".planted.tmp.json").exists()
+    assert EnhancedCheckpoint(directory / "planted.json").state.progress.processed_items == 1
+    (directory / "locked.lock").symlink_to(victim)  # acquiring a lock truncates its file
+    with pytest.raises(CheckpointSaveError, match="cannot lock stage 'locked'"):
+        EnhancedCheckpoint(directory / "locked.json").acquire()
+    assert victim.read_text() == "precious\n"
 
 
 # Permissions ----------------------------------------------------------------------------------
