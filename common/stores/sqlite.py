@@ -34,7 +34,7 @@ from common.errors import (
     CheckpointSaveError,
     CheckpointSchemaError,
 )
-from common.faults import crash_point
+from common.faults import fault_point
 from common.journal import remove_stage_journals, stage_journal_path
 from common.ledger import FINISHED_STATUSES, LEDGER_STATUSES, LedgerStatistics
 from common.locking import StageLock
@@ -381,10 +381,10 @@ class SqliteStore(CheckpointStore):
                             for e in rows.ledger
                         ),
                     )
-            crash_point("sqlite_before_commit")
+            fault_point("sqlite_before_commit", self.path)
         if sid is not None:
             self._sids[stage] = sid
-        crash_point("sqlite_after_commit")
+        fault_point("sqlite_after_commit", self.path)
         if damaged:
             self._damaged.discard(stage)
             logger.warning("Set the damaged record of %s aside (table set_aside)", stage)
