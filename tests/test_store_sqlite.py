@@ -293,6 +293,8 @@ SAVER = textwrap.dedent(
         if cp.is_key_done(url):
             continue
         cp.update(processed=1, successful=1, key=url, record={"url": url})
+        if i % 100 == 99:
+            cp.save()  # besides the auto-saves: a crash point is reached however fast this runs
     cp.complete()
     print("done", flush=True)
     """
