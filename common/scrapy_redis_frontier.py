@@ -209,6 +209,7 @@ class RedisScheduler:
         self.acks: list[Ack] = []
         self.view: LeaseResult | None = None
         self.done = False
+        self.refused = False
         # Set by spider_idle: only then can this worker be sure it will push nothing more.
         self.engine_idle = False
         self.exported_here = False
@@ -234,6 +235,7 @@ class RedisScheduler:
         crawler.signals.connect(scheduler._item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(scheduler._spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(scheduler._spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(scheduler._spider_opened, signal=signals.spider_opened)
         return scheduler
 
     @property
@@ -284,8 +286,11 @@ class RedisScheduler:
         self._poller.start(self.poll_seconds, now=True)
 
     def _refused(self, failure: Failure) -> None:
+        # One clear line, then the spider is closed once opened (_spider_opened): closing it
+        # from here would skip opening Scrapy's scraper and crash the close.
         error = failure.value
         self.done = True
+        self.refused = True
         if isinstance(error, CheckpointError):
             logger.error("%s", error)
         else:
@@ -295,7 +300,10 @@ class RedisScheduler:
                 _safe(self.frontier.url),
                 error,
             )
-        raise CloseSpider("checkpoint_refused")
+
+    def _spider_opened(self, spider: Spider) -> None:
+        if self.refused:
+            raise CloseSpider("checkpoint_refused")
 
     # The engine's interface ---------------------------------------------------------------------
 
@@ -372,6 +380,8 @@ class RedisScheduler:
             self._poller.stop()
         if pump is None:
             return None
+        if self.refused:
+            return pump.stop()
         self._reconcile()
         pushes, acks = self._take_batch()
         self.buffer.clear()
