@@ -52,7 +52,7 @@ from twisted.python.failure import Failure
 
 from common.checkpoint_middleware import exit_nonzero_if_refused
 from common.errors import CheckpointError
-from common.hashing import config_hash
+from common.hashing import config_hash, file_sha256
 from common.redis_frontier import (
     Ack,
     CommitResult,
@@ -218,6 +218,8 @@ class RedisScheduler:
         self._poller: LoopingCall | None = None
         self._pump: RedisPump | None = None
         self._failures = 0
+        self._lost = False  # set by the pump thread's heartbeat
+        self.closing = False
         self.spider: Spider | None = None
 
     @classmethod
@@ -253,20 +255,36 @@ class RedisScheduler:
             reactor,
             name=f"redis-pump-{self.frontier.prefix}",
             idle_interval=self.frontier.lease_ms / 3000,
-            on_idle=lambda: self.frontier.lease(self.token, 0),
+            on_idle=self._heartbeat,
         )
         self._pump.start()
-        config = getattr(spider, "checkpoint_config", None) or {"spider": spider.name}
-        deferred = self._pump.submit(self._register, config_hash(config))
+        deferred = self._pump.submit(self._register, spider)
         deferred.addCallbacks(self._opened, self._refused)
         return deferred
 
-    def _register(self, config: str) -> str:
+    def _register(self, spider: Spider) -> str:
+        """Pump thread: join the crawl, refused if it was started with another configuration.
+
+        The configuration is the spider's ``checkpoint_config`` plus the hash of its input
+        file (``CHECKPOINT_INPUT_FILE`` or the spider's ``checkpoint_input_file``): every worker
+        must crawl the same thing.
+        """
+        config = dict(getattr(spider, "checkpoint_config", None) or {"spider": spider.name})
+        input_file = self.crawler.settings.get("CHECKPOINT_INPUT_FILE") or getattr(
+            spider, "checkpoint_input_file", None
+        )
+        if input_file:
+            config["input_sha256"] = file_sha256(input_file)
         if self.fresh:
             removed = self.frontier.delete()
             if removed:
                 logger.warning("CHECKPOINT_FRESH: deleted the Redis crawl %r", self.frontier.prefix)
-        return self.frontier.register(self.token, config, force=self.force)
+        return self.frontier.register(self.token, config_hash(config), force=self.force)
+
+    def _heartbeat(self) -> None:
+        """Pump thread, when no job ran for a third of the lease: renew it."""
+        if self.frontier.lease(self.token, 0).lost:
+            self._lost = True
 
     def _opened(self, state: str) -> None:
         logger.info(
@@ -282,7 +300,7 @@ class RedisScheduler:
             )
             self.done = True
             return
-        self._poller = LoopingCall(self._kick, True)
+        self._poller = LoopingCall(self._tick)
         self._poller.start(self.poll_seconds, now=True)
 
     def _refused(self, failure: Failure) -> None:
@@ -378,6 +396,7 @@ class RedisScheduler:
         pump = self._pump
         if self._poller is not None and self._poller.running:
             self._poller.stop()
+        self.closing = True
         if pump is None:
             return None
         if self.refused:
@@ -457,6 +476,10 @@ class RedisScheduler:
         if finished:
             self._kick()
 
+    def _tick(self) -> None:
+        self._reconcile()
+        self._kick(poll=True)
+
     def _take_batch(self) -> tuple[list[NewRequest], list[Ack]]:
         pushes, acks = self.pushes, self.acks
         self.pushes, self.acks = [], []
@@ -464,7 +487,7 @@ class RedisScheduler:
 
     def _kick(self, poll: bool = False) -> None:
         """Start the next Redis job if none is running and there is something to do."""
-        if self._job_running or self._pump is None or self.done:
+        if self._job_running or self._pump is None or self.done or self.closing:
             return
         want = self.prefetch - len(self.buffer) if len(self.buffer) * 2 < self.prefetch else 0
         if not (self.pushes or self.acks or want or poll):
@@ -515,6 +538,8 @@ class RedisScheduler:
     ) -> None:
         self._job_running = False
         self._failures = 0
+        if self.closing:
+            return  # what it leased is handed back by close()
         committed, view, requests, ending = result
         self.view = view
         if committed is not None:
@@ -532,7 +557,8 @@ class RedisScheduler:
                 )
                 self.stats.inc_value("redis/acks_refused", committed.refused)
                 self.df.forget()
-        if view.lost:
+        if view.lost or self._lost:
+            self._lost = False
             logger.warning(
                 "This worker's Redis lease expired (stalled longer than %.1f s); its requests "
                 "went back to the queue",
