@@ -46,6 +46,7 @@ __all__ = [
     "NewRequest",
     "RedisFrontier",
     "export_records",
+    "safe_url",
 ]
 
 logger = logging.getLogger("common.redis")
@@ -357,7 +358,7 @@ class RedisFrontier:
         status, detail = _text(status), _text(detail)
         if status == "config":
             raise FrontierConfigError(
-                f"Redis crawl {self.prefix!r} at {_safe_url(self.url)} was started with another "
+                f"Redis crawl {self.prefix!r} at {safe_url(self.url)} was started with another "
                 f"configuration ({detail}, now {config_hash}); use another "
                 f"CHECKPOINT_REDIS_PREFIX, CHECKPOINT_FRESH to start it over, or "
                 f"CHECKPOINT_FORCE to continue it"
@@ -487,7 +488,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """``url`` without its password, for messages."""
     from urllib.parse import urlsplit
 

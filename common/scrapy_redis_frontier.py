@@ -60,6 +60,7 @@ from common.redis_frontier import (
     NewRequest,
     RedisFrontier,
     export_records,
+    safe_url,
 )
 from common.redis_pump import RedisPump
 from common.scrapy_pipeline import item_record
@@ -290,7 +291,7 @@ class RedisScheduler:
         logger.info(
             "Redis frontier %r at %s: worker %s joined (%s)",
             self.frontier.prefix,
-            _safe(self.frontier.url),
+            safe_url(self.frontier.url),
             self.token,
             state,
         )
@@ -315,7 +316,7 @@ class RedisScheduler:
             logger.error(
                 "Redis frontier %r at %s unavailable: %s",
                 self.frontier.prefix,
-                _safe(self.frontier.url),
+                safe_url(self.frontier.url),
                 error,
             )
 
@@ -589,7 +590,7 @@ class RedisScheduler:
             logger.error(
                 "Redis frontier %r at %s: %s (retrying)",
                 self.frontier.prefix,
-                _safe(self.frontier.url),
+                safe_url(self.frontier.url),
                 failure.getErrorMessage(),
             )
 
@@ -622,9 +623,3 @@ def _default_prefix(crawler: Crawler) -> str:
         spider_cls, "checkpoint_stage", None
     )
     return str(stage or spider_cls.name)
-
-
-def _safe(url: str) -> str:
-    from common.redis_frontier import _safe_url
-
-    return _safe_url(url)

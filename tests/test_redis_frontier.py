@@ -7,6 +7,7 @@ Every test uses its own key prefix and deletes it afterwards (others share the s
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -380,3 +381,52 @@ def test_a_worker_with_another_configuration_is_refused(
     assert len(errors) == 1 and prefix in errors[0] and "another configuration" in errors[0], errors
     assert status["scheduled"] == 0
     assert not (tmp_path / "data" / DISCOVERY_OUTPUT).exists()
+
+
+# tools.redis_crawl ------------------------------------------------------------------------------
+
+
+def test_cli_status_export_and_reset(
+    make_frontier: Callable[..., RedisFrontier],
+    redis_url: str,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.redis_crawl import main
+
+    frontier = make_frontier()
+    frontier.register("w1", "cfg")
+    frontier.push("w1", [req("a"), req("b")])
+    request_id = frontier.lease("w1", 1).requests[0][0]
+    frontier.commit("w1", acks=[Ack(request_id, [record("http://site/a")])])
+    where = ["--redis-url", redis_url, "--prefix", prefix]
+
+    assert main(["status", *where, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["state"], status["done"], status["queued"], status["records"]) == (
+        "running",
+        1,
+        1,
+        1,
+    )
+    output = tmp_path / "out.jsonl"
+    assert main(["export", *where, "--output", str(output)]) == 0
+    assert [json.loads(line)["url"] for line in output.read_bytes().splitlines()] == [
+        "http://site/a"
+    ]
+    # Without a terminal, reset refuses and deletes nothing.
+    monkeypatch.setattr("sys.stdin", open(os.devnull))  # noqa: SIM115
+    assert main(["reset", *where]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert frontier.status()["records"] == 1
+    assert main(["reset", *where, "--force"]) == 0
+    assert frontier.status()["state"] == "new"
+
+
+def test_cli_bad_prefix_is_exit_2(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.redis_crawl import main
+
+    assert main(["status", "--redis-url", redis_url, "--prefix", "two words"]) == 2
+    assert "CHECKPOINT_REDIS_PREFIX" in capsys.readouterr().err
