@@ -32,7 +32,10 @@ from tools.bench_crawl import (
     VALIDATION_OUTPUT,
     crawl_command,
     read_output,
+    refetched,
+    reset_site_stats,
     run_crawl,
+    site_stats,
 )
 from tools.demo_site import start_demo_site_process, stop_demo_site_process
 
@@ -235,6 +238,7 @@ class SharedSite:
     base_url: str
     work: Path
     reference: Path  # an uninterrupted local (non-Redis) discovery output
+    reference_stats: dict[str, Any]  # what that run asked of the site
 
 
 @pytest.fixture(scope="module")
@@ -244,11 +248,12 @@ def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite
     try:
         data = work / "local"
         log = work / "local.log"
+        reset_site_stats(base_url, transient=True)
         result = run_crawl(
             crawl_command("discovery", data, start_url=base_url + "/"), log_path=log, timeout=120
         )
         assert result.returncode == 0, log.read_text()[-3000:]
-        yield SharedSite(base_url, work, data / DISCOVERY_OUTPUT)
+        yield SharedSite(base_url, work, data / DISCOVERY_OUTPUT, site_stats(base_url))
     finally:
         stop_demo_site_process(process)
 
@@ -314,6 +319,49 @@ def test_two_workers_one_sigkilled_record_every_page_once(
     assert sorted(reference.url_set - out.url_set) == []
     assert status["records"] == reference.lines
     assert out.urls == sorted(out.urls)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_lone_worker_sigkilled_then_rerun_resumes(
+    shared_site: SharedSite, redis_url: str, prefix: str
+) -> None:
+    """Every worker died: the same command resumes once the dead worker's leases expire."""
+    reference = read_output(shared_site.reference)
+    frontier = RedisFrontier(redis_url, prefix)
+    data = shared_site.work / f"lone-{prefix}"
+    log = shared_site.work / f"lone-{prefix}.log"
+    command = crawl_command(
+        "discovery",
+        data,
+        start_url=shared_site.base_url + "/",
+        settings=redis_settings(redis_url, prefix),
+    )
+    reset_site_stats(shared_site.base_url, transient=True)
+    try:
+        worker = start(command, log)
+        try:
+            target = reference.lines // 2
+            wait_for(lambda: frontier.records_count() >= target, 60, f"{target} records")
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        killed = frontier.status()
+        result = run_crawl(command, log_path=log, timeout=90)
+        status = frontier.status()
+    finally:
+        frontier.delete()
+        frontier.close()
+    assert result.returncode == 0, log.read_text()[-3000:]
+    assert killed["state"] == "running" and killed["in_flight"] > 0
+    out = read_output(data / DISCOVERY_OUTPUT)
+    assert not out.torn_last_line and out.unparseable == 0
+    assert out.duplicates == 0, out.duplicate_urls[:10]
+    assert out.url_set == reference.url_set
+    assert status["requeued"] >= killed["in_flight"]
+    # Little redone: what the dead worker held (leased ahead or in flight), not the crawl.
+    extra, _paths = refetched(site_stats(shared_site.base_url), shared_site.reference_stats)
+    assert extra <= killed["in_flight"] + 10, (extra, killed)
 
 
 @pytest.mark.slow
