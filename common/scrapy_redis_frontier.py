@@ -188,10 +188,18 @@ class _Lease:
 class RedisScheduler:
     """Scrapy scheduler on a :class:`~common.redis_frontier.RedisFrontier`."""
 
-    def __init__(self, crawler: Crawler, frontier: RedisFrontier, dupefilter: RedisDupeFilter):
+    def __init__(
+        self,
+        crawler: Crawler,
+        frontier: RedisFrontier | None,
+        dupefilter: RedisDupeFilter,
+        *,
+        settings_error: str | None = None,
+    ) -> None:
         settings = crawler.settings
         self.crawler = crawler
-        self.frontier = frontier
+        self._frontier = frontier
+        self.settings_error = settings_error
         self.df = dupefilter
         self.prefetch = max(
             1,
@@ -230,16 +238,25 @@ class RedisScheduler:
         if not url:
             raise ValueError("RedisScheduler needs CHECKPOINT_REDIS_URL (redis://host:port/db)")
         prefix = settings.get("CHECKPOINT_REDIS_PREFIX") or _default_prefix(crawler)
-        frontier = RedisFrontier(
-            url, prefix, lease_seconds=settings.getfloat("CHECKPOINT_REDIS_LEASE_SECONDS", 30.0)
-        )
+        frontier, error = None, None
+        try:
+            lease = settings.getfloat("CHECKPOINT_REDIS_LEASE_SECONDS", 30.0)
+            frontier = RedisFrontier(url, prefix, lease_seconds=lease)
+        except ValueError as exc:
+            # Reported as one error line once the spider is open (see open()), not a traceback.
+            error = f"Redis frontier settings: {exc} (CHECKPOINT_REDIS_URL={safe_url(url)})"
         dupefilter = RedisDupeFilter.from_crawler(crawler)
-        scheduler = cls(crawler, frontier, dupefilter)
+        scheduler = cls(crawler, frontier, dupefilter, settings_error=error)
         crawler.signals.connect(scheduler._item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(scheduler._spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(scheduler._spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(scheduler._spider_opened, signal=signals.spider_opened)
         return scheduler
+
+    @property
+    def frontier(self) -> RedisFrontier:
+        assert self._frontier is not None, "the Redis frontier settings were refused"
+        return self._frontier
 
     @property
     def stats(self) -> StatsCollector:
@@ -248,10 +265,14 @@ class RedisScheduler:
 
     # Opening -------------------------------------------------------------------------------------
 
-    def open(self, spider: Spider) -> Deferred[None]:
+    def open(self, spider: Spider) -> Deferred[None] | None:
         from twisted.internet import reactor
 
         self.spider = spider
+        if self.settings_error is not None:
+            logger.error("%s", self.settings_error)
+            self.done = self.refused = True
+            return None
         self._pump = RedisPump(
             reactor,
             name=f"redis-pump-{self.frontier.prefix}",
@@ -505,10 +526,17 @@ class RedisScheduler:
         """Pump thread: commit, lease more, and when all work is over, export."""
         committed = self.frontier.commit(self.token, pushes, acks) if pushes or acks else None
         view = self.frontier.lease(self.token, want)
-        spider = self.spider
-        requests = [
-            (request_id, _decode(body, spider, request_id)) for request_id, body in view.requests
-        ]
+        requests, unreadable = [], []
+        for request_id, body in view.requests:
+            try:
+                requests.append((request_id, _decode(body, self.spider)))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # It can never be crawled (a callback renamed since it was queued?): say so
+                # and drop it, rather than hold it forever and never finish the crawl.
+                logger.error("Redis request %s cannot be read back (%s); dropped", request_id, exc)
+                unreadable.append(Ack(request_id))
+        if unreadable:
+            self.frontier.commit(self.token, acks=unreadable)
         ending = None
         if view.finished and not requests and not local_work:
             ending = self.frontier.claim_export(self.token)
@@ -610,11 +638,8 @@ class RedisScheduler:
         return json.dumps(to_json_safe(data), ensure_ascii=False, separators=(",", ":"))
 
 
-def _decode(body: str, spider: Spider | None, request_id: str) -> Request:
-    try:
-        return request_from_dict(from_json_safe(json.loads(body)), spider=spider)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"Redis request {request_id} cannot be read back: {exc}") from exc
+def _decode(body: str, spider: Spider | None) -> Request:
+    return request_from_dict(from_json_safe(json.loads(body)), spider=spider)
 
 
 def _default_prefix(crawler: Crawler) -> str:

@@ -193,6 +193,13 @@ def test_bad_prefix_is_a_clear_error(redis_url: str, bad: str) -> None:
         RedisFrontier(redis_url, bad)
 
 
+def test_bad_lease_or_url_is_a_clear_error(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="lease must be positive: 0"):
+        RedisFrontier(redis_url, "p", lease_seconds=0)
+    with pytest.raises(ValueError, match="redis://"):
+        RedisFrontier("http://127.0.0.1:1/0", "p")
+
+
 def test_export_is_sorted_atomic_and_claimed_once(
     make_frontier: Callable[..., RedisFrontier], tmp_path: Path
 ):
@@ -230,7 +237,7 @@ def test_export_is_sorted_atomic_and_claimed_once(
 
 # Scrapy workers sharing one crawl -----------------------------------------------------------------
 
-PAGES, SEED = 400, 7
+PAGES, SEED = 300, 7
 
 
 @dataclass
@@ -478,3 +485,33 @@ def test_cli_bad_prefix_is_exit_2(redis_url: str, capsys: pytest.CaptureFixture[
 
     assert main(["status", "--redis-url", redis_url, "--prefix", "two words"]) == 2
     assert "CHECKPOINT_REDIS_PREFIX" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"CHECKPOINT_REDIS_PREFIX": "two words"}, "'two words'"),
+        ({"CHECKPOINT_REDIS_URL": "redis://127.0.0.1:1/0"}, "127.0.0.1:1"),  # nothing listens
+    ],
+    ids=["prefix", "unreachable"],
+)
+def test_bad_redis_settings_are_one_clear_error(
+    redis_url: str,
+    prefix: str,
+    tmp_path: Path,
+    settings: dict[str, str],
+    named: str,
+) -> None:
+    command = crawl_command(
+        "discovery",
+        tmp_path / "data",
+        start_url="http://127.0.0.1:9/",  # never fetched: the start is refused first
+        settings=redis_settings(redis_url, prefix) | settings,
+    )
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if " ERROR: " in line]
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert len(errors) == 1 and named in errors[0], errors
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / DISCOVERY_OUTPUT).exists()
