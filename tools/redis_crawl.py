@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{status['queued']} queued, {status['in_flight']} in flight, "
                     f"{status['records']} records, {status['workers']} live workers, "
                     f"{status['requeued']} re-queued from expired leases"
+                    + (f"; exported to {status['exported_to']}" if "exported_to" in status else "")
                 )
         elif args.command == "export":
             count, failed = export_records(frontier, args.output)
