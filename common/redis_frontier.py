@@ -128,7 +128,8 @@ return {'ok', redis.call('HGET', K_META, 'state')}
 """
 
 # ARGV: token, lease_ms, n. Renews the lease and takes up to n requests.
-# Returns {lost (0/1), queued, in flight, state, {id, body, id, body, ...}}.
+# Returns {lost (0/1), queued, in flight, state, {id, body, id, body, ...}, done, scheduled,
+# records, live workers}.
 _LEASE = """
 local token, now = ARGV[1], now_ms()
 reap(now)
@@ -149,7 +150,10 @@ if state ~= 'done' and n > 0 then
         out[#out + 1] = redis.call('HGET', K_REQ, id) or ''
     end
 end
-return {lost, redis.call('ZCARD', K_QUEUE), redis.call('HLEN', K_INFLIGHT), state, out}
+return {lost, redis.call('ZCARD', K_QUEUE), redis.call('HLEN', K_INFLIGHT), state, out,
+        tonumber(redis.call('HGET', K_META, 'done') or '0'),
+        tonumber(redis.call('HGET', K_META, 'scheduled') or '0'),
+        redis.call('HLEN', K_RECORDS), redis.call('ZCARD', K_LEASES)}
 """
 
 # ARGV: token, batch JSON {"p": [[fp, body, priority]...], "a": [[id, [[url, record]...],
@@ -288,6 +292,10 @@ class LeaseResult:
     in_flight: int
     state: str
     lost: bool
+    done: int = 0
+    scheduled: int = 0
+    records: int = 0
+    workers: int = 0
 
     @property
     def finished(self) -> bool:
@@ -367,9 +375,21 @@ class RedisFrontier:
 
     def lease(self, token: str, count: int) -> LeaseResult:
         """Renew ``token``'s lease and take up to ``count`` requests (``count=0``: heartbeat)."""
-        lost, queued, in_flight, state, flat = self._run("lease", token, self.lease_ms, count)
+        lost, queued, in_flight, state, flat, done, scheduled, records, workers = self._run(
+            "lease", token, self.lease_ms, count
+        )
         pairs = [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return LeaseResult(pairs, int(queued), int(in_flight), _text(state), bool(lost))
+        return LeaseResult(
+            pairs,
+            int(queued),
+            int(in_flight),
+            _text(state),
+            bool(lost),
+            int(done),
+            int(scheduled),
+            int(records),
+            int(workers),
+        )
 
     def commit(
         self, token: str, pushes: Sequence[NewRequest] = (), acks: Sequence[Ack] = ()

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -53,6 +54,7 @@ from twisted.python.failure import Failure
 from common.checkpoint_middleware import exit_nonzero_if_refused
 from common.errors import CheckpointError
 from common.hashing import config_hash, file_sha256
+from common.progress import eta_seconds, format_duration, percent_complete, throughput
 from common.redis_frontier import (
     Ack,
     CommitResult,
@@ -227,6 +229,8 @@ class RedisScheduler:
         self._poller: LoopingCall | None = None
         self._pump: RedisPump | None = None
         self._failures = 0
+        self.log_interval = settings.getfloat("LOGSTATS_INTERVAL", 60.0)
+        self._progress_mark = (0.0, 0)
         self._lost = False  # set by the pump thread's heartbeat
         self.closing = False
         self.spider: Spider | None = None
@@ -571,6 +575,7 @@ class RedisScheduler:
             return  # what it leased is handed back by close()
         committed, view, requests, ending = result
         self.view = view
+        self._log_progress(view)
         if committed is not None:
             self.stats.inc_value("redis/pushed", committed.pushed)
             self.stats.inc_value("redis/acked", committed.acked)
@@ -607,6 +612,31 @@ class RedisScheduler:
             self._wake_engine()
         if self.pushes or self.acks or (len(self.buffer) * 2 < self.prefetch and requests):
             self._kick()
+
+    def _log_progress(self, view: LeaseResult) -> None:
+        """Every ``LOGSTATS_INTERVAL`` seconds, the whole crawl's progress (all workers)."""
+        now = time.monotonic()
+        last_time, last_done = self._progress_mark
+        if now - last_time < self.log_interval:
+            return
+        self._progress_mark = (now, view.done)
+        if last_time == 0.0:
+            return  # the first reading only starts the clock
+        rate = throughput(view.done - last_done, now - last_time)
+        logger.info(
+            "Redis crawl %r: Progress: %.1f%% (%d/%d requests) | queued %d, in flight %d | "
+            "%d records | %d workers | Throughput: %.1f requests/sec | ETA: %s",
+            self.frontier.prefix,
+            percent_complete(view.done, view.scheduled),
+            view.done,
+            view.scheduled,
+            view.queued,
+            view.in_flight,
+            view.records,
+            view.workers,
+            rate,
+            format_duration(eta_seconds(view.done, view.scheduled, rate)),
+        )
 
     def _sync_failed(self, failure: Failure, pushes: list[NewRequest], acks: list[Ack]) -> None:
         self._job_running = False
