@@ -35,7 +35,7 @@ from typing import Any
 
 import redis
 
-from common.atomic import ensure_private_dir, fsync_dir, write_new_file
+from common.atomic import atomic_write_bytes, ensure_private_dir
 from common.errors import CheckpointError
 
 __all__ = [
@@ -494,14 +494,7 @@ def export_records(
 
 def _replace(path: Path, data: bytes) -> None:
     ensure_private_dir(path.parent)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write_new_file(temp, data)
-        os.replace(temp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, temp_path=path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
 
 def _text(value: Any) -> str:
