@@ -46,6 +46,7 @@ from scrapy import Request, signals
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.http import Response
+from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
@@ -99,21 +100,25 @@ class RedisFrontierAddon:
     def update_settings(self, settings: BaseSettings) -> None:
         if not settings.get("CHECKPOINT_REDIS_URL"):
             return
-        # Above the project's own SCHEDULER, below an explicit -s on the command line.
-        priority = max(settings.getpriority("SCHEDULER") or 0, 30)
-        settings.set("SCHEDULER", f"{__name__}.RedisScheduler", priority=priority)
-        settings.set("DUPEFILTER_CLASS", f"{__name__}.RedisDupeFilter", priority=priority)
+        _override(settings, "SCHEDULER", f"{__name__}.RedisScheduler")
+        _override(settings, "DUPEFILTER_CLASS", f"{__name__}.RedisDupeFilter")
         # The crawl's state is in Redis: no local stage lock (many workers on one machine are
         # fine), no local output journal (the records are exported at the end).
         downloader = settings.getdict("DOWNLOADER_MIDDLEWARES")
         downloader["common.checkpoint_middleware.CheckpointMiddleware"] = None
-        settings.set("DOWNLOADER_MIDDLEWARES", downloader, priority=priority)
+        _override(settings, "DOWNLOADER_MIDDLEWARES", downloader)
         pipelines = settings.getdict("ITEM_PIPELINES")
         pipelines["common.scrapy_pipeline.CheckpointPipeline"] = None
-        settings.set("ITEM_PIPELINES", pipelines, priority=priority)
+        _override(settings, "ITEM_PIPELINES", pipelines)
         spider_mw = settings.getdict("SPIDER_MIDDLEWARES")
         spider_mw[f"{__name__}.RedisLineageMiddleware"] = 1000
-        settings.set("SPIDER_MIDDLEWARES", spider_mw, priority=priority)
+        _override(settings, "SPIDER_MIDDLEWARES", spider_mw)
+
+
+def _override(settings: BaseSettings, name: str, value: Any) -> None:
+    """Set ``name`` over the project's settings, but not over one given on the command line."""
+    if (settings.getpriority(name) or 0) < SETTINGS_PRIORITIES["cmdline"]:
+        settings.set(name, value, priority="spider")
 
 
 class RedisDupeFilter(RFPDupeFilter):
