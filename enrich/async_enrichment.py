@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
 import anyio
@@ -35,15 +33,17 @@ from common.progress import ProgressSnapshot
 from common.records import iter_records, unique_urls
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
-from enrich.extract import extract_page
-from enrich.fetch import FetchOutcome, FetchResult, PageFetcher
+from enrich.fetch import PageFetcher
+from enrich.page import enrich_page, extraction_limiter
 
 __all__ = [
     "STAGE_NAME",
     "AsyncEnrichmentProcessor",
     "EnrichmentSummary",
+    "output_settings",
     "read_failed_urls",
     "read_valid_pages",
+    "urls_digest",
 ]
 
 logger = logging.getLogger("enrich")
@@ -75,6 +75,21 @@ def read_valid_pages(path: Path | str) -> list[str]:
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
     return unique_urls(iter_records(path, kind="failed-item"))
+
+
+def output_settings(config: EnrichmentConfig) -> dict[str, object]:
+    """The settings that change what is written (not how fast): part of the resume guard.
+
+    Concurrency, timeouts and backoff may change between runs without refusing a resume.
+    """
+    settings = config.to_dict()
+    keep = ("allowed_domains", "max_body_bytes", "follow_redirects", "max_redirects", "user_agent")
+    return {key: settings[key] for key in keep if key in settings}
+
+
+def urls_digest(urls: Sequence[str]) -> str:
+    """SHA-256 of the URL list itself: positions in it are what a resume skips by."""
+    return hashlib.sha256("\n".join(urls).encode()).hexdigest()
 
 
 class AsyncEnrichmentProcessor:
@@ -123,9 +138,7 @@ class AsyncEnrichmentProcessor:
         self.progress_every = progress_every
         self._session = session
         self._fetcher: PageFetcher | None = None
-        # Extraction holds the GIL most of the time: a few threads keep the cores busy, and
-        # dozens would only contend for it (and for the event loop's time).
-        self._extract_limiter = anyio.CapacityLimiter(max(2, (os.cpu_count() or 2)))
+        self._extract_limiter = extraction_limiter()
 
     async def __aenter__(self) -> Self:
         self._fetcher = PageFetcher(self.config, session=self._session)
@@ -157,12 +170,12 @@ class AsyncEnrichmentProcessor:
         urls = list(dict.fromkeys(urls))  # each URL once, first occurrence wins
         # The resume guard covers the URL list itself, not just the input file: indices are
         # positions in this list, so resuming over a different list would skip the wrong items.
-        urls_hash = hashlib.sha256("\n".join(urls).encode()).hexdigest()
+        urls_hash = urls_digest(urls)
         tracker = AsyncCheckpointTracker(
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": self._output_settings(), "urls": urls_hash},
+            config={"stage": self.stage, "fetch": output_settings(self.config), "urls": urls_hash},
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -185,21 +198,6 @@ class AsyncEnrichmentProcessor:
             stopped_by_signal=stopped.name if stopped else None,
         )
 
-    def _output_settings(self) -> dict[str, object]:
-        """The settings that change what is written (not how fast): the resume guard.
-
-        Concurrency, timeouts and backoff may change between runs without refusing a resume.
-        """
-        settings = self.config.to_dict()
-        keep = (
-            "allowed_domains",
-            "max_body_bytes",
-            "follow_redirects",
-            "max_redirects",
-            "user_agent",
-        )
-        return {key: settings[key] for key in keep if key in settings}
-
     @staticmethod
     def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:
         # One shared iterator: workers pull the next unfinished item, so memory stays bounded by
@@ -215,42 +213,22 @@ class AsyncEnrichmentProcessor:
         todo: Iterator[tuple[int, str]],
     ) -> None:
         for index, url in todo:
-            result = await fetcher.fetch(url)
-            await self._record(tracker, index, url, result)
+            await self._record(tracker, index, url, fetcher)
 
     async def _record(
-        self, tracker: AsyncCheckpointTracker, index: int, url: str, result: FetchResult
+        self, tracker: AsyncCheckpointTracker, index: int, url: str, fetcher: PageFetcher
     ) -> None:
-        fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if result.outcome is FetchOutcome.OK and result.body is not None:
-            page = await anyio.to_thread.run_sync(
-                extract_page,
-                result.final_url,
-                result.body,
-                result.content_type,
-                limiter=self._extract_limiter,
+        page = await enrich_page(fetcher, url, self._extract_limiter)
+        if page.outcome == "ok":
+            tracker.update(
+                processed=1, successful=1, last_item=url, index=index, record=page.record
             )
-            record: dict[str, Any] = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "fetched_at": fetched_at,
-                **page,
-            }
-            tracker.update(processed=1, successful=1, last_item=url, index=index, record=record)
-        elif result.outcome is FetchOutcome.SKIPPED_NON_HTML:
+        elif page.outcome == "skipped":
             tracker.update(processed=1, skipped=1, last_item=url, index=index)
         else:
-            failure = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "outcome": result.outcome.value,
-                "error": result.error,
-                "attempts": result.attempts,
-                "failed_at": fetched_at,
-            }
-            tracker.update(processed=1, failed=1, last_item=url, index=index, failed_record=failure)
+            tracker.update(
+                processed=1, failed=1, last_item=url, index=index, failed_record=page.record
+            )
         if (
             self.on_progress is not None
             and tracker.checkpoint.state.progress.processed_items % (self.progress_every) == 0
