@@ -41,6 +41,7 @@ from common.errors import (
 from common.faults import fault_point
 from common.hashing import config_hash, file_sha256
 from common.journal import Journal
+from common.ledger import Ledger
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.state import (
     MAX_RECENT_ERRORS,
@@ -50,8 +51,15 @@ from common.state import (
     utc_iso,
 )
 from common.status import CheckpointStatus, check_transition
-from common.stores.base import CheckpointStore, WriterLock, validate_stage_name
-from common.stores.json_file import JsonFileStore
+from common.stores.base import (
+    CheckpointStore,
+    KeySet,
+    MemoryKeySet,
+    StagedRows,
+    WriterLock,
+    validate_stage_name,
+)
+from common.stores.factory import open_store
 
 __all__ = ["EnhancedCheckpoint"]
 
@@ -71,6 +79,8 @@ class _Snapshot:
     history_reason: str | None = None
     now: float = 0.0
     done: list[Callable[[], None]] = field(default_factory=list)
+    rows: StagedRows = field(default_factory=StagedRows)
+    keys: KeySet | None = None
 
 
 class EnhancedCheckpoint:
@@ -85,7 +95,13 @@ class EnhancedCheckpoint:
         min_save_interval: but auto-save at most this often (seconds): more saves per second
             than this buy no durability and cost the loop snapshots and GIL time.
         clock: wall clock in epoch seconds; inject one to test progress maths without waiting.
-        store: where records live; a :class:`JsonFileStore` on ``path``'s directory by default.
+        store: where records live: a :class:`CheckpointStore`, or a name for
+            :func:`common.stores.open_store` (``"json"``, ``"sqlite"``) opened on ``path``'s
+            directory (and closed with the checkpoint); JSON files there by default.
+        worker_id: names this process in the per-item ledger, when the store keeps one
+            (:mod:`common.ledger`; default ``<host>-<pid>``).
+        ledger: record that ledger (on by default when the store keeps one; off saves its
+            rows' cost when only the done keys matter).
         history_keep: timestamped snapshots kept per stage (taken on start, pause, completion,
             failure, reset and manual position changes).
         history_every_seconds: also snapshot a running stage this often, so its throughput over
@@ -101,25 +117,36 @@ class EnhancedCheckpoint:
         save_every_seconds: float = 5.0,
         min_save_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
-        store: CheckpointStore | None = None,
+        store: CheckpointStore | str | None = None,
         history_keep: int = 50,
         history_every_seconds: float = 60.0,
         progress_log_every: int = 100,
+        worker_id: str | None = None,
+        ledger: bool = True,
     ) -> None:
         if auto_save_interval < 1:
             raise ValueError(f"auto_save_interval must be >= 1, got {auto_save_interval}")
         if save_every_seconds <= 0:
             raise ValueError(f"save_every_seconds must be > 0, got {save_every_seconds}")
         path = Path(path)
-        if store is not None:
+        if isinstance(store, CheckpointStore):
             # With a store, ``path`` is the stage name itself: no directory part to drop.
             stage = str(path)
             stage = stage[: -len(".json")] if stage.endswith(".json") else stage
         else:
             stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
         self.stage = validate_stage_name(stage)
-        self.store: CheckpointStore = store if store is not None else JsonFileStore(path.parent)
+        self._owns_store = not isinstance(store, CheckpointStore)
+        self.store: CheckpointStore = (
+            store if isinstance(store, CheckpointStore) else open_store(store, path.parent)
+        )
         self.path = Path(self.store.describe(self.stage))
+        #: The per-item ledger (seed 004) when the store keeps one, else None.
+        self.ledger: Ledger | None = (
+            Ledger(self.store, self.stage, *([worker_id] if worker_id else []))
+            if ledger and Ledger.available(self.store)
+            else None
+        )
         self.auto_save_interval = auto_save_interval
         self.save_every_seconds = save_every_seconds
         self.min_save_interval = min_save_interval
@@ -135,8 +162,7 @@ class EnhancedCheckpoint:
         self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
         self._failure_recorded = False
         self._journals: dict[str, Journal] = {}
-        self._keys: set[str] | None = None
-        self._new_keys: list[str] = []
+        self._keys: KeySet | None = None
         self._updates_since_save = 0
         self._since_log = 0
         self._dirty = False
@@ -222,6 +248,10 @@ class EnhancedCheckpoint:
             if self._keys is not None and KEYS_JOURNAL not in self._journals:
                 self._keys = None  # read before we were the writer: reload after the cut
             self._keys_journal_if_present()
+            keys = self.store.key_set(self.stage)
+            if keys is not None:  # keys the record does not count (restored) are dropped
+                keys.recover(self.state.keys_done)
+                self._keys = keys
         except BaseException:
             lock.release()
             raise
@@ -388,6 +418,7 @@ class EnhancedCheckpoint:
         part: str | None = None,
         record: Any = None,
         failed_record: Any = None,
+        attempts: int = 1,
     ) -> bool:
         """Record finished work; returns False (and changes nothing) if it was already done.
 
@@ -395,6 +426,10 @@ class EnhancedCheckpoint:
         item done exactly. ``record`` goes to the attached output and ``failed_record`` to the
         failed-items sidecar in the same step, so an item's output is committed exactly when
         the item is: keep them in one call (or call with no ``await`` in between).
+
+        With a ledger (:attr:`ledger`), the item's row (``key``, else ``last_item``, else the
+        index) is recorded too: ``done``, ``failed`` or ``skipped`` from the counts, the error
+        from ``failed_record["error"]``, and ``attempts`` (how many tries it took).
         """
         # The hot path of every integration: locals and one branch per optional argument.
         if self._broken is not None:
@@ -432,7 +467,6 @@ class EnhancedCheckpoint:
             state.last_processed_index = index
         if keys is not None:
             keys.add(key)  # type: ignore[arg-type]
-            self._new_keys.append(key)  # type: ignore[arg-type]
         progress = state.progress
         progress.processed_items += processed
         if successful:
@@ -449,6 +483,19 @@ class EnhancedCheckpoint:
             self._journals[FAILED_JOURNAL].append(failed_record)
         now = self._clock()
         progress.last_update_time = now
+        if self.ledger is not None:
+            self._record_ledger(
+                key,
+                last_item,
+                index,
+                part,
+                successful,
+                failed,
+                skipped,
+                failed_record,
+                attempts,
+                now,
+            )
         self._dirty = True
         updates = self._updates_since_save + 1
         self._updates_since_save = updates
@@ -463,6 +510,35 @@ class EnhancedCheckpoint:
                 self._since_log = 0
                 logger.info(self.progress_line())
         return True
+
+    def _record_ledger(
+        self,
+        key: str | None,
+        last_item: str | None,
+        index: int | None,
+        part: str | None,
+        successful: int,
+        failed: int,
+        skipped: int,
+        failed_record: Any,
+        attempts: int,
+        now: float,
+    ) -> None:
+        assert self.ledger is not None
+        item = key if key is not None else last_item
+        if item is None and index is not None:
+            item = str(index) if part is None else f"{part}:{index}"
+        if item is None:
+            return
+        status = "failed" if failed else "skipped" if skipped and not successful else "done"
+        error = failed_record.get("error") if isinstance(failed_record, dict) else None
+        self.ledger.record(
+            item,
+            status,
+            at=now,
+            attempts=attempts,
+            error=None if error is None else str(error),
+        )
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
@@ -656,17 +732,26 @@ class EnhancedCheckpoint:
         )
         self._active_before = 0.0
         self._run_started = None
-        self._keys = set()
-        self._new_keys.clear()
         keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
         keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
-        if old.journals or keys_on_disk or any(j.committed for j in self._journals.values()):
-            # The record on disk must stop claiming the journals' bytes before they are cut:
-            # a crash in between would otherwise leave a record whose committed records are
-            # gone, which no later run could resume or start over from.
+        if (
+            old.journals
+            or old.keys_done
+            or keys_on_disk
+            or any(j.committed for j in self._journals.values())
+        ):
+            # The record on disk must stop claiming the journals' bytes (and the store's keys)
+            # before they are cut: a crash in between would otherwise leave a record whose
+            # committed records are gone, which no later run could resume or start over from.
             self.flush()
             self.store.save(self.stage, self.state.to_dict())
             fault_point("after_reset_record", self.path)
+        keys = self.store.key_set(self.stage)  # after the flush: no save adds keys any more
+        if keys is not None:
+            keys.clear()
+        self._keys = keys if keys is not None else MemoryKeySet()
+        if self.ledger is not None:
+            self.ledger.clear()
         for journal in self._journals.values():
             journal.recover(None)
         if keys_on_disk:
@@ -727,16 +812,19 @@ class EnhancedCheckpoint:
         ):
             self._keys_journal()
 
-    def _load_keys(self) -> set[str]:
-        """Load the committed keys once; later calls keep the in-memory set (and new keys)."""
+    def _load_keys(self) -> KeySet:
+        """The done keys: the store's own table, or the keys journal read once into memory."""
         if self._keys is not None:
             return self._keys
-        keys: set[str] = set(self._keys_journal().load_committed())
+        keys = self.store.key_set(self.stage)
+        if keys is None:
+            keys = MemoryKeySet(self._keys_journal().load_committed())
         self._keys = keys
         return keys
 
     def is_key_done(self, key: str) -> bool:
-        """True when ``key`` (a URL, an id) was marked done; O(1)."""
+        """True when ``key`` (a URL, an id) was marked done; O(1) in memory, or one indexed
+        lookup in a store that keeps the keys itself (SQLite)."""
         keys = self._keys if self._keys is not None else self._load_keys()
         return key in keys
 
@@ -804,7 +892,7 @@ class EnhancedCheckpoint:
         """
         if (
             self._broken is not None
-            or not (self._dirty or self._new_keys)
+            or not self._dirty
             or self.state.status is not CheckpointStatus.RUNNING
         ):
             return False
@@ -865,12 +953,20 @@ class EnhancedCheckpoint:
             )
         state.updated_at = utc_iso(now)
         writes: list[tuple[Journal, bytes, int]] = []
-        if self._new_keys:
-            keys_journal = self._journals.get(KEYS_JOURNAL) or self._keys_journal()
-            for key in self._new_keys:
-                keys_journal.append(key)
-            self._new_keys.clear()
-            state.keys_done = len(self._keys or ())
+        rows = StagedRows()
+        keys = self._keys
+        if keys is not None:
+            new_keys = keys.take_pending()
+            if new_keys:
+                if keys.committed_by_store:
+                    rows.keys = new_keys  # committed in the record's own transaction
+                else:
+                    keys_journal = self._journals.get(KEYS_JOURNAL) or self._keys_journal()
+                    for key in new_keys:
+                        keys_journal.append(key)
+                state.keys_done = len(keys)
+        if self.ledger is not None:
+            rows.ledger = self.ledger.take_pending()
         for journal in self._journals.values():
             data, offset = journal.take_pending()
             state.journals[journal.name] = offset
@@ -884,7 +980,7 @@ class EnhancedCheckpoint:
             history_reason = "progress"
         if history_reason is not None:
             self._last_history = now
-        return _Snapshot(state.to_dict(), writes, history_reason, now)
+        return _Snapshot(state.to_dict(), writes, history_reason, now, rows=rows, keys=keys)
 
     def _submit(self, history_reason: str | None = None) -> None:
         if self._broken is not None:
@@ -909,7 +1005,12 @@ class EnhancedCheckpoint:
                     stage=self.stage,
                     path=journal.path,
                 ) from exc
-        self.store.save(self.stage, snapshot.record)
+        if snapshot.rows:
+            self.store.save(self.stage, snapshot.record, snapshot.rows)
+        else:  # stores written before ``rows`` existed keep working
+            self.store.save(self.stage, snapshot.record)
+        if snapshot.keys is not None and snapshot.rows.keys:
+            snapshot.keys.committed(snapshot.rows.keys)
         self._last_saved = snapshot.record
         for journal, _data, offset in snapshot.journal_writes:
             journal.committed = offset
@@ -928,7 +1029,7 @@ class EnhancedCheckpoint:
         """Save now if anything changed (always with ``force``) and wait until it is on disk."""
         if self._broken is not None:
             raise self._broken
-        if not (force or self._dirty or self._new_keys):
+        if not (force or self._dirty):
             self.flush()
             return False
         self._submit()
@@ -939,7 +1040,7 @@ class EnhancedCheckpoint:
         """:meth:`save` for async code: the snapshot is taken here, the I/O in a worker thread."""
         if self._broken is not None:
             raise self._broken
-        if not (force or self._dirty or self._new_keys):
+        if not (force or self._dirty):
             await self.flush_async()
             return False
         self._submit()
@@ -980,6 +1081,8 @@ class EnhancedCheckpoint:
                 journal.close()
             if self._lock is not None:
                 self._lock.release()
+            if self._owns_store:
+                self.store.close()
 
     def __enter__(self) -> Self:
         return self

@@ -13,7 +13,9 @@ Two switches, read once at import (unset, each costs one comparison per step):
     ``CHECKPOINT_FAIL_TIMES=N`` stops failing after N failures (default: a disk that stays
     full).
 
-The points, in the order a save reaches them, are listed in :data:`POINTS`.
+The points, in the order a save reaches them, are listed in :data:`POINTS`. The SQLite store
+has its own two (:data:`SQLITE_CRASH_POINTS`): inside the save's transaction (rows written, not
+committed) and right after the commit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "POINTS",
     "RECOVERY_POINTS",
     "SAVE_POINTS",
+    "SQLITE_CRASH_POINTS",
     "crash_point",
     "fault_point",
 ]
@@ -65,6 +68,9 @@ RECOVERY_POINTS = (
 )
 
 POINTS = SAVE_POINTS + RECOVERY_POINTS
+
+#: The SQLite store's save (:mod:`common.stores.sqlite`): one transaction instead of files.
+SQLITE_CRASH_POINTS = ("sqlite_before_commit", "sqlite_after_commit")
 
 
 def _parse_errno(text: str) -> int:

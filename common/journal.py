@@ -16,17 +16,50 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.atomic import FILE_MODE, ensure_private_dir
+from common.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError
 from common.faults import fault_point
 
-__all__ = ["Journal", "encode_record"]
+__all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
 
 logger = logging.getLogger(__name__)
+
+_JOURNAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def stage_journal_path(directory: Path, stage: str, name: str) -> Path:
+    """``<directory>/<stage>.<name>.jsonl``: where a store keeps a stage's journal ``name``.
+
+    ``stage`` must already be a validated stage name.
+    """
+    if not _JOURNAL_NAME.fullmatch(name):
+        raise ValueError(f"invalid journal name {name!r}: letters, digits, '_' and '-' only")
+    return directory / f"{stage}.{name}.jsonl"
+
+
+def remove_stage_journals(directory: Path, stage: str) -> bool:
+    """Delete exactly ``stage``'s journals in ``directory``; True if any was removed.
+
+    ``s.t.keys.jsonl`` belongs to stage ``s.t``, not ``s``.
+    """
+    prefix = f"{stage}."
+    removed = False
+    if directory.is_dir():
+        for path in directory.iterdir():
+            name = path.name
+            if name.startswith(prefix) and name.endswith(".jsonl"):
+                journal = name[len(prefix) : -len(".jsonl")]
+                if _JOURNAL_NAME.fullmatch(journal):
+                    path.unlink()
+                    removed = True
+    if removed:
+        fsync_dir(directory)
+    return removed
 
 
 def encode_record(record: Any) -> bytes:

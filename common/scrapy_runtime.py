@@ -23,6 +23,10 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
 
 * ``CHECKPOINT_ENABLED``: switch the integration on.
 * ``CHECKPOINT_DIR``: checkpoint directory (``data/checkpoints``).
+* ``CHECKPOINT_STORE``: ``json`` (default) or ``sqlite`` (:func:`common.stores.open_store`);
+  with ``sqlite`` the done URLs live in a table, not in memory, and each output record gets a
+  ledger row (``CHECKPOINT_WORKER_ID`` names the worker; default ``<host>-<pid>``;
+  ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
 * ``CHECKPOINT_STAGE_NAME``: the stage (the spider's ``checkpoint_stage`` or name by default).
 * ``CHECKPOINT_AUTO_SAVE_INTERVAL``: save after this many updates (10).
 * ``CHECKPOINT_SAVE_EVERY_SECONDS``: and at least this often (2.0).
@@ -51,6 +55,7 @@ from scrapy import Request
 from twisted.internet.task import LoopingCall
 
 from common.checkpoint import EnhancedCheckpoint
+from common.errors import CheckpointError
 from common.journal import Journal
 from common.status import CheckpointStatus
 
@@ -205,6 +210,9 @@ class CrawlCheckpoint:
         self.min_save_interval = settings.getfloat("CHECKPOINT_MIN_SAVE_INTERVAL", 0.25)
         self.force = settings.getbool("CHECKPOINT_FORCE")
         self.fresh = settings.getbool("CHECKPOINT_FRESH")
+        self.store_name: str | None = settings.get("CHECKPOINT_STORE") or None
+        self.worker_id: str | None = settings.get("CHECKPOINT_WORKER_ID") or None
+        self.ledger = settings.getbool("CHECKPOINT_LEDGER", True)
         self.checkpoint: EnhancedCheckpoint | None = None
         self.has_work = True
         self.frontier_enabled = False
@@ -245,12 +253,18 @@ class CrawlCheckpoint:
         config: Mapping[str, Any] | None = settings.getdict("CHECKPOINT_CONFIG") or getattr(
             spider, "checkpoint_config", None
         )
-        checkpoint = EnhancedCheckpoint(
-            self.directory / f"{stage}.json",
-            auto_save_interval=self.auto_save_interval,
-            save_every_seconds=self.save_every_seconds,
-            min_save_interval=self.min_save_interval,
-        )
+        try:
+            checkpoint = EnhancedCheckpoint(
+                self.directory / f"{stage}.json",
+                auto_save_interval=self.auto_save_interval,
+                save_every_seconds=self.save_every_seconds,
+                min_save_interval=self.min_save_interval,
+                store=self.store_name,
+                worker_id=self.worker_id,
+                ledger=self.ledger,
+            )
+        except ValueError as exc:  # a bad CHECKPOINT_* setting: refuse the start, one line
+            raise CheckpointError(f"stage {stage!r}: {exc}", stage=stage) from None
         try:
             checkpoint.acquire()
             if output:

@@ -24,7 +24,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ from common.checkpoint import EnhancedCheckpoint
 from common.errors import CheckpointError
 from common.hashing import file_sha256
 from common.journal import Journal
+from common.ledger import Ledger
 from common.progress import ProgressSnapshot
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
@@ -81,7 +82,13 @@ class AsyncCheckpointTracker:
         handle_signals: turn SIGINT/SIGTERM into a clean pause of the body (it is cancelled,
             the checkpoint saved as paused, and :attr:`stopped_by_signal` set; the ``async
             with`` block then ends normally so the caller can exit with 130/143).
-        store, clock, progress_log_every: passed to :class:`EnhancedCheckpoint`.
+        store: a :class:`CheckpointStore`, or a store name (``"json"``, ``"sqlite"``) opened
+            on ``checkpoint_dir``; see :func:`common.stores.open_store`.
+        worker_id: this worker's name in the per-item ledger (stores that keep one: SQLite).
+            Every update of an item with a key (``key=``, ``last_item`` or the index) records
+            its row; :attr:`ledger` answers remaining-work and statistics queries.
+        ledger: False to keep no ledger rows even when the store could.
+        clock, progress_log_every: passed to :class:`EnhancedCheckpoint`.
     """
 
     def __init__(
@@ -98,9 +105,11 @@ class AsyncCheckpointTracker:
         force: bool = False,
         fresh: bool = False,
         handle_signals: bool = False,
-        store: CheckpointStore | None = None,
+        store: CheckpointStore | str | None = None,
         clock: Callable[[], float] = time.time,
         progress_log_every: int = 100,
+        worker_id: str | None = None,
+        ledger: bool = True,
     ) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.stage = validate_stage_name(stage)
@@ -118,6 +127,8 @@ class AsyncCheckpointTracker:
             "store": store,
             "clock": clock,
             "progress_log_every": progress_log_every,
+            "worker_id": worker_id,
+            "ledger": ledger,
         }
         self._checkpoint: EnhancedCheckpoint | None = None
         self._input_hash: str | None = None
@@ -135,6 +146,31 @@ class AsyncCheckpointTracker:
         return self._checkpoint
 
     @property
+    def ledger(self) -> Ledger | None:
+        """The stage's per-item ledger when the store keeps one (SQLite), else None."""
+        return self.checkpoint.ledger
+
+    async def register_items(self, keys: Sequence[str]) -> int:
+        """Register every item of the input in the ledger as ``pending`` (in a worker thread),
+        so :meth:`Ledger.remaining` can list what is left; returns how many were new.
+
+        Does nothing (returns 0) when the store keeps no ledger, or when the ledger already
+        holds as many items (a resume of the same input, which the input and config hashes
+        guard): re-registering a million items would cost seconds at every start.
+        """
+        ledger = self.checkpoint.ledger
+        if ledger is None:
+            return 0
+
+        def register() -> int:
+            assert ledger is not None
+            if ledger.count() >= len(keys):
+                return 0
+            return ledger.register(keys)
+
+        return await anyio.to_thread.run_sync(register)
+
+    @property
     def output(self) -> Journal | None:
         """The committed output journal when ``output_file`` was given."""
         if self.output_file is None:
@@ -148,7 +184,7 @@ class AsyncCheckpointTracker:
             functools.partial(
                 EnhancedCheckpoint,
                 self.stage
-                if self._options["store"] is not None
+                if isinstance(self._options["store"], CheckpointStore)
                 else self.checkpoint_dir / f"{self.stage}.json",
                 **self._options,
             )

@@ -3,7 +3,7 @@
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
                      [--block-private-addresses [--allow-network CIDR ...]]
-                     [--force] [--fresh] [--verbose]
+                     [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
     python -m enrich --workers N [--dsn DSN] [--lease-seconds S] [--max-attempts K]
                      [--batch-size B] [...the options above]
@@ -32,6 +32,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
+from common.stores import detect_store
+from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import (
     STAGE_NAME,
@@ -43,6 +45,12 @@ from enrich.config import EnrichmentConfig
 from enrich.distributed import DistributedOptions, run_distributed
 
 logger = logging.getLogger("enrich")
+
+
+def _worker_id(text: str) -> str:
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, got {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed",
         action="store_true",
         help="fetch again only the URLs in the output's .failed.jsonl sidecar",
+    )
+    parser.add_argument(
+        "--store",
+        type=store_argument,
+        metavar="STORE",
+        help="checkpoint store (default: sqlite if the checkpoint directory holds "
+        "checkpoints.sqlite3, else json); sqlite also keeps a per-page ledger",
+    )
+    parser.add_argument(
+        "--worker-id",
+        type=_worker_id,
+        help="this process's name in the sqlite ledger (default: HOST-PID)",
     )
     shared = parser.add_argument_group("shared stage (PostgreSQL)")
     shared.add_argument(
@@ -151,6 +171,8 @@ async def run(args: argparse.Namespace, job: Job) -> int:
         force=args.force,
         fresh=args.fresh,
         handle_signals=True,
+        store=args.store or detect_store(job.checkpoint_dir),
+        worker_id=args.worker_id,
     )
     async with processor:
         summary = await processor.process_urls(job.urls, input_file=job.input_file)
@@ -176,6 +198,7 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         stage=job.stage,
         force=args.force,
         fresh=args.fresh,
+        store=args.store or detect_store(job.checkpoint_dir),
     )
     return _exit_code(summary.status, summary.stopped_by_signal)
 

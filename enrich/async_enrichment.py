@@ -31,6 +31,7 @@ import anyio.to_thread
 
 from common.progress import ProgressSnapshot
 from common.records import iter_records, unique_urls
+from common.stores.base import CheckpointStore
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.fetch import PageFetcher
@@ -111,6 +112,10 @@ class AsyncEnrichmentProcessor:
         min_save_interval: but at most this often (seconds): the longer, the less CPU the
             saves take and the more work a crash redoes.
         on_progress: called with a progress snapshot about every ``progress_every`` items.
+        store: the checkpoint store, or its name (``"json"``, ``"sqlite"``); see
+            :func:`common.stores.open_store`. With ``"sqlite"`` every page also gets a ledger
+            row (worker, status, attempts, error): ``checkpoint-manager ledger STAGE``.
+        worker_id: this process's name in that ledger (default ``<host>-<pid>``).
     """
 
     def __init__(
@@ -128,6 +133,8 @@ class AsyncEnrichmentProcessor:
         min_save_interval: float = 0.05,
         on_progress: Callable[[ProgressSnapshot], None] | None = None,
         progress_every: int = 100,
+        store: CheckpointStore | str | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.output_file = Path(output_file)
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -140,6 +147,8 @@ class AsyncEnrichmentProcessor:
         self.min_save_interval = min_save_interval
         self.on_progress = on_progress
         self.progress_every = progress_every
+        self.store = store
+        self.worker_id = worker_id
         self._session = session
         self._fetcher: PageFetcher | None = None
         self._extract_limiter = extraction_limiter()
@@ -186,11 +195,14 @@ class AsyncEnrichmentProcessor:
             handle_signals=self.handle_signals,
             auto_save_interval=self.auto_save_interval,
             min_save_interval=self.min_save_interval,
+            store=self.store,
+            worker_id=self.worker_id,
         )
         async with tracker:
             if not tracker.start(total_items=len(urls)):
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
+                await tracker.register_items(urls)  # the ledger's remaining work, if any
                 todo = self._todo(tracker, urls)
                 async with anyio.create_task_group() as group:
                     for _ in range(min(self.config.concurrency, max(1, len(urls)))):
@@ -225,13 +237,25 @@ class AsyncEnrichmentProcessor:
         page = await enrich_page(fetcher, url, self._extract_limiter)
         if page.outcome == "ok":
             tracker.update(
-                processed=1, successful=1, last_item=url, index=index, record=page.record
+                processed=1,
+                successful=1,
+                last_item=url,
+                index=index,
+                record=page.record,
+                attempts=page.attempts,
             )
         elif page.outcome == "skipped":
-            tracker.update(processed=1, skipped=1, last_item=url, index=index)
+            tracker.update(
+                processed=1, skipped=1, last_item=url, index=index, attempts=page.attempts
+            )
         else:
             tracker.update(
-                processed=1, failed=1, last_item=url, index=index, failed_record=page.record
+                processed=1,
+                failed=1,
+                last_item=url,
+                index=index,
+                failed_record=page.record,
+                attempts=page.attempts,
             )
         if (
             self.on_progress is not None

@@ -130,8 +130,13 @@ def run_distributed(
     force: bool = False,
     fresh: bool = False,
     handle_signals: bool = True,
+    store: str | None = None,
 ) -> DistributedSummary:
-    """Run ``stage`` over ``urls`` with workers sharing it through ``options.dsn``."""
+    """Run ``stage`` over ``urls`` with workers sharing it through ``options.dsn``.
+
+    ``store`` names the checkpoint store of the stage's engine record (``json``, ``sqlite``),
+    the same as the other stages' in ``checkpoint_dir``.
+    """
     urls = list(dict.fromkeys(urls))
     output_file = Path(output_file)
     failed_file = output_file.with_name(output_file.stem + ".failed.jsonl")
@@ -145,7 +150,10 @@ def run_distributed(
     }
     stop = _Stop()
     with EnhancedCheckpoint(
-        Path(checkpoint_dir) / f"{stage}.json", auto_save_interval=1, min_save_interval=0.5
+        Path(checkpoint_dir) / f"{stage}.json",
+        auto_save_interval=1,
+        min_save_interval=0.5,
+        store=store,
     ) as checkpoint:
         restarting = checkpoint.state.status is CheckpointStatus.COMPLETED
         if not checkpoint.start(

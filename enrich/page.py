@@ -29,6 +29,8 @@ class PageResult:
     outcome: Literal["ok", "skipped", "failed"]
     record: dict[str, Any] | None
     error: str | None = None
+    #: Requests sent for it, retries and redirect hops included (the ledger's attempts).
+    attempts: int = 0
 
 
 def extraction_limiter() -> anyio.CapacityLimiter:
@@ -52,9 +54,9 @@ async def enrich_page(fetcher: PageFetcher, url: str, limiter: anyio.CapacityLim
             "fetched_at": fetched_at,
             **page,
         }
-        return PageResult(url, "ok", record)
+        return PageResult(url, "ok", record, attempts=result.attempts)
     if result.outcome is FetchOutcome.SKIPPED_NON_HTML:
-        return PageResult(url, "skipped", None)
+        return PageResult(url, "skipped", None, attempts=result.attempts)
     failure = {
         "url": url,
         "final_url": result.final_url,
@@ -64,4 +66,4 @@ async def enrich_page(fetcher: PageFetcher, url: str, limiter: anyio.CapacityLim
         "attempts": result.attempts,
         "failed_at": fetched_at,
     }
-    return PageResult(url, "failed", failure, result.error)
+    return PageResult(url, "failed", failure, result.error, result.attempts)

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python tools/checkpoint_manager_cli.py [--checkpoint-dir DIR] [--verbose] COMMAND ...
+    python tools/checkpoint_manager_cli.py [--checkpoint-dir DIR] [--store json|sqlite]
+                                           [--verbose] COMMAND ...
     python -m tools.checkpoint_manager_cli ...      # or the installed ``checkpoint-manager``
 
 Commands:
@@ -22,8 +23,12 @@ Commands:
     history STAGE                     the stage's timestamped snapshots
     restore STAGE SNAPSHOT [--force]  make a snapshot the current checkpoint again
     watch [--interval S] [--once]     a live, refreshing table until Ctrl-C
+    ledger STAGE [--json] [--limit N] [--include-failed]
+                                      the per-item ledger (SQLite store): remaining work and
+                                      statistics per status, worker, attempts and error
 
-``--checkpoint-dir`` (default ``data/checkpoints``) may come before or after the command.
+``--checkpoint-dir`` (default ``data/checkpoints``) and ``--store`` (default: ``sqlite`` when
+the directory holds ``checkpoints.sqlite3``, else ``json``) may come before or after the command.
 Reading commands (list, show, report, export, history, watch) never take a stage's lock and never
 write a checkpoint. Tables use rich on a terminal and plain aligned text otherwise.
 
@@ -59,11 +64,14 @@ from common.errors import (
     CheckpointLockedError,
     StageNotFoundError,
 )
+from common.ledger import Ledger
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
+from common.stores import detect_store, open_store
 from common.stores.base import validate_stage_name
+from common.stores.factory import store_argument
 from tools import cli_render as render
 
 __all__ = ["build_parser", "main"]
@@ -82,7 +90,7 @@ exit codes:
   2    usage error
   130  interrupted (Ctrl-C), except in 'watch', which exits 0
 
---checkpoint-dir may be given before or after the command.
+--checkpoint-dir and --store may be given before or after the command.
 """
 
 log = logging.getLogger("checkpoint_manager_cli")
@@ -204,7 +212,9 @@ def _manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     directory = Path(args.checkpoint_dir)
     if directory.exists() and not directory.is_dir():
         raise CliError(f"checkpoint directory {directory} is not a directory")
-    return UnifiedCheckpointManager(directory)
+    store = open_store(args.store or detect_store(directory), directory)
+    args.cleanup.callback(store.close)
+    return UnifiedCheckpointManager(directory, store=store)
 
 
 def _unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> StageNotFoundError:
@@ -898,6 +908,63 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _ledger_data(ledger: Ledger, limit: int, include_failed: bool) -> dict[str, Any]:
+    stats = ledger.statistics()
+    remaining = ledger.remaining(limit, include_failed=include_failed)
+    return {
+        "stage": ledger.stage,
+        "remaining": ledger.count_remaining(include_failed=include_failed),
+        "include_failed": include_failed,
+        "remaining_sample": remaining,
+        "statistics": stats.to_dict(),
+    }
+
+
+def _ledger_text(data: dict[str, Any]) -> str:
+    stats = data["statistics"]
+    what = "pending or failed" if data["include_failed"] else "pending"
+    lines = [
+        f"Ledger of {data['stage']}: {stats['total']} items",
+        f"  Remaining ({what}): {data['remaining']}",
+        "  By status: " + ", ".join(f"{k} {v}" for k, v in stats["by_status"].items()),
+        f"  First recorded: {_iso(stats['first_at']) or '-'} | Last: {_iso(stats['last_at']) or '-'}",
+    ]
+    if stats["by_worker"]:
+        rows = [
+            [worker, *(str(counts.get(s, 0)) for s in ("done", "failed", "skipped"))]
+            for worker, counts in stats["by_worker"].items()
+        ]
+        lines += ["", render.format_plain_table(["Worker", "Done", "Failed", "Skipped"], rows)]
+    if stats["attempts"]:
+        lines += ["", "Attempts per finished item:"]
+        lines += [f"  {n}: {count}" for n, count in stats["attempts"].items()]
+    if stats["errors"]:
+        lines += ["", "Errors of failed items (most frequent first):"]
+        lines += [f"  {count:>6}  {error}" for error, count in list(stats["errors"].items())[:20]]
+    if data["remaining_sample"]:
+        shown = len(data["remaining_sample"])
+        lines += ["", f"Remaining items (first {shown}):"]
+        lines += [f"  {key}" for key in data["remaining_sample"]]
+    return "\n".join(lines)
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``ledger STAGE``: remaining work and statistics from the per-item ledger (seed 004)."""
+    manager = _manager(args)
+    stage = _require_stage(manager, args.stage)
+    if not Ledger.available(manager.store):
+        raise CliError(
+            f"stage {stage!r}: the checkpoints in {manager.store.location} are JSON files, which "
+            f"keep no per-item ledger; run the stage with --store sqlite"
+        )
+    data = _ledger_data(Ledger(manager.store, stage), args.limit, args.include_failed)
+    if args.json:
+        _print_json(data)
+    else:
+        _out(_ledger_text(data))
+    return EXIT_OK
+
+
 # Parser --------------------------------------------------------------------------------------
 
 
@@ -936,6 +1003,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=argparse.SUPPRESS,
         help=f"directory holding <stage>.json checkpoints (default: {DEFAULT_DIR})",
+    )
+    common.add_argument(
+        "--store",
+        type=store_argument,
+        metavar="STORE",
+        default=argparse.SUPPRESS,
+        help="checkpoint store (default: sqlite if the directory holds checkpoints.sqlite3, "
+        "else json)",
     )
     common.add_argument(
         "-v",
@@ -1017,6 +1092,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_positive_float, default=2.0, metavar="S", help="seconds (default: 2)"
     )
     p.add_argument("--once", action="store_true", help="render once and exit")
+
+    p = add("ledger", cmd_ledger, "the per-item ledger: remaining work and statistics (sqlite)")
+    p.add_argument("stage", metavar="STAGE")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument(
+        "--limit",
+        type=_non_negative_int,
+        default=20,
+        metavar="N",
+        help="remaining items listed (default: 20)",
+    )
+    p.add_argument(
+        "--include-failed", action="store_true", help="count failed items as remaining work"
+    )
     return parser
 
 
@@ -1026,11 +1115,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SUPPRESS defaults, filled in here, let the options come before or after the command.
     args.checkpoint_dir = getattr(args, "checkpoint_dir", DEFAULT_DIR)
+    args.store = getattr(args, "store", None)
     args.verbose = getattr(args, "verbose", False)
     _configure_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with contextlib.ExitStack() as args.cleanup:
+            return func(args)
     except CliError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
     except CheckpointError as exc:

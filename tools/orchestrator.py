@@ -17,6 +17,10 @@ its own checkpoint; a stage already completed on the same input is skipped by it
 fetching anything. Progress is read from the checkpoints: a live view with a bar per stage on
 a terminal, the seed's log lines otherwise, and a summary table at the end.
 
+``--store sqlite`` keeps every stage's checkpoint in ``DATA_DIR/checkpoints/checkpoints.sqlite3``
+(done keys in a table, a per-item ledger); without ``--store`` a directory that already holds
+that database keeps using it, and JSON files are the default otherwise.
+
 SIGINT/SIGTERM: the running stage saves and pauses, and the orchestrator exits 130/143; a
 second Ctrl-C stops at once (the checkpoints on disk stay valid). Exit codes: 0 done, 1 a stage
 failed or was refused (the reason is printed), 2 usage, 130/143 interrupted.
@@ -53,6 +57,8 @@ from common.errors import CheckpointError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
 from common.status import CheckpointStatus
+from common.stores import detect_store, open_store
+from common.stores.factory import store_argument
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.process import child_popen_options
 
@@ -248,9 +254,10 @@ def stage_command(
     *,
     force: bool,
     fresh: bool,
+    store: str = "json",
     workers: int | None = None,
 ) -> list[str]:
-    """The child command line that runs ``stage``.
+    """The child command line that runs ``stage`` (checkpoints in the ``store`` named).
 
     With ``workers``, the enrichment stage is shared by that many worker processes through
     PostgreSQL (the connection string reaches the child as ``$RESUMABLE_CRAWL_DSN``).
@@ -265,6 +272,8 @@ def stage_command(
             str(data_dir),
             "--checkpoint-dir",
             str(checkpoint_dir),
+            "--store",
+            store,
             "--concurrency",
             str(config.enrichment_concurrency),
             "--per-host",
@@ -284,6 +293,7 @@ def stage_command(
     settings = {
         "DATA_DIR": str(data_dir),
         "CHECKPOINT_DIR": str(checkpoint_dir),
+        "CHECKPOINT_STORE": store,
         "DEPTH_LIMIT": str(config.depth_limit),
         "CONCURRENT_REQUESTS": str(config.concurrency),
         "CONCURRENT_REQUESTS_PER_DOMAIN": str(config.concurrency_per_domain),
@@ -558,6 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-url", action="append", default=[], help="repeatable")
     parser.add_argument("--allowed-domain", action="append", default=[], help="repeatable")
     parser.add_argument("--config", type=Path, help="production TOML config")
+    parser.add_argument(
+        "--store",
+        type=store_argument,
+        metavar="STORE",
+        help="checkpoint store (default: sqlite if DATA_DIR/checkpoints holds "
+        "checkpoints.sqlite3, else json)",
+    )
     parser.add_argument("--fresh", action="store_true", help="forget progress of the stages run")
     parser.add_argument("--force", action="store_true", help="resume over changed input/config")
     parser.add_argument("--pages", type=int, default=500, help="demo site size (development)")
@@ -644,9 +661,28 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if dsn is None:
             raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
     ensure_private_dir(data_dir)  # outputs, checkpoints and logs are not for other users
+    ensure_private_dir(data_dir / "logs")
+    checkpoint_dir = data_dir / "checkpoints"
+    store_name: str = args.store or detect_store(checkpoint_dir)
+    store = open_store(store_name, checkpoint_dir)
+    manager = UnifiedCheckpointManager(checkpoint_dir, store=store)
+    try:
+        return _run(args, console, data_dir, stages, manager, store_name, dsn)
+    finally:
+        manager.close()
+        store.close()
+
+
+def _run(
+    args: argparse.Namespace,
+    console: Console,
+    data_dir: Path,
+    stages: list[StageSpec],
+    manager: UnifiedCheckpointManager,
+    store_name: str,
+    dsn: str | None,
+) -> int:
     log_dir = data_dir / "logs"
-    ensure_private_dir(log_dir)
-    manager = UnifiedCheckpointManager(data_dir / "checkpoints")
     check_inputs(stages, manager, data_dir, args.force or args.fresh)
     state = RunState()
     demo: DemoSiteHandle | None = None
@@ -672,6 +708,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         data_dir,
                         force=args.force,
                         fresh=args.fresh,
+                        store=store_name,
                         workers=args.workers,
                     )
                     logger.info("running %s", stage.name)

@@ -8,20 +8,28 @@ owns the policy: when to save, what the record holds, how to validate it. Stores
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from common.errors import InvalidStageNameError
+
+if TYPE_CHECKING:
+    from common.ledger import LedgerBackend, LedgerEntry
 
 __all__ = [
     "STAGE_NAME_PATTERN",
     "CheckpointStore",
     "HistoryEntry",
+    "KeySet",
     "LoadedRecord",
+    "MemoryKeySet",
+    "StagedRows",
     "WriterLock",
+    "snapshot_id_for",
     "validate_stage_name",
 ]
 
@@ -70,6 +78,96 @@ class HistoryEntry:
     path: Path | None
 
 
+def snapshot_id_for(reason: str, now: float) -> str:
+    """A history snapshot id: UTC time to the microsecond, then the reason (safe characters)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:].replace(
+        ".", "_"
+    )
+    safe_reason = "".join(c if c.isalnum() else "-" for c in reason)[:32] or "snapshot"
+    return f"{stamp}-{safe_reason}"
+
+
+@dataclass(slots=True)
+class StagedRows:
+    """Rows a store commits in the same transaction as one save of a stage's record.
+
+    Only stores that keep keys or a ledger themselves (:meth:`CheckpointStore.key_set`,
+    :meth:`CheckpointStore.ledger_backend`) are ever handed any.
+    """
+
+    keys: list[str] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.ledger)
+
+
+class KeySet(ABC):
+    """A stage's done keys (URLs, ids), as the engine's owner thread sees them.
+
+    :meth:`add` counts a key as done in memory at once; :meth:`take_pending` hands what was
+    added since the last call to a save, which commits it with the record that counts it.
+    """
+
+    #: True: the store's ``save`` commits the keys (``StagedRows.keys``); False: the engine
+    #: appends them to its keys journal.
+    committed_by_store: bool = False
+
+    @abstractmethod
+    def __contains__(self, key: object) -> bool: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def add(self, key: str) -> None:
+        """Mark ``key`` done (it must not be done already)."""
+
+    @abstractmethod
+    def take_pending(self) -> list[str]:
+        """The keys added since the last call, in order; they now belong to a save."""
+
+    def committed(self, keys: list[str]) -> None:
+        """Saver thread: the save holding ``keys`` (from :meth:`take_pending`) committed."""
+        return None
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget every key (a reset or fresh start)."""
+
+    def recover(self, committed: int) -> int:
+        """Writer, on taking the stage: keep the first ``committed`` keys (the record's
+        ``keys_done``) and drop any later ones, as a journal is cut back to its committed
+        length; returns how many were dropped. Keys in a journal are cut with the journal."""
+        return 0
+
+
+class MemoryKeySet(KeySet):
+    """Keys in a Python set; the engine persists them in its append-only keys journal."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._keys: set[str] = set(keys)
+        self._pending: list[str] = []
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        self._keys.add(key)
+        self._pending.append(key)
+
+    def take_pending(self) -> list[str]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._pending.clear()
+
+
 class WriterLock(Protocol):
     """The per-stage writer lock a store hands out."""
 
@@ -105,8 +203,12 @@ class CheckpointStore(ABC):
         """
 
     @abstractmethod
-    def save(self, stage: str, record: dict[str, Any]) -> None:
-        """Persist ``record`` atomically: afterwards a load sees the old or the new one."""
+    def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
+        """Persist ``record`` atomically: afterwards a load sees the old or the new one.
+
+        ``rows`` (done keys, ledger entries) commit in the same transaction; only a store that
+        hands out :meth:`key_set` or :meth:`ledger_backend` receives any.
+        """
 
     @abstractmethod
     def list_stages(self) -> list[str]:
@@ -127,6 +229,19 @@ class CheckpointStore(ABC):
     @abstractmethod
     def journal_path(self, stage: str, name: str) -> Path:
         """Where the engine keeps ``stage``'s append-only journal ``name`` (e.g. done keys)."""
+
+    def key_set(self, stage: str) -> KeySet | None:
+        """The stage's done keys kept by the store itself, or None: the engine then keeps them
+        in memory and in its keys journal (fine up to a few hundred thousand keys)."""
+        return None
+
+    def ledger_backend(self) -> LedgerBackend | None:
+        """The per-item ledger's storage (:mod:`common.ledger`), or None if there is none."""
+        return None
+
+    def close(self) -> None:
+        """Release connections; the store may be used again afterwards (it reconnects)."""
+        return None
 
     # History -------------------------------------------------------------------------------
 

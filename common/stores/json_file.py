@@ -11,20 +11,22 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.atomic import atomic_write_bytes, ensure_private_dir
+from common.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
 from common.faults import fault_point
+from common.journal import remove_stage_journals, stage_journal_path
 from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
     HistoryEntry,
     LoadedRecord,
+    StagedRows,
+    snapshot_id_for,
     validate_stage_name,
 )
 
@@ -35,7 +37,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SUFFIXES = (".backup.json", ".json")
-_JOURNAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class JsonFileStore(CheckpointStore):
@@ -69,9 +70,7 @@ class JsonFileStore(CheckpointStore):
         return str(self.main_path(stage))
 
     def journal_path(self, stage: str, name: str) -> Path:
-        if not _JOURNAL_NAME.fullmatch(name):
-            raise ValueError(f"invalid journal name {name!r}: letters, digits, '_' and '-' only")
-        return self.directory / f"{validate_stage_name(stage)}.{name}.jsonl"
+        return stage_journal_path(self.directory, validate_stage_name(stage), name)
 
     # Records ---------------------------------------------------------------------------------
 
@@ -122,7 +121,9 @@ class JsonFileStore(CheckpointStore):
             )
         return None
 
-    def save(self, stage: str, record: dict[str, Any]) -> None:
+    def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
+        if rows:
+            raise ValueError("the JSON store keeps no key table or ledger: use the sqlite store")
         main = self.main_path(stage)
         try:
             ensure_private_dir(self.directory)
@@ -182,20 +183,9 @@ class JsonFileStore(CheckpointStore):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed = True
-        # Exactly this stage's journals: "s.t.keys.jsonl" belongs to stage "s.t", not "s".
-        prefix = f"{stage}."
-        if self.directory.is_dir():
-            for path in self.directory.iterdir():
-                name = path.name
-                if name.startswith(prefix) and name.endswith(".jsonl"):
-                    journal = name[len(prefix) : -len(".jsonl")]
-                    if _JOURNAL_NAME.fullmatch(journal):
-                        path.unlink()
-                        removed = True
+        removed = remove_stage_journals(self.directory, stage) or removed
         self._damaged.discard(stage)
         if removed and self.directory.is_dir():
-            from common.atomic import fsync_dir
-
             fsync_dir(self.directory)
         return removed
 
@@ -218,11 +208,7 @@ class JsonFileStore(CheckpointStore):
             raise CheckpointSaveError(
                 f"could not create {directory}: {exc.strerror or exc}", stage=stage, path=directory
             ) from exc
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:].replace(
-            ".", "_"
-        )
-        safe_reason = "".join(c if c.isalnum() else "-" for c in reason)[:32] or "snapshot"
-        snapshot_id = f"{stamp}-{safe_reason}"
+        snapshot_id = snapshot_id_for(reason, now)
         body = {"snapshot": {"created": now, "reason": reason}, "record": record}
         target = directory / f"{snapshot_id}.json"
         try:
