@@ -20,16 +20,11 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
-from enrich.async_enrichment import (
-    STAGE_NAME,
-    AsyncEnrichmentProcessor,
-    read_failed_urls,
-    read_valid_pages,
-)
+from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
 from enrich.config import EnrichmentConfig
+from enrich.url_source import JsonlUrls
 
 logger = logging.getLogger("enrich")
 
@@ -69,20 +64,23 @@ async def run(args: argparse.Namespace) -> int:
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
     checkpoint_dir = args.checkpoint_dir or data_dir / "checkpoints"
     stage = STAGE_NAME
-    reader = read_valid_pages
+    source = JsonlUrls.valid_pages(input_file)
     if args.retry_failed:
         input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
-        reader = read_failed_urls
+        source = JsonlUrls.failed_items(input_file)
     if not input_file.is_file():
         hint = "nothing failed yet" if args.retry_failed else "run validation first"
         print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
         return 1
-    urls = await asyncio.to_thread(reader, input_file)
-    domains = tuple(args.allowed_domain) or tuple(
-        sorted({urlsplit(u).hostname or "" for u in urls} - {""})
-    )
+    try:
+        # Streamed, not loaded: read twice here (repeats, count, hosts), once more to fetch.
+        scanned = await asyncio.to_thread(source.scan)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    domains = tuple(args.allowed_domain) or tuple(sorted(scanned.hosts))
     config = EnrichmentConfig(
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
@@ -98,7 +96,7 @@ async def run(args: argparse.Namespace) -> int:
         handle_signals=True,
     )
     async with processor:
-        summary = await processor.process_urls(urls, input_file=input_file)
+        summary = await processor.process_urls(source, input_file=input_file)
     if summary.stopped_by_signal == "SIGINT":
         return 130
     if summary.stopped_by_signal == "SIGTERM":

@@ -17,10 +17,9 @@ non-HTML answers are counted as skipped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,13 +29,14 @@ from typing import Any, Self
 import aiohttp
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from common.progress import ProgressSnapshot
-from common.records import iter_records, unique_urls
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.extract import extract_page
 from enrich.fetch import FetchOutcome, FetchResult, PageFetcher
+from enrich.url_source import JsonlUrls, UrlList, UrlSource
 
 __all__ = [
     "STAGE_NAME",
@@ -49,7 +49,6 @@ __all__ = [
 logger = logging.getLogger("enrich")
 
 STAGE_NAME = "stage3_async_enrichment"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +61,16 @@ class EnrichmentSummary:
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
-    """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once."""
-    urls: dict[str, None] = {}
-    for record in iter_records(path, kind="validation"):
-        content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
-        if record.get("ok") and content_type in HTML_TYPES:
-            # A redirect is not a page of its own: enrich where it leads, once.
-            urls[record.get("final_url") or record["url"]] = None
-    return list(urls)
+    """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once.
+
+    A list in memory: :meth:`AsyncEnrichmentProcessor.process_file` streams the file instead.
+    """
+    return list(JsonlUrls.valid_pages(path))
 
 
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
-    return unique_urls(iter_records(path, kind="failed-item"))
+    return list(JsonlUrls.failed_items(path))
 
 
 class AsyncEnrichmentProcessor:
@@ -143,26 +139,30 @@ class AsyncEnrichmentProcessor:
             await fetcher.__aexit__(exc_type, exc, tb)
 
     async def process_file(self, input_file: Path | str) -> EnrichmentSummary:
-        """Enrich every valid HTML page listed in stage 2's output ``input_file``."""
-        urls = await anyio.to_thread.run_sync(read_valid_pages, input_file)
-        return await self.process_urls(urls, input_file=input_file)
+        """Enrich every valid HTML page listed in stage 2's output ``input_file`` (streamed)."""
+        return await self.process_urls(JsonlUrls.valid_pages(input_file), input_file=input_file)
 
     async def process_urls(
-        self, urls: Sequence[str], *, input_file: Path | str | None = None
+        self, urls: Sequence[str] | UrlSource, *, input_file: Path | str | None = None
     ) -> EnrichmentSummary:
-        """Enrich ``urls`` (resuming where an earlier run stopped); one record per page."""
+        """Enrich ``urls`` (resuming where an earlier run stopped); one record per page.
+
+        ``urls`` is a sequence (each URL once, first occurrence wins) or a :class:`UrlSource`
+        such as :class:`JsonlUrls`, read in worker threads and never held whole in memory.
+        A bad record in the source is a ``ValueError`` before anything is fetched or written.
+        """
         if self._fetcher is None:
             raise RuntimeError("use 'async with AsyncEnrichmentProcessor(...) as processor' first")
         fetcher = self._fetcher
-        urls = list(dict.fromkeys(urls))  # each URL once, first occurrence wins
-        # The resume guard covers the URL list itself, not just the input file: indices are
-        # positions in this list, so resuming over a different list would skip the wrong items.
-        urls_hash = hashlib.sha256("\n".join(urls).encode()).hexdigest()
+        source = urls if isinstance(urls, UrlSource) else UrlList(urls)
+        scanned = await anyio.to_thread.run_sync(source.scan)
+        # The resume guard covers the URL sequence itself, not just the input file: indices are
+        # positions in it, so resuming over a different sequence would skip the wrong items.
         tracker = AsyncCheckpointTracker(
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": self._output_settings(), "urls": urls_hash},
+            config={"stage": self.stage, "fetch": self._output_settings(), "urls": scanned.digest},
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -171,13 +171,15 @@ class AsyncEnrichmentProcessor:
             min_save_interval=self.min_save_interval,
         )
         async with tracker:
-            if not tracker.start(total_items=len(urls)):
+            if not tracker.start(total_items=scanned.count):
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
-                todo = self._todo(tracker, urls)
-                async with anyio.create_task_group() as group:
-                    for _ in range(min(self.config.concurrency, max(1, len(urls)))):
-                        group.start_soon(self._worker, tracker, fetcher, todo)
+                workers = min(self.config.concurrency, max(1, scanned.count))
+                send, receive = anyio.create_memory_object_stream[tuple[int, str]](workers)
+                async with anyio.create_task_group() as group, receive:
+                    group.start_soon(self._feed, tracker, source, send)
+                    for _ in range(workers):
+                        group.start_soon(self._worker, tracker, fetcher, receive.clone())
         stopped = tracker.stopped_by_signal
         return EnrichmentSummary(
             status=tracker.checkpoint.status.value,
@@ -201,22 +203,36 @@ class AsyncEnrichmentProcessor:
         return {key: settings[key] for key in keep if key in settings}
 
     @staticmethod
-    def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:
-        # One shared iterator: workers pull the next unfinished item, so memory stays bounded by
-        # the concurrency and items already done (in any order) are skipped exactly.
-        for index, url in enumerate(urls):
-            if not tracker.should_skip(index):
-                yield index, url
+    async def _feed(
+        tracker: AsyncCheckpointTracker,
+        source: UrlSource,
+        send: MemoryObjectSendStream[tuple[int, str]],
+    ) -> None:
+        # One reader hands the workers the unfinished items through a stream as small as the
+        # worker count, so memory stays bounded by the concurrency whatever the input's size,
+        # and items already done (in any order) are skipped exactly.
+        batches = source.batches()
+        index = 0
+        try:
+            async with send:
+                while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+                    for url in batch:
+                        if not tracker.should_skip(index):
+                            await send.send((index, url))
+                        index += 1
+        finally:
+            batches.close()
 
     async def _worker(
         self,
         tracker: AsyncCheckpointTracker,
         fetcher: PageFetcher,
-        todo: Iterator[tuple[int, str]],
+        todo: MemoryObjectReceiveStream[tuple[int, str]],
     ) -> None:
-        for index, url in todo:
-            result = await fetcher.fetch(url)
-            await self._record(tracker, index, url, result)
+        async with todo:
+            async for index, url in todo:
+                result = await fetcher.fetch(url)
+                await self._record(tracker, index, url, result)
 
     async def _record(
         self, tracker: AsyncCheckpointTracker, index: int, url: str, result: FetchResult
