@@ -15,7 +15,7 @@ then succeed. Each run's input is a stage 2 output listing N URLs: that share of
   (transient: failures + 1 requests; 500: the fetcher's retries + 1; others: one request);
 * the output must hold every page that answers eventually, once; the ``.failed.jsonl`` sidecar
   every permanent failure, once;
-* the child's peak resident memory (VmHWM, from ``wait4``) is compared with the baseline run's:
+* the child's peak resident memory (VmHWM, sampled every 20 ms) is compared with the baseline run's:
   the ratio is what "flat in the number of URLs" means.
 
 Nothing here is asserted by the test suite (``tests/test_load.py`` runs a small version with
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 from enrich.config import EnrichmentConfig
 from tools.demo_site import (
@@ -63,6 +61,8 @@ __all__ = [
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 MAX_RETRIES: Final = EnrichmentConfig().max_retries
+OUTSIDE: Final = "http://outside.invalid"
+"""Host of the refused URLs: never in the allowed domains, never resolved."""
 
 
 @dataclass
@@ -126,8 +126,10 @@ class LoadInput:
     """Always 500: retried until the retries run out, then failed."""
     not_found: list[str]
     """Always 404: failed at once."""
+    refused: list[str] = field(default_factory=list)
+    """Absolute URLs outside the allowed domains: failed without a request."""
     order: list[str] = field(default_factory=list)
-    """Every path in input order."""
+    """Every path (or refused URL) in input order."""
 
     @property
     def count(self) -> int:
@@ -135,10 +137,18 @@ class LoadInput:
 
 
 def plan_input(
-    site: DemoSite, n: int, *, transient_share: float, permanent_share: float, seed: int
+    site: DemoSite,
+    n: int,
+    *,
+    transient_share: float,
+    permanent_share: float,
+    seed: int,
+    refused: int = 0,
+    refused_length: int = 200,
 ) -> LoadInput:
     """Choose ``n`` paths of ``site``: the transient and permanent shares, ordinary pages for
-    the rest, shuffled with ``seed``."""
+    the rest, shuffled with ``seed``; plus ``refused`` URLs outside the allowed domains, which
+    make the input larger without adding fetches (``refused_length`` characters each)."""
     rng = random.Random(seed)
     transient_all = site.transient_paths()
     n_transient = round(n * transient_share)
@@ -165,6 +175,13 @@ def plan_input(
     )
     plan.order = [*plan.ordinary, *plan.transient, *plan.server_errors, *plan.not_found]
     rng.shuffle(plan.order)
+    if refused:
+        plan.refused = [f"{OUTSIDE}/{k}/" + "r" * refused_length for k in range(refused)]
+        # Spread over the input so the fetched pages are too.
+        step = max(1, len(plan.order)) / refused
+        merged = [(k * step, 1, url) for k, url in enumerate(plan.refused)]
+        merged += [(float(k), 0, path) for k, path in enumerate(plan.order)]
+        plan.order = [item for _, _, item in sorted(merged)]
     return plan
 
 
@@ -179,7 +196,7 @@ def write_input(plan: LoadInput, base_url: str, path: Path, *, pad: int = 0) -> 
     paths: dict[str, str] = {}
     with path.open("w", encoding="utf-8") as handle:
         for number, page in enumerate(plan.order):
-            url = base_url + page
+            url = page if page.startswith(OUTSIDE) else base_url + page
             if pad:
                 marker = f"?n={number}&pad="
                 url += marker + "x" * max(0, pad - len(marker))
@@ -210,9 +227,14 @@ class EnrichRun:
 
 
 def run_enrich(
-    input_file: Path, work_dir: Path, *, concurrency: int, timeout: float = 1800.0
+    input_file: Path,
+    work_dir: Path,
+    *,
+    concurrency: int,
+    allowed_domain: str = "127.0.0.1",
+    timeout: float = 1800.0,
 ) -> EnrichRun:
-    """Run ``python -m enrich`` on ``input_file``; its peak RSS comes from ``wait4``.
+    """Run ``python -m enrich`` on ``input_file``, sampling its peak RSS as it runs.
 
     A child still running after ``timeout`` seconds is killed (exit code -9).
     """
@@ -225,7 +247,7 @@ def run_enrich(
         "--checkpoint-dir", str(work_dir / "checkpoints"),
         "--concurrency", str(concurrency),
         "--per-host", str(concurrency),
-        "--allowed-domain", urlsplit(_first_url(input_file)).hostname or "127.0.0.1",
+        "--allowed-domain", allowed_domain,
     ]  # fmt: skip
     work_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -237,31 +259,40 @@ def run_enrich(
         process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
             command, cwd=PROJECT_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT
         )
+    peak = 0
     deadline = start + timeout
     while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
+        # Not wait4's ru_maxrss: Linux carries the parent's RSS at fork into it, so it would
+        # measure this process. VmHWM is the peak of the child's own (post-exec) memory.
+        peak = max(peak, _vm_hwm_kib(process.pid))
+        try:
+            process.wait(timeout=0.02)
             break
-        if time.monotonic() > deadline:
-            os.kill(process.pid, signal.SIGKILL)
-            pid, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.05)
-    process.returncode = os.waitstatus_to_exitcode(status)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                break
     return EnrichRun(
         exit_code=process.returncode,
         seconds=time.monotonic() - start,
-        peak_rss_kib=int(usage.ru_maxrss),
+        peak_rss_kib=peak,
         output=output,
         failed=output.with_name(output.stem + ".failed.jsonl"),
         log=log,
     )
 
 
-def _first_url(input_file: Path) -> str:
-    with input_file.open(encoding="utf-8") as handle:
-        url: str = json.loads(handle.readline())["url"]
-    return url
+def _vm_hwm_kib(pid: int) -> int:
+    """The process's peak resident memory so far (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 @dataclass
@@ -271,6 +302,8 @@ class Accounting:
     urls: int
     written: int
     failed: int
+    refused: int
+    """URLs outside the allowed domains in the failed sidecar (never requested)."""
     transient_retried: int
     """Transient pages requested exactly failures + 1 times and written."""
     server_errors_retried: int
@@ -306,7 +339,7 @@ def check_run(
         if audit.doubled:
             problems.append(f"{name} {audit.path}: {audit.doubled} records written twice")
     succeed = {*plan.ordinary, *plan.transient}
-    fail = {*plan.server_errors, *plan.not_found}
+    fail = {*plan.server_errors, *plan.not_found, *plan.refused}
     _compare(problems, "output", set(output.urls), succeed)
     _compare(problems, "failed sidecar", set(failed.urls), fail)
 
@@ -334,6 +367,7 @@ def check_run(
         urls=plan.count,
         written=output.lines,
         failed=failed.lines,
+        refused=sum(1 for url in plan.refused if failed.urls.get(url) == 1),
         transient_retried=transient_retried,
         server_errors_retried=errors_retried,
         requests=sum(requests_per_path.get(p, 0) for p in expected),
