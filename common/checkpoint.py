@@ -54,6 +54,8 @@ from common.stores.json_file import JsonFileStore
 
 __all__ = ["EnhancedCheckpoint"]
 
+_RUNNING = CheckpointStatus.RUNNING
+
 logger = logging.getLogger("common.checkpoint")
 
 OUTPUT_JOURNAL = "output"
@@ -366,20 +368,24 @@ class EnhancedCheckpoint:
         failed-items sidecar in the same step, so an item's output is committed exactly when
         the item is: keep them in one call (or call with no ``await`` in between).
         """
+        # The hot path of every integration: locals and one branch per optional argument.
         if self._broken is not None:
             raise self._broken
-        if self.state.status is not CheckpointStatus.RUNNING:
+        state = self.state
+        if state.status is not _RUNNING:
             self._not_running("update")
-        if (processed | successful | failed | skipped) < 0 or successful + failed > (
-            processed + skipped
+        if (
+            successful + failed > processed + skipped
+            or (processed | successful | failed | skipped) < 0
         ):
             raise ValueError(
                 f"stage {self.stage!r}: inconsistent update (processed={processed}, "
                 f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
                 f">= 0 and successful + failed <= processed + skipped"
             )
-        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
-            failed_record is not None and FAILED_JOURNAL not in self._journals
+        if (record is not None or failed_record is not None) and (
+            (record is not None and OUTPUT_JOURNAL not in self._journals)
+            or (failed_record is not None and FAILED_JOURNAL not in self._journals)
         ):
             raise CheckpointError(
                 f"stage {self.stage!r}: update(record=...) needs attach_output() first",
@@ -392,20 +398,23 @@ class EnhancedCheckpoint:
             if key in keys:
                 return False
         if index is not None:
-            window = self.state.completion if part is None else self._part(part).window
+            window = state.completion if part is None else self._part(part).window
             if not window.mark(index, last_item):
                 return False
-            self.state.last_processed_index = index
+            state.last_processed_index = index
         if keys is not None:
             keys.add(key)  # type: ignore[arg-type]
             self._new_keys.append(key)  # type: ignore[arg-type]
-        progress = self.state.progress
+        progress = state.progress
         progress.processed_items += processed
-        progress.successful_items += successful
-        progress.failed_items += failed
-        progress.skipped_items += skipped
+        if successful:
+            progress.successful_items += successful
+        if failed:
+            progress.failed_items += failed
+        if skipped:
+            progress.skipped_items += skipped
         if last_item is not None:
-            self.state.last_processed_item = last_item
+            state.last_processed_item = last_item
         if record is not None:
             self._journals[OUTPUT_JOURNAL].append(record)
         if failed_record is not None:
@@ -413,11 +422,11 @@ class EnhancedCheckpoint:
         now = self._clock()
         progress.last_update_time = now
         self._dirty = True
-        self._updates_since_save += 1
+        updates = self._updates_since_save + 1
+        self._updates_since_save = updates
         since_save = now - self._last_save_time
         if (
-            self._updates_since_save >= self.auto_save_interval
-            and since_save >= self.min_save_interval
+            updates >= self.auto_save_interval and since_save >= self.min_save_interval
         ) or since_save >= self.save_every_seconds:
             self._autosave()
         if self.progress_log_every:

@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,8 +281,10 @@ def interrupt_when(
     sig: signal.Signals,
     timeout: float = 60,
     times: int = 1,
+    also: Callable[[], bool] = lambda: True,
 ) -> int:
-    """Run ``command``; send ``sig`` (``times`` in a row) once ``output`` holds ``lines`` lines.
+    """Run ``command``; send ``sig`` (``times`` in a row) once ``output`` holds ``lines`` lines
+    and ``also()`` holds.
 
     Returns the exit code.
     """
@@ -292,7 +294,7 @@ def interrupt_when(
     )
     deadline = time.monotonic() + timeout
     try:
-        while process.poll() is None and counter.count() < lines:
+        while process.poll() is None and (counter.count() < lines or not also()):
             assert time.monotonic() < deadline, "the crawl neither progressed nor ended"
             time.sleep(0.01)
         for _ in range(times):
@@ -303,6 +305,14 @@ def interrupt_when(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def committed_output(data_dir: Path, stage: str) -> int:
+    """The output offset the stage's checkpoint has committed (0 while there is none)."""
+    try:
+        return int(checkpoint_state(data_dir, stage).get("journals", {}).get("output", 0))
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def validation_command(data_dir: Path, input_file: Path, *, paced: bool = False) -> list[str]:
@@ -346,9 +356,14 @@ def test_validation_refuses_a_changed_input_unless_forced(
         assert_ok(result)
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "paused"
     else:
-        # Past two saves (CHECKPOINT_MIN_SAVE_INTERVAL apart), so something is committed.
+        # Killed once a save has committed some output (lines on disk alone can be the
+        # journal write of a save killed before its record: nothing committed yet).
         code = interrupt_when(
-            validation_command(tmp_path, input_file, paced=True), output, 150, signal.SIGKILL
+            validation_command(tmp_path, input_file, paced=True),
+            output,
+            150,
+            signal.SIGKILL,
+            also=lambda: committed_output(tmp_path, "stage2_validation") > 0,
         )
         assert code == -signal.SIGKILL
         assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "running"
