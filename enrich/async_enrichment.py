@@ -221,7 +221,9 @@ class AsyncEnrichmentProcessor:
                             await send.send((index, url))
                         index += 1
         finally:
-            batches.close()
+            # Closing the generator closes the input file: off the loop too.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(batches.close)
 
     async def _worker(
         self,
