@@ -9,9 +9,10 @@ runs the same command again and again, SIGKILLing it at a random moment, until a
 rounds repeat until ``--kills`` kills were made, and the last round is run to its end. A kill
 picks its moment among:
 
-* ``stage``: once the stage child that is working has run a random fraction of that stage's
+* ``stage``: aimed at a random stage: once that stage's child (or, when that stage is done, the
+  child of the first stage after it that still works) has run a random fraction of the stage's
   time in the reference (a stage already done is skipped by its child quickly, so the clock
-  restarts with the next child): discovery, validation and enrichment in turn;
+  restarts with the next child). Kills aimed at a later stage let the earlier ones finish;
 * ``between``: as soon as a stage child has exited, before the orchestrator starts the next;
 * ``startup``: within the first moments, before the first stage child.
 
@@ -203,6 +204,8 @@ class KillPlan:
     fraction: float
     way: str
     """``orchestrator`` or ``tree``."""
+    stage: str = STAGES[0]
+    """For ``stage``: the stage aimed at (or the first one still working after it)."""
 
 
 @dataclass
@@ -247,7 +250,7 @@ def run_once(
                 fire = now >= startup_at
             elif plan.moment == "between":
                 fire = stage_seen and current is None
-            elif current is not None:
+            elif current is not None and STAGES.index(current[1]) >= STAGES.index(plan.stage):
                 fire = now - since >= plan.fraction * reference.stages.get(current[1], 1.0)
         if fire and plan is not None:
             hit = current[1] if current else ("between" if stage_seen else "startup")
@@ -363,7 +366,8 @@ def _draw(rng: random.Random) -> KillPlan:
     moment = "startup" if roll < 0.08 else "between" if roll < 0.2 else "stage"
     # Up to 85% of a stage's reference time: a resumed stage has less left to do, and a kill
     # planned past its end would let the whole run finish unkilled.
-    return KillPlan(moment, round(rng.uniform(0, 0.85), 3), rng.choice(("orchestrator", "tree")))
+    fraction = round(rng.uniform(0, 0.85), 3)
+    return KillPlan(moment, fraction, rng.choice(("orchestrator", "tree")), rng.choice(STAGES))
 
 
 def _failure_reason(log: Path) -> str:
