@@ -176,10 +176,11 @@ class AsyncEnrichmentProcessor:
             else:
                 workers = min(self.config.concurrency, max(1, scanned.count))
                 send, receive = anyio.create_memory_object_stream[tuple[int, str]](workers)
-                async with anyio.create_task_group() as group, receive:
+                async with anyio.create_task_group() as group:
                     group.start_soon(self._feed, tracker, source, send)
                     for _ in range(workers):
                         group.start_soon(self._worker, tracker, fetcher, receive.clone())
+                    receive.close()  # the workers' clones keep the stream open
         stopped = tracker.stopped_by_signal
         return EnrichmentSummary(
             status=tracker.checkpoint.status.value,

@@ -49,6 +49,7 @@ from tools.demo_site import (
 from tools.jsonl_audit import audit_jsonl
 
 __all__ = [
+    "Accounting",
     "EnrichRun",
     "LoadInput",
     "LoadSite",
