@@ -4,12 +4,13 @@ A stage 2 output of a million pages is a million URL strings: held in a list (an
 drop repeats) they cost a few hundred bytes each, so the stage's memory would grow with its
 input. :class:`JsonlUrls` reads the file instead, as often as needed:
 
-1. :meth:`~UrlSource.scan` reads it once and keeps an 8-byte hash per URL in an open-addressing
-   table (16 bytes a URL at most); hashes seen twice are the only candidates for repeats;
-2. every iteration reads it again and keeps as strings only the URLs whose hash is a candidate
-   (the repeated ones, plus the rare collision), so dropping repeats is exact.
+1. the first read keeps an 8-byte hash per URL in an open-addressing table (16 bytes a URL at
+   most); hashes seen twice are the only candidates for repeats;
+2. every read after it keeps as strings only the URLs whose hash is a candidate (the repeated
+   ones, plus the rare collision), so dropping repeats is exact.
 
-The scan also returns what the stage needs before it starts: how many unique URLs there are,
+:meth:`~UrlSource.scan` makes both reads and returns what the stage needs before it starts
+(the stage then reads once more as it works): how many unique URLs there are,
 a digest of them in order (the resume guard: indices are positions in this sequence), and their
 hosts (the default allowed domains). A line that is not a record is a ``ValueError`` naming the
 file and the line, raised by the scan, before anything is fetched or written.
@@ -60,7 +61,7 @@ class UrlSource(ABC):
 
     @abstractmethod
     def scan(self) -> SourceSummary:
-        """Read everything once (blocking); raise ``ValueError`` on a bad record."""
+        """Read everything (blocking) and summarize it; ``ValueError`` on a bad record."""
 
     @abstractmethod
     def __iter__(self) -> Iterator[str]:
