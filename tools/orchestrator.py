@@ -213,7 +213,12 @@ def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoS
             f"crawl again from scratch on a new port ({exc})"
         ) from None
     data_dir.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps({"port": port, "pages": pages, "seed": seed}) + "\n")
+    # Atomic: a kill halfway through a plain write would leave a torn record; the next run would
+    # start the site on a new port, and the crawl, its start URL changed, be refused or redone.
+    # (Not common.atomic: its test-only crash points are for checkpoint saves, not this.)
+    temp_path = record_path.with_name(record_path.name + ".tmp")
+    temp_path.write_text(json.dumps({"port": port, "pages": pages, "seed": seed}) + "\n")
+    os.replace(temp_path, record_path)
     return DemoSiteHandle(process, base_url)
 
 
