@@ -4,6 +4,13 @@
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
                      [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
+    python -m enrich --workers N [--dsn DSN] [--lease-seconds S] [--max-attempts K]
+                     [--batch-size B] [...the options above]
+
+``--workers N`` shares the stage with N local worker processes through PostgreSQL (``--dsn``,
+or ``$RESUMABLE_CRAWL_DSN``); more can join from other machines with ``python -m enrich.worker``.
+The records are exported to the usual output files once every page is done (see
+:mod:`enrich.distributed`). Without ``--workers`` the stage runs in this one process.
 
 ``--retry-failed`` fetches again only the URLs of ``<output>.failed.jsonl``, as its own stage
 (``stage3_async_enrichment_retry``) writing ``<output stem>.retry.jsonl`` (and its own
@@ -19,11 +26,14 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CheckpointError
+from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
 from enrich.config import EnrichmentConfig
+from enrich.distributed import DistributedOptions, run_distributed
 from enrich.url_source import JsonlUrls
 
 logger = logging.getLogger("enrich")
@@ -52,13 +62,41 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fetch again only the URLs in the output's .failed.jsonl sidecar",
     )
+    shared = parser.add_argument_group("shared stage (PostgreSQL)")
+    shared.add_argument(
+        "--workers",
+        type=int,
+        help="share the stage with N local worker processes through PostgreSQL (0: only "
+        "workers joined from other machines)",
+    )
+    shared.add_argument("--dsn", help=f"PostgreSQL connection string (default ${DSN_ENV})")
+    shared.add_argument("--lease-seconds", type=float, default=30.0, help="default 30")
+    shared.add_argument("--max-attempts", type=int, default=3, help="default 3")
+    shared.add_argument("--batch-size", type=int, help="items per claim (default: concurrency)")
     parser.add_argument("--force", action="store_true", help="resume over a changed input")
     parser.add_argument("--fresh", action="store_true", help="forget progress, start over")
     parser.add_argument("--verbose", action="store_true")
     return parser
 
 
-async def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What to enrich and where, resolved from the command line."""
+
+    stage: str
+    source: JsonlUrls
+    """The input's URLs, streamed (scanned already: a bad record was refused)."""
+    input_file: Path
+    output_file: Path
+    checkpoint_dir: Path
+    config: EnrichmentConfig
+
+
+def prepare(args: argparse.Namespace) -> Job | int:
+    """Resolve the paths, check the input and build the config; an exit code on a bad input.
+
+    A malformed record raises ``ValueError`` naming the file and line (``main`` prints it).
+    """
     data_dir: Path = args.data_dir
     input_file = args.input or data_dir / "processed/stage02/validation_output.jsonl"
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
@@ -76,9 +114,9 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     try:
         # Streamed, not loaded: read twice here (repeats, count, hosts), once more to fetch.
-        scanned = await asyncio.to_thread(source.scan)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        scanned = source.scan()
+    except OSError as exc:
+        print(f"error: cannot read {input_file}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     domains = tuple(args.allowed_domain) or tuple(sorted(scanned.hosts))
     config = EnrichmentConfig(
@@ -86,34 +124,86 @@ async def run(args: argparse.Namespace) -> int:
         per_host_concurrency=args.per_host,
         allowed_domains=domains,
     )
+    return Job(stage, source, input_file, output_file, checkpoint_dir, config)
+
+
+async def run(args: argparse.Namespace, job: Job) -> int:
+    """The stage in this one process."""
     processor = AsyncEnrichmentProcessor(
-        output_file,
-        checkpoint_dir=checkpoint_dir,
-        config=config,
-        stage=stage,
+        job.output_file,
+        checkpoint_dir=job.checkpoint_dir,
+        config=job.config,
+        stage=job.stage,
         force=args.force,
         fresh=args.fresh,
         handle_signals=True,
     )
     async with processor:
-        summary = await processor.process_urls(source, input_file=input_file)
-    if summary.stopped_by_signal == "SIGINT":
+        summary = await processor.process_urls(job.source, input_file=job.input_file)
+    return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def run_shared(args: argparse.Namespace, job: Job) -> int:
+    """The stage shared by worker processes through PostgreSQL (a supervisor: no event loop)."""
+    options = DistributedOptions(
+        dsn=args.dsn,
+        workers=args.workers,
+        lease_seconds=args.lease_seconds,
+        max_attempts=args.max_attempts,
+        batch_size=args.batch_size,
+    )
+    summary = run_distributed(
+        list(job.source),  # loaded once into the database
+        options=options,
+        output_file=job.output_file,
+        checkpoint_dir=job.checkpoint_dir,
+        config=job.config,
+        input_file=job.input_file,
+        stage=job.stage,
+        force=args.force,
+        fresh=args.fresh,
+    )
+    return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def _exit_code(status: str, stopped_by_signal: str | None) -> int:
+    if stopped_by_signal == "SIGINT":
         return 130
-    if summary.stopped_by_signal == "SIGTERM":
+    if stopped_by_signal == "SIGTERM":
         return 143
-    return 0 if summary.status == "completed" else 1
+    return 0 if status == "completed" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workers is not None:
+        if args.retry_failed:
+            parser.error("--workers does not combine with --retry-failed")
+        args.dsn = resolve_dsn(args.dsn)
+        if args.dsn is None:
+            parser.error(f"--workers needs a database: give --dsn or set {DSN_ENV}")
+        if args.workers < 0:
+            parser.error(f"--workers must be >= 0, got {args.workers}")
+        if not args.lease_seconds > 0:
+            parser.error(f"--lease-seconds must be > 0, got {args.lease_seconds}")
+        if args.max_attempts < 1:
+            parser.error(f"--max-attempts must be >= 1, got {args.max_attempts}")
+        if args.batch_size is not None and args.batch_size < 1:
+            parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(run(args))
-    except CheckpointError as exc:
+        job = prepare(args)
+        if isinstance(job, int):
+            return job
+        if args.workers is not None:
+            return run_shared(args, job)
+        return asyncio.run(run(args, job))
+    except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,13 +18,11 @@ non-HTML answers are counted as skipped.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
 import anyio
@@ -34,16 +32,18 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from common.progress import ProgressSnapshot
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
-from enrich.extract import extract_page
-from enrich.fetch import FetchOutcome, FetchResult, PageFetcher
-from enrich.url_source import JsonlUrls, UrlList, UrlSource
+from enrich.fetch import PageFetcher
+from enrich.page import enrich_page, extraction_limiter
+from enrich.url_source import JsonlUrls, UrlList, UrlSource, sequence_digest
 
 __all__ = [
     "STAGE_NAME",
     "AsyncEnrichmentProcessor",
     "EnrichmentSummary",
+    "output_settings",
     "read_failed_urls",
     "read_valid_pages",
+    "urls_digest",
 ]
 
 logger = logging.getLogger("enrich")
@@ -71,6 +71,21 @@ def read_valid_pages(path: Path | str) -> list[str]:
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
     return list(JsonlUrls.failed_items(path))
+
+
+def output_settings(config: EnrichmentConfig) -> dict[str, object]:
+    """The settings that change what is written (not how fast): part of the resume guard.
+
+    Concurrency, timeouts and backoff may change between runs without refusing a resume.
+    """
+    settings = config.to_dict()
+    keep = ("allowed_domains", "max_body_bytes", "follow_redirects", "max_redirects", "user_agent")
+    return {key: settings[key] for key in keep if key in settings}
+
+
+def urls_digest(urls: Sequence[str]) -> str:
+    """SHA-256 of the URL list itself: positions in it are what a resume skips by."""
+    return sequence_digest(urls)
 
 
 class AsyncEnrichmentProcessor:
@@ -119,9 +134,7 @@ class AsyncEnrichmentProcessor:
         self.progress_every = progress_every
         self._session = session
         self._fetcher: PageFetcher | None = None
-        # Extraction holds the GIL most of the time: a few threads keep the cores busy, and
-        # dozens would only contend for it (and for the event loop's time).
-        self._extract_limiter = anyio.CapacityLimiter(max(2, (os.cpu_count() or 2)))
+        self._extract_limiter = extraction_limiter()
 
     async def __aenter__(self) -> Self:
         self._fetcher = PageFetcher(self.config, session=self._session)
@@ -162,7 +175,11 @@ class AsyncEnrichmentProcessor:
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": self._output_settings(), "urls": scanned.digest},
+            config={
+                "stage": self.stage,
+                "fetch": output_settings(self.config),
+                "urls": scanned.digest,
+            },
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -187,21 +204,6 @@ class AsyncEnrichmentProcessor:
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
         )
-
-    def _output_settings(self) -> dict[str, object]:
-        """The settings that change what is written (not how fast): the resume guard.
-
-        Concurrency, timeouts and backoff may change between runs without refusing a resume.
-        """
-        settings = self.config.to_dict()
-        keep = (
-            "allowed_domains",
-            "max_body_bytes",
-            "follow_redirects",
-            "max_redirects",
-            "user_agent",
-        )
-        return {key: settings[key] for key in keep if key in settings}
 
     @staticmethod
     async def _feed(
@@ -234,42 +236,22 @@ class AsyncEnrichmentProcessor:
     ) -> None:
         async with todo:
             async for index, url in todo:
-                result = await fetcher.fetch(url)
-                await self._record(tracker, index, url, result)
+                await self._record(tracker, index, url, fetcher)
 
     async def _record(
-        self, tracker: AsyncCheckpointTracker, index: int, url: str, result: FetchResult
+        self, tracker: AsyncCheckpointTracker, index: int, url: str, fetcher: PageFetcher
     ) -> None:
-        fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if result.outcome is FetchOutcome.OK and result.body is not None:
-            page = await anyio.to_thread.run_sync(
-                extract_page,
-                result.final_url,
-                result.body,
-                result.content_type,
-                limiter=self._extract_limiter,
+        page = await enrich_page(fetcher, url, self._extract_limiter)
+        if page.outcome == "ok":
+            tracker.update(
+                processed=1, successful=1, last_item=url, index=index, record=page.record
             )
-            record: dict[str, Any] = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "fetched_at": fetched_at,
-                **page,
-            }
-            tracker.update(processed=1, successful=1, last_item=url, index=index, record=record)
-        elif result.outcome is FetchOutcome.SKIPPED_NON_HTML:
+        elif page.outcome == "skipped":
             tracker.update(processed=1, skipped=1, last_item=url, index=index)
         else:
-            failure = {
-                "url": url,
-                "final_url": result.final_url,
-                "status": result.status,
-                "outcome": result.outcome.value,
-                "error": result.error,
-                "attempts": result.attempts,
-                "failed_at": fetched_at,
-            }
-            tracker.update(processed=1, failed=1, last_item=url, index=index, failed_record=failure)
+            tracker.update(
+                processed=1, failed=1, last_item=url, index=index, failed_record=page.record
+            )
         if (
             self.on_progress is not None
             and tracker.checkpoint.state.progress.processed_items % (self.progress_every) == 0

@@ -39,6 +39,7 @@ __all__ = [
     "UrlList",
     "UrlSource",
     "failed_item_url",
+    "sequence_digest",
     "valid_page_url",
 ]
 
@@ -79,17 +80,21 @@ class UrlSource(ABC):
             yield batch
 
 
-def _summarize(urls: Iterable[str]) -> SourceSummary:
+def sequence_digest(urls: Iterable[str]) -> str:
+    """SHA-256 of ``urls`` joined by newlines, computed without joining them."""
+    return _summarize(urls, hosts=False).digest
+
+
+def _summarize(urls: Iterable[str], *, hosts: bool = True) -> SourceSummary:
     digest = hashlib.sha256()
-    hosts: set[str] = set()
+    found: set[str] = set()
     count = 0
     for url in urls:
         digest.update(("\n" + url if count else url).encode())
         count += 1
-        host = urlsplit(url).hostname
-        if host:
-            hosts.add(host)
-    return SourceSummary(count, digest.hexdigest(), frozenset(hosts))
+        if hosts and (host := urlsplit(url).hostname):
+            found.add(host)
+    return SourceSummary(count, digest.hexdigest(), frozenset(found))
 
 
 class UrlList(UrlSource):

@@ -3,6 +3,10 @@
     python -m tools.orchestrator --env development --stage all
     python -m tools.orchestrator --env production --config tools/production.example.toml
     python -m tools.orchestrator --stage all --start-url https://www.example.edu/ --data-dir DIR
+    python -m tools.orchestrator --stage all --workers 4 --dsn postgresql://user@db-host/crawl
+
+``--workers N --dsn DSN`` shares the enrichment stage with N worker processes through
+PostgreSQL (see ``docs/postgres.md``); without it every stage runs in one process.
 
 ``--env development`` with no ``--start-url`` starts the local demo site (``tools.demo_site``)
 and crawls it, so the whole job runs offline. The site's port, size and seed are remembered in
@@ -48,6 +52,7 @@ from common.errors import CheckpointError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
 from common.status import CheckpointStatus
+from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.process import child_popen_options
 
 __all__ = ["STAGES", "PipelineConfig", "main"]
@@ -236,9 +241,19 @@ class RunState:
 
 
 def stage_command(
-    stage: StageSpec, config: PipelineConfig, data_dir: Path, *, force: bool, fresh: bool
+    stage: StageSpec,
+    config: PipelineConfig,
+    data_dir: Path,
+    *,
+    force: bool,
+    fresh: bool,
+    workers: int | None = None,
 ) -> list[str]:
-    """The child command line that runs ``stage``."""
+    """The child command line that runs ``stage``.
+
+    With ``workers``, the enrichment stage is shared by that many worker processes through
+    PostgreSQL (the connection string reaches the child as ``$RESUMABLE_CRAWL_DSN``).
+    """
     checkpoint_dir = data_dir / "checkpoints"
     if stage.alias == "enrichment":
         command = [
@@ -256,6 +271,8 @@ def stage_command(
         ]
         for domain in config.allowed_domains:
             command += ["--allowed-domain", domain]
+        if workers is not None:
+            command += ["--workers", str(workers)]
         if force:
             command.append("--force")
         if fresh:
@@ -288,14 +305,26 @@ def stage_command(
     return command
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(dsn: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if dsn is not None:
+        env[DSN_ENV] = dsn  # by environment, so a password never shows in a process list
     env["SCRAPY_SETTINGS_MODULE"] = "crawler.settings"
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _workers_detail(info: StageInfo) -> str:
+    """`` | 4 workers`` for a stage shared through PostgreSQL (its record lists them)."""
+    shared = info.state.metadata.get("work_queue") if info.state is not None else None
+    if not isinstance(shared, dict):
+        return ""
+    workers = shared.get("workers") or []
+    alive = sum(1 for w in workers if isinstance(w, dict) and w.get("state") == "alive")
+    return f" | {alive} workers"
 
 
 class ProgressView:
@@ -348,6 +377,7 @@ class ProgressView:
                 f"ok {snapshot.success_rate:.1f}% | {snapshot.throughput:.1f}/s | "
                 f"ETA {format_duration(snapshot.eta_seconds)}"
             )
+            detail += _workers_detail(info)
             self.progress.update(
                 task, total=total, completed=snapshot.processed, status=status, detail=detail
             )
@@ -373,6 +403,7 @@ def run_stage(
     log_path: Path,
     *,
     echo: bool,
+    dsn: str | None = None,
 ) -> int:
     """Run one stage's child to the end, showing its progress; return its exit code.
 
@@ -396,7 +427,7 @@ def run_stage(
             child = subprocess.Popen(  # noqa: S603 - our own argv, no shell
                 command,
                 cwd=PROJECT_ROOT,
-                env=_child_env(),
+                env=_child_env(dsn),
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 **child_popen_options(),
@@ -529,6 +560,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pages", type=int, default=500, help="demo site size (development)")
     parser.add_argument("--seed", type=int, default=2024, help="demo site seed (development)")
     parser.add_argument("--depth-limit", type=int, help="override the crawl depth limit")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="share the enrichment stage with N worker processes through PostgreSQL",
+    )
+    parser.add_argument(
+        "--dsn", help=f"PostgreSQL connection string for --workers (default ${DSN_ENV})"
+    )
     parser.add_argument("--no-live", action="store_true", help="log lines instead of live bars")
     parser.add_argument("--verbose", action="store_true")
     return parser
@@ -585,6 +624,12 @@ def signal_handling(state: RunState) -> Iterator[None]:
 def run(args: argparse.Namespace, console: Console) -> int:
     data_dir: Path = args.data_dir.resolve()
     stages = select_stages(args.stage)
+    dsn = resolve_dsn(args.dsn)
+    if args.workers is not None:
+        if args.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {args.workers}")
+        if dsn is None:
+            raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -609,7 +654,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     if state.stop_signal is not None:
                         break
                     command = stage_command(
-                        stage, config, data_dir, force=args.force, fresh=args.fresh
+                        stage,
+                        config,
+                        data_dir,
+                        force=args.force,
+                        fresh=args.fresh,
+                        workers=args.workers,
                     )
                     logger.info("running %s", stage.name)
                     if stage.input is not None and not (data_dir / stage.input).is_file():
@@ -618,7 +668,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                             f"not exist (run the earlier stages first, e.g. --stage all)"
                         )
                     log_path = log_dir / f"{stage.name}.log"
-                    code = run_stage(stage, command, manager, view, state, log_path, echo=not live)
+                    code = run_stage(
+                        stage, command, manager, view, state, log_path, echo=not live, dsn=dsn
+                    )
                     info = manager.inspect(stage.name)
                     state.results[stage.name] = info.status
                     if state.stop_signal is not None:
