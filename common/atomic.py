@@ -11,9 +11,15 @@ import contextlib
 import os
 from pathlib import Path
 
-from common.faults import crash_point
+from common.faults import fault_point
 
-__all__ = ["FILE_MODE", "atomic_write_bytes", "ensure_private_dir", "fsync_dir"]
+__all__ = [
+    "FILE_MODE",
+    "atomic_write_bytes",
+    "ensure_private_dir",
+    "fsync_dir",
+    "open_private_append",
+]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -44,18 +50,41 @@ def ensure_private_dir(directory: Path) -> None:
             path.mkdir(mode=DIR_MODE)
 
 
-def write_new_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600), flushed and fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+def open_private_append(path: Path) -> int:
+    """A descriptor appending to ``path``, created 0600 (an existing file is narrowed to 0600).
+
+    For logs and other files written outside a checkpoint: ``open(fd, "ab")`` wraps it.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)  # the file may have existed with wider permissions
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file ``path`` (mode 0600), flushed and fsynced.
+
+    Whatever was at ``path`` (a temporary file left by a crash) is replaced, never written
+    through: a symbolic link planted there cannot make a save truncate another file.
+    """
+    fault_point("temp_open", path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+    )
+    try:
+        os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        crash_point("after_temp_write")
+        fault_point("after_temp_write", path)
         os.fsync(fd)
-        crash_point("after_temp_fsync")
+        fault_point("after_temp_fsync", path)
     finally:
         os.close(fd)
 
@@ -69,7 +98,9 @@ def atomic_write_bytes(
     """
     try:
         write_new_file(temp_path, data)
-        if backup_path is not None and path.exists():
+        # After a save interrupted between its backup and its replace, the backup already is
+        # the current file: renaming a second link onto it would do nothing and leave the link.
+        if backup_path is not None and path.exists() and not _same_file(path, backup_path):
             link_tmp = backup_path.with_name(backup_path.name + ".link")
             with contextlib.suppress(FileNotFoundError):
                 link_tmp.unlink()
@@ -77,12 +108,21 @@ def atomic_write_bytes(
                 os.link(path, link_tmp)
             except OSError:  # a file system without hard links: copy instead
                 write_new_file(link_tmp, path.read_bytes())
+            fault_point("after_backup_link", link_tmp)
             os.replace(link_tmp, backup_path)
-            crash_point("after_backup")
+            fault_point("after_backup", backup_path)
         os.replace(temp_path, path)
-        crash_point("after_replace")
+        fault_point("after_replace", path)
         fsync_dir(path.parent)
+        fault_point("after_dir_fsync", path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             temp_path.unlink()
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False

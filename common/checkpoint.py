@@ -38,6 +38,7 @@ from common.errors import (
     InputChangedError,
     InvalidTransitionError,
 )
+from common.faults import fault_point
 from common.hashing import config_hash, file_sha256
 from common.journal import Journal
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
@@ -131,6 +132,8 @@ class EnhancedCheckpoint:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._futures: list[concurrent.futures.Future[None]] = []
         self._broken: CheckpointError | None = None
+        self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
+        self._failure_recorded = False
         self._journals: dict[str, Journal] = {}
         self._keys: set[str] | None = None
         self._new_keys: list[str] = []
@@ -272,14 +275,9 @@ class EnhancedCheckpoint:
             self._reset_in_memory("fresh start requested")
             state = self.state
         elif state.status is CheckpointStatus.COMPLETED:
-            reason = self._change_reason(input_file, input_hash, new_config_hash)
-            if reason is None:
+            if not self._restart_if_changed(input_file, input_hash, new_config_hash):
                 logger.info("Stage %s already completed; nothing to do", self.stage)
                 return False
-            logger.warning(
-                "Stage %s completed before, but %s: starting it again", self.stage, reason
-            )
-            self._reset_in_memory(reason)
             state = self.state
         elif state.status is not CheckpointStatus.INITIALIZED:
             reason = self._change_reason(input_file, input_hash, new_config_hash)
@@ -331,6 +329,36 @@ class EnhancedCheckpoint:
         if resuming:
             logger.info("Processing resumed")
         self._submit(history_reason="start")
+        return True
+
+    def restart_if_changed(
+        self,
+        input_file: Path | str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        input_hash: str | None = None,
+    ) -> bool:
+        """Forget a completed stage now if its input or configuration changed; True if it did.
+
+        :meth:`start` does the same, but an integration calling ``start()`` on an event loop
+        calls this first in a worker thread: starting over saves and truncates files.
+        """
+        if self.state.status is not CheckpointStatus.COMPLETED:
+            return False
+        self._become_writer()
+        if input_file is not None and input_hash is None:
+            input_hash = file_sha256(input_file)
+        new_config_hash = config_hash(config) if config is not None else None
+        return self._restart_if_changed(input_file, input_hash, new_config_hash)
+
+    def _restart_if_changed(
+        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
+    ) -> bool:
+        reason = self._change_reason(input_file, input_hash, new_config_hash)
+        if reason is None:
+            return False
+        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, reason)
+        self._reset_in_memory(reason)
         return True
 
     def _change_reason(
@@ -464,6 +492,7 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
+        self._raise_if_broken()
         self._set_status(CheckpointStatus.COMPLETED, "complete")
         self.state.progress.estimated_completion_time = 0.0
         self._finish_save(wait)
@@ -471,6 +500,7 @@ class EnhancedCheckpoint:
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
+        self._raise_if_broken()
         self.record_error(error)
         self._set_status(CheckpointStatus.FAILED, "fail")
         logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
@@ -480,9 +510,63 @@ class EnhancedCheckpoint:
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
+        self._raise_if_broken()
         self._set_status(CheckpointStatus.PAUSED, "pause")
         self._finish_save(wait)
         logger.info("Stage %s paused: %s", self.stage, self.progress_line())
+
+    def _raise_if_broken(self) -> None:
+        """After a failed save, stop: record the failure on disk (if it lets us) and raise.
+
+        The state in memory is ahead of the disk (its journal bytes may not have been written),
+        so it can never be saved; the last record that did reach the disk is marked failed.
+        """
+        if self._broken is None:
+            return
+        self._record_failure_on_disk()
+        raise self._broken
+
+    def _record_failure_on_disk(self) -> None:
+        if self._failure_recorded or self._broken is None:
+            return
+        self._failure_recorded = True
+        error = self._broken
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"checkpoint-{self.stage}"
+            )
+        # On the saver thread, after any save still running: the event loop never waits on it.
+        self._futures.append(self._executor.submit(self._write_failure, error))
+
+    def _write_failure(self, error: CheckpointError) -> None:
+        record = self._last_saved
+        if record is None or record.get("status") not in ("running", "recovering"):
+            return  # the disk holds a record this run never changed, or a finished one
+        stamp = utc_iso(self._clock())
+        message = f"{type(error).__name__}: {error}"
+        failed = {
+            **record,
+            "status": CheckpointStatus.FAILED.value,
+            "error_message": message,
+            "error_count": int(record.get("error_count") or 0) + 1,
+            "last_error_time": stamp,
+            "recent_errors": [
+                *list(record.get("recent_errors") or [])[1 - MAX_RECENT_ERRORS :],
+                {"time": stamp, "message": message},
+            ],
+            "updated_at": stamp,
+        }
+        try:
+            self.store.save(self.stage, failed)
+        except (CheckpointError, OSError) as exc:
+            logger.error("Could not record the failure of %s on disk either: %s", self.stage, exc)
+        else:
+            self._last_saved = failed
+            logger.error(
+                "Stage %s failed: %s; its checkpoint keeps the progress of its last save",
+                self.stage,
+                error,
+            )
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
@@ -574,10 +658,18 @@ class EnhancedCheckpoint:
         self._run_started = None
         self._keys = set()
         self._new_keys.clear()
+        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
+        keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
+        if old.journals or keys_on_disk or any(j.committed for j in self._journals.values()):
+            # The record on disk must stop claiming the journals' bytes before they are cut:
+            # a crash in between would otherwise leave a record whose committed records are
+            # gone, which no later run could resume or start over from.
+            self.flush()
+            self.store.save(self.stage, self.state.to_dict())
+            fault_point("after_reset_record", self.path)
         for journal in self._journals.values():
             journal.recover(None)
-        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
-        if KEYS_JOURNAL not in self._journals and keys_path.exists():
+        if keys_on_disk:
             Journal(KEYS_JOURNAL, keys_path).recover(None)
         self._dirty = True
 
@@ -710,13 +802,20 @@ class EnhancedCheckpoint:
         Never blocks. Integrations call it periodically so a burst of updates followed by a
         quiet spell is saved without waiting for the next update.
         """
-        if not (self._dirty or self._new_keys) or self.state.status is not CheckpointStatus.RUNNING:
+        if (
+            self._broken is not None
+            or not (self._dirty or self._new_keys)
+            or self.state.status is not CheckpointStatus.RUNNING
+        ):
             return False
         if self._clock() - self._last_save_time < self.min_save_interval:
             return False
         if self._futures and not self._futures[-1].done():
             return False
-        self._autosave()
+        try:
+            self._autosave()
+        except CheckpointError:
+            return False  # a failed save: the owner hears of it at its next update or save
         return True
 
     def _reap(self) -> None:
@@ -811,6 +910,7 @@ class EnhancedCheckpoint:
                     path=journal.path,
                 ) from exc
         self.store.save(self.stage, snapshot.record)
+        self._last_saved = snapshot.record
         for journal, _data, offset in snapshot.journal_writes:
             journal.committed = offset
         if snapshot.history_reason:
@@ -895,7 +995,9 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self.state.status is CheckpointStatus.RUNNING and self._broken is None:
+            if self._broken is not None:
+                self._record_failure_on_disk()
+            elif self.state.status is CheckpointStatus.RUNNING:
                 if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
                     self.pause(wait=False)
                 else:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import FILE_MODE, ensure_private_dir
-from common.errors import CheckpointCorruptError
-from common.faults import crash_point
+from common.errors import CheckpointCorruptError, CheckpointSaveError
+from common.faults import fault_point
 
 __all__ = ["Journal", "encode_record"]
 
@@ -76,6 +76,15 @@ class Journal:
         Raises :class:`CheckpointCorruptError` if the file is shorter than the committed length:
         committed records are missing and resuming would silently lose them.
         """
+        try:
+            return self._recover(committed)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"cannot prepare journal {self.path}: {exc.strerror or exc}",
+                path=self.path,
+            ) from exc
+
+    def _recover(self, committed: int | None) -> int:
         target = committed or 0
         ensure_private_dir(self.path.parent)
         try:
@@ -104,6 +113,7 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            fault_point("after_journal_truncate", self.path)
             if committed is None:
                 logger.warning(
                     "Truncated %s (%d bytes) for a fresh start of its stage", self.path, cut
@@ -131,7 +141,13 @@ class Journal:
                 remaining -= len(line)
                 if remaining < 0:  # a line straddling the committed length is not committed
                     break
-                yield json.loads(line)
+                try:
+                    value = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    raise CheckpointCorruptError(
+                        f"journal {self.path} holds a damaged record ({exc})", path=self.path
+                    ) from None
+                yield value
 
     def load_committed(self) -> list[Any]:
         """All committed records at once: one JSON parse of the whole journal (fast for 1M+).
@@ -158,7 +174,7 @@ class Journal:
         body = data[:-1] if data.endswith(b"\n") else data
         try:
             values: list[Any] = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, an integer too long
             raise CheckpointCorruptError(
                 f"journal {self.path} holds a damaged record ({exc})", path=self.path
             ) from None
@@ -170,6 +186,7 @@ class Journal:
         """Append ``data`` and fsync it."""
         if self._fd is None:
             ensure_private_dir(self.path.parent)
+            fault_point("journal_open", self.path)
             self._fd = os.open(
                 self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
             )
@@ -177,9 +194,9 @@ class Journal:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        crash_point("after_journal_write")
+        fault_point("after_journal_write", self.path)
         os.fsync(self._fd)
-        crash_point("after_journal_fsync")
+        fault_point("after_journal_fsync", self.path)
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

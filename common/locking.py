@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from common.atomic import FILE_MODE, ensure_private_dir
-from common.errors import CheckpointLockedError
+from common.errors import CheckpointLockedError, CheckpointSaveError
+from common.faults import fault_point
 
 __all__ = ["StageLock"]
 
@@ -37,8 +38,20 @@ class StageLock:
         """Take the lock or raise :class:`CheckpointLockedError` naming the holder."""
         if self._fd is not None:
             return
-        ensure_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            ensure_private_dir(self.path.parent)
+            fault_point("lock_open", self.path)
+            # Never through a symbolic link: acquiring truncates the file to write our pid.
+            fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+            )
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"cannot lock stage {self.stage!r}: could not create {self.path}: "
+                f"{exc.strerror or exc}; nothing was changed",
+                stage=self.stage,
+                path=self.path,
+            ) from exc
         try:
             # A reader probing the lock (is_held_elsewhere) holds it shared for microseconds;
             # a few quick retries keep such a probe from refusing a real writer.
@@ -64,8 +77,9 @@ class StageLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # the pid only names the holder; a full disk is fine
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def release(self) -> None:

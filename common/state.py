@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
+MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second datetime can show
+_JOURNAL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RECENT_ERRORS = 20
 
 
@@ -179,16 +182,20 @@ class _Reader:
             return None
         return self.integer(key, minimum=-1)
 
-    def number(self, key: str) -> float | None:
+    def number(self, key: str, *, minimum: float = -1e15, maximum: float = 1e15) -> float | None:
         value = self._get(key, False)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, f"must be a number, not {type(value).__name__}")
         number = float(value)
-        if not math.isfinite(number) or abs(number) > 1e15:
-            raise self.fail(key, f"is out of range ({value})")
+        if not math.isfinite(number) or not minimum <= number <= maximum:
+            raise self.fail(key, f"is out of range ({value}; {minimum:g} to {maximum:g})")
         return number
+
+    def timestamp(self, key: str) -> float | None:
+        """Epoch seconds that a date can show (years 1970 to 9999)."""
+        return self.number(key, minimum=0.0, maximum=MAX_TIMESTAMP)
 
     def string(self, key: str, *, required: bool = False) -> str | None:
         value = self._get(key, required)
@@ -220,8 +227,11 @@ def _parse_window(reader: _Reader) -> CompletionWindow:
     ):
         raise reader.fail("done_above", "must be a list of non-negative integers")
     labels = reader.obj("labels")
-    if not all(isinstance(v, str) and k.isdigit() for k, v in labels.items()):
-        raise reader.fail("labels", "must map indices to strings")
+    if not all(
+        isinstance(v, str) and k.isascii() and k.isdigit() and len(k) <= 19
+        for k, v in labels.items()
+    ):
+        raise reader.fail("labels", "must map indices (decimal digits) to strings")
     return CompletionWindow.from_dict(
         {
             "watermark": watermark,
@@ -302,8 +312,8 @@ def parse_checkpoint(
         successful_items=p.integer("successful_items"),
         failed_items=p.integer("failed_items"),
         skipped_items=p.integer("skipped_items"),
-        start_time=p.number("start_time"),
-        last_update_time=p.number("last_update_time"),
+        start_time=p.timestamp("start_time"),
+        last_update_time=p.timestamp("last_update_time"),
         estimated_completion_time=p.number("estimated_completion_time"),
         active_seconds=max(0.0, p.number("active_seconds") or 0.0),
     )
@@ -343,6 +353,8 @@ def parse_checkpoint(
     journals: dict[str, int] = {}
     jr = r.sub("journals")
     for journal_name in jr.data:
+        if not _JOURNAL_NAME.fullmatch(journal_name):
+            raise jr.fail(journal_name, "is not a journal name (letters, digits, '_', '-')")
         journals[journal_name] = jr.integer(journal_name, None)
 
     metadata = r.obj("metadata")
@@ -350,7 +362,7 @@ def parse_checkpoint(
         stage=name,
         status=status,
         progress=progress,
-        last_processed_item=_display_string(data.get("last_processed_item")),
+        last_processed_item=_display_string(r, "last_processed_item"),
         last_processed_index=r.optional_integer("last_processed_index"),
         batch_id=r.integer("batch_id", minimum=-1) if data.get("batch_id") is not None else 0,
         input_file=r.string("input_file"),
@@ -376,8 +388,11 @@ def parse_checkpoint(
     return state, migrated
 
 
-def _display_string(value: Any) -> str | None:
+def _display_string(reader: _Reader, key: str) -> str | None:
     # Seed files sometimes hold ids (numbers) here; keep them readable as text.
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+    value = reader.data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise reader.fail(key, f"must be a string or a number, not {type(value).__name__}")

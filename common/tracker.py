@@ -182,13 +182,17 @@ class AsyncCheckpointTracker:
             checkpoint.reset()  # here, in the worker thread: it writes history and truncates
         if self.output_file is not None:
             checkpoint.attach_output(self.output_file)
+        if self.input_file is not None:
+            self._input_hash = file_sha256(self.input_file)
+            self._input_size = self.input_file.stat().st_size
+        # A completed stage whose input or config changed starts over: here, off the loop.
+        checkpoint.restart_if_changed(
+            self.input_file, config=self.config, input_hash=self._input_hash
+        )
         if checkpoint.state.keys_done:
             checkpoint.is_key_done("")  # load the done keys off the event loop
         state = checkpoint.state
         self._next_batch_id = state.batch_id + 1 if state.progress.processed_items else 0
-        if self.input_file is not None:
-            self._input_hash = file_sha256(self.input_file)
-            self._input_size = self.input_file.stat().st_size
 
     async def _tick(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         checkpoint = self.checkpoint

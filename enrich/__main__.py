@@ -2,6 +2,7 @@
 
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
+                     [--block-private-addresses [--allow-network CIDR ...]]
                      [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
     python -m enrich --workers N [--dsn DSN] [--lease-seconds S] [--max-attempts K]
@@ -56,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="host allowed for fetching and redirects (repeatable; default: the input's hosts)",
+    )
+    parser.add_argument(
+        "--block-private-addresses",
+        action="store_true",
+        help="refuse private, loopback and link-local addresses, also after redirects and DNS "
+        "answers (SSRF protection; the orchestrator turns it on with --env production)",
+    )
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="an address or network exempt from --block-private-addresses (repeatable)",
     )
     parser.add_argument(
         "--retry-failed",
@@ -123,6 +137,8 @@ def prepare(args: argparse.Namespace) -> Job | int:
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
         allowed_domains=domains,
+        block_private_addresses=args.block_private_addresses,
+        allowed_networks=tuple(args.allow_network),
     )
     return Job(stage, source, input_file, output_file, checkpoint_dir, config)
 
@@ -203,11 +219,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers is not None:
             return run_shared(args, job)
         return asyncio.run(run(args, job))
-    except (CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except (CheckpointError, OSError, ValueError, BaseExceptionGroup) as exc:
+        problems = _leaves(exc)
+        if not problems:
+            raise
+        for message in dict.fromkeys(problems):  # one line per distinct problem
+            print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _leaves(exc: BaseException) -> list[str] | None:
+    """One message per error a user can act on (disk, checkpoint, bad input); None for bugs.
+
+    Errors of concurrent workers arrive grouped; a group holding anything else is a bug and
+    keeps its traceback.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        messages: list[str] = []
+        for inner in exc.exceptions:
+            found = _leaves(inner)
+            if found is None:
+                return None
+            messages += found
+        return messages
+    if isinstance(exc, CheckpointError | ValueError):
+        return [" ".join(str(exc).split())]
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return [f"{where}{exc.strerror or exc}"]
+    return None
 
 
 if __name__ == "__main__":

@@ -80,7 +80,11 @@ def output_settings(config: EnrichmentConfig) -> dict[str, object]:
     """
     settings = config.to_dict()
     keep = ("allowed_domains", "max_body_bytes", "follow_redirects", "max_redirects", "user_agent")
-    return {key: settings[key] for key in keep if key in settings}
+    chosen = {key: settings[key] for key in keep if key in settings}
+    if config.block_private_addresses:  # only when on: older checkpoints keep their hash
+        chosen["block_private_addresses"] = True
+        chosen["allowed_networks"] = settings["allowed_networks"]
+    return chosen
 
 
 def urls_digest(urls: Sequence[str]) -> str:

@@ -29,6 +29,12 @@ Settings (all keyword arguments, all optional):
     The ``User-Agent`` header sent with every request.
 ``follow_redirects``, ``max_redirects``
     Whether 3xx responses are followed, and how many hops at most.
+``block_private_addresses``
+    Refuse to connect to private, loopback, link-local and other non-public addresses, checked
+    on the addresses a host resolves to when the connection is made, and on every redirect hop
+    (SSRF protection; see :mod:`enrich.addresses`). Off by default; on in production runs.
+``allowed_networks``
+    Exceptions to ``block_private_addresses``: addresses or networks such as ``10.1.2.0/24``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from dataclasses import asdict, dataclass
 
 import aiohttp
 from yarl import URL
+
+from enrich.addresses import Network, parse_networks
 
 __all__ = ["DEFAULT_USER_AGENT", "EnrichmentConfig"]
 
@@ -104,6 +112,8 @@ class EnrichmentConfig:
     user_agent: str = DEFAULT_USER_AGENT
     follow_redirects: bool = True
     max_redirects: int = 10
+    block_private_addresses: bool = False
+    allowed_networks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("concurrency", self.concurrency, 1)
@@ -119,13 +129,21 @@ class EnrichmentConfig:
             )
         _check_int("max_body_bytes", self.max_body_bytes, 1)
         _check_int("max_redirects", self.max_redirects, 0)
-        for name in ("backoff_jitter", "follow_redirects"):
+        for name in ("backoff_jitter", "follow_redirects", "block_private_addresses"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.user_agent, str) or not self.user_agent.strip():
             raise ValueError("user_agent must be a non-empty string")
         # Frozen: normalised values are written once here, through object.__setattr__.
         object.__setattr__(self, "allowed_domains", self._normalized_domains(self.allowed_domains))
+        if isinstance(self.allowed_networks, str | bytes):
+            raise ValueError("allowed_networks must be a tuple of networks, not a single string")
+        networks = tuple(str(n) for n in parse_networks(self.allowed_networks))
+        object.__setattr__(self, "allowed_networks", networks)
+
+    def networks(self) -> tuple[Network, ...]:
+        """:attr:`allowed_networks` parsed."""
+        return parse_networks(self.allowed_networks)
 
     @staticmethod
     def _normalized_domains(domains: Iterable[str]) -> tuple[str, ...]:
@@ -182,4 +200,5 @@ class EnrichmentConfig:
         """Return the settings as a JSON-safe dict (for hashing into a checkpoint's config hash)."""
         data: dict[str, object] = asdict(self)
         data["allowed_domains"] = list(self.allowed_domains)
+        data["allowed_networks"] = list(self.allowed_networks)
         return data

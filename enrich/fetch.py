@@ -18,6 +18,9 @@ What a fetch does:
   after the server's ``Retry-After`` (capped by ``config.backoff_max``); other 4xx are final;
 * follows redirects itself, checking every hop against ``config.allowed_domains`` and failing on
   loops and on more than ``config.max_redirects`` hops;
+* with ``config.block_private_addresses``, never connects to a non-public address: IP literals
+  are checked before each request, names on the addresses they resolve to when the connection is
+  made (:class:`enrich.addresses.GuardedResolver`), on every hop;
 * downloads only ``text/html`` and ``application/xhtml+xml`` bodies, streamed and abandoned as soon
   as they exceed ``config.max_body_bytes`` (or refused up front on a larger ``Content-Length``).
 
@@ -44,6 +47,7 @@ import anyio
 from aiohttp import hdrs
 from yarl import URL
 
+from enrich.addresses import BlockedAddressError, GuardedResolver, refusal_reason
 from enrich.config import EnrichmentConfig
 
 __all__ = [
@@ -82,6 +86,9 @@ class FetchOutcome(enum.StrEnum):
     """The URL, or a redirect hop, points outside ``allowed_domains``; nothing was sent there."""
     TOO_LARGE = "too_large"
     """The HTML body is larger than ``max_body_bytes``."""
+    REFUSED_ADDRESS = "refused_address"
+    """With ``block_private_addresses``: the URL, or a redirect hop, is or resolves to a
+    private, loopback or link-local address; no connection was made to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,12 @@ class PageFetcher:
         self._headers = {hdrs.USER_AGENT: self._config.user_agent}
         self._global_slots = anyio.Semaphore(self._config.concurrency)
         self._host_slots: dict[str, _HostSlot] = {}
+        self._networks = self._config.networks()
+        if self._config.block_private_addresses and session is not None:
+            raise ValueError(
+                "block_private_addresses checks addresses in the fetcher's own connector; "
+                "let the PageFetcher create its session (pass session=None)"
+            )
 
     @property
     def config(self) -> EnrichmentConfig:
@@ -252,6 +265,9 @@ class PageFetcher:
             connector = aiohttp.TCPConnector(
                 limit=self._config.concurrency,
                 limit_per_host=self._config.per_host_concurrency,
+                resolver=GuardedResolver(allowed=self._networks)
+                if self._config.block_private_addresses
+                else None,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers=self._headers
@@ -299,6 +315,10 @@ class PageFetcher:
                 final_url=url,
                 outcome=FetchOutcome.REFUSED_DOMAIN,
                 error=f"host {current.host!r} is outside allowed_domains",
+            )
+        if (problem := self._refused_address(current)) is not None:
+            return FetchResult(
+                url=url, final_url=url, outcome=FetchOutcome.REFUSED_ADDRESS, error=problem
             )
 
         chain: list[str] = []
@@ -381,6 +401,12 @@ class PageFetcher:
                     error=f"redirect to {target} refused: host {target.host!r} is outside "
                     "allowed_domains",
                 )
+            if (problem := self._refused_address(target)) is not None:
+                return finish(
+                    FetchOutcome.REFUSED_ADDRESS,
+                    status=hop.status,
+                    error=f"redirect to {target} refused: {problem}",
+                )
             if _without_fragment(target) in seen:
                 return finish(
                     FetchOutcome.FAILED_PERMANENT,
@@ -395,6 +421,12 @@ class PageFetcher:
                 )
             seen.add(_without_fragment(target))
             current = target
+
+    def _refused_address(self, url: URL) -> str | None:
+        """Why ``url``'s IP literal host is refused (names are checked when they resolve)."""
+        if not self._config.block_private_addresses or not url.raw_host:
+            return None
+        return refusal_reason(url.raw_host, self._networks)
 
     def _retry_delay(self, retry_number: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -437,6 +469,9 @@ class PageFetcher:
             except _PERMANENT_CLIENT_ERRORS as exc:
                 return _Final(FetchOutcome.FAILED_PERMANENT, error=_describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
+                refused = getattr(exc, "os_error", None)  # the resolver's refusal, if it is one
+                if isinstance(refused, BlockedAddressError):
+                    return _Final(FetchOutcome.REFUSED_ADDRESS, error=refused.strerror)
                 return _Transient(_describe(exc))
 
     async def _read(self, response: aiohttp.ClientResponse) -> _Final | _Redirect | _Transient:

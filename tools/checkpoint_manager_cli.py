@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from common.atomic import atomic_write_bytes
 from common.checkpoint import EnhancedCheckpoint
 from common.errors import (
     CheckpointError,
@@ -597,7 +598,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             location=str(manager.checkpoint_dir),
             overall_percent=manager.overall_progress(infos),
         )
-        target.write_text(page, encoding="utf-8")
+        atomic_write_bytes(
+            target, page.encode("utf-8"), temp_path=target.with_name(f".{target.name}.tmp")
+        )
         note = f"wrote HTML report ({len(infos)} stage{'s' if len(infos) != 1 else ''}) to {target}"
         if args.json:
             print(note, file=sys.stderr)

@@ -48,6 +48,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from common.atomic import atomic_write_bytes, ensure_private_dir, open_private_append
 from common.errors import CheckpointError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
@@ -104,6 +105,7 @@ class PipelineConfig:
     enrichment_concurrency: int = 64
     enrichment_per_host: int = 16
     user_agent: str | None = None
+    block_private_addresses: bool = False
 
     def __post_init__(self) -> None:
         # "http://host" and "http://host/" are one page: keep one spelling, so the resume guard
@@ -217,13 +219,12 @@ def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoS
             f"resumed crawl sees the same URLs); free the port, or delete {record_path} to "
             f"crawl again from scratch on a new port ({exc})"
         ) from None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Atomic: a kill halfway through a plain write would leave a torn record; the next run would
-    # start the site on a new port, and the crawl, its start URL changed, be refused or redone.
-    # (Not common.atomic: its test-only crash points are for checkpoint saves, not this.)
-    temp_path = record_path.with_name(record_path.name + ".tmp")
-    temp_path.write_text(json.dumps({"port": port, "pages": pages, "seed": seed}) + "\n")
-    os.replace(temp_path, record_path)
+    ensure_private_dir(data_dir)
+    atomic_write_bytes(
+        record_path,
+        json.dumps({"port": port, "pages": pages, "seed": seed}).encode() + b"\n",
+        temp_path=record_path.with_name(f".{record_path.name}.tmp"),
+    )
     return DemoSiteHandle(process, base_url)
 
 
@@ -271,6 +272,8 @@ def stage_command(
         ]
         for domain in config.allowed_domains:
             command += ["--allowed-domain", domain]
+        if config.block_private_addresses:
+            command.append("--block-private-addresses")
         if workers is not None:
             command += ["--workers", str(workers)]
         if force:
@@ -409,7 +412,7 @@ def run_stage(
 
     The child's output always goes to ``log_path``; with ``echo`` it is copied to stderr too.
     """
-    with log_path.open("ab") as log_handle, log_path.open("rb") as reader:
+    with open(open_private_append(log_path), "ab") as log_handle, log_path.open("rb") as reader:
         reader.seek(0, os.SEEK_END)
 
         def pump() -> None:
@@ -569,6 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dsn", help=f"PostgreSQL connection string for --workers (default ${DSN_ENV})"
     )
     parser.add_argument("--no-live", action="store_true", help="log lines instead of live bars")
+    parser.add_argument(
+        "--block-private-addresses",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="enrichment refuses private, loopback and link-local addresses, also after "
+        "redirects and DNS answers (default: on with --env production, off in development)",
+    )
     parser.add_argument("--verbose", action="store_true")
     return parser
 
@@ -588,7 +598,10 @@ def resolve_config(args: argparse.Namespace, demo_url: str | None) -> PipelineCo
         config = _replace(config, allowed_domains=tuple(args.allowed_domain))
     if args.depth_limit is not None:
         config = _replace(config, depth_limit=args.depth_limit)
-    return config
+    block = args.block_private_addresses
+    if block is None:
+        block = args.env == "production"
+    return _replace(config, block_private_addresses=block)
 
 
 def _replace(config: PipelineConfig, **changes: Any) -> PipelineConfig:
@@ -630,9 +643,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--workers must be >= 0, got {args.workers}")
         if dsn is None:
             raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)  # outputs, checkpoints and logs are not for other users
     log_dir = data_dir / "logs"
-    log_dir.mkdir(exist_ok=True)
+    ensure_private_dir(log_dir)
     manager = UnifiedCheckpointManager(data_dir / "checkpoints")
     check_inputs(stages, manager, data_dir, args.force or args.fresh)
     state = RunState()
@@ -643,7 +656,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         with signal_handling(state):
             if args.env == "development" and not args.start_url and args.config is None:
-                with (log_dir / "demo_site.log").open("a") as site_log:
+                with open(open_private_append(log_dir / "demo_site.log"), "a") as site_log:
                     demo = start_demo_site(data_dir, args.pages, args.seed, site_log)
                 logger.info(
                     "demo site (%d pages, seed %d) at %s", args.pages, args.seed, demo.base_url

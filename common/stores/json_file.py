@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from common.atomic import atomic_write_bytes, ensure_private_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
+from common.faults import fault_point
 from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
@@ -130,6 +131,7 @@ class JsonFileStore(CheckpointStore):
                 stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
                 aside = main.with_name(f"{main.stem}.corrupt-{stamp}.json")
                 os.replace(main, aside)
+                fault_point("after_damaged_aside", aside)
                 logger.warning("Moved damaged checkpoint %s aside to %s", main, aside)
                 atomic_write_bytes(main, data, temp_path=self.temp_path(stage))
                 self._damaged.discard(stage)
@@ -164,6 +166,17 @@ class JsonFileStore(CheckpointStore):
         return sorted(stages)
 
     def delete(self, stage: str) -> bool:
+        try:
+            return self._delete(stage)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not remove the checkpoint files of stage {stage!r} in {self.directory}: "
+                f"{exc.strerror or exc}",
+                stage=stage,
+                path=exc.filename or self.directory,
+            ) from exc
+
+    def _delete(self, stage: str) -> bool:
         removed = False
         for path in (self.main_path(stage), self.backup_path(stage), self.temp_path(stage)):
             with contextlib.suppress(FileNotFoundError):
@@ -199,7 +212,12 @@ class JsonFileStore(CheckpointStore):
 
     def save_history(self, stage: str, record: dict[str, Any], reason: str, now: float) -> str:
         directory = self.history_dir(stage)
-        ensure_private_dir(directory)
+        try:
+            ensure_private_dir(directory)
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not create {directory}: {exc.strerror or exc}", stage=stage, path=directory
+            ) from exc
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:].replace(
             ".", "_"
         )
@@ -207,11 +225,18 @@ class JsonFileStore(CheckpointStore):
         snapshot_id = f"{stamp}-{safe_reason}"
         body = {"snapshot": {"created": now, "reason": reason}, "record": record}
         target = directory / f"{snapshot_id}.json"
-        atomic_write_bytes(
-            target,
-            json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-            temp_path=directory / f".{snapshot_id}.tmp",
-        )
+        try:
+            atomic_write_bytes(
+                target,
+                json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                temp_path=directory / f".{snapshot_id}.tmp",
+            )
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"could not save history snapshot {target}: {exc.strerror or exc}",
+                stage=stage,
+                path=target,
+            ) from exc
         return snapshot_id
 
     def list_history(self, stage: str) -> list[HistoryEntry]:
@@ -253,13 +278,41 @@ class JsonFileStore(CheckpointStore):
             (self.history_dir(stage) / f"{snapshot_id}.json").unlink()
 
 
+MAX_NESTING = 64  # far deeper than any checkpoint; deeper values would exhaust the stack later
+
+
 def _decode(raw: bytes, path: Path) -> Any:
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail = "empty file" if not raw.strip() else f"invalid JSON ({exc})"
-        raise CheckpointCorruptError(f"checkpoint file {path}: {detail}", path=path) from None
+        value = json.loads(raw)
     except RecursionError:
         raise CheckpointCorruptError(
             f"checkpoint file {path}: invalid JSON (nested too deeply)", path=path
         ) from None
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long to convert
+        detail = "empty file" if not raw.strip() else f"invalid JSON ({exc})"
+        raise CheckpointCorruptError(f"checkpoint file {path}: {detail}", path=path) from None
+    if _nesting(value) > MAX_NESTING:
+        raise CheckpointCorruptError(
+            f"checkpoint file {path}: invalid checkpoint (nested too deeply, more than "
+            f"{MAX_NESTING} levels)",
+            path=path,
+        )
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: no recursion limit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_NESTING:
+                    return depth + 1
+                stack.append((child, depth + 1))
+        deepest = max(deepest, depth if isinstance(item, dict | list) else 0)
+    return deepest
