@@ -43,9 +43,22 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from scrapy.statscollectors import StatsCollector
 
-__all__ = ["AsyncCheckpointTracker", "CheckpointMiddleware"]
+__all__ = ["AsyncCheckpointTracker", "CheckpointMiddleware", "exit_nonzero_if_refused"]
 
 logger = logging.getLogger("common.scrapy")
+
+
+def exit_nonzero_if_refused(crawler: Crawler, reason: str) -> None:
+    """Make the process exit with ``CHECKPOINT_REFUSED_EXIT_CODE`` after a refused start.
+
+    Scrapy's commands exit 0 for any closed spider; a refused resume must not look like success
+    to a shell or a scheduler.
+    """
+    if reason != "checkpoint_refused":
+        return
+    code = crawler.settings.getint("CHECKPOINT_REFUSED_EXIT_CODE", 1)
+    if code:
+        atexit.register(os._exit, code)
 
 
 class CheckpointMiddleware:
@@ -90,13 +103,7 @@ class CheckpointMiddleware:
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         from scrapy.utils.defer import maybe_deferred_to_future
 
-        if reason == "checkpoint_refused":
-            # Scrapy's commands exit 0 for any closed spider; a refused resume must not look
-            # like success to a shell or a scheduler, so the process exits with this code.
-            code = self.crawler.settings.getint("CHECKPOINT_REFUSED_EXIT_CODE", 1)
-            if code:
-                atexit.register(os._exit, code)
-
+        exit_nonzero_if_refused(self.crawler, reason)
         self.runtime.settle(reason)
         await maybe_deferred_to_future(deferToThread(self.runtime.close))
         checkpoint = self.runtime.checkpoint

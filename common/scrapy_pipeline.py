@@ -22,7 +22,24 @@ from common.scrapy_runtime import CrawlCheckpoint
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["CheckpointPipeline"]
+__all__ = ["CheckpointPipeline", "item_record"]
+
+
+def item_record(item: Any) -> dict[str, Any]:
+    """The output record of a scraped item (dataclass, dict or any itemadapter item).
+
+    Raises ``ValueError`` if it has no ``url``: records are keyed by it.
+    """
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        # A shallow copy: records are JSON-encoded right away, no deep copy needed.
+        record = dict(vars(item)) if hasattr(item, "__dict__") else dataclasses.asdict(item)
+    elif isinstance(item, dict):
+        record = dict(item)
+    else:
+        record = ItemAdapter(item).asdict()
+    if "url" not in record:
+        raise ValueError(f"items written by the checkpoint need a 'url' field: {record!r}")
+    return record
 
 
 class CheckpointPipeline:
@@ -39,15 +56,7 @@ class CheckpointPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        if dataclasses.is_dataclass(item) and not isinstance(item, type):
-            # A shallow copy: records are JSON-encoded right away, no deep copy needed.
-            record = dict(vars(item)) if hasattr(item, "__dict__") else dataclasses.asdict(item)
-        elif isinstance(item, dict):
-            record = dict(item)
-        else:
-            record = ItemAdapter(item).asdict()
-        if "url" not in record:
-            raise ValueError(f"items written by CheckpointPipeline need a 'url' field: {record!r}")
+        record = item_record(item)
         ok = bool(record.get("ok", True))
         written = self.runtime.write_record(record, ok=ok, failed=bool(record.get("error")))
         stats = self.crawler.stats

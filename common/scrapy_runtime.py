@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
-__all__ = ["CrawlCheckpoint", "ResumeFrontier"]
+__all__ = ["CrawlCheckpoint", "RequestEncoder", "ResumeFrontier", "is_replacement_of"]
 
 logger = logging.getLogger("common.scrapy")
 
@@ -165,6 +165,22 @@ def from_json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [from_json_safe(v) for v in value]
     return value
+
+
+def is_replacement_of(request: Request, original: Request) -> bool:
+    """True when ``request`` is a retry or redirect of ``original`` (which Scrapy handed out).
+
+    Such a request replaces its original, which is finished only once the replacement is. A
+    child that merely copied its parent's meta (``meta=response.meta``) is not one: it has a new
+    URL and no new retry or redirect.
+    """
+    if original is request:
+        return False
+    retries = request.meta.get("retry_times", 0)
+    if request.url == original.url and retries > original.meta.get("retry_times", 0):
+        return True
+    hops = request.meta.get("redirect_urls") or []
+    return len(hops) > len(original.meta.get("redirect_urls") or []) and hops[-1] == original.url
 
 
 @dataclass
@@ -355,15 +371,7 @@ class CrawlCheckpoint:
         """
         seq = request.meta.get(SEQ_META)
         original = self._handed_out.get(seq) if seq is not None else None
-        if original is None or original is request:
-            return False
-        retries = request.meta.get("retry_times", 0)
-        if request.url == original.url and retries > original.meta.get("retry_times", 0):
-            return True
-        hops = request.meta.get("redirect_urls") or []
-        return (
-            len(hops) > len(original.meta.get("redirect_urls") or []) and hops[-1] == original.url
-        )
+        return original is not None and is_replacement_of(request, original)
 
     def reconcile(self) -> int:
         """Mark done every handed-out request the engine has completely finished with."""

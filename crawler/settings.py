@@ -24,6 +24,8 @@ DOWNLOADER_MIDDLEWARES = {
 SCHEDULER = "common.scrapy_frontier.CheckpointScheduler"
 ITEM_PIPELINES = {"common.scrapy_pipeline.CheckpointPipeline": 900}
 CHECKPOINT_ENABLED = True
+# Off unless CHECKPOINT_REDIS_URL is set: then the frontier is shared through Redis (docs/redis.md).
+ADDONS = {"common.scrapy_redis_frontier.RedisFrontierAddon": 0}
 CHECKPOINT_DIR = "data/checkpoints"
 CHECKPOINT_AUTO_SAVE_INTERVAL = 10
 CHECKPOINT_SAVE_EVERY_SECONDS = 2.0

@@ -609,12 +609,28 @@ def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:
         # A second frame comes from the refresh loop (Live redraws the table in place).
         seen = _read_until(master, D3, deadline)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert _wait_draining(proc, master, timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def _wait_draining(proc: subprocess.Popen[bytes], fd: int, timeout: float) -> int:
+    """Wait for ``proc`` while reading its terminal: a child whose last frame does not fit in
+    the pseudo-terminal's buffer blocks on the write until someone reads it."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the process did not exit"
+        ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
+        if ready:
+            try:
+                os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+    return proc.wait(timeout=max(0.1, deadline - time.monotonic()))
 
 
 def test_list_on_a_terminal_uses_rich(cps: Path) -> None:
