@@ -5,6 +5,12 @@ above it. With 50-500 items in flight the set stays as small as the window of wo
 however many items are done, so saves cost the same at item 1,000 and item 1,000,000, and
 ``is_done(i)`` is exact: an item that finished early is never redone, and one still in flight when
 the process died is never skipped. "Last processed index" is kept by callers for display only.
+
+The set is as large as the number of items that finished while the oldest unfinished one was
+still in flight: one item retrying with backoff, or waiting out a timeout, while thousands of
+fast ones finish makes it that large. Indices are kept however many (exactness needs them); the
+item labels kept for :attr:`CompletionWindow.prefix_item` are capped at :data:`MAX_LABELS`, so
+that case does not also hold thousands of URLs in memory and write them in every save.
 """
 
 from __future__ import annotations
@@ -13,14 +19,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CompletionWindow", "PartProgress"]
+__all__ = ["MAX_LABELS", "CompletionWindow", "PartProgress"]
+
+MAX_LABELS = 256
+"""Labels of items finished above the watermark kept at most (the lowest indices win)."""
 
 
 class CompletionWindow:
     """Low watermark plus the finished indices above it.
 
     It also remembers, for a source read in id order (seed 001's ``last_processed_id``), the item
-    label of the last index of the contiguous done prefix: :attr:`prefix_item`.
+    label of the last index of the contiguous done prefix: :attr:`prefix_item`. With more than
+    :data:`MAX_LABELS` items done above the watermark, later ones keep no label, and the prefix
+    item may then be an earlier item of the done prefix: it can lag behind, never run ahead, so
+    resuming an id-ordered source from it redoes a little and skips nothing.
     """
 
     __slots__ = ("_above", "_labels", "prefix_item", "watermark")
@@ -63,7 +75,7 @@ class CompletionWindow:
             if index in self._above:
                 return False
             self._above.add(index)
-            if label is not None:
+            if label is not None and len(self._labels) < MAX_LABELS:
                 self._labels[index] = label
             return True
         if index < 0:

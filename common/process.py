@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import signal
 import sys
 from typing import Any
@@ -14,11 +16,15 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
     # The parent blocks SIGINT/SIGTERM around the fork; the child must not inherit that mask.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        # A parent that died before prctl() sends no signal: the child would live on, holding
+        # its stage's lock or the demo site's port for the next run. Then go now.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def child_popen_options() -> dict[str, Any]:
@@ -27,6 +33,8 @@ def child_popen_options() -> dict[str, Any]:
     The child gets its own process group, so a terminal's Ctrl-C reaches only the orchestrator
     (which forwards it once, instead of the child seeing it twice and dying uncleanly). On Linux
     the kernel SIGKILLs the child when the orchestrator dies, even by ``kill -9``, so no orphan
-    keeps a stage locked for the next run.
+    keeps a stage locked for the next run; that holds even when the orchestrator dies while the
+    child is being started. Call it, and ``Popen``, from the thread that lives as long as the
+    child should: Linux ties the signal to the thread that forked.
     """
-    return {"process_group": 0, "preexec_fn": _die_with_parent}
+    return {"process_group": 0, "preexec_fn": functools.partial(_die_with_parent, os.getpid())}

@@ -7,12 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_records", "unique_urls"]
+__all__ = ["iter_numbered_records", "iter_records", "unique_urls"]
 
 
 def iter_records(path: Path | str, *, kind: str = "stage") -> Iterator[dict[str, Any]]:
     """The records of a JSON Lines file; a line that is not an object with a ``url`` is a
     ``ValueError`` naming the file, the line number and ``kind`` of record expected."""
+    for _, record in iter_numbered_records(path, kind=kind):
+        yield record
+
+
+def iter_numbered_records(
+    path: Path | str, *, kind: str = "stage"
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like :func:`iter_records`, with each record's line number (for the caller's errors)."""
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -23,7 +31,7 @@ def iter_records(path: Path | str, *, kind: str = "stage") -> Iterator[dict[str,
                     raise TypeError("expected an object with a 'url' string")
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a {kind} record ({exc})") from None
-            yield record
+            yield number, record
 
 
 def unique_urls(records: Iterator[dict[str, Any]]) -> list[str]:

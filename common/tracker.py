@@ -24,7 +24,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,9 +150,11 @@ class AsyncCheckpointTracker:
         """The stage's per-item ledger when the store keeps one (SQLite), else None."""
         return self.checkpoint.ledger
 
-    async def register_items(self, keys: Sequence[str]) -> int:
+    async def register_items(self, keys: Iterable[str], *, count: int | None = None) -> int:
         """Register every item of the input in the ledger as ``pending`` (in a worker thread),
         so :meth:`Ledger.remaining` can list what is left; returns how many were new.
+
+        ``keys`` may be a stream read once, in that thread (give its length as ``count``).
 
         Does nothing (returns 0) when the store keeps no ledger, or when the ledger already
         holds as many items (a resume of the same input, which the input and config hashes
@@ -162,9 +164,11 @@ class AsyncCheckpointTracker:
         if ledger is None:
             return 0
 
+        expected = len(keys) if count is None and isinstance(keys, Sized) else count
+
         def register() -> int:
             assert ledger is not None
-            if ledger.count() >= len(keys):
+            if expected is not None and ledger.count() >= expected:
                 return 0
             return ledger.register(keys)
 

@@ -29,20 +29,15 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from common.errors import CheckpointError
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
-from enrich.async_enrichment import (
-    STAGE_NAME,
-    AsyncEnrichmentProcessor,
-    read_failed_urls,
-    read_valid_pages,
-)
+from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
 from enrich.config import EnrichmentConfig
 from enrich.distributed import DistributedOptions, run_distributed
+from enrich.url_source import JsonlUrls
 
 logger = logging.getLogger("enrich")
 
@@ -123,7 +118,8 @@ class Job:
     """What to enrich and where, resolved from the command line."""
 
     stage: str
-    urls: list[str]
+    source: JsonlUrls
+    """The input's URLs, streamed (scanned already: a bad record was refused)."""
     input_file: Path
     output_file: Path
     checkpoint_dir: Path
@@ -131,26 +127,32 @@ class Job:
 
 
 def prepare(args: argparse.Namespace) -> Job | int:
-    """Resolve the paths, read the input and build the config; an exit code on a bad input."""
+    """Resolve the paths, check the input and build the config; an exit code on a bad input.
+
+    A malformed record raises ``ValueError`` naming the file and line (``main`` prints it).
+    """
     data_dir: Path = args.data_dir
     input_file = args.input or data_dir / "processed/stage02/validation_output.jsonl"
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
     checkpoint_dir = args.checkpoint_dir or data_dir / "checkpoints"
     stage = STAGE_NAME
-    reader = read_valid_pages
+    source = JsonlUrls.valid_pages(input_file)
     if args.retry_failed:
         input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
-        reader = read_failed_urls
+        source = JsonlUrls.failed_items(input_file)
     if not input_file.is_file():
         hint = "nothing failed yet" if args.retry_failed else "run validation first"
         print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
         return 1
-    urls = reader(input_file)
-    domains = tuple(args.allowed_domain) or tuple(
-        sorted({urlsplit(u).hostname or "" for u in urls} - {""})
-    )
+    try:
+        # Streamed, not loaded: read twice here (repeats, count, hosts), once more to fetch.
+        scanned = source.scan()
+    except OSError as exc:
+        print(f"error: cannot read {input_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    domains = tuple(args.allowed_domain) or tuple(sorted(scanned.hosts))
     config = EnrichmentConfig(
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
@@ -158,7 +160,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
         block_private_addresses=args.block_private_addresses,
         allowed_networks=tuple(args.allow_network),
     )
-    return Job(stage, urls, input_file, output_file, checkpoint_dir, config)
+    return Job(stage, source, input_file, output_file, checkpoint_dir, config)
 
 
 async def run(args: argparse.Namespace, job: Job) -> int:
@@ -175,7 +177,7 @@ async def run(args: argparse.Namespace, job: Job) -> int:
         worker_id=args.worker_id,
     )
     async with processor:
-        summary = await processor.process_urls(job.urls, input_file=job.input_file)
+        summary = await processor.process_urls(job.source, input_file=job.input_file)
     return _exit_code(summary.status, summary.stopped_by_signal)
 
 
@@ -189,7 +191,7 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         batch_size=args.batch_size,
     )
     summary = run_distributed(
-        job.urls,
+        list(job.source),  # loaded once into the database
         options=options,
         output_file=job.output_file,
         checkpoint_dir=job.checkpoint_dir,

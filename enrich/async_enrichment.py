@@ -17,9 +17,8 @@ non-HTML answers are counted as skipped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,14 +27,15 @@ from typing import Self
 import aiohttp
 import anyio
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from common.progress import ProgressSnapshot
-from common.records import iter_records, unique_urls
 from common.stores.base import CheckpointStore
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.fetch import PageFetcher
 from enrich.page import enrich_page, extraction_limiter
+from enrich.url_source import JsonlUrls, UrlList, UrlSource, sequence_digest
 
 __all__ = [
     "STAGE_NAME",
@@ -50,7 +50,6 @@ __all__ = [
 logger = logging.getLogger("enrich")
 
 STAGE_NAME = "stage3_async_enrichment"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +62,16 @@ class EnrichmentSummary:
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
-    """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once."""
-    urls: dict[str, None] = {}
-    for record in iter_records(path, kind="validation"):
-        content_type = (record.get("content_type") or "").split(";")[0].strip().lower()
-        if record.get("ok") and content_type in HTML_TYPES:
-            # A redirect is not a page of its own: enrich where it leads, once.
-            urls[record.get("final_url") or record["url"]] = None
-    return list(urls)
+    """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once.
+
+    A list in memory: :meth:`AsyncEnrichmentProcessor.process_file` streams the file instead.
+    """
+    return list(JsonlUrls.valid_pages(path))
 
 
 def read_failed_urls(path: Path | str) -> list[str]:
     """URLs of a ``.failed.jsonl`` sidecar, in file order, each once (for a retry run)."""
-    return unique_urls(iter_records(path, kind="failed-item"))
+    return list(JsonlUrls.failed_items(path))
 
 
 def output_settings(config: EnrichmentConfig) -> dict[str, object]:
@@ -94,7 +90,7 @@ def output_settings(config: EnrichmentConfig) -> dict[str, object]:
 
 def urls_digest(urls: Sequence[str]) -> str:
     """SHA-256 of the URL list itself: positions in it are what a resume skips by."""
-    return hashlib.sha256("\n".join(urls).encode()).hexdigest()
+    return sequence_digest(urls)
 
 
 class AsyncEnrichmentProcessor:
@@ -169,26 +165,34 @@ class AsyncEnrichmentProcessor:
             await fetcher.__aexit__(exc_type, exc, tb)
 
     async def process_file(self, input_file: Path | str) -> EnrichmentSummary:
-        """Enrich every valid HTML page listed in stage 2's output ``input_file``."""
-        urls = await anyio.to_thread.run_sync(read_valid_pages, input_file)
-        return await self.process_urls(urls, input_file=input_file)
+        """Enrich every valid HTML page listed in stage 2's output ``input_file`` (streamed)."""
+        return await self.process_urls(JsonlUrls.valid_pages(input_file), input_file=input_file)
 
     async def process_urls(
-        self, urls: Sequence[str], *, input_file: Path | str | None = None
+        self, urls: Sequence[str] | UrlSource, *, input_file: Path | str | None = None
     ) -> EnrichmentSummary:
-        """Enrich ``urls`` (resuming where an earlier run stopped); one record per page."""
+        """Enrich ``urls`` (resuming where an earlier run stopped); one record per page.
+
+        ``urls`` is a sequence (each URL once, first occurrence wins) or a :class:`UrlSource`
+        such as :class:`JsonlUrls`, read in worker threads and never held whole in memory.
+        A bad record in the source is a ``ValueError`` before anything is fetched or written.
+        """
         if self._fetcher is None:
             raise RuntimeError("use 'async with AsyncEnrichmentProcessor(...) as processor' first")
         fetcher = self._fetcher
-        urls = list(dict.fromkeys(urls))  # each URL once, first occurrence wins
-        # The resume guard covers the URL list itself, not just the input file: indices are
-        # positions in this list, so resuming over a different list would skip the wrong items.
-        urls_hash = urls_digest(urls)
+        source = urls if isinstance(urls, UrlSource) else UrlList(urls)
+        scanned = await anyio.to_thread.run_sync(source.scan)
+        # The resume guard covers the URL sequence itself, not just the input file: indices are
+        # positions in it, so resuming over a different sequence would skip the wrong items.
         tracker = AsyncCheckpointTracker(
             self.checkpoint_dir,
             self.stage,
             input_file=input_file,
-            config={"stage": self.stage, "fetch": output_settings(self.config), "urls": urls_hash},
+            config={
+                "stage": self.stage,
+                "fetch": output_settings(self.config),
+                "urls": scanned.digest,
+            },
             output_file=self.output_file,
             force=self.force,
             fresh=self.fresh,
@@ -199,14 +203,18 @@ class AsyncEnrichmentProcessor:
             worker_id=self.worker_id,
         )
         async with tracker:
-            if not tracker.start(total_items=len(urls)):
+            if not tracker.start(total_items=scanned.count):
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
-                await tracker.register_items(urls)  # the ledger's remaining work, if any
-                todo = self._todo(tracker, urls)
+                # The ledger's remaining work, if the store keeps one (read in a thread).
+                await tracker.register_items(source, count=scanned.count)
+                workers = min(self.config.concurrency, max(1, scanned.count))
+                send, receive = anyio.create_memory_object_stream[tuple[int, str]](workers)
                 async with anyio.create_task_group() as group:
-                    for _ in range(min(self.config.concurrency, max(1, len(urls)))):
-                        group.start_soon(self._worker, tracker, fetcher, todo)
+                    group.start_soon(self._feed, tracker, source, send)
+                    for _ in range(workers):
+                        group.start_soon(self._worker, tracker, fetcher, receive.clone())
+                    receive.close()  # the workers' clones keep the stream open
         stopped = tracker.stopped_by_signal
         return EnrichmentSummary(
             status=tracker.checkpoint.status.value,
@@ -215,21 +223,37 @@ class AsyncEnrichmentProcessor:
         )
 
     @staticmethod
-    def _todo(tracker: AsyncCheckpointTracker, urls: Sequence[str]) -> Iterator[tuple[int, str]]:
-        # One shared iterator: workers pull the next unfinished item, so memory stays bounded by
-        # the concurrency and items already done (in any order) are skipped exactly.
-        for index, url in enumerate(urls):
-            if not tracker.should_skip(index):
-                yield index, url
+    async def _feed(
+        tracker: AsyncCheckpointTracker,
+        source: UrlSource,
+        send: MemoryObjectSendStream[tuple[int, str]],
+    ) -> None:
+        # One reader hands the workers the unfinished items through a stream as small as the
+        # worker count, so memory stays bounded by the concurrency whatever the input's size,
+        # and items already done (in any order) are skipped exactly.
+        batches = source.batches()
+        index = 0
+        try:
+            async with send:
+                while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+                    for url in batch:
+                        if not tracker.should_skip(index):
+                            await send.send((index, url))
+                        index += 1
+        finally:
+            # Closing the generator closes the input file: off the loop too.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(batches.close)
 
     async def _worker(
         self,
         tracker: AsyncCheckpointTracker,
         fetcher: PageFetcher,
-        todo: Iterator[tuple[int, str]],
+        todo: MemoryObjectReceiveStream[tuple[int, str]],
     ) -> None:
-        for index, url in todo:
-            await self._record(tracker, index, url, fetcher)
+        async with todo:
+            async for index, url in todo:
+                await self._record(tracker, index, url, fetcher)
 
     async def _record(
         self, tracker: AsyncCheckpointTracker, index: int, url: str, fetcher: PageFetcher

@@ -3,7 +3,8 @@
 Run it::
 
     python -m tools.demo_site --port 0 --pages N --seed S [--host 127.0.0.1]
-                              [--latency-ms MS] [--slow-ms MS]
+                              [--latency-ms MS] [--slow-ms MS] [--transient-share F]
+                              [--transient-failures K] [--transient-reset-share F]
 
 The first line on stdout is the base URL (``http://127.0.0.1:41234``); the site then serves until
 SIGINT or SIGTERM and exits with code 0.  Nothing else is written to stdout.
@@ -35,9 +36,12 @@ Special cases (shares of ``pages``, each at least one when the site has room for
 * redirects (~3%): ``/old/<real path>`` answers 301 or 302 to a real page; about a quarter of them
   are chains of 2-3 hops (``/go/K`` -> ``/go/K/hop-1`` -> ... -> real page);
 * slow pages (~2%): real pages that wait ``--slow-ms`` (default 300) before answering;
-* transient errors (~2%): real pages whose first request (per path, per server process, any method)
-  answers 503; every later request answers 200.  They may have pages below them in the tree, so a
-  crawler that does not retry 503 misses those too;
+* transient errors (~2%, ``--transient-share``): real pages whose first request (per path, per
+  server process, any method) answers 503; every later request answers 200.  They may have pages
+  below them in the tree, so a crawler that does not retry 503 misses those too.
+  ``--transient-failures K`` makes the first ``K`` requests fail instead of one, and
+  ``--transient-reset-share F`` makes that share of the transient pages drop the connection
+  without answering (the client sees a reset) instead of answering 503;
 * permanent errors (~1%): ``/apps/...`` paths that always answer 500;
 * files (~3%): ``/files/*.pdf`` (``application/pdf``, a small valid PDF) and ``/images/*.png``
   (``image/png``, a 1x1 PNG), half each;
@@ -67,13 +71,14 @@ import html
 import os
 import random
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -105,6 +110,7 @@ MAX_DEPTH: Final = 6
 ROBOTS_DISALLOWED_PREFIX: Final = "/private/"
 EXTERNAL_HOST: Final = "partner.example.invalid"
 DEFAULT_SLOW_MS: Final = 300
+DEFAULT_TRANSIENT_SHARE: Final = 0.02
 STATS_PATH: Final = "/__stats"
 
 _MIN_FANOUT: Final = 5
@@ -144,6 +150,8 @@ class PageSpec:
     slow: bool = False
     transient_failures: int = 0
     """How many first requests to this path answer 503 before it answers 200."""
+    transient_reset: bool = False
+    """Its failing requests drop the connection instead of answering 503."""
     private: bool = False
 
     @property
@@ -223,7 +231,7 @@ class DemoSite:
         return [spec.path for spec in self.pages.values() if spec.slow]
 
     def transient_paths(self) -> list[str]:
-        """Pages whose first request answers 503."""
+        """Pages whose first request(s) fail (503, or a dropped connection), then answer 200."""
         return [spec.path for spec in self.pages.values() if spec.transient_failures]
 
     def private_paths(self) -> list[str]:
@@ -369,11 +377,35 @@ class DemoSite:
         return f"{spec.title} is part of the {section} of {self.university}."
 
 
-def build_site(pages: int, seed: int) -> DemoSite:
-    """Specify a demo site of ``pages`` public HTML pages, drawn from ``random.Random(seed)``."""
+def build_site(
+    pages: int,
+    seed: int,
+    *,
+    transient_share: float = DEFAULT_TRANSIENT_SHARE,
+    transient_failures: int = 1,
+    transient_reset_share: float = 0.0,
+) -> DemoSite:
+    """Specify a demo site of ``pages`` public HTML pages, drawn from ``random.Random(seed)``.
+
+    ``transient_share`` of the pages (at least one) fail their first ``transient_failures``
+    requests; ``transient_reset_share`` of those fail by dropping the connection, the rest with
+    503. The defaults give the site every earlier version served for the same pages and seed.
+    """
     if pages < 1:
         raise ValueError(f"pages must be at least 1, got {pages}")
-    return _Builder(pages, seed).build()
+    if not 0.0 <= transient_share <= 0.5:
+        raise ValueError(f"transient_share must be between 0 and 0.5, got {transient_share}")
+    if transient_failures < 1:
+        raise ValueError(f"transient_failures must be at least 1, got {transient_failures}")
+    if not 0.0 <= transient_reset_share <= 1.0:
+        raise ValueError(
+            f"transient_reset_share must be between 0 and 1, got {transient_reset_share}"
+        )
+    builder = _Builder(pages, seed)
+    builder.transient_share = transient_share
+    builder.transient_failures = transient_failures
+    builder.transient_reset_share = transient_reset_share
+    return builder.build()
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,6 +428,9 @@ class _Builder:
         self.tree_depth: dict[str, int] = {}
         self.broken: list[str] = []
         self.external: list[str] = []
+        self.transient_share = DEFAULT_TRANSIENT_SHARE
+        self.transient_failures = 1
+        self.transient_reset_share = 0.0
 
     def build(self) -> DemoSite:
         rng = self.rng
@@ -507,12 +542,19 @@ class _Builder:
         rng = self.rng
         candidates = [p for p in self.tree_depth if p != "/" and not _is_index(p)]
         n_slow = min(_share(self.n, 0.02), len(candidates))
-        n_transient = min(_share(self.n, 0.02), len(candidates) - n_slow)
+        n_transient = min(_share(self.n, self.transient_share), len(candidates) - n_slow)
         picked = rng.sample(candidates, n_slow + n_transient)
         for path in picked[:n_slow]:
             self.specs[path] = replace(self.specs[path], slow=True)
-        for path in picked[n_slow:]:
-            self.specs[path] = replace(self.specs[path], transient_failures=1)
+        # Which transient pages reset is a prefix of the draw, so it takes no random numbers:
+        # the rest of the site stays the same whatever the share.
+        n_reset = round(n_transient * self.transient_reset_share)
+        for k, path in enumerate(picked[n_slow:]):
+            self.specs[path] = replace(
+                self.specs[path],
+                transient_failures=self.transient_failures,
+                transient_reset=k < n_reset,
+            )
         n_lang = min(_share(self.n, 0.03), len(candidates))
         for path in rng.sample(candidates, n_lang):
             lang = rng.choice(("fr", "fr", "de"))
@@ -710,6 +752,15 @@ def _error_page(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="text/html")
 
 
+def _reset_connection(transport: asyncio.Transport) -> None:
+    # Linger 0 makes the close an RST: the client sees "connection reset by peer".
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 def make_app(
     site: DemoSite, *, latency_ms: float = 0, slow_ms: float = DEFAULT_SLOW_MS
 ) -> web.Application:
@@ -759,6 +810,9 @@ def make_app(
         served = state.failures_served.get(path, 0)
         if served < spec.transient_failures:
             state.failures_served[path] = served + 1
+            if spec.transient_reset and request.transport is not None:
+                _reset_connection(request.transport)
+                return web.Response(status=503)  # never sent: the connection is gone
             return _error_page(503, "Service Temporarily Unavailable")
         if spec.slow and slow:
             await asyncio.sleep(slow)
@@ -844,13 +898,15 @@ def start_demo_site_process(
     python: str | None = None,
     stderr: int | TextIO | None = None,
     popen_options: Mapping[str, Any] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], str]:
     """Launch ``python -m tools.demo_site`` and return the process and its base URL.
 
     Waits up to ``timeout`` seconds for the URL line; on failure the process is killed and
     ``DemoSiteStartError`` says why.  Stop it with ``stop_demo_site_process`` (or SIGTERM).
     ``stderr`` is passed to ``subprocess.Popen`` (default: inherited), and so are
-    ``popen_options`` (the orchestrator makes the site die with it this way).
+    ``popen_options`` (the orchestrator makes the site die with it this way). ``extra_args``
+    are more command-line options, such as ``("--transient-share", "0.05")``.
     """
     command = [
         python or sys.executable,
@@ -868,6 +924,7 @@ def start_demo_site_process(
         str(latency_ms),
         "--slow-ms",
         str(slow_ms),
+        *extra_args,
     ]
     env = dict(os.environ)
     # Importable as ``tools.demo_site`` from any working directory, installed or not.
@@ -916,6 +973,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _fraction(upper: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not 0.0 <= value <= upper:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {upper:g}: {text}")
+        return value
+
+    return parse
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -941,11 +1008,35 @@ def _parser() -> argparse.ArgumentParser:
         default=float(DEFAULT_SLOW_MS),
         help=f"extra delay of slow pages (default {DEFAULT_SLOW_MS})",
     )
+    parser.add_argument(
+        "--transient-share",
+        type=_fraction(0.5),
+        default=DEFAULT_TRANSIENT_SHARE,
+        help=f"share of pages that fail before they succeed (default {DEFAULT_TRANSIENT_SHARE})",
+    )
+    parser.add_argument(
+        "--transient-failures",
+        type=_positive_int,
+        default=1,
+        help="how many first requests of a transient page fail (default 1)",
+    )
+    parser.add_argument(
+        "--transient-reset-share",
+        type=_fraction(1.0),
+        default=0.0,
+        help="share of the transient pages that drop the connection instead of answering 503",
+    )
     return parser
 
 
 async def _serve_until_signalled(args: argparse.Namespace) -> None:
-    site = build_site(args.pages, args.seed)
+    site = build_site(
+        args.pages,
+        args.seed,
+        transient_share=args.transient_share,
+        transient_failures=args.transient_failures,
+        transient_reset_share=args.transient_reset_share,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,245 @@
+"""The enrichment stage's input, streamed: each URL once, in file order, never all in memory.
+
+A stage 2 output of a million pages is a million URL strings: held in a list (and a dict to
+drop repeats) they cost a few hundred bytes each, so the stage's memory would grow with its
+input. :class:`JsonlUrls` reads the file instead, as often as needed:
+
+1. the first read keeps an 8-byte hash per URL in an open-addressing table (16 bytes a URL at
+   most); hashes seen twice are the only candidates for repeats;
+2. every read after it keeps as strings only the URLs whose hash is a candidate (the repeated
+   ones, plus the rare collision), so dropping repeats is exact.
+
+:meth:`~UrlSource.scan` makes both reads and returns what the stage needs before it starts
+(the stage then reads once more as it works): how many unique URLs there are,
+a digest of them in order (the resume guard: indices are positions in this sequence), and their
+hosts (the default allowed domains). A line that is not a record is a ``ValueError`` naming the
+file and the line, raised by the scan, before anything is fetched or written.
+
+:class:`UrlList` gives an in-memory sequence the same interface. Both read in the calling
+thread: async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from array import array
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from common.records import iter_numbered_records
+from enrich.fetch import HTML_CONTENT_TYPES
+
+__all__ = [
+    "JsonlUrls",
+    "SourceSummary",
+    "UrlList",
+    "UrlSource",
+    "failed_item_url",
+    "sequence_digest",
+    "valid_page_url",
+]
+
+_EMPTY: Final = 0
+_INITIAL_SLOTS: Final = 1 << 12
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """What a scan found: the unique URLs' count, their ordered digest, their hosts."""
+
+    count: int
+    digest: str
+    """SHA-256 of the unique URLs joined by newlines, in order."""
+    hosts: frozenset[str]
+
+
+class UrlSource(ABC):
+    """Unique URLs, in a fixed order, that can be read more than once."""
+
+    @abstractmethod
+    def scan(self) -> SourceSummary:
+        """Read everything (blocking) and summarize it; ``ValueError`` on a bad record."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[str]:
+        """The unique URLs in order (blocking reads)."""
+
+    def batches(self, size: int = 512) -> Generator[list[str], None, None]:
+        """The unique URLs in lists of up to ``size``: one worker-thread call per list."""
+        batch: list[str] = []
+        for url in self:
+            batch.append(url)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def sequence_digest(urls: Iterable[str]) -> str:
+    """SHA-256 of ``urls`` joined by newlines, computed without joining them."""
+    return _summarize(urls, hosts=False).digest
+
+
+def _summarize(urls: Iterable[str], *, hosts: bool = True) -> SourceSummary:
+    digest = hashlib.sha256()
+    found: set[str] = set()
+    count = 0
+    for url in urls:
+        digest.update(("\n" + url if count else url).encode())
+        count += 1
+        if hosts and (host := urlsplit(url).hostname):
+            found.add(host)
+    return SourceSummary(count, digest.hexdigest(), frozenset(found))
+
+
+class UrlList(UrlSource):
+    """An in-memory sequence of URLs, first occurrence kept."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self._urls = list(dict.fromkeys(urls))
+
+    def scan(self) -> SourceSummary:
+        return _summarize(self._urls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+
+def valid_page_url(record: dict[str, Any]) -> str | None:
+    """The page a stage 2 record leads to when it is valid HTML (after redirects), else None."""
+    content_type = record.get("content_type") or ""
+    if not isinstance(content_type, str):
+        raise TypeError(f"'content_type' is {type(content_type).__name__}, not a string")
+    if not (record.get("ok") and content_type.split(";")[0].strip().lower() in HTML_CONTENT_TYPES):
+        return None
+    # A redirect is not a page of its own: enrich where it leads, once.
+    final = record.get("final_url") or record["url"]
+    if not isinstance(final, str):
+        raise TypeError(f"'final_url' is {type(final).__name__}, not a string")
+    return final
+
+
+def failed_item_url(record: dict[str, Any]) -> str:
+    """The URL of a ``.failed.jsonl`` record."""
+    url: str = record["url"]
+    return url
+
+
+class JsonlUrls(UrlSource):
+    """The URLs selected from a JSON Lines file, streamed; see the module docstring.
+
+    Args:
+        path: the file.
+        select: a record's URL, or None to leave the record out; raising ``TypeError`` or
+            ``ValueError`` marks the record bad.
+        kind: what a record is called in errors ("validation", "failed-item").
+    """
+
+    def __init__(
+        self, path: Path | str, select: Callable[[dict[str, Any]], str | None], *, kind: str
+    ) -> None:
+        self.path = Path(path)
+        self._select = select
+        self._kind = kind
+        self._repeated: set[int] | None = None
+        self._summary: SourceSummary | None = None
+
+    @classmethod
+    def valid_pages(cls, path: Path | str) -> JsonlUrls:
+        """Stage 2's valid HTML pages (final URLs after redirects)."""
+        return cls(path, valid_page_url, kind="validation")
+
+    @classmethod
+    def failed_items(cls, path: Path | str) -> JsonlUrls:
+        """The URLs of a ``.failed.jsonl`` sidecar (for a retry run)."""
+        return cls(path, failed_item_url, kind="failed-item")
+
+    def _selected(self) -> Iterator[str]:
+        for number, record in iter_numbered_records(self.path, kind=self._kind):
+            try:
+                url = self._select(record)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(
+                    f"{self.path}:{number}: not a {self._kind} record ({exc})"
+                ) from None
+            if url is not None:
+                yield url
+
+    def scan(self) -> SourceSummary:
+        """Read the file twice: find repeated hashes, then count and digest the unique URLs.
+
+        The summary is kept: later calls return it without reading again.
+        """
+        if self._summary is None:
+            self._summary = _summarize(self)
+        return self._summary
+
+    def _repeated_hashes(self) -> set[int]:
+        if self._repeated is None:
+            table = _HashTable()
+            for url in self._selected():
+                table.add(_hash(url))
+            self._repeated = table.repeated
+        return self._repeated
+
+    def __iter__(self) -> Iterator[str]:
+        repeated = self._repeated_hashes()
+        seen: set[str] = set()
+        for url in self._selected():
+            if repeated and _hash(url) in repeated:
+                if url in seen:
+                    continue
+                seen.add(url)
+            yield url
+
+
+def _hash(url: str) -> int:
+    # Never 0: that marks an empty slot.
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "little") or 1
+
+
+class _HashTable:
+    """A set of 64-bit hashes in one flat array (linear probing); remembers those added twice."""
+
+    def __init__(self) -> None:
+        self._slots = array("Q", bytes(8 * _INITIAL_SLOTS))
+        self._mask = _INITIAL_SLOTS - 1
+        self._used = 0
+        self.repeated: set[int] = set()
+
+    def add(self, value: int) -> None:
+        slots, mask = self._slots, self._mask
+        i = value & mask
+        while True:
+            current = slots[i]
+            if current == _EMPTY:
+                break
+            if current == value:
+                self.repeated.add(value)
+                return
+            i = (i + 1) & mask
+        slots[i] = value
+        self._used += 1
+        if self._used * 2 > len(slots):
+            self._grow()
+
+    def _grow(self) -> None:
+        old = self._slots
+        size = len(old) * 2
+        slots = array("Q", bytes(8 * size))
+        mask = size - 1
+        for value in old:
+            if value != _EMPTY:
+                i = value & mask
+                while slots[i] != _EMPTY:
+                    i = (i + 1) & mask
+                slots[i] = value
+        self._slots, self._mask = slots, mask

@@ -1,0 +1,115 @@
+"""``enrich.url_source``: the enrichment input streamed, each URL once, exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import enrich.url_source as url_source
+from enrich.url_source import JsonlUrls, UrlList
+
+
+def write_validation(
+    path: Path, urls: list[str | None], *, final: dict[int, str] | None = None
+) -> None:
+    lines = []
+    for i, url in enumerate(urls):
+        if url is None:
+            lines.append("")
+            continue
+        record = {"url": url, "ok": True, "content_type": "text/html; charset=utf-8"}
+        if final and i in final:
+            record["final_url"] = final[i]
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_unique_urls_in_first_occurrence_order_with_the_lists_digest(tmp_path: Path) -> None:
+    urls = [f"http://h{i % 3}.test/p{i % 50}" for i in range(400)]
+    path = tmp_path / "v.jsonl"
+    write_validation(path, [*urls, None, "http://other.test/x"])
+    source = JsonlUrls.valid_pages(path)
+    expected = list(dict.fromkeys([*urls, "http://other.test/x"]))
+    summary = source.scan()
+    assert list(source) == expected
+    assert summary.count == len(expected)
+    # The same resume guard as a list in memory had, so a resume across versions is accepted.
+    assert summary.digest == hashlib.sha256("\n".join(expected).encode()).hexdigest()
+    assert summary.digest == UrlList([*urls, "http://other.test/x"]).scan().digest
+    assert summary.hosts == {"h0.test", "h1.test", "h2.test", "other.test"}
+
+
+def test_redirects_lead_to_their_final_url_once_and_invalid_records_are_left_out(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v.jsonl"
+    rows = [
+        {
+            "url": "http://a.test/old",
+            "ok": True,
+            "content_type": "text/html",
+            "final_url": "http://a.test/new",
+        },
+        {"url": "http://a.test/new", "ok": True, "content_type": "text/html"},
+        {"url": "http://a.test/pdf", "ok": True, "content_type": "application/pdf"},
+        {"url": "http://a.test/404", "ok": False, "content_type": "text/html"},
+        {"url": "http://a.test/x", "ok": True, "content_type": "application/xhtml+xml"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert list(JsonlUrls.valid_pages(path)) == ["http://a.test/new", "http://a.test/x"]
+
+
+def test_hash_collisions_never_drop_a_distinct_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seven hash values for 3,000 distinct URLs: every URL collides with hundreds of others.
+    monkeypatch.setattr(url_source, "_hash", lambda url: len(url) % 7 + 1)
+    urls = [f"http://a.test/{'x' * (i % 11)}{i}" for i in range(3000)]
+    path = tmp_path / "v.jsonl"
+    write_validation(path, urls + urls[::-1])
+    assert list(JsonlUrls.valid_pages(path)) == urls
+
+
+def test_many_urls_grow_the_table_and_stay_exact(tmp_path: Path) -> None:
+    urls = [f"http://a.test/{i}" for i in range(20_000)]
+    path = tmp_path / "v.jsonl"
+    write_validation(path, urls + urls[:5000])
+    source = JsonlUrls.valid_pages(path)
+    assert source.scan().count == 20_000
+    assert sum(len(batch) for batch in source.batches(512)) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"url": "http://a.test/b", "ok"', "not a validation record"),
+        ('["http://a.test/b"]', "not a validation record"),
+        ('{"url": "http://a.test/b", "ok": true, "content_type": 5}', "'content_type' is int"),
+    ],
+)
+def test_a_bad_line_is_a_value_error_naming_the_file_and_line(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    path = tmp_path / "v.jsonl"
+    path.write_text(
+        json.dumps({"url": "http://a.test/a", "ok": True, "content_type": "text/html"})
+        + "\n\n"
+        + line
+        + "\n"
+    )
+    with pytest.raises(ValueError, match=rf"v\.jsonl:3: .*{reason}"):
+        JsonlUrls.valid_pages(path).scan()
+
+
+def test_failed_items_give_their_urls_once(tmp_path: Path) -> None:
+    path = tmp_path / "out.failed.jsonl"
+    rows = [
+        {"url": "http://a.test/1", "error": "x"},
+        {"url": "http://a.test/2"},
+        {"url": "http://a.test/1"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert list(JsonlUrls.failed_items(path)) == ["http://a.test/1", "http://a.test/2"]
