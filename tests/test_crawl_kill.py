@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 PAGES, SEED = 1500, 5
 KILLS = 4
 RUN_TIMEOUT = 90.0  # an uninterrupted run takes ~10 s here; longer is a hang
-JOBDIR_TIMEOUT = 45.0
+JOBDIR_TIMEOUT = 20.0  # JOBDIR resumes that hang are only reported: twice an uninterrupted run
 
 
 @dataclass
