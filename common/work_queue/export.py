@@ -54,7 +54,14 @@ def export_outputs(
     handles = {}
     try:
         for kind, temp in temps.items():
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            # A leftover temp (or a link planted there) is removed, never written through.
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            fd = os.open(
+                temp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                FILE_MODE,
+            )
             os.fchmod(fd, FILE_MODE)
             handles[kind] = open(fd, "w", encoding="utf-8", buffering=_BUFFER)  # noqa: SIM115
         for kind, line in queue.iter_lines():
