@@ -2,7 +2,7 @@
 
 ``EnhancedCheckpoint`` holds one stage's state and persists it atomically;
 ``UnifiedCheckpointManager`` sees every stage of a pipeline; ``AsyncCheckpointTracker`` wraps an
-async loop; ``common.checkpoint_middleware.CheckpointMiddleware`` plugs the engine into Scrapy.
+async loop; ``common.scrapy.middleware.CheckpointMiddleware`` plugs the engine into Scrapy.
 """
 
 from __future__ import annotations

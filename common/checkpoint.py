@@ -38,8 +38,8 @@ from common.errors import (
     InputChangedError,
     InvalidTransitionError,
 )
-from common.faults import fault_point
 from common.hashing import config_hash, file_sha256
+from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput

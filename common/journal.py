@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError
-from common.faults import fault_point
+from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
+from common.io.faults import fault_point
 
 __all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
 

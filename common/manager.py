@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_write_bytes, ensure_private_dir
 from common.checkpoint import EnhancedCheckpoint
 from common.errors import (
     CheckpointCorruptError,
@@ -18,6 +17,7 @@ from common.errors import (
     CheckpointLockedError,
     StageNotFoundError,
 )
+from common.io.atomic import atomic_write_bytes, ensure_private_dir
 from common.progress import ProgressSnapshot, format_duration
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus

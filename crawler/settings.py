@@ -21,11 +21,11 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "crawler.middlewares.ReliableRobotsTxtMiddleware": 101,
 }
-SCHEDULER = "common.scrapy_frontier.CheckpointScheduler"
-ITEM_PIPELINES = {"common.scrapy_pipeline.CheckpointPipeline": 900}
+SCHEDULER = "common.scrapy.scheduler.CheckpointScheduler"
+ITEM_PIPELINES = {"common.scrapy.pipeline.CheckpointPipeline": 900}
 CHECKPOINT_ENABLED = True
 # Off unless CHECKPOINT_REDIS_URL is set: then the frontier is shared through Redis (docs/redis.md).
-ADDONS = {"common.scrapy_redis_frontier.RedisFrontierAddon": 0}
+ADDONS = {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0}
 CHECKPOINT_DIR = "data/checkpoints"
 CHECKPOINT_AUTO_SAVE_INTERVAL = 10
 CHECKPOINT_SAVE_EVERY_SECONDS = 2.0
@@ -47,7 +47,7 @@ RETRY_TIMES = 2
 REACTOR_THREADPOOL_MAXSIZE = 4
 # Scrapy starts CONCURRENT_ITEMS asyncio tasks for every response's callback output (100 by
 # default: ~200,000 tasks for a 2,000-page crawl). Our pipelines never wait on I/O, so 16 loses
-# nothing and cut the crawl's CPU time by about a fifth here (python -m tools.bench_crawl).
+# nothing and cut the crawl's CPU time by about a fifth here (python -m tools.bench crawl).
 CONCURRENT_ITEMS = 16
 # Scrapy spends a large share of a fast crawl in the cyclic garbage collector; see
 # crawler.extensions.GcTuning.

@@ -35,7 +35,7 @@ from types import FrameType
 
 from common.checkpoint import EnhancedCheckpoint
 from common.hashing import config_hash
-from common.process import child_popen_options
+from common.io.process import child_popen_options
 from common.status import CheckpointStatus
 from common.work_queue import (
     DSN_ENV,

@@ -8,7 +8,7 @@ every step of a save, of an output commit and of recovery is reached many times 
 waits for each save, so the number of arrivals at a step does not depend on the machine's speed). ``--fresh``
 starts over through ``start(fresh=True)``; ``--reset`` through ``reset()`` (what the tracker does);
 ``--tracker`` runs the same work through ``AsyncCheckpointTracker`` on asyncio. The fault
-switches of :mod:`common.faults` come from the environment. Exit codes: 0 completed, 1 a
+switches of :mod:`common.io.faults` come from the environment. Exit codes: 0 completed, 1 a
 checkpoint error (printed as one ``error:`` line, never a traceback).
 """
 

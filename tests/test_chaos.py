@@ -1,4 +1,4 @@
-"""``tools.chaos`` small: the whole pipeline SIGKILLed at random moments, resumed each time.
+"""``tools.bench.chaos`` small: the whole pipeline SIGKILLed at random moments, resumed each time.
 
 The real thing (``python -m tools.orchestrator`` starting its own demo site, real SIGKILLs to
 the orchestrator alone or to its whole process tree, restarts at once) on a small site: every
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.chaos import Options, run_chaos
+from tools.bench.chaos import Options, run_chaos
 
 KILLS = 3
 

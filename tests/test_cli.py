@@ -31,7 +31,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI from the repository root, as a script (or with ``-m``), no terminal."""
     command = (
-        [sys.executable, "-m", "tools.checkpoint_manager_cli"]
+        [sys.executable, "-m", "tools.checkpoint_cli.app"]
         if module
         else [
             sys.executable,

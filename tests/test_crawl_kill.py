@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tools.bench_crawl import (
+from tools.bench.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     VALIDATION_OUTPUT,

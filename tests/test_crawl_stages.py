@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tools.bench_crawl import (
+from tools.bench.crawl import (
     DISCOVERY_OUTPUT,
     VALIDATION_OUTPUT,
     LineCounter,

@@ -73,4 +73,4 @@ def test_command_line_refuses_a_share_out_of_range() -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "--transient-share: must be between 0 and 0.5: 0.9" in result.stderr
+    assert "--transient-share: must be between 0 and 0.5, got 0.9" in result.stderr

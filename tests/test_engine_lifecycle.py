@@ -337,7 +337,7 @@ def test_failing_save_surfaces_and_keeps_the_previous_file(
     _done(cp, range(3))
     cp.save()
     good = cp.path.read_bytes()
-    monkeypatch.setattr("common.atomic.write_new_file", _enospc)
+    monkeypatch.setattr("common.io.atomic.write_new_file", _enospc)
     _done(cp, range(3, 4))  # submits a save that fails on the saver thread
     with pytest.raises(CheckpointSaveError) as info:
         cp.flush()
@@ -392,7 +392,7 @@ def test_updates_after_a_failed_save_raise_at_once(
     )
     cp.start(total_items=100)
     cp.flush()
-    monkeypatch.setattr("common.atomic.write_new_file", _enospc)
+    monkeypatch.setattr("common.io.atomic.write_new_file", _enospc)
     with pytest.raises(CheckpointSaveError):
         cp.save(force=True)
     with pytest.raises(CheckpointSaveError):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.jsonl_audit import audit_jsonl
-from tools.load import LoadSite, start_load_site
+from tools.bench.load import LoadSite, start_load_site
+from tools.testing.jsonl_audit import audit_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from common import CheckpointStatus, EnhancedCheckpoint
-from common.faults import CRASH_POINTS
+from common.io.faults import CRASH_POINTS
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from common import AsyncCheckpointTracker, EnhancedCheckpoint
 from common.ledger import Ledger, LedgerUnavailableError
 from common.stores import JsonFileStore, SqliteStore
 from tests.conftest import FakeClock
-from tools.checkpoint_manager_cli import main as cli_main
+from tools.checkpoint_cli.app import main as cli_main
 
 STAGE = "ledger_stage"
 ITEMS = [f"item-{i:02d}" for i in range(10)]

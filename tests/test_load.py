@@ -1,6 +1,6 @@
 """``python -m enrich`` under load, small: retries and failures accounted for, memory flat.
 
-The same code as ``python -m tools.load`` (which runs 20,000 vs 100,000 URLs on demand), on a few
+The same code as ``python -m tools.bench load`` (which runs 20,000 vs 100,000 URLs on demand), on a few
 thousand: a real demo-site process with transient failures (503 and connection resets) and
 permanent ones (500, 404), a real ``python -m enrich`` child at concurrency 200, the site's
 request count per URL, and the child's peak RSS (VmHWM).
@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tools.load import LoadSite, check_run, plan_input, run_enrich, start_load_site, write_input
+from tools.bench.load import (
+    LoadSite,
+    check_run,
+    plan_input,
+    run_enrich,
+    start_load_site,
+    write_input,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRANSIENT_FAILURES = 2

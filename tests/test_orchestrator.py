@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from common.errors import CheckpointLockedError
-from common.locking import StageLock
+from common.io.locking import StageLock
+from tests._waiting import wait_for
 from tools.demo_site import (
     DemoSite,
     PageKind,
@@ -155,20 +156,6 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Spawned]]:
         if item.process.poll() is None:
             item.process.kill()
             item.process.wait(timeout=30)
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.005
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def output_path(data_dir: Path, stage: str) -> Path:
@@ -1001,7 +988,7 @@ def test_busy_demo_site_port_is_a_one_line_error(tmp_path: Path) -> None:
 PROBER = """
 import sys
 from pathlib import Path
-from common.locking import StageLock
+from common.io.locking import StageLock
 lock = StageLock(Path(sys.argv[1]), "stage2_validation")
 print("probing", flush=True)
 while True:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pytest
 from common import CheckpointStatus, EnhancedCheckpoint
 from common.work_queue import WorkQueue
 from enrich.async_enrichment import STAGE_NAME
+from tests._waiting import wait_for
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,16 +69,6 @@ def write_validation(path: Path, urls: list[str]) -> None:
         for url in urls:
             record = {"url": url, "ok": True, "status": 200, "content_type": "text/html"}
             handle.write(json.dumps({**record, "final_url": url}) + "\n")
-
-
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 class Stage:
@@ -147,6 +137,7 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
                 stage.query("SELECT to_regclass('rcq_workers')")[0][0] is not None
                 and len(stage.query("SELECT 1 FROM rcq_workers")) == 4
             ),
+            60.0,
             "four workers to register",
         )
         # A worker in the middle of a batch: it has committed work and holds a lease now.
@@ -160,6 +151,7 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
                 "  AND (SELECT count(*) FROM rcq_items WHERE state = 'pending') > 60 "
                 "LIMIT 1"
             ),
+            60.0,
             "a worker with a batch in flight",
         )[0]
         os.kill(pid, signal.SIGKILL)
@@ -207,6 +199,7 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
     with WorkQueue(postgres_dsn, STAGE_NAME) as queue:
         wait_for(
             lambda: {w.worker: w.alive for w in queue.progress().workers}[victim] is False,
+            60.0,
             "the killed worker to be reported silent",
         )
     status = subprocess.run(
@@ -242,6 +235,7 @@ def test_sigterm_pauses_sigkill_recovers_rerun_writes_every_page_once(
                 stage.query("SELECT to_regclass('rcq_items')")[0][0] is not None
                 and stage.query("SELECT count(*) FROM rcq_items WHERE state = 'done'")[0][0] > 20
             ),
+            60.0,
             "some pages done",
         )
         starter.send_signal(signal.SIGTERM)
@@ -269,6 +263,7 @@ def test_sigterm_pauses_sigkill_recovers_rerun_writes_every_page_once(
                 done() > done_before + 20
                 and stage.query("SELECT count(*) FROM rcq_items WHERE state = 'leased'")[0][0] > 0
             ),
+            60.0,
             "more pages done and a batch in flight",
         )
         starter.kill()
@@ -278,7 +273,9 @@ def test_sigterm_pauses_sigkill_recovers_rerun_writes_every_page_once(
             starter.kill()
             starter.wait()
     pids = [pid for (pid,) in stage.query("SELECT pid FROM rcq_workers")]
-    wait_for(lambda: not any(alive(pid) for pid in pids), "the workers to die with the starter")
+    wait_for(
+        lambda: not any(alive(pid) for pid in pids), 60.0, "the workers to die with the starter"
+    )
     checkpoint = EnhancedCheckpoint(stage.checkpoints / f"{STAGE_NAME}.json")
     assert checkpoint.status is CheckpointStatus.RECOVERING
     checkpoint.close()
@@ -313,6 +310,7 @@ def test_worker_joined_by_the_documented_command_does_the_stage(
                 stage.query("SELECT to_regclass('rcq_stages')")[0][0] is not None
                 and stage.query("SELECT count(*) FROM rcq_stages") == [(1,)]
             ),
+            60.0,
             "the starter to load the stage",
         )
         joined = subprocess.run(

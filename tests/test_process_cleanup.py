@@ -1,4 +1,4 @@
-"""``tools.process.child_popen_options``: a child never outlives the orchestrator.
+"""``common.io.process.child_popen_options``: a child never outlives the orchestrator.
 
 The race: the orchestrator is SIGKILLed after it forked a child but before the child asked the
 kernel to kill it with its parent. The child then gets no signal; it must notice and go, or it
@@ -17,7 +17,7 @@ import pytest
 PARENT = r"""
 import os, signal, subprocess, sys, threading, time
 from pathlib import Path
-from tools.process import child_popen_options
+from common.io.process import child_popen_options
 
 pid_file = Path(sys.argv[1])
 parent = os.getpid()

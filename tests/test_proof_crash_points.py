@@ -1,6 +1,6 @@
 """Proof by fault injection: SIGKILL at every named step of a save, an output commit and recovery.
 
-For each point of :data:`common.faults.POINTS` a child stage (``tests/_crash_child.py``) is run
+For each point of :data:`common.io.faults.POINTS` a child stage (``tests/_crash_child.py``) is run
 with ``CHECKPOINT_CRASH_AT`` set to it, so it SIGKILLs itself (``os.kill`` from the switch) at
 that exact step, at more than one arrival. Some points need a situation first: uncommitted
 records to cut (a kill right after a journal write), a damaged main file, or a fresh start over
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from common import EnhancedCheckpoint
-from common.faults import POINTS, RECOVERY_POINTS, SAVE_POINTS
+from common.io.faults import POINTS, RECOVERY_POINTS, SAVE_POINTS
 from tests import _crash_child as child
 from tests._proof_checks import check_exact_result
 

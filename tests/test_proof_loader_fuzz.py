@@ -35,7 +35,7 @@ from hypothesis.control import currently_in_test_context
 from common import CheckpointCorruptError, EnhancedCheckpoint, UnifiedCheckpointManager
 from common.state import parse_checkpoint
 from common.stores.json_file import JsonFileStore
-from tools import checkpoint_manager_cli as cli
+from tools.checkpoint_cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = "fuzzed"

@@ -45,9 +45,9 @@ from common import (
 from common.stores.base import validate_stage_name
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, PageFetcher
-from tools import checkpoint_manager_cli as cli
-from tools import orchestrator
+from tools.checkpoint_cli import app as cli
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.orchestrator import app as orchestrator
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("common", "crawler", "enrich", "tools")
@@ -314,7 +314,7 @@ def test_a_real_crawler_runs_no_console_and_nothing_that_pickles() -> None:
     for forbidden in ("TelnetConsole", "RemoteControl", "SpiderState"):
         assert forbidden not in seen["extensions"]
     assert seen["jobdir"] is None
-    assert seen["scheduler"] == "common.scrapy_frontier.CheckpointScheduler"
+    assert seen["scheduler"] == "common.scrapy.scheduler.CheckpointScheduler"
 
 
 # SSRF and the body cap -------------------------------------------------------------------------

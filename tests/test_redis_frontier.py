@@ -20,14 +20,15 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from common.redis_frontier import (
+from common.redis.frontier import (
     Ack,
     FrontierConfigError,
     NewRequest,
     RedisFrontier,
     export_records,
 )
-from tools.bench_crawl import (
+from tests._waiting import wait_for
+from tools.bench.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     VALIDATION_OUTPUT,
@@ -41,18 +42,6 @@ from tools.bench_crawl import (
 from tools.demo_site import start_demo_site_process, stop_demo_site_process
 
 T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``condition`` until it returns a truthy value; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

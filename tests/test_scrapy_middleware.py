@@ -26,16 +26,16 @@ from scrapy.http import HtmlResponse, Response
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.test import get_crawler
 
-from common.checkpoint_middleware import CheckpointMiddleware
-from common.scrapy_frontier import CheckpointScheduler
-from common.scrapy_pipeline import CheckpointPipeline
-from common.scrapy_runtime import (
+from common.scrapy.middleware import CheckpointMiddleware
+from common.scrapy.pipeline import CheckpointPipeline
+from common.scrapy.runtime import (
     OUTCOME_META,
     SEQ_META,
     CrawlCheckpoint,
     from_json_safe,
     to_json_safe,
 )
+from common.scrapy.scheduler import CheckpointScheduler
 from common.status import CheckpointStatus
 
 

@@ -9,7 +9,7 @@ import scrapy
 from scrapy import FormRequest, Request
 from scrapy.utils.request import request_from_dict
 
-from common.scrapy_runtime import RequestEncoder
+from common.scrapy.runtime import RequestEncoder
 
 
 class Base(scrapy.Spider):

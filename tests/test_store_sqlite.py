@@ -23,7 +23,7 @@ from common.errors import (
     CheckpointLockedError,
     CheckpointSchemaError,
 )
-from common.faults import SQLITE_CRASH_POINTS
+from common.io.faults import SQLITE_CRASH_POINTS
 from common.state import CheckpointState, parse_checkpoint
 from common.stores import CheckpointStore, SqliteStore, detect_store, open_store
 from common.stores.sqlite import DATABASE_NAME
@@ -385,7 +385,7 @@ def test_scrapy_checkpoint_store_setting_selects_sqlite(tmp_path: Path) -> None:
     from scrapy.utils.test import get_crawler
 
     from common.ledger import Ledger
-    from common.scrapy_pipeline import CheckpointPipeline
+    from common.scrapy.pipeline import CheckpointPipeline
 
     class Unit(Spider):
         name = "unit"
@@ -424,7 +424,7 @@ def test_scrapy_unknown_store_is_a_refused_start_naming_it(tmp_path: Path) -> No
     from scrapy.utils.test import get_crawler
 
     from common.errors import CheckpointError
-    from common.scrapy_runtime import CrawlCheckpoint
+    from common.scrapy.runtime import CrawlCheckpoint
 
     class Unit(Spider):
         name = "unit"

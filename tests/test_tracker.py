@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from common import AsyncCheckpointTracker, CheckpointStatus, EnhancedCheckpoint, JsonFileStore
-from common.checkpoint_middleware import AsyncCheckpointTracker as SeedImportPath
+from common.scrapy.middleware import AsyncCheckpointTracker as SeedImportPath
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio

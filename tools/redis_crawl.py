@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import redis
 
-from common.redis_frontier import RedisFrontier, export_records, safe_url
+from common.redis.frontier import RedisFrontier, export_records, safe_url
 
 __all__ = ["main"]
 

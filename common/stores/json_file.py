@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
 from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
-from common.faults import fault_point
+from common.io.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
+from common.io.faults import fault_point
+from common.io.locking import StageLock
 from common.journal import remove_stage_journals, stage_journal_path
-from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
     HistoryEntry,

@@ -27,17 +27,17 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.atomic import FILE_MODE, ensure_private_dir
 from common.errors import (
     CheckpointCorruptError,
     CheckpointError,
     CheckpointSaveError,
     CheckpointSchemaError,
 )
-from common.faults import fault_point
+from common.io.atomic import FILE_MODE, ensure_private_dir
+from common.io.faults import fault_point
+from common.io.locking import StageLock
 from common.journal import remove_stage_journals, stage_journal_path
 from common.ledger import FINISHED_STATUSES, LEDGER_STATUSES, LedgerStatistics
-from common.locking import StageLock
 from common.stores.base import (
     CheckpointStore,
     HistoryEntry,

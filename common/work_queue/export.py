@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.atomic import FILE_MODE, ensure_private_dir, fsync_dir
+from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.work_queue.errors import WorkQueueError
 from common.work_queue.queue import WorkQueue
 

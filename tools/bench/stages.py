@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_write_bytes
 from common.checkpoint import EnhancedCheckpoint
+from common.io.atomic import atomic_write_bytes
 
 _PLURAL = {"index": "indices", "key": "keys"}
 

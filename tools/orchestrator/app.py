@@ -52,21 +52,21 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from common.atomic import atomic_write_bytes, ensure_private_dir, open_private_append
 from common.errors import CheckpointError
+from common.io.atomic import atomic_write_bytes, ensure_private_dir, open_private_append
+from common.io.process import child_popen_options
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration, format_progress_line
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
 from common.stores.factory import store_argument
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
-from tools.process import child_popen_options
 
 __all__ = ["STAGES", "PipelineConfig", "main"]
 
 logger = logging.getLogger("tools.orchestrator")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = PROJECT_ROOT / "tools" / "production.example.toml"
 
 

@@ -1,6 +1,6 @@
 """Load: ``python -m enrich`` over many URLs with transient and permanent failures.
 
-    python -m tools.load [--urls 100000] [--baseline-urls 20000] [--concurrency 200]
+    python -m tools.bench load [--urls 100000] [--baseline-urls 20000] [--concurrency 200]
                          [--transient-share 0.05] [--transient-failures 2]
                          [--permanent-share 0.01] [--pad 0] [--seed 8]
 
@@ -46,7 +46,7 @@ from tools.demo_site import (
     start_demo_site_process,
     stop_demo_site_process,
 )
-from tools.jsonl_audit import audit_jsonl
+from tools.testing.jsonl_audit import audit_jsonl
 
 __all__ = [
     "Accounting",
@@ -60,7 +60,7 @@ __all__ = [
     "write_input",
 ]
 
-PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 MAX_RETRIES: Final = EnrichmentConfig().max_retries
 OUTSIDE: Final = "http://outside.invalid"
 """Host of the refused URLs: never in the allowed domains, never resolved."""
@@ -76,15 +76,15 @@ class LoadSite:
 
     def stats(self) -> dict[str, int]:
         """Requests per path since the last reset."""
-        with urllib.request.urlopen(self.base_url + "/__stats", timeout=60) as response:  # noqa: S310 - our loopback site
+        with urllib.request.urlopen(self.base_url + "/__stats", timeout=60) as response:
             paths: dict[str, int] = json.load(response)["paths"]
         return paths
 
     def reset(self) -> None:
         """Zero the counters and re-arm the transient failures."""
         url = self.base_url + "/__stats/reset?transient=1"
-        request = urllib.request.Request(url, method="POST")  # noqa: S310 - our loopback site
-        urllib.request.urlopen(request, timeout=60).close()  # noqa: S310 - our loopback site
+        request = urllib.request.Request(url, method="POST")
+        urllib.request.urlopen(request, timeout=60).close()
 
     def stop(self) -> None:
         stop_demo_site_process(self.process)
@@ -257,7 +257,7 @@ def run_enrich(
     )
     start = time.monotonic()
     with log.open("wb") as log_handle:
-        process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+        process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT
         )
     peak = 0
@@ -429,7 +429,7 @@ def _print_result(result: SizeResult) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.load",
+        prog="python -m tools.bench load",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """Benchmark: enrichment workers sharing one PostgreSQL stage. Run on demand, never asserted.
 
-    python -m tools.bench_workers [--dsn DSN] [--pages 1200] [--latency-ms 50] [--workers 1,2,4]
+    python -m tools.bench workers [--dsn DSN] [--pages 1200] [--latency-ms 50] [--workers 1,2,4]
 
 Against a local demo site whose every page takes ``--latency-ms`` (I/O-bound, so scaling shows
 on two cores), each worker fetching ``--concurrency`` pages at a time:
@@ -41,7 +41,7 @@ from common.work_queue.dsn import DSN_ENV
 from enrich.config import EnrichmentConfig
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _row(name: str, value: str, baseline: str, ratio: float | None) -> None:
@@ -191,7 +191,7 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench_workers",
+        prog="python -m tools.bench workers",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,7 +20,7 @@ queue and the in-flight set are both empty, one worker claims the export (with a
 own, so a worker dying mid-export is replaced) and writes the records, sorted by URL, to the
 stage's JSON Lines output with an atomic rename.
 
-All methods block on the network: call them from a thread (see :mod:`common.redis_pump`).
+All methods block on the network: call them from a thread (see :mod:`common.redis.pump`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Any
 
 import redis
 
-from common.atomic import atomic_write_bytes, ensure_private_dir
 from common.errors import CheckpointError
+from common.io.atomic import atomic_write_bytes, ensure_private_dir
 
 __all__ = [
     "Ack",

@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from common.faults import fault_point
+from common.io.faults import fault_point
 
 __all__ = [
     "FILE_MODE",

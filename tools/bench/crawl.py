@@ -1,6 +1,6 @@
 """Crawl benchmarks: throughput against stock Scrapy, and what a SIGKILL costs against JOBDIR.
 
-    python -m tools.bench_crawl [--pages 2000] [--seed 11] [--repeats 3] [--latency-ms 0]
+    python -m tools.bench crawl [--pages 2000] [--seed 11] [--repeats 3] [--latency-ms 0]
                                 [--fractions 0.2,0.4,0.6,0.8] [--skip-throughput] [--skip-kill]
 
 (a) Throughput on a local demo site: the ``discovery`` spider with the project settings (the
@@ -42,7 +42,7 @@ from typing import Any
 
 from tools.demo_site import start_demo_site_process, stop_demo_site_process
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DISCOVERY_OUTPUT = Path("processed") / "stage01" / "discovery_output.jsonl"
 VALIDATION_OUTPUT = Path("processed") / "stage02" / "validation_output.jsonl"
 
@@ -529,7 +529,7 @@ def print_kills(reference_lines: int, figures: Sequence[KillFigures]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench_crawl",
+        prog="python -m tools.bench crawl",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """Benchmark the SQLite store against the JSON store on a keyed done-set of 1M URLs.
 
-    python -m tools.bench_sqlite [--keys 1000000] [--lookups 50000] [--more 10000]
+    python -m tools.bench sqlite [--keys 1000000] [--lookups 50000] [--more 10000]
 
 For each store a stage is built with ``--keys`` URLs marked done (``update(key=url)``), then a
 fresh process reopens it and measures: the reopen (load + lock + whatever the store reads to
@@ -194,7 +194,7 @@ def _row(name: str, sqlite: float, json_store: float, unit: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_sqlite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench sqlite", description=__doc__)
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=50_000)
     parser.add_argument("--more", type=int, default=10_000)
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     sys.executable,
                     "-m",
-                    "tools.bench_sqlite",
+                    "tools.bench.sqlite",
                     "--keys",
                     str(args.keys),
                     "--lookups",

@@ -1,6 +1,6 @@
 """Chaos: SIGKILL the whole pipeline at random moments, resume each time, compare the outputs.
 
-    python -m tools.chaos [--kills 50] [--pages 300] [--seed 7] [--deadline 180]
+    python -m tools.bench chaos [--kills 50] [--pages 300] [--seed 7] [--deadline 180]
 
 The pipeline is ``python -m tools.orchestrator --env development`` (it starts the demo site
 itself, on the port remembered in its data directory). First one uninterrupted run, the
@@ -47,11 +47,11 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from tools.jsonl_audit import FileAudit, audit_jsonl
+from tools.testing.jsonl_audit import FileAudit, audit_jsonl
 
 __all__ = ["ChaosReport", "main", "run_chaos"]
 
-PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 STAGES: Final = ("discovery", "validation", "enrichment")
 OUTPUTS: Final = (
     "processed/stage01/discovery_output.jsonl",
@@ -144,7 +144,7 @@ def start_pipeline(data_dir: Path, options: Options, log: Path) -> subprocess.Po
         p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )
     with log.open("ab") as handle:
-        return subprocess.Popen(  # noqa: S603 - our own argv, no shell
+        return subprocess.Popen(
             pipeline_command(data_dir, options),
             cwd=PROJECT_ROOT,
             env=env,
@@ -432,7 +432,7 @@ def run_chaos(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.chaos",
+        prog="python -m tools.bench chaos",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

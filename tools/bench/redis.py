@@ -1,6 +1,6 @@
 """Benchmark: a crawl on the Redis frontier with 1 and 2 workers against the local frontier.
 
-    python -m tools.bench_redis [--pages 1000] [--seed 11] [--latency-ms 20,200] [--repeats 1]
+    python -m tools.bench redis [--pages 1000] [--seed 11] [--latency-ms 20,200] [--repeats 1]
                                 [--redis-url URL]
 
 For each page latency of the demo site (``--latency-ms``: every response is delayed that long),
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from common.redis_frontier import RedisFrontier
-from tools.bench_crawl import (
+from common.redis.frontier import RedisFrontier
+from tools.bench.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     crawl_command,
@@ -133,7 +133,7 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_redis", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench redis", description=__doc__)
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--latency-ms", default="20,200", help="comma-separated page latencies")

@@ -10,7 +10,7 @@ The project enables :class:`RedisFrontierAddon` in ``ADDONS``; it does nothing u
 ``CHECKPOINT_REDIS_URL`` is set, and then swaps in :class:`RedisScheduler` with
 :class:`RedisDupeFilter`, adds :class:`RedisLineageMiddleware`, and takes out the local
 checkpoint (middleware and pipeline): the crawl's state lives in Redis, see
-:mod:`common.redis_frontier`.
+:mod:`common.redis.frontier`.
 
 How a page is recorded exactly once: the scheduler leases requests from Redis; the records the
 page produces (``item_scraped``) and the requests it finds (tagged by the lineage middleware)
@@ -18,7 +18,7 @@ are held with its lease, and once Scrapy has completely finished with the reques
 sent in one acknowledgement that Redis applies only if the lease is still held. A worker that
 dies loses its leases when they expire, and another worker fetches those pages again. Retries
 and redirects stay with the worker that holds the lease. All Redis calls go through one thread
-(:class:`common.redis_pump.RedisPump`); the reactor never waits on the network.
+(:class:`common.redis.pump.RedisPump`); the reactor never waits on the network.
 
 Settings: ``CHECKPOINT_REDIS_URL``; ``CHECKPOINT_REDIS_PREFIX`` (default: the stage name);
 ``CHECKPOINT_REDIS_LEASE_SECONDS`` (30); ``CHECKPOINT_REDIS_PREFETCH`` (requests leased ahead,
@@ -52,11 +52,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from common.checkpoint_middleware import exit_nonzero_if_refused
 from common.errors import CheckpointError
 from common.hashing import config_hash, file_sha256
 from common.progress import eta_seconds, format_duration, percent_complete, throughput
-from common.redis_frontier import (
+from common.redis.frontier import (
     Ack,
     CommitResult,
     LeaseResult,
@@ -65,9 +64,10 @@ from common.redis_frontier import (
     export_records,
     safe_url,
 )
-from common.redis_pump import RedisPump
-from common.scrapy_pipeline import item_record
-from common.scrapy_runtime import (
+from common.redis.pump import RedisPump
+from common.scrapy.middleware import exit_nonzero_if_refused
+from common.scrapy.pipeline import item_record
+from common.scrapy.runtime import (
     RequestEncoder,
     compact_request_dict,
     from_json_safe,
@@ -105,10 +105,12 @@ class RedisFrontierAddon:
         # The crawl's state is in Redis: no local stage lock (many workers on one machine are
         # fine), no local output journal (the records are exported at the end).
         downloader = settings.getdict("DOWNLOADER_MIDDLEWARES")
-        downloader["common.checkpoint_middleware.CheckpointMiddleware"] = None
+        for path in ("common.scrapy.middleware", "common.checkpoint_middleware"):  # both aliases
+            downloader[f"{path}.CheckpointMiddleware"] = None
         _override(settings, "DOWNLOADER_MIDDLEWARES", downloader)
         pipelines = settings.getdict("ITEM_PIPELINES")
-        pipelines["common.scrapy_pipeline.CheckpointPipeline"] = None
+        for path in ("common.scrapy.pipeline", "common.scrapy_pipeline"):
+            pipelines[f"{path}.CheckpointPipeline"] = None
         _override(settings, "ITEM_PIPELINES", pipelines)
         spider_mw = settings.getdict("SPIDER_MIDDLEWARES")
         spider_mw[f"{__name__}.RedisLineageMiddleware"] = 1000
@@ -193,7 +195,7 @@ class _Lease:
 
 
 class RedisScheduler:
-    """Scrapy scheduler on a :class:`~common.redis_frontier.RedisFrontier`."""
+    """Scrapy scheduler on a :class:`~common.redis.frontier.RedisFrontier`."""
 
     def __init__(
         self,

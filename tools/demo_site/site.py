@@ -78,7 +78,7 @@ import sys
 import threading
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -86,6 +86,8 @@ from types import MappingProxyType
 from typing import Any, Final, TextIO
 
 from aiohttp import web
+
+from tools._argtypes import fraction, non_negative_float, positive_int
 
 __all__ = [
     "DEFAULT_SLOW_MS",
@@ -883,7 +885,7 @@ class DemoSiteStartError(RuntimeError):
     """The demo site subprocess did not print its base URL in time (or exited first)."""
 
 
-_PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
 def start_demo_site_process(
@@ -966,30 +968,6 @@ def stop_demo_site_process(process: subprocess.Popen[str], timeout: float = 10.0
     return process.returncode
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
-
-
-def _fraction(upper: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
-        if not 0.0 <= value <= upper:
-            raise argparse.ArgumentTypeError(f"must be between 0 and {upper:g}: {text}")
-        return value
-
-    return parse
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.demo_site",
@@ -997,32 +975,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default)")
-    parser.add_argument("--pages", type=_positive_int, default=100, help="public HTML pages")
+    parser.add_argument("--pages", type=positive_int, default=100, help="public HTML pages")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--latency-ms", type=_non_negative, default=0.0, help="delay added to every response"
+        "--latency-ms", type=non_negative_float, default=0.0, help="delay added to every response"
     )
     parser.add_argument(
         "--slow-ms",
-        type=_non_negative,
+        type=non_negative_float,
         default=float(DEFAULT_SLOW_MS),
         help=f"extra delay of slow pages (default {DEFAULT_SLOW_MS})",
     )
     parser.add_argument(
         "--transient-share",
-        type=_fraction(0.5),
+        type=fraction(0.5),
         default=DEFAULT_TRANSIENT_SHARE,
         help=f"share of pages that fail before they succeed (default {DEFAULT_TRANSIENT_SHARE})",
     )
     parser.add_argument(
         "--transient-failures",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="how many first requests of a transient page fail (default 1)",
     )
     parser.add_argument(
         "--transient-reset-share",
-        type=_fraction(1.0),
+        type=fraction(1.0),
         default=0.0,
         help="share of the transient pages that drop the connection instead of answering 503",
     )

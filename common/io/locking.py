@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from common.atomic import FILE_MODE, ensure_private_dir
 from common.errors import CheckpointLockedError, CheckpointSaveError
-from common.faults import fault_point
+from common.io.atomic import FILE_MODE, ensure_private_dir
+from common.io.faults import fault_point
 
 __all__ = ["StageLock"]
 

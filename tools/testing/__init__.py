@@ -1,0 +1,1 @@
+"""Harness shared by the tests and the benchmarks (importable; not a benchmark, not a product)."""
