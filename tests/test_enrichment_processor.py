@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -111,6 +112,14 @@ async def flaky(request: web.Request) -> web.StreamResponse:
     return html(request.match_info["n"])
 
 
+async def server_error(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=500, text="broken")
+
+
+async def directory(request: web.Request) -> web.StreamResponse:
+    return html("dir")
+
+
 async def moved(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/page/{request.match_info['n']}")
 
@@ -158,6 +167,9 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/flaky/{n}", flaky)
     app.router.add_get("/moved/{n}", moved)
     app.router.add_get("/away/{n}", away)
+    app.router.add_get("/error/{n}", server_error)
+    app.router.add_get("/dir/", directory)
+    app.router.add_get("/dir/index.html", directory)
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     releaser = asyncio.create_task(_releaser(state))
@@ -309,6 +321,77 @@ async def test_every_outcome_is_recorded_once_where_it_belongs(
     assert saved["status"] == "completed"
     assert saved["progress"]["processed_items"] == len(urls)
     assert saved["output_file"] == str(paths.output)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/nobody-listens"
+
+
+@pytest.mark.asyncio
+async def test_http_and_network_errors_are_in_the_sidecar_and_the_counts_match_it(
+    server: Server, paths: Paths
+) -> None:
+    """What the README says: failures (HTTP 4xx/5xx, network errors) go to the sidecar only."""
+    pages = [server.url(f"/page/{n}") for n in range(5)]
+    errors = [server.url("/gone/2"), server.url("/error/3"), closed_port_url()]
+    summary = await run(paths, pages + errors)
+
+    assert summary.status == "completed"
+    failed = read_jsonl(paths.failed)
+    assert sorted(output_urls(paths.output)) == sorted(pages)
+    assert sorted(r["url"] for r in failed) == sorted(errors)
+    by_url = {r["url"]: r for r in failed}
+    assert (by_url[errors[0]]["status"], by_url[errors[0]]["outcome"]) == (404, "failed_permanent")
+    assert (by_url[errors[1]]["status"], by_url[errors[1]]["outcome"]) == (
+        500,
+        "failed_transient_exhausted",
+    )
+    assert by_url[errors[2]]["status"] is None
+    assert "ClientConnectorError" in by_url[errors[2]]["error"]
+    # The summary's "failed" is the sidecar's line count, and the checkpoint says the same.
+    assert summary.progress.failed == len(failed) == 3
+    saved = paths.checkpoint_json()["progress"]
+    assert (saved["successful_items"], saved["failed_items"]) == (len(pages), len(failed))
+
+
+@pytest.mark.asyncio
+async def test_one_record_per_page_whatever_the_spelling_of_its_address(
+    server: Server, paths: Paths
+) -> None:
+    page = server.url("/page/1")
+    spelled = [
+        page,
+        page + "#section",
+        page + "?",
+        server.url("/dir/"),
+        server.url("/dir/index.html"),
+        server.url("/dir/#top"),
+        server.url("/page/2"),
+    ]
+    summary = await run(paths, spelled)
+
+    assert summary.status == "completed"
+    assert summary.progress.total == 3
+    # The first spelling of each page names its record; the others are not fetched at all.
+    assert sorted(output_urls(paths.output)) == sorted(
+        [page, server.url("/dir/"), server.url("/page/2")]
+    )
+    assert server.state.hits == Counter({"/page/1": 1, "/dir/": 1, "/page/2": 1})
+
+
+@pytest.mark.asyncio
+async def test_directory_index_kept_apart_when_the_user_says_so(
+    server: Server, paths: Paths
+) -> None:
+    urls = [server.url("/dir/"), server.url("/dir/index.html"), server.url("/dir/#top")]
+    summary = await run(paths, urls, config(directory_index=()))
+
+    assert summary.progress.total == 2
+    assert sorted(output_urls(paths.output)) == sorted(urls[:2])
+    assert server.state.hits == Counter({"/dir/": 1, "/dir/index.html": 1})
 
 
 @pytest.mark.asyncio
