@@ -64,7 +64,7 @@ class Series:
 
     runs: list[RunResult] = field(default_factory=list)
     after_kill: list[FileAudit] = field(default_factory=list)
-    output: FileAudit = field(default_factory=FileAudit)
+    output: FileAudit = field(default_factory=lambda: FileAudit(Path(), exists=False))
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
