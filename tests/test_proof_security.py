@@ -143,7 +143,7 @@ def test_names_that_leave_the_checkpoint_directory_are_refused_everywhere(tmp_pa
             ("reset", name, "--force"),
             ("set", name, "3"),
             ("history", name),
-            ("restore", "real", name, "--force"),
+            ("restore", "real", name),
         ):
             code, err = cli_in_process("--checkpoint-dir", d, *argv)
             if name.startswith("-"):  # read as an option: a usage error, exit 2

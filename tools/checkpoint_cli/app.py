@@ -65,7 +65,7 @@ from common.errors import (
 )
 from common.io.atomic import atomic_write_bytes
 from common.ledger import Ledger
-from common.manager import StageInfo, UnifiedCheckpointManager
+from common.manager import MAX_INDEX, StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
@@ -662,6 +662,32 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _confirm_destructive(args: argparse.Namespace, verb: str, what: str) -> None:
+    """Ask on a terminal; without one, refuse unless ``--force`` (nothing changed either way)."""
+    if args.force:
+        return
+    if not _is_tty(sys.stdin):
+        raise CliError(
+            f"refusing to {verb} {what} without confirmation: standard input is not a "
+            f"terminal; nothing was changed (pass --force to {verb} anyway, or --dry-run to see "
+            f"what would go)"
+        )
+    if not _confirm(f"{verb.capitalize()} {what}?"):
+        raise CliError(f"{verb} of {what} not confirmed; nothing was changed")
+
+
+def _reset_preview(manager: UnifiedCheckpointManager, name: str) -> str:
+    info = manager.inspect(name)
+    if info.state is None:
+        return f"would reset {name} ({info.status}): its checkpoint files are removed"
+    p = info.state.progress
+    return (
+        f"would reset {name} ({info.state.status.value}, {p.processed_items}/{p.total_items} "
+        f"processed): its progress is forgotten (a snapshot stays in history) and its next run "
+        f"starts over"
+    )
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     """``reset STAGE|all``: forget progress; a snapshot of each readable stage stays in history."""
     manager = _manager(args)
@@ -674,15 +700,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
     else:
         targets = [_require_stage(manager, args.stage)]
         what = f"stage {targets[0]}"
+    if args.dry_run:
+        with _quiet_engine():
+            for name in targets:
+                _out(_reset_preview(manager, name))
+        _out("dry run: nothing was changed")
+        return EXIT_OK
     if not args.force:
         _check_not_live(manager, targets, "reset")
-        if not _is_tty(sys.stdin):
-            raise CliError(
-                f"refusing to reset {what} without confirmation: standard input is not a "
-                f"terminal; nothing was changed (pass --force to reset anyway)"
-            )
-        if not _confirm(f"Reset {what}?"):
-            raise CliError(f"reset of {what} not confirmed; nothing was changed")
+    _confirm_destructive(args, "reset", what)
     done: list[str] = []
     with _quiet_engine():
         for name in targets:
@@ -703,23 +729,39 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    """``cleanup --days N``: old snapshots and old finished checkpoints."""
+    """``cleanup --days N``: old snapshots and (with ``--keep 0``) old finished checkpoints."""
     manager = _manager(args)
     if not manager.checkpoint_dir.is_dir():
         _out(_no_checkpoints_line(manager) + "; nothing to clean up")
         return EXIT_OK
-    removed = manager.cleanup(args.days, keep_latest=args.keep)
-    if not removed:
+    planned = manager.cleanup(args.days, keep_latest=args.keep, dry_run=True)
+    if not planned:
         _out(
             f"nothing older than {args.days:g} days to remove in {manager.checkpoint_dir} "
-            f"(kept the newest {args.keep} snapshot(s) per stage; running, paused and live "
-            f"stages are never removed)"
+            f"(kept the newest {args.keep} version(s) of each stage, its current checkpoint "
+            f"first; running, paused and live stages are never removed)"
         )
         return EXIT_OK
+    if args.dry_run:
+        for item in planned:
+            _out(f"would remove {item}")
+        _out(f"dry run: {_count(len(planned), 'item')} would be removed; nothing was changed")
+        return EXIT_OK
+    if _is_tty(sys.stdin) and not args.force:
+        for item in planned:
+            _out(f"will remove {item}")
+    _confirm_destructive(
+        args, "clean up", f"{_count(len(planned), 'item')} in {manager.checkpoint_dir}"
+    )
+    removed = manager.cleanup(args.days, keep_latest=args.keep)
     for item in removed:
         _out(f"removed {item}")
-    _out(f"removed {len(removed)} item{'s' if len(removed) != 1 else ''}")
+    _out(f"removed {_count(len(removed), 'item')}")
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def cmd_set(args: argparse.Namespace) -> int:
@@ -728,20 +770,24 @@ def cmd_set(args: argparse.Namespace) -> int:
     stage = _require_stage(manager, args.stage)
     try:
         with _quiet_engine():
-            checkpoint = manager.get_checkpoint(stage)
-        before = checkpoint.state.completion.watermark
-        checkpoint.set_position(args.index, part=args.part)
+            change = manager.set_position(stage, args.index, part=args.part)
+    except ValueError as exc:
+        raise CliError(f"stage {stage!r}: {exc}; nothing was changed") from None
     finally:
         manager.close()
-    entries = [e for e in manager.store.list_history(stage) if e.reason == f"set-{args.index}"]
-    where = f" (history snapshot {entries[-1].snapshot_id})" if entries else ""
+    where = f" (history snapshot {change.snapshot_id})" if change.snapshot_id else ""
     if args.part is None:
         _out(
-            f"{stage}: resume point moved from {before} to {args.index}; items below "
-            f"{args.index} count as done{where}"
+            f"{stage}: resume point moved from {change.before} to {change.after}; items below "
+            f"{change.after} count as done{where}"
         )
     else:
-        _out(f"{stage}: resume point of part {args.part} moved to {args.index}{where}")
+        _out(f"{stage}: resume point of part {args.part} moved to {change.after}{where}")
+    if change.previous_status is not change.status:
+        _out(
+            f"{stage} was {change.previous_status.value} and is now {change.status.value}: its "
+            f"next run redoes the items from {change.after} on"
+        )
     return EXIT_OK
 
 
@@ -807,43 +853,18 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     """``restore STAGE SNAPSHOT``: the snapshot becomes the checkpoint; the current one is kept."""
     manager = _manager(args)
-    store = manager.store
     stage = _require_stage(manager, args.stage, history=True)
-    validate_stage_name(args.snapshot)
-    entries = {e.snapshot_id: e for e in store.list_history(stage)}
-    entry = entries.get(args.snapshot)
-    if entry is None:
-        raise CliError(f"stage {stage!r} has no snapshot {args.snapshot!r} (see: history {stage})")
-    record = store.load_history(stage, args.snapshot)
-    state, _ = parse_checkpoint(record, path=entry.path, stage=stage)
-    lock = store.lock(stage)
-    if lock.is_held_elsewhere():
-        if not args.force:
-            _check_not_live(manager, [stage], "restore")
-        log.warning(
-            "stage %s is held by a live process; restoring anyway (--force): that process will "
-            "overwrite it at its next save",
-            stage,
-        )
-    else:
-        lock.acquire()
     try:
-        current = manager.inspect(stage)
-        saved_as = None
-        if current.state is not None:
-            saved_as = store.save_history(
-                stage, current.state.to_dict(), "before-restore", time.time()
-            )
-        store.save(stage, state.to_dict())
+        result = manager.restore(stage, args.snapshot)
     finally:
-        lock.release()
-    p = state.progress
+        manager.close()
+    p = result.state.progress
     _out(
-        f"restored {stage} from snapshot {args.snapshot} ({state.status.value}, "
+        f"restored {stage} from snapshot {args.snapshot} ({result.state.status.value}, "
         f"{p.processed_items}/{p.total_items} processed)"
     )
-    if saved_as:
-        _out(f"the previous checkpoint was saved to history as {saved_as}")
+    if result.saved_as:
+        _out(f"the previous checkpoint was saved to history as {result.saved_as}")
     return EXIT_OK
 
 
@@ -969,6 +990,16 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 # Parser --------------------------------------------------------------------------------------
 
 
+def storable_index(text: str) -> int:
+    """``type=`` of ``set``'s INDEX: a whole number from 0 to what a checkpoint can store."""
+    value = non_negative_int(text)
+    if value > MAX_INDEX:
+        raise argparse.ArgumentTypeError(
+            f"{text} is too large to store in a checkpoint (at most {MAX_INDEX})"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (global options are accepted before or after the command)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -1034,22 +1065,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="do not ask; also reset a stage held by a live process",
+        help="do not ask (needed without a terminal); also reset a stage held by a live process",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be reset; change nothing"
     )
 
-    p = add("cleanup", cmd_cleanup, "remove old history snapshots and finished checkpoints")
-    p.add_argument("--days", type=non_negative_float, required=True, metavar="N")
+    p = add(
+        "cleanup",
+        cmd_cleanup,
+        "remove old history snapshots (and, with --keep 0, old completed checkpoints)",
+    )
+    p.add_argument(
+        "--days",
+        type=non_negative_float,
+        required=True,
+        metavar="N",
+        help="remove only what is older than N days (0: everything not kept by --keep)",
+    )
     p.add_argument(
         "--keep",
         type=non_negative_int,
         default=1,
         metavar="K",
-        help="newest snapshots kept per stage whatever their age (default: 1)",
+        help="versions of each stage kept whatever their age, its current checkpoint counting as "
+        "the newest (default: 1, the current checkpoint; 0 lets an old completed one go too)",
     )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed; change nothing"
+    )
+    p.add_argument("--force", action="store_true", help="do not ask (needed without a terminal)")
 
     p = add("set", cmd_set, "move a stage's resume point by hand")
     p.add_argument("stage", metavar="STAGE")
-    p.add_argument("index", type=non_negative_int, metavar="INDEX", help="first index to redo")
+    p.add_argument(
+        "index",
+        type=storable_index,
+        metavar="INDEX",
+        help="first index to redo (0 to the stage's total); a completed stage becomes paused",
+    )
     p.add_argument("--part", metavar="NAME", help="move the position within one part (split)")
 
     p = add("history", cmd_history, "list a stage's history snapshots")
@@ -1059,7 +1113,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("restore", cmd_restore, "make a history snapshot the current checkpoint")
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("snapshot", metavar="SNAPSHOT")
-    p.add_argument("--force", action="store_true", help="restore even while a process holds it")
 
     p = add("watch", cmd_watch, "a live table of every stage, refreshed until Ctrl-C")
     p.add_argument(
