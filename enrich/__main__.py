@@ -3,6 +3,7 @@
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
                      [--block-private-addresses [--allow-network CIDR ...]]
+                     [--user-agent UA] [--directory-index NAMES]
                      [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
     python -m enrich --workers N [--dsn DSN] [--lease-seconds S] [--max-attempts K]
@@ -35,8 +36,9 @@ from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
-from enrich.config import EnrichmentConfig
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, run_distributed
+from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
 
 logger = logging.getLogger("enrich")
@@ -45,6 +47,21 @@ logger = logging.getLogger("enrich")
 def _worker_id(text: str) -> str:
     if not text.strip() or len(text) > 200:
         raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, got {text!r}")
+    return text
+
+
+def _directory_index(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        EnrichmentConfig(directory_index=names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _user_agent(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
     return text
 
 
@@ -78,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CIDR",
         help="an address or network exempt from --block-private-addresses (repeatable)",
+    )
+    parser.add_argument(
+        "--user-agent",
+        type=_user_agent,
+        default=DEFAULT_USER_AGENT,
+        help=f"User-Agent header of every request (default {DEFAULT_USER_AGENT!r}); on a real "
+        "site, name your crawler and a way to reach you",
+    )
+    parser.add_argument(
+        "--directory-index",
+        type=_directory_index,
+        default=DEFAULT_DIRECTORY_INDEX,
+        metavar="NAMES",
+        help="comma-separated file names that mean their directory: one record for /d/ and "
+        f"/d/index.html (default {','.join(DEFAULT_DIRECTORY_INDEX)}; '' keeps them apart). "
+        "Fragments, host case, default ports and query order never make two pages",
     )
     parser.add_argument(
         "--retry-failed",
@@ -136,12 +169,13 @@ def prepare(args: argparse.Namespace) -> Job | int:
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
     checkpoint_dir = args.checkpoint_dir or data_dir / "checkpoints"
     stage = STAGE_NAME
-    source = JsonlUrls.valid_pages(input_file)
+    same_page = page_key_function(args.directory_index)
+    source = JsonlUrls.valid_pages(input_file, same_page=same_page)
     if args.retry_failed:
         input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
-        source = JsonlUrls.failed_items(input_file)
+        source = JsonlUrls.failed_items(input_file, same_page=same_page)
     if not input_file.is_file():
         hint = "nothing failed yet" if args.retry_failed else "run validation first"
         print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
@@ -159,6 +193,8 @@ def prepare(args: argparse.Namespace) -> Job | int:
         allowed_domains=domains,
         block_private_addresses=args.block_private_addresses,
         allowed_networks=tuple(args.allow_network),
+        user_agent=args.user_agent,
+        directory_index=args.directory_index,
     )
     return Job(stage, source, input_file, output_file, checkpoint_dir, config)
 
