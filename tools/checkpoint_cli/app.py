@@ -38,6 +38,10 @@ Commands:
                                       reasons, hosts, sample records
     export-data [--output-dir DIR] [--format csv|parquet] [--data-dir DIR] [--stage S]
                                       the stage outputs (and failed sidecars) as CSV and Parquet
+    serve [--host H] [--port P] [--interval S]
+                                      a live dashboard in the browser (aiohttp, read-only,
+                                      127.0.0.1 unless told otherwise): every stage's progress,
+                                      throughput over time and ETA
     ledger STAGE [--json] [--limit N] [--include-failed]
                                       the per-item ledger (SQLite store): remaining work and
                                       statistics per status, worker, attempts and error
@@ -87,6 +91,7 @@ from tools.checkpoint_cli.commands.ledger import cmd_ledger
 from tools.checkpoint_cli.commands.listing import cmd_list
 from tools.checkpoint_cli.commands.report import cmd_export, cmd_report
 from tools.checkpoint_cli.commands.results import cmd_results
+from tools.checkpoint_cli.commands.serve import cmd_serve
 from tools.checkpoint_cli.commands.show import cmd_show
 from tools.checkpoint_cli.commands.watch import cmd_watch
 
@@ -245,6 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=FORMATS,
         help="csv or parquet; repeat for both (default: both)",
+    )
+
+    p = add(
+        "serve",
+        cmd_serve,
+        "a live dashboard in the browser: progress, throughput over time, ETA (read-only)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; anything else is reachable by others)",
+    )
+    p.add_argument(
+        "--port",
+        type=non_negative_int,
+        default=0,
+        metavar="PORT",
+        help="port to listen on (default: 0, any free port; the URL is printed)",
+    )
+    p.add_argument(
+        "--interval",
+        type=positive_float,
+        default=2.0,
+        metavar="S",
+        help="seconds between refreshes and chart points (default: 2)",
     )
 
     p = add("watch", cmd_watch, "a live table of every stage, refreshed until Ctrl-C")
