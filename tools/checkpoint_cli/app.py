@@ -33,6 +33,15 @@ Commands:
                                       UnifiedCheckpointManager.restore: refused when the
                                       outputs it counts are gone)
     watch [--interval S] [--once]     a live, refreshing table until Ctrl-C
+    results [--json] [--data-dir DIR] [--stage S] [--top N] [--samples N]
+                                      what the stage outputs hold: pages per status, top failure
+                                      reasons, hosts, sample records
+    export-data [--output-dir DIR] [--format csv|parquet] [--data-dir DIR] [--stage S]
+                                      the stage outputs (and failed sidecars) as CSV and Parquet
+    serve [--host H] [--port P] [--interval S]
+                                      a live dashboard in the browser (aiohttp, read-only,
+                                      127.0.0.1 unless told otherwise): every stage's progress,
+                                      throughput over time and ETA
     ledger STAGE [--json] [--limit N] [--include-failed]
                                       the per-item ledger (SQLite store): remaining work and
                                       statistics per status, worker, attempts and error
@@ -65,7 +74,7 @@ from typing import Any
 
 from common.errors import CheckpointError
 from common.stores.factory import store_argument
-from tools._argtypes import non_negative_float, non_negative_int, positive_float
+from tools._argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from tools.checkpoint_cli.base import (
     DEFAULT_DIR,
     EXIT_ERROR,
@@ -76,10 +85,13 @@ from tools.checkpoint_cli.base import (
     os_error_line,
 )
 from tools.checkpoint_cli.commands.changes import cmd_cleanup, cmd_reset, cmd_set, storable_index
+from tools.checkpoint_cli.commands.export_data import FORMATS, cmd_export_data
 from tools.checkpoint_cli.commands.history import cmd_history, cmd_restore
 from tools.checkpoint_cli.commands.ledger import cmd_ledger
 from tools.checkpoint_cli.commands.listing import cmd_list
 from tools.checkpoint_cli.commands.report import cmd_export, cmd_report
+from tools.checkpoint_cli.commands.results import cmd_results
+from tools.checkpoint_cli.commands.serve import cmd_serve
 from tools.checkpoint_cli.commands.show import cmd_show
 from tools.checkpoint_cli.commands.watch import cmd_watch
 
@@ -210,6 +222,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stage", metavar="STAGE")
     p.add_argument("snapshot", metavar="SNAPSHOT")
 
+    p = add(
+        "results",
+        cmd_results,
+        "what was crawled: pages per status, top failure reasons, hosts, sample records",
+    )
+    _data_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument(
+        "--top", type=positive_int, default=10, metavar="N", help="reasons and hosts (default: 10)"
+    )
+    p.add_argument(
+        "--samples",
+        type=non_negative_int,
+        default=3,
+        metavar="N",
+        help="sample records (default: 3)",
+    )
+
+    p = add("export-data", cmd_export_data, "write the stage outputs to CSV and Parquet files")
+    _data_options(p)
+    p.add_argument(
+        "--output-dir", metavar="DIR", help="where the files go (default: DATA_DIR/exports)"
+    )
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=FORMATS,
+        help="csv or parquet; repeat for both (default: both)",
+    )
+
+    p = add(
+        "serve",
+        cmd_serve,
+        "a live dashboard in the browser: progress, throughput over time, ETA (read-only)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; anything else is reachable by others)",
+    )
+    p.add_argument(
+        "--port",
+        type=non_negative_int,
+        default=0,
+        metavar="PORT",
+        help="port to listen on (default: 0, any free port; the URL is printed)",
+    )
+    p.add_argument(
+        "--interval",
+        type=positive_float,
+        default=2.0,
+        metavar="S",
+        help="seconds between refreshes and chart points (default: 2)",
+    )
+
     p = add("watch", cmd_watch, "a live table of every stage, refreshed until Ctrl-C")
     p.add_argument(
         "--interval", type=positive_float, default=2.0, metavar="S", help="seconds (default: 2)"
@@ -230,6 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-failed", action="store_true", help="count failed items as remaining work"
     )
     return parser
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="the pipeline's data directory (default: the checkpoint directory's parent)",
+    )
+    p.add_argument(
+        "--stage",
+        action="append",
+        metavar="STAGE",
+        help="only this stage (repeatable; default: every stage with an output)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

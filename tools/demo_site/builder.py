@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
 
+from tools.demo_site.dense import build_dense_site
 from tools.demo_site.model import (
     DEFAULT_TRANSIENT_SHARE,
     EXTERNAL_HOST,
@@ -23,6 +24,7 @@ from tools.demo_site.model import (
     PageKind,
     PageSpec,
 )
+from tools.demo_site.render import slug
 from tools.demo_site.vocabulary import (
     APPS,
     BROKEN_WORDS,
@@ -48,8 +50,10 @@ from tools.demo_site.vocabulary import (
     UNIVERSITIES,
 )
 
-__all__ = ["build_site", "slug"]
+__all__ = ["PROFILES", "build_site"]
 
+PROFILES: Final = ("university", "dense")
+"""``university``: the default site; ``dense``: a link-dense documentation site (:mod:`.dense`)."""
 _MIN_FANOUT: Final = 5
 # Items sit at tree levels 0..4 below their section index, i.e. at depth 2..6 from "/".
 _ITEM_LEVELS: Final = 5
@@ -63,15 +67,22 @@ def build_site(
     transient_share: float = DEFAULT_TRANSIENT_SHARE,
     transient_failures: int = 1,
     transient_reset_share: float = 0.0,
+    profile: str = "university",
 ) -> DemoSite:
     """Specify a demo site of ``pages`` public HTML pages, drawn from ``random.Random(seed)``.
 
     ``transient_share`` of the pages (at least one) fail their first ``transient_failures``
     requests; ``transient_reset_share`` of those fail by dropping the connection, the rest with
     503. The defaults give the site every earlier version served for the same pages and seed.
+    ``profile="dense"`` builds the link-dense documentation site of :mod:`.dense` instead (no
+    slow or transient pages; the transient options do not apply).
     """
     if pages < 1:
         raise ValueError(f"pages must be at least 1, got {pages}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    if profile == "dense":
+        return build_dense_site(pages, seed)
     if not 0.0 <= transient_share <= 0.5:
         raise ValueError(f"transient_share must be between 0 and 0.5, got {transient_share}")
     if transient_failures < 1:
@@ -346,8 +357,3 @@ def _fanout(largest_section: int) -> int:
     while sum(fanout**level for level in range(1, _ITEM_LEVELS + 1)) < largest_section:
         fanout += 1
     return fanout
-
-
-def slug(text: str) -> str:
-    out = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "-" for ch in text)
-    return "-".join(part for part in out.split("-") if part)

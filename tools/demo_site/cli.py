@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from tools._argtypes import fraction, non_negative_float, positive_int
-from tools.demo_site.builder import build_site
+from tools.demo_site.builder import PROFILES, build_site
 from tools.demo_site.model import DEFAULT_SLOW_MS, DEFAULT_TRANSIENT_SHARE
 from tools.demo_site.server import serve_site
 
@@ -25,6 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default)")
     parser.add_argument("--pages", type=positive_int, default=100, help="public HTML pages")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="university",
+        help="university (default) or dense: a link-dense documentation site, hundreds of links"
+        " a page",
+    )
     parser.add_argument(
         "--latency-ms", type=non_negative_float, default=0.0, help="delay added to every response"
     )
@@ -62,6 +69,7 @@ async def _serve_until_signalled(args: argparse.Namespace) -> None:
         transient_share=args.transient_share,
         transient_failures=args.transient_failures,
         transient_reset_share=args.transient_reset_share,
+        profile=args.profile,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -68,11 +68,13 @@ class PageSpec:
     transient_reset: bool = False
     """Its failing requests drop the connection instead of answering 503."""
     private: bool = False
+    alias_of: str = ""
+    """Another spelling of page ``alias_of`` (``/x/index.html`` for ``/x/``): served with its body."""
 
     @property
     def is_public_html(self) -> bool:
         """True for the pages counted in ``DemoSite.page_count``."""
-        return self.kind is PageKind.HTML and not self.private
+        return self.kind is PageKind.HTML and not self.private and not self.alias_of
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class DemoSite:
     """Linked internal paths that answer 404."""
     external_urls: tuple[str, ...]
     robots_disallowed_prefix: str = ROBOTS_DISALLOWED_PREFIX
+    profile: str = "university"
+    """``university`` (the default site) or ``dense`` (a link-dense documentation site)."""
 
     def html_pages(self) -> list[PageSpec]:
         """The ``page_count`` public HTML pages (transient and slow ones included)."""
@@ -102,11 +106,23 @@ class DemoSite:
         ``include_private`` adds the ``/private/`` pages a crawler ignoring robots.txt also finds.
         """
         base = base_url.rstrip("/")
+        if self.profile != "university":
+            # Aliases and query-string variants are URLs of their own: the crawl fetches them.
+            depths = self.link_depths(obey_robots=not include_private)
+            return [base + url for url in depths if self._is_html_url(url, include_private)]
         return [
             base + spec.path
             for spec in self.pages.values()
             if spec.kind is PageKind.HTML and (include_private or not spec.private)
         ]
+
+    def _is_html_url(self, url: str, include_private: bool) -> bool:
+        spec = self.pages.get(url.partition("?")[0])
+        return (
+            spec is not None
+            and spec.kind is PageKind.HTML
+            and (include_private or not spec.private)
+        )
 
     def expected_linked_urls(self, base_url: str, *, include_disallowed: bool = False) -> list[str]:
         """Absolute URLs of ``/`` and every internal link on the pages a full crawl fetches.
@@ -165,30 +181,34 @@ class DemoSite:
     def links_of(self, path: str) -> tuple[str, ...]:
         """Every link on HTML page ``path`` as rendered (root-relative paths or external URLs)."""
         spec = self.pages[path]
+        if spec.alias_of:
+            spec = self.pages[spec.alias_of]
         return tuple(dict.fromkeys((*self.nav, *spec.links, *spec.extra_links, *self.footer)))
 
     def link_depths(self, *, obey_robots: bool = True) -> dict[str, int]:
         """Breadth-first link distance from ``/`` of every internal path a crawler would request.
 
         Redirect targets get the depth of the redirect, as Scrapy counts them.  Broken paths are
-        included; external URLs are not.
+        included; external URLs are not.  Keys are paths with their query string, without
+        fragments (the URLs a crawler fetches).
         """
         depths = {"/": 0}
         queue = deque(["/"])
         while queue:
             current = queue.popleft()
-            spec = self.pages.get(current)
+            spec = self.pages.get(current.partition("?")[0])
             if spec is None:
                 continue
             if spec.kind is PageKind.REDIRECT:
                 targets: tuple[str, ...] = (spec.redirect_to,)
                 next_depth = depths[current]
             elif spec.kind is PageKind.HTML:
-                targets = self.links_of(current)
+                targets = self.links_of(spec.path)
                 next_depth = depths[current] + 1
             else:
                 continue
-            for target in targets:
+            for link in targets:
+                target = link.partition("#")[0]
                 if not target.startswith("/") or target in depths:
                     continue
                 if obey_robots and target.startswith(self.robots_disallowed_prefix):

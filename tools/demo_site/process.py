@@ -31,6 +31,7 @@ def start_demo_site_process(
     port: int = 0,
     latency_ms: float = 0,
     slow_ms: float = DEFAULT_SLOW_MS,
+    profile: str = "university",
     timeout: float = 30.0,
     python: str | None = None,
     stderr: int | TextIO | None = None,
@@ -42,7 +43,8 @@ def start_demo_site_process(
     Waits up to ``timeout`` seconds for the URL line; on failure the process is killed and
     ``DemoSiteStartError`` says why.  Stop it with ``stop_demo_site_process`` (or SIGTERM).
     ``stderr`` is passed to ``subprocess.Popen`` (default: inherited), and so are
-    ``popen_options`` (the orchestrator makes the site die with it this way). ``extra_args``
+    ``popen_options`` (the orchestrator makes the site die with it this way). ``profile`` picks
+    the site (``university`` or ``dense``, see ``build_site``). ``extra_args``
     are more command-line options, such as ``("--transient-share", "0.05")``.
     """
     command = [
@@ -61,6 +63,8 @@ def start_demo_site_process(
         str(latency_ms),
         "--slow-ms",
         str(slow_ms),
+        "--profile",
+        profile,
         *extra_args,
     ]
     env = dict(os.environ)

@@ -7,6 +7,7 @@ every process.
 from __future__ import annotations
 
 import html
+import posixpath
 import random
 import struct
 import zlib
@@ -25,7 +26,16 @@ from tools.demo_site.vocabulary import (
 if TYPE_CHECKING:
     from tools.demo_site.model import DemoSite, PageSpec
 
-__all__ = ["description", "paragraph", "pdf_bytes", "png_bytes", "render_html", "unslug"]
+__all__ = [
+    "description",
+    "paragraph",
+    "pdf_bytes",
+    "png_bytes",
+    "render_dense_html",
+    "render_html",
+    "slug",
+    "unslug",
+]
 
 
 def description(site: DemoSite, spec: PageSpec) -> str:
@@ -42,6 +52,8 @@ def description(site: DemoSite, spec: PageSpec) -> str:
 
 def render_html(site: DemoSite, path: str, base_url: str) -> str:
     """The HTML body of page ``path`` when served at ``base_url`` (deterministic)."""
+    if site.profile == "dense":
+        return render_dense_html(site, path, base_url)
     spec = site.pages[path]
     rng = random.Random(f"{site.seed}:{path}")
     base = base_url.rstrip("/")
@@ -122,6 +134,11 @@ def _intro(site: DemoSite, spec: PageSpec) -> str:
     return f"{spec.title} is part of the {section} of {site.university}."
 
 
+def slug(text: str) -> str:
+    out = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "-" for ch in text)
+    return "-".join(part for part in out.split("-") if part)
+
+
 def unslug(slug: str) -> str:
     words = slug.rsplit(".", 1)[0].split("-")
     return " ".join(w for w in words if not w.isdigit()).capitalize() or slug
@@ -172,3 +189,116 @@ def pdf_bytes(title: str) -> bytes:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
     out += b"startxref\n%d\n%%%%EOF\n" % xref_at
     return bytes(out)
+
+
+# The link-dense documentation site ---------------------------------------------------------
+
+
+def render_dense_html(site: DemoSite, path: str, base_url: str) -> str:
+    """The HTML of page ``path`` of a ``dense`` site: sidebar, headings, links, footer.
+
+    Links are spelled three ways, as generated sites do: root-relative (``/x/``), relative to
+    the page (``../x/``) and absolute (``http://host/x/``); a page's own headings link as
+    ``#id``. Every spelling of a URL resolves to the same URL, so a crawler must drop them.
+    """
+    spec = site.pages[path]
+    if spec.alias_of:
+        spec = site.pages[spec.alias_of]
+    rng = random.Random(f"{site.seed}:{spec.path}")
+    base = base_url.rstrip("/")
+    here = spec.path
+    esc = html.escape
+    title = esc(spec.title)
+    own = [link for link in spec.links if link.startswith(here + "#")]
+    others = [link for link in spec.links if not link.startswith(here + "#")]
+
+    def a(href: str, i: int, text: str | None = None) -> str:
+        spelled = _spell(href, here, base, i)
+        return f'<a href="{esc(spelled)}">{esc(text or _dense_anchor(site, href))}</a>'
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{title} &#8212; {esc(site.university)} documentation</title>",
+        f'<meta name="description" content="{esc(spec.title)}: {esc(site.university)} docs.">',
+        f'<link rel="canonical" href="{esc(base + spec.path)}">',
+        f'<link rel="stylesheet" href="{esc(_relative("/_static/docs.css", here))}">',
+        "</head>",
+        "<body>",
+        '<div class="related">',
+        a("/genindex/", 0, "index"),
+        a("/index.html", 1, f"{site.university} documentation"),
+        "</div>",
+        '<nav class="sidebar"><ul>',
+        *(f"<li>{a(href, i)}</li>" for i, href in enumerate(site.nav)),
+        "</ul></nav>",
+        '<main role="main">',
+        f'<h1>{title}<a class="headerlink" href="#">&#182;</a></h1>',
+    ]
+    per_section = max(1, len(others) // max(1, len(own)))
+    for k, anchor in enumerate(own):
+        heading = anchor.partition("#")[2]
+        parts.append(
+            f'<section id="{esc(heading)}"><h2>{esc(heading.replace("-", " ").capitalize())}'
+            f'<a class="headerlink" href="#{esc(heading)}">&#182;</a></h2>'
+        )
+        parts.append(f"<p>{esc(paragraph(rng, WORDS['en']))}</p>")
+        chunk = others[k * per_section : (k + 1) * per_section]
+        if chunk:
+            items = "".join(f"<li>{a(href, i)}</li>" for i, href in enumerate(chunk))
+            parts.append(f"<ul>{items}</ul>")
+        parts.append("</section>")
+    rest = others[len(own) * per_section :] if own else others
+    if rest:
+        parts.append("<ul>" + "".join(f"<li>{a(href, i)}</li>" for i, href in enumerate(rest)))
+        parts.append("</ul>")
+    parts += [
+        "</main>",
+        "<footer>",
+        " ".join(a(href, i) for i, href in enumerate(site.footer)),
+        f"<p>&#169; {esc(site.university)} developers.</p>",
+        "</footer>",
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _spell(href: str, here: str, base: str, i: int) -> str:
+    if not href.startswith("/"):
+        return href
+    if href.startswith(here + "#"):
+        return href[len(here) :]
+    if i % 7 == 3:
+        return _relative(href, here)
+    if i % 11 == 5:
+        return base + href
+    return href
+
+
+def _relative(href: str, here: str) -> str:
+    """``href`` (root-relative, maybe with ``?query`` or ``#fragment``) relative to ``here``."""
+    cut = min((i for i in (href.find("?"), href.find("#")) if i >= 0), default=len(href))
+    target, suffix = href[:cut], href[cut:]
+    directory = here if here.endswith("/") else here.rsplit("/", 1)[0] + "/"
+    relative = posixpath.relpath(target, directory)
+    if relative == ".":
+        relative = "./"
+    elif target.endswith("/"):
+        relative += "/"
+    return relative + suffix
+
+
+def _dense_anchor(site: DemoSite, href: str) -> str:
+    if not href.startswith("/"):
+        return "Community"
+    target = href.partition("#")[0].partition("?")[0]
+    spec = site.pages.get(target)
+    if spec is None:
+        return "Removed page"
+    if spec.alias_of:
+        spec = site.pages[spec.alias_of]
+    return site.pages[site.redirect_chain(spec.path)[-1]].title

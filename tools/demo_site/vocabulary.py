@@ -194,3 +194,41 @@ WORDS = {
         "theorie", "praxis", "international", "bibliothek", "zukunft",
     ),
 }  # fmt: skip
+
+# The link-dense documentation site (profile "dense").
+DOC_PROJECTS = ("Toolkit", "Pipewright", "Quillon", "Stratus", "Ferrule")
+DOC_SECTIONS = (
+    ("getting-started", "Getting started"),
+    ("tutorial", "Tutorial"),
+    ("guide", "User guide"),
+    ("howto", "How-to guides"),
+    ("reference", "Reference"),
+    ("api", "API"),
+    ("internals", "Internals"),
+    ("deployment", "Deployment"),
+    ("faq", "Frequently asked questions"),
+    ("release-notes", "Release notes"),
+)
+DOC_VERBS = (
+    "Configuring", "Deploying", "Understanding", "Extending", "Testing", "Debugging", "Scaling",
+    "Securing", "Migrating", "Monitoring", "Writing", "Tuning", "Packaging", "Profiling",
+)  # fmt: skip
+DOC_NOUNS = (
+    "the scheduler", "middleware", "pipelines", "signals", "settings", "the downloader",
+    "item loaders", "selectors", "feeds", "the engine", "extensions", "contracts", "caching",
+    "retries", "proxies", "logging", "statistics", "cookies", "redirects", "compression",
+    "request fingerprints", "the frontier", "checkpoints", "spiders", "link extractors",
+)  # fmt: skip
+DOC_HEADINGS = (
+    "Overview", "Installation", "Quick example", "Options", "How it works", "Limitations",
+    "Examples", "Troubleshooting", "See also", "Parameters", "Return value", "Notes",
+)  # fmt: skip
+DOC_SEARCH_TERMS = ("install", "settings", "proxy", "retry", "timeout", "cache", "depth", "robots")
+DOC_STATIC_PAGES = (
+    ("/search/", "Search"),
+    ("/genindex/", "General index"),
+    ("/sitemap/", "Site map"),
+    ("/about/", "About these documents"),
+    ("/license/", "License"),
+    ("/changelog/", "Changelog"),
+)
