@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pytest
 
 from common import CheckpointStatus, EnhancedCheckpoint
 from enrich.async_enrichment import STAGE_NAME
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -48,14 +47,11 @@ MAX_REFETCH_PER_KILL = 300
 
 
 def stats(base_url: str) -> Counter[str]:
-    with urllib.request.urlopen(f"{base_url}/__stats", timeout=10) as response:
-        return Counter(json.load(response)["paths"])
+    return Counter(client.stats(base_url)["paths"])
 
 
 def reset_stats(base_url: str) -> None:
-    request = urllib.request.Request(f"{base_url}/__stats/reset?transient=1", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    client.reset(base_url)
 
 
 def write_validation_output(path: Path, urls: list[str]) -> None:

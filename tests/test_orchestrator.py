@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from tools.demo_site import (
     DemoSite,
     PageKind,
     build_site,
+    client,
     start_demo_site_process,
     stop_demo_site_process,
 )
@@ -295,17 +295,12 @@ class Site:
     base_url: str
     process: subprocess.Popen[str]
 
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.base_url + "/__stats", timeout=10) as response:
-            data: dict[str, Any] = json.load(response)
-            return data
+    def stats(self) -> client.SiteStats:
+        return client.stats(self.base_url)
 
     def reset(self, *, transient: bool = True) -> None:
         """Zero the counters (and re-arm the transient 503s, as a freshly started site has)."""
-        query = "?transient=1" if transient else ""
-        request = urllib.request.Request(self.base_url + "/__stats/reset" + query, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
+        client.reset(self.base_url, transient=transient)
 
 
 @pytest.fixture(scope="module")
@@ -482,8 +477,7 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
     try:
         assert base_url == end_to_end.base_url
         proof = run_orchestrator(data_dir, "--start-url", base_url)
-        with urllib.request.urlopen(base_url + "/__stats", timeout=10) as response:
-            stats = json.load(response)
+        stats = client.stats(base_url)
     finally:
         stop_demo_site_process(process)
     assert proof.returncode == 0, proof.stderr[-3000:]

@@ -443,14 +443,12 @@ _OUTPUTS = (
 
 
 def _site_requests(base_url: str, *, reset: bool = False) -> int:
-    import urllib.request
+    from tools.demo_site import client
 
     if reset:
-        request = urllib.request.Request(base_url + "__stats/reset?transient=1", method="POST")
-        urllib.request.urlopen(request, timeout=10).close()
+        client.reset(base_url)
         return 0
-    with urllib.request.urlopen(base_url + "__stats", timeout=10) as response:
-        return int(json.load(response)["requests"])
+    return client.stats(base_url)["requests"]
 
 
 def _orchestrate(base_url: str, data_dir: Path, kill_after: float | None) -> tuple[float, bool]:
