@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -382,7 +383,7 @@ def test_orchestrator_enrichment_with_workers_exports_every_page(
     output = data_dir / "processed/stage03/enrichment_output.jsonl"
     lines = output.read_text().splitlines()
     assert sorted(json.loads(line)["url"] for line in lines) == sorted(urls)
-    assert "stage3_async_enrichment" in result.stdout and "completed" in result.stdout
+    assert re.search(r"^ enrichment +completed", result.stdout, re.MULTILINE), result.stdout
     log = (data_dir / "logs/stage3_async_enrichment.log").read_text()
     assert "Worker " in log and "Exported " in log
 
