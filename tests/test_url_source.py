@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import enrich.same_page as same_page
 import enrich.url_source as url_source
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key, page_key_function
 from enrich.url_source import JsonlUrls, UrlList
@@ -181,3 +184,32 @@ def test_each_page_once_first_spelling_without_its_fragment(tmp_path: Path) -> N
         "http://a.test/other",
         "http://a.test/docs/index.html",
     ]
+
+
+_HOSTS = st.sampled_from(
+    ["a.test", "www.example.edu", "127.0.0.1", "x-y.z", "a..b", "-a.test", "."]
+)
+_SEGMENT = st.text(alphabet="abcAZ09-._~!$&'()*+,;=:@%/ \"<>{}|?#é", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    host=_HOSTS,
+    port=st.one_of(st.none(), st.sampled_from(["80", "443", "8080", "0", "65535", "99999"])),
+    segments=st.lists(_SEGMENT, max_size=4),
+    fragment=st.one_of(st.none(), st.text(max_size=5)),
+    index=st.sampled_from([(), DEFAULT_DIRECTORY_INDEX]),
+)
+def test_the_fast_path_agrees_with_canonicalize_url(
+    scheme: str,
+    host: str,
+    port: str | None,
+    segments: list[str],
+    fragment: str | None,
+    index: tuple[str, ...],
+) -> None:
+    url = f"{scheme}://{host}{':' + port if port else ''}" + "".join("/" + s for s in segments)
+    if fragment is not None:
+        url += "#" + fragment
+    assert page_key(url, index) == same_page._canonical_key(url, index)
