@@ -483,6 +483,18 @@ def test_reset_asks_on_a_terminal(cps: Path) -> None:
     assert (cps / f"{D1}.json").exists()
 
 
+def test_cleanup_asks_on_a_terminal_listing_what_goes(cps: Path) -> None:
+    before = snapshot_files(cps)
+    args = ["--checkpoint-dir", str(cps), "cleanup", "--days", "0", "--keep", "0"]
+    code, seen = _run_on_terminal(args, "[y/N]", answer="n\n")
+    assert code == 1, seen
+    assert f"will remove {D1}" in seen and "Clean up" in seen and "not confirmed" in seen
+    assert snapshot_files(cps) == before
+    code, seen = _run_on_terminal(args, "[y/N]", answer="y\n")
+    assert code == 0, seen
+    assert f"removed {D1}" in seen and not (cps / f"{D1}.json").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # A stage held by another live process
 
@@ -783,8 +795,13 @@ def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:
         deadline = time.monotonic() + 30
         seen = _read_until(master, D3, deadline)
         assert "Checkpoints in" in seen
-        # A second frame comes from the refresh loop (Live redraws the table in place).
-        seen = _read_until(master, D3, deadline)
+        # A second frame comes from the refresh loop (Live redraws the table, title included,
+        # in place): count frame titles over everything read, not a second stage name, which
+        # could be the rest of the first frame.
+        while seen.count("Checkpoints in") < 2:
+            more = _read_until(master, "Checkpoints in", deadline)
+            assert more, f"the terminal closed after one frame: {seen!r}"
+            seen += more
         proc.send_signal(signal.SIGINT)
         assert _wait_draining(proc, master, timeout=30) == 0
     finally:

@@ -1242,3 +1242,19 @@ def test_polite_capped_crawl_reaches_scrapy_and_stops_at_its_cap(
     assert "Overridden settings" not in result.stderr
     assert "Dumping Scrapy stats" not in result.stderr
     assert "Progress:" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_start_url_that_fetched_nothing_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"  # nothing listens once closed
+    data_dir = tmp_path / "d"
+    result = run_cli("--start-url", url, "--data-dir", str(data_dir), "--no-live", timeout=300)
+    assert result.returncode == 1, result.stdout
+    no_traceback(result)
+    verdicts = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(verdicts) == 1, result.stderr
+    assert verdicts[0].startswith(f"error: stage1_discovery fetched nothing: {url}: "), verdicts
+    assert "refused" in verdicts[0].lower(), verdicts
+    assert not (data_dir / "checkpoints" / "stage2_validation.json").exists()  # stopped there

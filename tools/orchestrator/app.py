@@ -68,6 +68,7 @@ from tools.orchestrator.stages import (
     StageSpec,
     check_inputs,
     failure_reason,
+    fetched_nothing,
     run_stage,
     select_stages,
     stage_command,
@@ -430,7 +431,8 @@ def _run(
                     if state.stop_signal is not None:
                         view.note(stage.name, info.status, "stopped by signal")
                         break
-                    if code == 0 and info.status == CheckpointStatus.COMPLETED.value:
+                    empty = fetched_nothing(stage, data_dir, info)
+                    if code == 0 and info.status == CheckpointStatus.COMPLETED.value and not empty:
                         record.record(stage, base_commands[stage.name], manager)
                         continue
                     cap = stopped_at_cap(log_path, start) if stage.alias == "discovery" else None
@@ -438,15 +440,17 @@ def _run(
                         capped = cap
                         view.note(stage.name, info.status, "stopped at its cap")
                         continue
-                    reason = failure_reason(log_path, start, info)
+                    reason = empty or failure_reason(log_path, start, info)
                     if "changed since checkpoint" in reason and "--force" not in reason:
                         reason += " (rerun with --force to resume anyway, or --fresh to start over)"
                     view.note(stage.name, info.status, reason)
                     view.close()
-                    print(
-                        f"error: {stage.name} {info.status}: {reason} (log: {log_path})",
-                        file=sys.stderr,
+                    verdict = (
+                        f"{stage.name} {empty}"
+                        if empty
+                        else f"{stage.name} {info.status}: {reason}"
                     )
+                    print(f"error: {verdict} (log: {log_path})", file=sys.stderr)
                     return 1
             if state.stop_signal is None:
                 outcomes = [

@@ -430,3 +430,25 @@ def stopped_at_cap(log_path: Path, start: int) -> str | None:
         text = handle.read().decode("utf-8", "replace")
     match = re.search(r"Spider closed \((closespider_\w+)\)", text)
     return match.group(1) if match else None
+
+
+def fetched_nothing(stage: StageSpec, data_dir: Path, info: StageInfo) -> str | None:
+    """Why a completed discovery found no page at all (``None`` when it found some).
+
+    A crawl whose start URLs all failed is not a success: the verdict names the URL and its
+    error, from the stage's sidecar or output.
+    """
+    snapshot = info.progress()
+    if stage.alias != "discovery" or snapshot is None or snapshot.successful > 0:
+        return None
+    for path in (data_dir / stage.sidecar(), data_dir / stage.output):
+        try:
+            with path.open("rb") as handle:
+                first = handle.readline()
+            record = json.loads(first) if first.strip() else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("url"):
+            error = record.get("error") or f"HTTP {record.get('status')}"
+            return f"fetched nothing: {record['url']}: {error}"
+    return "fetched nothing: no start URL could be crawled"
