@@ -18,6 +18,9 @@ The records are exported to the usual output files once every page is done (see
 (``stage3_async_enrichment_retry``) writing ``<output stem>.retry.jsonl`` (and its own
 ``.failed.jsonl`` for what still fails); the main output is never rewritten.
 
+It ends with a summary on stdout: what the stage did, then where the records and the failed
+ones are (see :func:`summary_lines`).
+
 Exit codes: 0 completed (or already completed), 1 error or stage failed, 2 usage,
 130/143 paused by SIGINT/SIGTERM (the checkpoint is saved; run again to resume).
 """
@@ -172,7 +175,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
     same_page = page_key_function(args.directory_index)
     source = JsonlUrls.valid_pages(input_file, same_page=same_page)
     if args.retry_failed:
-        input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
+        input_file = failed_sidecar(output_file)
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
         source = JsonlUrls.failed_items(input_file, same_page=same_page)
@@ -214,7 +217,26 @@ async def run(args: argparse.Namespace, job: Job) -> int:
     )
     async with processor:
         summary = await processor.process_urls(job.source, input_file=job.input_file)
+    progress = summary.progress
+    _print_summary(
+        summary_lines(
+            job.stage,
+            summary.status,
+            written=progress.successful,
+            failed=progress.failed,
+            skipped=progress.skipped,
+            total=progress.total,
+            output_file=job.output_file,
+            stopped_by_signal=summary.stopped_by_signal,
+            already_completed=summary.already_completed,
+        )
+    )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def _print_summary(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
 
 
 def run_shared(args: argparse.Namespace, job: Job) -> int:
@@ -238,7 +260,62 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         fresh=args.fresh,
         store=args.store or detect_store(job.checkpoint_dir),
     )
+    progress = summary.progress
+    if progress is not None:
+        _print_summary(
+            summary_lines(
+                job.stage,
+                summary.status,
+                written=progress.successful,
+                failed=progress.failed,
+                skipped=progress.skipped,
+                total=progress.total,
+                output_file=job.output_file,
+                stopped_by_signal=summary.stopped_by_signal,
+            )
+        )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def summary_lines(
+    stage: str,
+    status: str,
+    *,
+    written: int,
+    failed: int,
+    skipped: int,
+    total: int,
+    output_file: Path,
+    stopped_by_signal: str | None = None,
+    already_completed: bool = False,
+) -> list[str]:
+    """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
+
+    ``written``/``failed``/``skipped`` count the whole stage (earlier runs included), so they
+    match the files: ``failed`` is the line count of ``<output>.failed.jsonl``.
+    """
+    counts = f"{written:,} written, {failed:,} failed, {skipped:,} skipped (not HTML)"
+    done = written + failed + skipped
+    if already_completed:
+        head = f"{stage}: nothing to do, already completed ({counts})"
+    elif stopped_by_signal is not None:
+        head = (
+            f"{stage} paused by {stopped_by_signal} at {done:,} of {total:,} pages ({counts}); "
+            "run the same command to resume"
+        )
+    elif status == "completed":
+        head = f"{stage} completed, {done:,} pages: {counts}"
+    else:
+        head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
+    lines = [head, f"  records: {output_file}"]
+    if failed:
+        lines.append(f"  failed:  {failed_sidecar(output_file)} (retry: --retry-failed)")
+    return lines
+
+
+def failed_sidecar(output_file: Path) -> Path:
+    """Where the failed records of ``output_file`` go."""
+    return output_file.with_name(output_file.stem + ".failed.jsonl")
 
 
 def _exit_code(status: str, stopped_by_signal: str | None) -> int:

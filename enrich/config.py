@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 
 import aiohttp
 from yarl import URL
@@ -171,6 +171,32 @@ class EnrichmentConfig:
     def same_page(self) -> Callable[[str], str]:
         """The key two addresses of one page share (:func:`enrich.same_page.page_key`)."""
         return page_key_function(self.directory_index)
+
+    @classmethod
+    def from_mapping(
+        cls, settings: Mapping[str, object], *, source: str = "enrichment settings"
+    ) -> EnrichmentConfig:
+        """Build a config from a parsed TOML or JSON table, strictly.
+
+        An unknown key, or a value of the wrong type (``"false"`` for a boolean, ``"3"`` or
+        ``3.0`` for an integer), is a :class:`ValueError` naming ``source`` and the setting;
+        nothing is coerced except JSON/TOML arrays, which become tuples.
+        """
+        known = [field.name for field in fields(cls)]
+        unknown = sorted(key for key in settings if key not in known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(known)})"
+            )
+        values = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in settings.items()
+        }
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
     def networks(self) -> tuple[Network, ...]:
         """:attr:`allowed_networks` parsed."""

@@ -600,11 +600,47 @@ def test_config_defaults() -> None:
         ({"allowed_domains": "example.com"}, "not a single string"),
         ({"allowed_domains": ("http://example.com",)}, "without scheme, port or path"),
         ({"allowed_domains": ("example.com:80",)}, "without scheme, port or path"),
+        ({"directory_index": "index.html"}, "tuple of file names"),
+        ({"directory_index": ("docs/index.html",)}, "bare file names"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EnrichmentConfig(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        # What a TOML or JSON table gets wrong: nothing is coerced.
+        ({"follow_redirects": "false"}, "follow_redirects must be True or False, got 'false'"),
+        ({"concurrency": "3"}, "concurrency must be an integer, got '3'"),
+        ({"concurrency": 3.0}, "concurrency must be an integer, got 3.0"),
+        ({"block_private_addresses": 1}, "block_private_addresses must be True or False"),
+        ({"per_host": 4}, "unknown setting 'per_host' \\(known: concurrency, "),
+    ],
+)
+def test_config_from_a_table_is_strict_and_names_its_source(
+    table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^settings.toml \\[enrichment\\]: {message}"):
+        EnrichmentConfig.from_mapping(table, source="settings.toml [enrichment]")
+
+
+def test_config_from_a_table_takes_arrays_as_tuples() -> None:
+    table = {
+        "concurrency": 8,
+        "follow_redirects": False,
+        "allowed_domains": ["Example.com"],
+        "directory_index": [],
+        "total_timeout": None,
+    }
+    config = EnrichmentConfig.from_mapping(table)
+
+    assert (config.concurrency, config.follow_redirects, config.total_timeout) == (8, False, None)
+    assert config.allowed_domains == ("example.com",)
+    assert config.directory_index == ()
+    assert EnrichmentConfig.from_mapping(config.to_dict()) == config
 
 
 def test_config_allowed_domains_match_subdomains_only() -> None:
