@@ -326,7 +326,7 @@ def test_restore_refuses_a_snapshot_whose_done_keys_a_reset_cleared(tmp_path: Pa
         manager.reset("keyed", force=True)
         snapshot = manager.store.list_history("keyed")[-1]
         assert snapshot.reason == "before-reset"
-        with pytest.raises(CheckpointError, match="counts 3 done keys but .* holds 0"):
+        with pytest.raises(CheckpointError, match=r"counts 3 done keys but .* holds 0"):
             manager.restore("keyed", snapshot.snapshot_id)
         assert manager.stages() == []
     finally:
