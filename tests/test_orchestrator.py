@@ -462,7 +462,7 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
 
     # The summary says where everything is, and what "Failed" counts.
     assert "logs: " in out and "checkpoint-manager report --checkpoint-dir" in out
-    assert "designed-in errors of the demo site" in out
+    assert "failed: the demo site's designed-in errors" in out
     for stage in STAGES:
         assert str(output_path(data_dir, stage)) in out, stage
 
@@ -1258,3 +1258,40 @@ def test_a_start_url_that_fetched_nothing_is_one_error_line(tmp_path: Path) -> N
     assert verdicts[0].startswith(f"error: stage1_discovery fetched nothing: {url}: "), verdicts
     assert "refused" in verdicts[0].lower(), verdicts
     assert not (data_dir / "checkpoints" / "stage2_validation.json").exists()  # stopped there
+
+
+def test_the_example_config_loads_and_every_key_is_explained() -> None:
+    from tools.orchestrator.config import EXAMPLE_CONFIG, load_config_file
+
+    config = load_config_file(EXAMPLE_CONFIG)
+    assert config.autothrottle and config.concurrency_per_domain == 2
+    assert config.user_agent and "example.invalid" not in config.user_agent
+    # Every key, set or commented out, sits under a comment (keys of a group share one).
+    lines = EXAMPLE_CONFIG.read_text().splitlines()
+    key = re.compile(r"^#? ?\w+ = ")
+    for number, line in enumerate(lines):
+        if key.match(line):
+            above = number - 1
+            while above >= 0 and key.match(lines[above]):
+                above -= 1
+            assert above >= 0 and lines[above].startswith("# "), f"line {number + 1}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be a bool"),
+        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be a int"),
+        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
+        ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
+        ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_path: Path) -> None:
+    from tools.orchestrator.config import ConfigError, load_config_file
+
+    path = tmp_path / "site.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(named)) as caught:
+        load_config_file(path, ("https://docs.example.org/",))
+    assert str(path) in str(caught.value)

@@ -201,8 +201,8 @@ def summary_lines(outcomes: Sequence[StageOutcome], data_dir: Path, *, demo: boo
         if in_sidecar:
             lines.append(f"  {in_sidecar} failed (retryable) in {_shown(sidecar)}")
         if http_errors:
-            why = "designed-in errors of the demo site" if demo else "HTTP errors"
-            lines.append(f'  {http_errors} failed: {why}, kept in the output with "ok": false')
+            why = "the demo site's designed-in errors" if demo else "HTTP errors"
+            lines.append(f'  {http_errors} failed: {why} ("ok": false in the output)')
     checkpoint_dir = data_dir / "checkpoints"
     lines.append(f"logs: {_shown(data_dir / 'logs')}/")
     lines.append(f"details: checkpoint-manager report --checkpoint-dir {_shown(checkpoint_dir)}")
