@@ -19,16 +19,20 @@ from common.errors import (
 )
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
 from common.progress import ProgressSnapshot, format_duration
+from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.json_file import JsonFileStore
 
-__all__ = ["StageInfo", "UnifiedCheckpointManager"]
+__all__ = ["MAX_INDEX", "PositionChange", "RestoreResult", "StageInfo", "UnifiedCheckpointManager"]
 
 logger = logging.getLogger(__name__)
 
 _REPORT_RULE = "=" * 80
+
+#: The largest resume index a checkpoint can store (a signed 64-bit integer).
+MAX_INDEX = 2**63 - 1
 NO_RECORD = "no checkpoint record"
 
 
@@ -65,6 +69,18 @@ class StageInfo:
             skipped=p.skipped_items,
             active_seconds=p.active_seconds,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChange:
+    """What :meth:`UnifiedCheckpointManager.set_position` did."""
+
+    stage: str
+    before: int
+    after: int
+    previous_status: CheckpointStatus
+    status: CheckpointStatus
+    snapshot_id: str | None
 
 
 class UnifiedCheckpointManager:
@@ -279,38 +295,110 @@ class UnifiedCheckpointManager:
         info = self.inspect(stage)
         if info.state is not None:
             self.store.save_history(stage, info.state.to_dict(), "before-reset", self._clock())
-        self.store.delete(stage)
+        # The journals (and a store's done keys) stay until the stage next starts, which cuts
+        # them as a fresh start: until then `restore` can bring the stage back whole.
+        self.store.delete(stage, journals=False)
 
-    def cleanup(self, days: float = 7, *, keep_latest: int = 1) -> list[str]:
+    def cleanup(self, days: float = 7, *, keep_latest: int = 1, dry_run: bool = False) -> list[str]:
         """Remove history snapshots and completed checkpoints older than ``days``.
 
-        The newest ``keep_latest`` snapshots of each stage are kept whatever their age; running,
-        paused, recovering, failed (resumable) and live stages are never removed. Returns what
-        was removed.
+        The newest ``keep_latest`` versions of each stage are kept whatever their age, its
+        current checkpoint counting as the newest version: with the default of 1 a stage keeps
+        its current checkpoint (completed or not) and loses only snapshots older than the
+        cutoff; ``keep_latest=0`` lets an old completed checkpoint go too (a snapshot of it
+        stays in the history). Running, paused, recovering, failed (resumable) and live stages
+        are never removed. With ``dry_run`` nothing is removed. Returns what was (or would be)
+        removed: ``stage`` for a checkpoint, ``stage/history/<id>`` for a snapshot.
         """
+        if keep_latest < 0:
+            raise ValueError(f"keep_latest must be >= 0, got {keep_latest}")
         cutoff = self._clock() - days * 86400
         removed: list[str] = []
         for stage in self.stages():
             info = self.inspect(stage)
+            has_current = info.state is not None
+            keep_snapshots = max(0, keep_latest - (1 if has_current else 0))
             entries = self.store.list_history(stage)
-            for entry in entries[: max(0, len(entries) - keep_latest)]:
+            for entry in entries[: max(0, len(entries) - keep_snapshots)]:
                 if entry.created < cutoff:
-                    self.store.delete_history(stage, entry.snapshot_id)
+                    if not dry_run:
+                        self.store.delete_history(stage, entry.snapshot_id)
                     removed.append(f"{stage}/history/{entry.snapshot_id}")
             modified = self.store.modified_time(stage)
             if (
-                info.state is not None
+                keep_latest == 0
+                and info.state is not None
                 and not info.live
                 and info.state.status is CheckpointStatus.COMPLETED
                 and modified is not None
                 and modified < cutoff
             ):
-                self.store.save_history(
-                    stage, info.state.to_dict(), "before-cleanup", self._clock()
-                )
-                self.store.delete(stage)
+                if not dry_run:
+                    self.store.save_history(
+                        stage, info.state.to_dict(), "before-cleanup", self._clock()
+                    )
+                    self.store.delete(stage)
                 removed.append(stage)
         return removed
+
+    # Position and restore ------------------------------------------------------------------
+
+    def set_position(self, stage: str, index: int, *, part: str | None = None) -> PositionChange:
+        """Move ``stage``'s resume point: items below ``index`` count as done, the rest not.
+
+        Refuses (:class:`ValueError`) an index below 0, beyond the stage's (or part's) total
+        when the total is known, or too large to store. A completed stage becomes paused: its
+        next run redoes the items from ``index`` on. Takes the stage's writer lock.
+        """
+        if not 0 <= index <= MAX_INDEX:
+            raise ValueError(
+                f"index {index} cannot be stored: use 0 to {MAX_INDEX}"
+                if index > MAX_INDEX
+                else f"index must be >= 0, got {index}"
+            )
+        checkpoint = self.require(stage)
+        state = checkpoint.state
+        if part is None:
+            total = state.progress.total_items
+            before = state.completion.watermark
+        else:
+            current = state.parts.get(part)
+            total = current.total if current is not None and current.total is not None else 0
+            before = current.window.watermark if current is not None else 0
+        if total and index > total:
+            what = f"part {part!r} of stage {stage!r}" if part else f"stage {stage!r}"
+            raise ValueError(
+                f"index {index} is beyond the {total} items of {what}: use 0 to {total}"
+            )
+        status = checkpoint.status
+        checkpoint.set_position(index, part=part)
+        snapshots = [e for e in self.store.list_history(stage) if e.reason == f"set-{index}"]
+        return PositionChange(
+            stage=stage,
+            before=before,
+            after=index,
+            previous_status=status,
+            status=checkpoint.status,
+            snapshot_id=snapshots[-1].snapshot_id if snapshots else None,
+        )
+
+    def restore(self, stage: str, snapshot_id: str) -> RestoreResult:
+        """Make a history snapshot ``stage``'s checkpoint again, so the stage resumes from it.
+
+        See :func:`common.restore.restore_snapshot`: refused, changing nothing, when the
+        journal bytes or done keys the snapshot counts are gone, when the stage was started
+        over after it and has run since, or while a live process writes the stage.
+        """
+        checkpoint = self._open.pop(stage, None)
+        if checkpoint is not None:
+            checkpoint.close()
+        return restore_snapshot(
+            self.store,
+            stage,
+            snapshot_id,
+            data_dir=self.checkpoint_dir.parent,
+            clock=self._clock,
+        )
 
     def close(self) -> None:
         """Close every checkpoint this manager opened."""
