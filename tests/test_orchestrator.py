@@ -263,7 +263,7 @@ def running_stage(pid: int) -> str | None:
     return None
 
 
-def wait_all_gone(pids: list[int], data_dir: Path, timeout: float = 30.0) -> None:
+def wait_all_gone(pids: list[int], data_dir: Path, timeout: float = 60.0) -> None:
     """After a SIGKILL: every child died with the orchestrator and no stage lock is held."""
     wait_for(
         lambda: (
@@ -652,7 +652,7 @@ def test_sigint_during_discovery_pauses_and_resume_completes(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130, run.err()[-3000:]
+    assert run.wait(120) == 130, run.err()[-3000:]
     assert "stopped by signal SIGINT: progress saved; run the same command to resume" in run.out()
     wait_all_gone(children, data_dir)  # the demo site is stopped too
 
@@ -700,7 +700,7 @@ def test_sigterm_during_enrichment_pauses_and_resume_completes(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGTERM)
-    assert run.wait(60) == 143, run.err()[-3000:]
+    assert run.wait(120) == 143, run.err()[-3000:]
     assert "stopped by signal SIGTERM" in run.out()
     wait_all_gone(children, data_dir)
     first_fetches = site.stats()["requests"]
@@ -784,7 +784,7 @@ def test_changed_input_refused_with_reason_and_force_proceeds(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130, run.err()[-3000:]
+    assert run.wait(120) == 130, run.err()[-3000:]
     wait_all_gone(children, data_dir)
     assert checkpoint(data_dir, STAGES[1])["status"] == "paused"
 
@@ -829,7 +829,7 @@ def test_changed_input_fresh_starts_the_stage_over(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130
+    assert run.wait(120) == 130
     wait_all_gone(children, data_dir)
     port = json.loads((data_dir / "demo_site.json").read_text())["port"]
     with output_path(data_dir, STAGES[0]).open("a") as handle:
@@ -870,7 +870,7 @@ def config_changed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfigC
         )
         children = descendants(run.pid)
         run.send_signal(signal.SIGINT)
-        assert run.wait(60) == 130
+        assert run.wait(120) == 130
         wait_all_gone(children, data_dir)
     finally:
         if run.poll() is None:
