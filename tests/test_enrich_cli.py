@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from common.work_queue.queue import StageRecord
 from enrich.__main__ import Job, build_parser, prepare, summary_lines
-from enrich.config import DEFAULT_USER_AGENT
+from enrich.async_enrichment import output_settings
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
+from enrich.distributed import DistributedOptions, worker_command
+from enrich.worker import build_parser as worker_build_parser
+from enrich.worker import fetch_config
 from tools.bench.load import LoadSite, start_load_site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -147,3 +152,21 @@ def test_bad_options_are_usage_errors(
         build_parser().parse_args([option, value])
     assert exit_info.value.code == 2
     assert reason in capsys.readouterr().err
+
+
+def test_pacing_reaches_shared_workers_without_entering_the_stored_settings() -> None:
+    config = EnrichmentConfig(per_host_delay=2.5, allowed_domains=("a.test",))
+    stored = {"stage": STAGE, "fetch": output_settings(config)}
+    assert "per_host_delay" not in stored["fetch"]  # changing the pace never refuses a resume
+    record = StageRecord(STAGE, "hash", stored, 10, 30.0, 3, False)
+
+    worker = fetch_config(record, None, 2.5)
+    assert (worker.per_host_delay, worker.allowed_domains) == (2.5, ("a.test",))
+    assert fetch_config(record).per_host_delay == 0.0
+
+    paced = DistributedOptions(dsn="postgresql://x/y", workers=2, per_host_delay=2.5)
+    assert worker_command(paced, STAGE, 0)[-2:] == ["--delay", "2.5"]
+    assert "--delay" not in worker_command(
+        DistributedOptions(dsn="postgresql://x/y", workers=2), STAGE, 0
+    )
+    assert worker_build_parser().parse_args(["--delay", "2.5"]).delay == 2.5
