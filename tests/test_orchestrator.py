@@ -1302,3 +1302,27 @@ def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_pa
     with pytest.raises(ConfigError, match=re.escape(named)) as caught:
         load_config_file(path, ("https://docs.example.org/",))
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """--max-pages pauses discovery; validation and enrichment run on what it found; the same
+    command crawls further, and validation (completed on the earlier, shorter input) runs
+    again: whether a stage is skipped is decided when its turn comes, not before the run."""
+    data_dir = tmp_path / "capped"
+    command = ("--start-url", site.base_url, "--max-pages", "5")
+    first = run_orchestrator(data_dir, *command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "discovery stopped at its cap" in first.stdout, first.stdout
+    found = urls_once(output_path(data_dir, STAGES[0]))
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(found)
+    assert checkpoint(data_dir, STAGES[0])["status"] == "paused"
+
+    second = run_orchestrator(data_dir, *command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    more = urls_once(output_path(data_dir, STAGES[0]))
+    assert len(more) > len(found)
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
+    assert checkpoint(data_dir, STAGES[1])["status"] == "completed"
