@@ -460,6 +460,13 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
         processed[stage] = state["progress"]["processed_items"]
     before = {s: output_path(data_dir, s).read_bytes() for s in STAGES}
 
+    # Piped: progress lines and warnings, not Scrapy's start-up banner or stats dump (logs/).
+    err = end_to_end.result.stderr
+    for noise in ("Overridden settings", "Enabled downloader middlewares", "Dumping Scrapy stats"):
+        assert noise not in err, noise
+        assert noise in (data_dir / "logs" / "stage1_discovery.log").read_text(), noise
+    assert "[designed-in error of the demo site]" in err  # its 500s, labelled
+
     # The summary says where everything is, and what "Failed" counts.
     assert "logs: " in out and "checkpoint-manager report --checkpoint-dir" in out
     assert "failed: the demo site's designed-in errors" in out
@@ -646,7 +653,7 @@ def test_sigint_during_discovery_pauses_and_resume_completes(
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
     assert run.wait(60) == 130, run.err()[-3000:]
-    assert "stopped by signal SIGINT" in run.out()
+    assert "stopped by signal SIGINT: progress saved; run the same command to resume" in run.out()
     wait_all_gone(children, data_dir)  # the demo site is stopped too
 
     state = checkpoint(data_dir, STAGES[0])
@@ -1295,3 +1302,27 @@ def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_pa
     with pytest.raises(ConfigError, match=re.escape(named)) as caught:
         load_config_file(path, ("https://docs.example.org/",))
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """--max-pages pauses discovery; validation and enrichment run on what it found; the same
+    command crawls further, and validation (completed on the earlier, shorter input) runs
+    again: whether a stage is skipped is decided when its turn comes, not before the run."""
+    data_dir = tmp_path / "capped"
+    command = ("--start-url", site.base_url, "--max-pages", "5")
+    first = run_orchestrator(data_dir, *command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "discovery stopped at its cap" in first.stdout, first.stdout
+    found = urls_once(output_path(data_dir, STAGES[0]))
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(found)
+    assert checkpoint(data_dir, STAGES[0])["status"] == "paused"
+
+    second = run_orchestrator(data_dir, *command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    more = urls_once(output_path(data_dir, STAGES[0]))
+    assert len(more) > len(found)
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
+    assert checkpoint(data_dir, STAGES[1])["status"] == "completed"

@@ -408,7 +408,9 @@ def _run(
                 for stage in stages:
                     if state.stop_signal is not None:
                         break
-                    if stage not in pending:
+                    # Decided now, not before the run: an earlier stage may just have changed
+                    # this one's input.
+                    if stage not in _pending(args, [stage], base_commands, record, manager):
                         view.show(manager.inspect(stage.name))
                         view.note(stage.name, "completed", "skipped: already completed")
                         logger.info("%s: already completed, skipped", stage.name)
