@@ -1,7 +1,7 @@
 """``python -m enrich``: run stage 3 over stage 2's output.
 
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
-                     [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
+                     [--concurrency N] [--per-host N] [--delay S] [--allowed-domain HOST ...]
                      [--block-private-addresses [--allow-network CIDR ...]]
                      [--user-agent UA] [--directory-index NAMES]
                      [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
@@ -17,6 +17,9 @@ The records are exported to the usual output files once every page is done (see
 ``--retry-failed`` fetches again only the URLs of ``<output>.failed.jsonl``, as its own stage
 (``stage3_async_enrichment_retry``) writing ``<output stem>.retry.jsonl`` (and its own
 ``.failed.jsonl`` for what still fails); the main output is never rewritten.
+
+It ends with a summary on stdout: what the stage did, then where the records and the failed
+ones are (see :func:`summary_lines`).
 
 Exit codes: 0 completed (or already completed), 1 error or stage failed, 2 usage,
 130/143 paused by SIGINT/SIGTERM (the checkpoint is saved; run again to resume).
@@ -36,7 +39,7 @@ from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
-from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig, seconds_argument
 from enrich.distributed import DistributedOptions, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
@@ -77,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-dir", type=Path, help="default: DATA_DIR/checkpoints")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--per-host", type=int, default=16)
+    parser.add_argument(
+        "--delay",
+        type=seconds_argument,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds between request starts to one host, retries and redirects included "
+        "(default 0); on a site you do not own, what its robots.txt Crawl-delay asks",
+    )
     parser.add_argument(
         "--allowed-domain",
         action="append",
@@ -172,7 +183,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
     same_page = page_key_function(args.directory_index)
     source = JsonlUrls.valid_pages(input_file, same_page=same_page)
     if args.retry_failed:
-        input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
+        input_file = failed_sidecar(output_file)
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
         source = JsonlUrls.failed_items(input_file, same_page=same_page)
@@ -190,6 +201,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
     config = EnrichmentConfig(
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
+        per_host_delay=args.delay,
         allowed_domains=domains,
         block_private_addresses=args.block_private_addresses,
         allowed_networks=tuple(args.allow_network),
@@ -214,7 +226,26 @@ async def run(args: argparse.Namespace, job: Job) -> int:
     )
     async with processor:
         summary = await processor.process_urls(job.source, input_file=job.input_file)
+    progress = summary.progress
+    _print_summary(
+        summary_lines(
+            job.stage,
+            summary.status,
+            written=progress.successful,
+            failed=progress.failed,
+            skipped=progress.skipped,
+            total=progress.total,
+            output_file=job.output_file,
+            stopped_by_signal=summary.stopped_by_signal,
+            already_completed=summary.already_completed,
+        )
+    )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def _print_summary(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
 
 
 def run_shared(args: argparse.Namespace, job: Job) -> int:
@@ -225,6 +256,7 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,
         batch_size=args.batch_size,
+        per_host_delay=args.delay,
     )
     summary = run_distributed(
         list(job.source),  # loaded once into the database
@@ -238,7 +270,62 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         fresh=args.fresh,
         store=args.store or detect_store(job.checkpoint_dir),
     )
+    progress = summary.progress
+    if progress is not None:
+        _print_summary(
+            summary_lines(
+                job.stage,
+                summary.status,
+                written=progress.successful,
+                failed=progress.failed,
+                skipped=progress.skipped,
+                total=progress.total,
+                output_file=job.output_file,
+                stopped_by_signal=summary.stopped_by_signal,
+            )
+        )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def summary_lines(
+    stage: str,
+    status: str,
+    *,
+    written: int,
+    failed: int,
+    skipped: int,
+    total: int,
+    output_file: Path,
+    stopped_by_signal: str | None = None,
+    already_completed: bool = False,
+) -> list[str]:
+    """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
+
+    ``written``/``failed``/``skipped`` count the whole stage (earlier runs included), so they
+    match the files: ``failed`` is the line count of ``<output>.failed.jsonl``.
+    """
+    counts = f"{written:,} written, {failed:,} failed, {skipped:,} skipped (not HTML)"
+    done = written + failed + skipped
+    if already_completed:
+        head = f"{stage}: nothing to do, already completed ({counts})"
+    elif stopped_by_signal is not None:
+        head = (
+            f"{stage} paused by {stopped_by_signal} at {done:,} of {total:,} pages ({counts}); "
+            "run the same command to resume"
+        )
+    elif status == "completed":
+        head = f"{stage} completed, {done:,} pages: {counts}"
+    else:
+        head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
+    lines = [head, f"  records: {output_file}"]
+    if failed:
+        lines.append(f"  failed:  {failed_sidecar(output_file)} (retry: --retry-failed)")
+    return lines
+
+
+def failed_sidecar(output_file: Path) -> Path:
+    """Where the failed records of ``output_file`` go."""
+    return output_file.with_name(output_file.stem + ".failed.jsonl")
 
 
 def _exit_code(status: str, stopped_by_signal: str | None) -> int:

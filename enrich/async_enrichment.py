@@ -59,6 +59,8 @@ class EnrichmentSummary:
     status: str
     progress: ProgressSnapshot
     stopped_by_signal: str | None
+    #: The stage had completed before this call: nothing was fetched.
+    already_completed: bool = False
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
@@ -210,8 +212,10 @@ class AsyncEnrichmentProcessor:
             store=self.store,
             worker_id=self.worker_id,
         )
+        already_completed = False
         async with tracker:
             if not tracker.start(total_items=scanned.count):
+                already_completed = True
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
                 # The ledger's remaining work, if the store keeps one (read in a thread).
@@ -228,6 +232,7 @@ class AsyncEnrichmentProcessor:
             status=tracker.checkpoint.status.value,
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
+            already_completed=already_completed,
         )
 
     @staticmethod

@@ -11,6 +11,10 @@ Settings (all keyword arguments, all optional):
     Requests in flight at once, across all hosts (default 64).
 ``per_host_concurrency``
     Requests in flight at once to one host name (default 16).
+``per_host_delay``
+    Seconds between the starts of two requests to one host name, retries and redirect hops
+    included (default 0: no pause). On a site you do not own, set it to what the site asks
+    (robots.txt ``Crawl-delay``) or what stages 1-2 use (``DOWNLOAD_DELAY``).
 ``total_timeout``, ``connect_timeout``, ``sock_read_timeout``
     Seconds, or ``None`` for no limit; passed to :class:`aiohttp.ClientTimeout` as ``total``,
     ``connect`` and ``sock_read`` for every request.
@@ -43,10 +47,11 @@ Settings (all keyword arguments, all optional):
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 
 import aiohttp
 from yarl import URL
@@ -76,6 +81,17 @@ def normalize_host(host: str) -> str:
     if raw is None:
         raise ValueError(f"invalid host name {host!r}")
     return raw.lower()
+
+
+def seconds_argument(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds >= 0 (``--delay``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text}")
+    return value
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -125,6 +141,7 @@ class EnrichmentConfig:
 
     concurrency: int = 64
     per_host_concurrency: int = 16
+    per_host_delay: float = 0.0
     total_timeout: float | None = 60.0
     connect_timeout: float | None = 10.0
     sock_read_timeout: float | None = 30.0
@@ -144,6 +161,7 @@ class EnrichmentConfig:
     def __post_init__(self) -> None:
         _check_int("concurrency", self.concurrency, 1)
         _check_int("per_host_concurrency", self.per_host_concurrency, 1)
+        _check_seconds("per_host_delay", self.per_host_delay, optional=False, allow_zero=True)
         for name in ("total_timeout", "connect_timeout", "sock_read_timeout"):
             _check_seconds(name, getattr(self, name), optional=True, allow_zero=False)
         _check_int("max_retries", self.max_retries, 0)
@@ -171,6 +189,32 @@ class EnrichmentConfig:
     def same_page(self) -> Callable[[str], str]:
         """The key two addresses of one page share (:func:`enrich.same_page.page_key`)."""
         return page_key_function(self.directory_index)
+
+    @classmethod
+    def from_mapping(
+        cls, settings: Mapping[str, object], *, source: str = "enrichment settings"
+    ) -> EnrichmentConfig:
+        """Build a config from a parsed TOML or JSON table, strictly.
+
+        An unknown key, or a value of the wrong type (``"false"`` for a boolean, ``"3"`` or
+        ``3.0`` for an integer), is a :class:`ValueError` naming ``source`` and the setting;
+        nothing is coerced except JSON/TOML arrays, which become tuples.
+        """
+        known = [field.name for field in fields(cls)]
+        unknown = sorted(key for key in settings if key not in known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(known)})"
+            )
+        values = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in settings.items()
+        }
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
     def networks(self) -> tuple[Network, ...]:
         """:attr:`allowed_networks` parsed."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -18,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from common import EnhancedCheckpoint
-from tests.test_cli import CHROMIUM, ROOT, SCRIPT, snapshot_files
+from common.manager import UnifiedCheckpointManager
+from tests.test_cli import CHROMIUM, ROOT, SCRIPT, assert_one_error_line, run_cli, snapshot_files
+from tools.checkpoint_cli.dashboard import Dashboard
 
 STAGE = "stage3_async_enrichment"
 
@@ -189,3 +194,36 @@ def test_the_json_endpoint_is_read_only_and_serves_only_gets(
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 405
     assert snapshot_files(cps) == before  # reading never restores, moves or locks anything
+
+
+def test_an_unreadable_checkpoint_is_reported_not_served_as_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard in process over a checkpoint whose read fails with EACCES."""
+    cps = tmp_path / "cps"
+    checkpoint = EnhancedCheckpoint(cps / f"{STAGE}.json")
+    checkpoint.start(STAGE, total_items=10)
+    checkpoint.pause()
+    checkpoint.close()
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == f"{STAGE}.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    data = asyncio.run(Dashboard(UnifiedCheckpointManager(cps)).progress())
+    assert data["stages"] == []
+    assert data["error"].startswith(f"cannot read {cps / STAGE}.json: permission denied")
+
+
+def test_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--checkpoint-dir", tmp_path, "serve", "--port", str(port))
+    assert_one_error_line(
+        result, f"cannot listen on 127.0.0.1 port {port}", "address already in use"
+    )

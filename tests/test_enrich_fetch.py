@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
 
+import enrich.fetch as fetch_module
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, FetchResult, PageFetcher, parse_retry_after
 
@@ -600,11 +601,47 @@ def test_config_defaults() -> None:
         ({"allowed_domains": "example.com"}, "not a single string"),
         ({"allowed_domains": ("http://example.com",)}, "without scheme, port or path"),
         ({"allowed_domains": ("example.com:80",)}, "without scheme, port or path"),
+        ({"directory_index": "index.html"}, "tuple of file names"),
+        ({"directory_index": ("docs/index.html",)}, "bare file names"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EnrichmentConfig(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        # What a TOML or JSON table gets wrong: nothing is coerced.
+        ({"follow_redirects": "false"}, "follow_redirects must be True or False, got 'false'"),
+        ({"concurrency": "3"}, "concurrency must be an integer, got '3'"),
+        ({"concurrency": 3.0}, "concurrency must be an integer, got 3.0"),
+        ({"block_private_addresses": 1}, "block_private_addresses must be True or False"),
+        ({"per_host": 4}, "unknown setting 'per_host' \\(known: concurrency, "),
+    ],
+)
+def test_config_from_a_table_is_strict_and_names_its_source(
+    table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^settings.toml \\[enrichment\\]: {message}"):
+        EnrichmentConfig.from_mapping(table, source="settings.toml [enrichment]")
+
+
+def test_config_from_a_table_takes_arrays_as_tuples() -> None:
+    table = {
+        "concurrency": 8,
+        "follow_redirects": False,
+        "allowed_domains": ["Example.com"],
+        "directory_index": [],
+        "total_timeout": None,
+    }
+    config = EnrichmentConfig.from_mapping(table)
+
+    assert (config.concurrency, config.follow_redirects, config.total_timeout) == (8, False, None)
+    assert config.allowed_domains == ("example.com",)
+    assert config.directory_index == ()
+    assert EnrichmentConfig.from_mapping(config.to_dict()) == config
 
 
 def test_config_allowed_domains_match_subdomains_only() -> None:
@@ -641,3 +678,67 @@ def test_backoff_delay_grows_and_is_capped() -> None:
     assert all(0.0 <= delay <= 2.0 for delay in delays)
     assert len(set(delays)) > 100
     assert fixed.client_timeout() == aiohttp.ClientTimeout(total=60.0, connect=10.0, sock_read=30.0)
+
+
+# --- pacing per host ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_requests_to_one_host_start_per_host_delay_apart_retries_included(
+    server: Server,
+) -> None:
+    delay = 0.3
+    config = make_config(per_host_delay=delay, per_host_concurrency=4, max_retries=2)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    async with PageFetcher(config, rng=random.Random(0)) as fetcher:
+        results = await asyncio.gather(
+            *(fetcher.fetch(server.url(f"/page?n={n}")) for n in range(3)),
+            fetcher.fetch(server.url("/flaky?fail=1")),
+        )
+
+    assert all(result.ok for result in results)
+    # Five request starts to one host (three pages, a 503 and its retry): the k-th arrives no
+    # earlier than k delays after the fetches began. (A lower bound: a busy machine only adds.)
+    arrivals = sorted(server.state.times["/page"] + server.state.times["/flaky"])
+    assert len(arrivals) == 5
+    for k, arrival in enumerate(arrivals):
+        assert arrival - began >= k * delay - 0.005, (k, [a - began for a in arrivals])
+
+
+@pytest.mark.asyncio
+async def test_per_host_delay_paces_each_host_on_its_own(server: Server) -> None:
+    delay = 1.0
+    config = make_config(per_host_delay=delay)
+    other_host = server.url("/flaky?fail=0").replace("127.0.0.1", "localhost")
+    async with PageFetcher(config) as fetcher:
+        first = await fetcher.fetch(server.url("/page?n=0"))
+        paced, other = await asyncio.gather(
+            fetcher.fetch(server.url("/page?n=1")), fetcher.fetch(other_host)
+        )
+
+    assert first.ok and paced.ok and other.ok
+    # localhost's first request did not queue behind 127.0.0.1's pause.
+    assert server.state.times["/flaky"][0] < server.state.times["/page"][1]
+
+
+def test_per_host_delay_must_be_seconds() -> None:
+    with pytest.raises(ValueError, match="per_host_delay must be >= 0"):
+        EnrichmentConfig(per_host_delay=-1)
+    with pytest.raises(ValueError, match="per_host_delay must be a number of seconds"):
+        EnrichmentConfig(per_host_delay="1")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_paced_hosts_are_forgotten_once_their_time_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fetch_module, "_PACED_HOSTS_KEPT", 4)
+    fetcher = PageFetcher(make_config(per_host_delay=0.001))
+    for n in range(4):
+        await fetcher._pace(f"h{n}.test")
+    # Past every reserved start (a lower bound: waiting longer changes nothing).
+    await asyncio.sleep(0.01)
+    await fetcher._pace("h4.test")
+
+    assert set(fetcher._next_start) == {"h4.test"}

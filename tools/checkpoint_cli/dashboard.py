@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.errors import CheckpointError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.status import CheckpointStatus
@@ -70,9 +71,20 @@ class Dashboard:
                 points.append((now, snap.processed))
 
     async def progress(self) -> dict[str, Any]:
-        """The ``/api/progress`` document."""
-        infos = await self.read()
+        """The ``/api/progress`` document; ``error`` says why no stage could be read (an
+        unreadable checkpoint file stops the read as it stops the CLI's commands)."""
         now = self.clock()
+        try:
+            infos = await self.read()
+        except CheckpointError as exc:
+            return {
+                "checkpoint_dir": str(self.manager.checkpoint_dir),
+                "generated_at": utc_iso(now),
+                "interval_seconds": self.interval,
+                "error": " ".join(str(exc).split()),
+                "overall_progress": 0.0,
+                "stages": [],
+            }
         self.record(infos, now)
         return {
             "checkpoint_dir": str(self.manager.checkpoint_dir),

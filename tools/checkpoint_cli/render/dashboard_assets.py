@@ -217,7 +217,9 @@ SCRIPT = r"""
       render(data);
       refreshes += 1;
       body.dataset.refreshes = String(refreshes);
-      state.textContent = "live, refreshed every " + interval / 1000 + " s; last " + data.generated_at + " UTC";
+      state.textContent = data.error
+        ? "error: " + data.error
+        : "live, refreshed every " + interval / 1000 + " s; last " + data.generated_at + " UTC";
     } catch (err) {
       state.textContent = "cannot reach the dashboard server (" + err.message + "); retrying";
     } finally {
