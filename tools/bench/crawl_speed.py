@@ -286,7 +286,7 @@ def _time_to_first_fetch(
 
 def bench_resume_start(
     base_url: str, work: Path, repeats: int, records: int
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """Seconds to the first request: stock Scrapy starting, and ours resuming after SIGKILL.
 
     Ours is killed once half its ``records`` (an uninterrupted run's) are written, then started
@@ -295,6 +295,7 @@ def bench_resume_start(
     plain = work / "plain_spider.py"
     start = base_url + "/"
     stock_starts: list[float] = []
+    fresh_starts: list[float] = []
     resumes: list[float] = []
     half = max(1, records // 2)
     for k in range(repeats):
@@ -306,6 +307,12 @@ def bench_resume_start(
         )
         if first is not None:
             stock_starts.append(first)
+        fresh = crawl_command("discovery", run_dir / "fresh", start_url=start)
+        first, _ = _time_to_first_fetch(
+            fresh, REPO_ROOT, run_dir / "fresh.log", base_url, finish=False
+        )
+        if first is not None:
+            fresh_starts.append(first)
         ours = crawl_command("discovery", run_dir, start_url=start)
         killed = run_crawl(
             ours,
@@ -322,10 +329,12 @@ def bench_resume_start(
             raise RuntimeError(f"the resumed crawl failed (exit {code}); see {run_dir}")
         if first is not None:
             resumes.append(first)
-    return stock_starts, resumes
+    return stock_starts, fresh_starts, resumes
 
 
-def print_resume_start(stock_starts: list[float], resumes: list[float]) -> None:
+def print_resume_start(
+    stock_starts: list[float], fresh_starts: list[float], resumes: list[float]
+) -> None:
     """Start-to-first-fetch: stock Scrapy's fresh start against our resume after SIGKILL."""
     if not stock_starts or not resumes:
         print("\n(c) resume start: no figures (a run fetched nothing)")
@@ -334,6 +343,7 @@ def print_resume_start(stock_starts: list[float], resumes: list[float]) -> None:
     print("\n(c) Start to first fetch, link-dense site (median)")
     for name, median, runs in (
         ("stock Scrapy, fresh start", stock, stock_starts),
+        ("ours, fresh start", statistics.median(fresh_starts or [0.0]), fresh_starts),
         ("ours, resuming after SIGKILL@50%", ours, resumes),
     ):
         print(f"  {name:<33} {median:6.2f} s   ({', '.join(f'{r:.2f}' for r in runs)})")
