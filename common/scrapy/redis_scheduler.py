@@ -65,7 +65,6 @@ from common.redis.frontier import (
     safe_url,
 )
 from common.redis.pump import RedisPump
-from common.scrapy.middleware import exit_nonzero_if_refused
 from common.scrapy.pipeline import item_record
 from common.scrapy.runtime import (
     RequestEncoder,
@@ -483,7 +482,6 @@ class RedisScheduler:
         raise DontCloseSpider
 
     def _spider_closed(self, spider: Spider, reason: str) -> None:
-        exit_nonzero_if_refused(self.crawler, reason)
         if self.exported_here:
             logger.info("Redis crawl %r: records exported by this worker", self.frontier.prefix)
 
