@@ -9,6 +9,8 @@ about, so a message can always tell the user *which* checkpoint is in trouble::
     ├── CheckpointLockedError      another live process holds the stage
     ├── CheckpointCorruptError     main file and backup both unreadable (nothing was overwritten)
     │   └── CheckpointSchemaError  readable JSON of the wrong shape, or from a newer version
+    ├── CheckpointUnreadableError  a checkpoint file the process may not read (EACCES, EIO): not
+    │                              corruption, so no backup is used and nothing is moved aside
     ├── CheckpointSaveError        a save failed (disk full, read-only); the previous file is intact
     ├── InputChangedError          resuming over an input file whose content changed
     ├── ConfigChangedError         resuming with a different configuration
@@ -25,6 +27,7 @@ __all__ = [
     "CheckpointLockedError",
     "CheckpointSaveError",
     "CheckpointSchemaError",
+    "CheckpointUnreadableError",
     "ConfigChangedError",
     "InputChangedError",
     "InvalidStageNameError",
@@ -73,6 +76,14 @@ class CheckpointCorruptError(CheckpointError):
 
 class CheckpointSchemaError(CheckpointCorruptError):
     """Valid JSON that is not a checkpoint this version understands."""
+
+
+class CheckpointUnreadableError(CheckpointError):
+    """A checkpoint file exists but cannot be read (permissions, I/O error).
+
+    Its content is unknown, so it is neither corrupt nor replaceable by the backup: the load
+    stops and nothing on disk changes.
+    """
 
 
 class CheckpointSaveError(CheckpointError):

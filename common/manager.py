@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import EnhancedCheckpoint
+from common.checkpoint import FAILED_JOURNAL, OUTPUT_JOURNAL, EnhancedCheckpoint
 from common.errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -24,11 +24,14 @@ from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.json_file import JsonFileStore
 
-__all__ = ["StageInfo", "UnifiedCheckpointManager"]
+__all__ = ["MAX_INDEX", "PositionChange", "RestoreResult", "StageInfo", "UnifiedCheckpointManager"]
 
 logger = logging.getLogger(__name__)
 
 _REPORT_RULE = "=" * 80
+
+#: The largest resume index a checkpoint can store (a signed 64-bit integer).
+MAX_INDEX = 2**63 - 1
 NO_RECORD = "no checkpoint record"
 
 
@@ -65,6 +68,34 @@ class StageInfo:
             skipped=p.skipped_items,
             active_seconds=p.active_seconds,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChange:
+    """What :meth:`UnifiedCheckpointManager.set_position` did."""
+
+    stage: str
+    before: int
+    after: int
+    previous_status: CheckpointStatus
+    status: CheckpointStatus
+    snapshot_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    """What :meth:`UnifiedCheckpointManager.restore` did; ``saved_as`` is the snapshot id of
+    the checkpoint it replaced (None when the stage had none)."""
+
+    stage: str
+    snapshot_id: str
+    state: CheckpointState
+    saved_as: str | None
+
+
+def _is_cut(reason: str) -> bool:
+    """A history reason written just before a stage's journals were cut or removed."""
+    return reason.startswith("before-") and reason != "before-restore"
 
 
 class UnifiedCheckpointManager:
@@ -279,38 +310,194 @@ class UnifiedCheckpointManager:
         info = self.inspect(stage)
         if info.state is not None:
             self.store.save_history(stage, info.state.to_dict(), "before-reset", self._clock())
-        self.store.delete(stage)
+        # The journals (and a store's done keys) stay until the stage next starts, which cuts
+        # them as a fresh start: until then `restore` can bring the stage back whole.
+        self.store.delete(stage, journals=False)
 
-    def cleanup(self, days: float = 7, *, keep_latest: int = 1) -> list[str]:
+    def cleanup(self, days: float = 7, *, keep_latest: int = 1, dry_run: bool = False) -> list[str]:
         """Remove history snapshots and completed checkpoints older than ``days``.
 
-        The newest ``keep_latest`` snapshots of each stage are kept whatever their age; running,
-        paused, recovering, failed (resumable) and live stages are never removed. Returns what
-        was removed.
+        The newest ``keep_latest`` versions of each stage are kept whatever their age, its
+        current checkpoint counting as the newest version: with the default of 1 a stage keeps
+        its current checkpoint (completed or not) and loses only snapshots older than the
+        cutoff; ``keep_latest=0`` lets an old completed checkpoint go too (a snapshot of it
+        stays in the history). Running, paused, recovering, failed (resumable) and live stages
+        are never removed. With ``dry_run`` nothing is removed. Returns what was (or would be)
+        removed: ``stage`` for a checkpoint, ``stage/history/<id>`` for a snapshot.
         """
+        if keep_latest < 0:
+            raise ValueError(f"keep_latest must be >= 0, got {keep_latest}")
         cutoff = self._clock() - days * 86400
         removed: list[str] = []
         for stage in self.stages():
             info = self.inspect(stage)
+            has_current = info.state is not None
+            keep_snapshots = max(0, keep_latest - (1 if has_current else 0))
             entries = self.store.list_history(stage)
-            for entry in entries[: max(0, len(entries) - keep_latest)]:
+            for entry in entries[: max(0, len(entries) - keep_snapshots)]:
                 if entry.created < cutoff:
-                    self.store.delete_history(stage, entry.snapshot_id)
+                    if not dry_run:
+                        self.store.delete_history(stage, entry.snapshot_id)
                     removed.append(f"{stage}/history/{entry.snapshot_id}")
             modified = self.store.modified_time(stage)
             if (
-                info.state is not None
+                keep_latest == 0
+                and info.state is not None
                 and not info.live
                 and info.state.status is CheckpointStatus.COMPLETED
                 and modified is not None
                 and modified < cutoff
             ):
-                self.store.save_history(
-                    stage, info.state.to_dict(), "before-cleanup", self._clock()
-                )
-                self.store.delete(stage)
+                if not dry_run:
+                    self.store.save_history(
+                        stage, info.state.to_dict(), "before-cleanup", self._clock()
+                    )
+                    self.store.delete(stage)
                 removed.append(stage)
         return removed
+
+    # Position and restore ------------------------------------------------------------------
+
+    def set_position(self, stage: str, index: int, *, part: str | None = None) -> PositionChange:
+        """Move ``stage``'s resume point: items below ``index`` count as done, the rest not.
+
+        Refuses (:class:`ValueError`) an index below 0, beyond the stage's (or part's) total
+        when the total is known, or too large to store. A completed stage becomes paused: its
+        next run redoes the items from ``index`` on. Takes the stage's writer lock.
+        """
+        if not 0 <= index <= MAX_INDEX:
+            raise ValueError(
+                f"index {index} cannot be stored: use 0 to {MAX_INDEX}"
+                if index > MAX_INDEX
+                else f"index must be >= 0, got {index}"
+            )
+        checkpoint = self.require(stage)
+        state = checkpoint.state
+        if part is None:
+            total = state.progress.total_items
+            before = state.completion.watermark
+        else:
+            current = state.parts.get(part)
+            total = current.total if current is not None and current.total is not None else 0
+            before = current.window.watermark if current is not None else 0
+        if total and index > total:
+            what = f"part {part!r} of stage {stage!r}" if part else f"stage {stage!r}"
+            raise ValueError(
+                f"index {index} is beyond the {total} items of {what}: use 0 to {total}"
+            )
+        status = checkpoint.status
+        checkpoint.set_position(index, part=part)
+        snapshots = [e for e in self.store.list_history(stage) if e.reason == f"set-{index}"]
+        return PositionChange(
+            stage=stage,
+            before=before,
+            after=index,
+            previous_status=status,
+            status=checkpoint.status,
+            snapshot_id=snapshots[-1].snapshot_id if snapshots else None,
+        )
+
+    def restore(self, stage: str, snapshot_id: str) -> RestoreResult:
+        """Make a history snapshot ``stage``'s checkpoint again, so the stage resumes from it.
+
+        The snapshot's record claims committed lengths of the stage's journals (its output,
+        failed sidecar, done keys, request journal). The restore is refused with a
+        :class:`CheckpointError`, changing nothing, when those bytes are no longer there (a
+        journal missing or shorter than claimed) or when the stage was started over after the
+        snapshot was taken (its outputs were rewritten since, so the bytes are not the ones the
+        snapshot counted). Bytes written after the snapshot are cut by the next run, as after a
+        crash. The current checkpoint is kept in the history as ``before-restore``. Refused
+        with :class:`CheckpointLockedError` while a live process writes the stage.
+        """
+        validate_stage_name(stage)
+        validate_stage_name(snapshot_id)
+        entries = self.store.list_history(stage)
+        position = next((i for i, e in enumerate(entries) if e.snapshot_id == snapshot_id), None)
+        if position is None:
+            raise CheckpointError(
+                f"stage {stage!r} has no snapshot {snapshot_id!r} (see: history {stage})",
+                stage=stage,
+                path=self.store.describe(stage),
+            )
+        entry = entries[position]
+        state, _ = parse_checkpoint(
+            self.store.load_history(stage, snapshot_id), path=entry.path, stage=stage
+        )
+        checkpoint = self._open.pop(stage, None)
+        if checkpoint is not None:
+            checkpoint.close()
+        lock = self.store.lock(stage)
+        if lock.is_held_elsewhere():
+            raise CheckpointLockedError(
+                f"stage {stage!r} is being written by process {lock.holder_pid() or '?'}; stop "
+                f"it before restoring a snapshot (it would overwrite the restore)",
+                stage=stage,
+                path=self.store.describe(stage),
+                holder_pid=lock.holder_pid(),
+            )
+        lock.acquire()
+        try:
+            current = self.inspect(stage) if stage in self.stages() else None
+            # A "before-reset" (or -fresh, -cleanup) snapshot was taken just before its cut.
+            cut = next((e for e in entries[position:] if _is_cut(e.reason)), None)
+            if cut is not None and current is not None and current.state is not None:
+                raise CheckpointError(
+                    f"cannot restore snapshot {snapshot_id} of stage {stage!r}: the stage was "
+                    f"started over after it ({cut.snapshot_id}) and has run since, so its "
+                    f"outputs no longer hold what the snapshot counted. Nothing was changed",
+                    stage=stage,
+                    path=self.store.describe(stage),
+                )
+            self._check_journals(stage, state)
+            saved_as = None
+            if current is not None and current.state is not None:
+                saved_as = self.store.save_history(
+                    stage, current.state.to_dict(), "before-restore", self._clock()
+                )
+            self.store.save(stage, state.to_dict())
+        finally:
+            lock.release()
+        logger.info("Restored %s from snapshot %s", stage, snapshot_id)
+        return RestoreResult(stage, snapshot_id, state, saved_as)
+
+    def _check_journals(self, stage: str, state: CheckpointState) -> None:
+        """Refuse a record whose committed journal bytes (or store keys) are not all there."""
+        for name, committed in sorted(state.journals.items()):
+            if not committed:
+                continue
+            path = self._journal_file(stage, state, name)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = -1
+            if size < committed:
+                have = "is missing" if size < 0 else f"holds {size} bytes"
+                raise CheckpointError(
+                    f"cannot restore stage {stage!r}: the snapshot counts {committed} bytes of "
+                    f"{path}, which {have}; restoring it would leave a stage that cannot "
+                    f"resume. Nothing was changed",
+                    stage=stage,
+                    path=path,
+                )
+        keys = self.store.key_set(stage)
+        if keys is not None and state.keys_done > len(keys):
+            raise CheckpointError(
+                f"cannot restore stage {stage!r}: the snapshot counts {state.keys_done} done "
+                f"keys but {self.store.location} holds {len(keys)}. Nothing was changed",
+                stage=stage,
+                path=self.store.describe(stage),
+            )
+
+    def _journal_file(self, stage: str, state: CheckpointState, name: str) -> Path:
+        if name in (OUTPUT_JOURNAL, FAILED_JOURNAL) and state.output_file:
+            output = Path(state.output_file)
+            if not output.is_absolute() and not output.exists():
+                beside = self.checkpoint_dir.parent / output
+                output = beside if beside.exists() else output
+            if name == OUTPUT_JOURNAL:
+                return output
+            return output.with_name(output.stem + ".failed.jsonl")
+        return self.store.journal_path(stage, name)
 
     def close(self) -> None:
         """Close every checkpoint this manager opened."""

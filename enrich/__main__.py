@@ -3,6 +3,7 @@
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
                      [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
                      [--block-private-addresses [--allow-network CIDR ...]]
+                     [--user-agent UA] [--directory-index NAMES]
                      [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
     python -m enrich --retry-failed [--data-dir data]
     python -m enrich --workers N [--dsn DSN] [--lease-seconds S] [--max-attempts K]
@@ -16,6 +17,9 @@ The records are exported to the usual output files once every page is done (see
 ``--retry-failed`` fetches again only the URLs of ``<output>.failed.jsonl``, as its own stage
 (``stage3_async_enrichment_retry``) writing ``<output stem>.retry.jsonl`` (and its own
 ``.failed.jsonl`` for what still fails); the main output is never rewritten.
+
+It ends with a summary on stdout: what the stage did, then where the records and the failed
+ones are (see :func:`summary_lines`).
 
 Exit codes: 0 completed (or already completed), 1 error or stage failed, 2 usage,
 130/143 paused by SIGINT/SIGTERM (the checkpoint is saved; run again to resume).
@@ -35,8 +39,9 @@ from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
-from enrich.config import EnrichmentConfig
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, run_distributed
+from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
 
 logger = logging.getLogger("enrich")
@@ -45,6 +50,21 @@ logger = logging.getLogger("enrich")
 def _worker_id(text: str) -> str:
     if not text.strip() or len(text) > 200:
         raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, got {text!r}")
+    return text
+
+
+def _directory_index(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        EnrichmentConfig(directory_index=names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def _user_agent(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
     return text
 
 
@@ -78,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CIDR",
         help="an address or network exempt from --block-private-addresses (repeatable)",
+    )
+    parser.add_argument(
+        "--user-agent",
+        type=_user_agent,
+        default=DEFAULT_USER_AGENT,
+        help=f"User-Agent header of every request (default {DEFAULT_USER_AGENT!r}); on a real "
+        "site, name your crawler and a way to reach you",
+    )
+    parser.add_argument(
+        "--directory-index",
+        type=_directory_index,
+        default=DEFAULT_DIRECTORY_INDEX,
+        metavar="NAMES",
+        help="comma-separated file names that mean their directory: one record for /d/ and "
+        f"/d/index.html (default {','.join(DEFAULT_DIRECTORY_INDEX)}; '' keeps them apart). "
+        "Fragments, host case, default ports and query order never make two pages",
     )
     parser.add_argument(
         "--retry-failed",
@@ -136,12 +172,13 @@ def prepare(args: argparse.Namespace) -> Job | int:
     output_file = args.output or data_dir / "processed/stage03/enrichment_output.jsonl"
     checkpoint_dir = args.checkpoint_dir or data_dir / "checkpoints"
     stage = STAGE_NAME
-    source = JsonlUrls.valid_pages(input_file)
+    same_page = page_key_function(args.directory_index)
+    source = JsonlUrls.valid_pages(input_file, same_page=same_page)
     if args.retry_failed:
-        input_file = output_file.with_name(output_file.stem + ".failed.jsonl")
+        input_file = failed_sidecar(output_file)
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
-        source = JsonlUrls.failed_items(input_file)
+        source = JsonlUrls.failed_items(input_file, same_page=same_page)
     if not input_file.is_file():
         hint = "nothing failed yet" if args.retry_failed else "run validation first"
         print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
@@ -159,6 +196,8 @@ def prepare(args: argparse.Namespace) -> Job | int:
         allowed_domains=domains,
         block_private_addresses=args.block_private_addresses,
         allowed_networks=tuple(args.allow_network),
+        user_agent=args.user_agent,
+        directory_index=args.directory_index,
     )
     return Job(stage, source, input_file, output_file, checkpoint_dir, config)
 
@@ -178,7 +217,26 @@ async def run(args: argparse.Namespace, job: Job) -> int:
     )
     async with processor:
         summary = await processor.process_urls(job.source, input_file=job.input_file)
+    progress = summary.progress
+    _print_summary(
+        summary_lines(
+            job.stage,
+            summary.status,
+            written=progress.successful,
+            failed=progress.failed,
+            skipped=progress.skipped,
+            total=progress.total,
+            output_file=job.output_file,
+            stopped_by_signal=summary.stopped_by_signal,
+            already_completed=summary.already_completed,
+        )
+    )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def _print_summary(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
 
 
 def run_shared(args: argparse.Namespace, job: Job) -> int:
@@ -202,7 +260,62 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         fresh=args.fresh,
         store=args.store or detect_store(job.checkpoint_dir),
     )
+    progress = summary.progress
+    if progress is not None:
+        _print_summary(
+            summary_lines(
+                job.stage,
+                summary.status,
+                written=progress.successful,
+                failed=progress.failed,
+                skipped=progress.skipped,
+                total=progress.total,
+                output_file=job.output_file,
+                stopped_by_signal=summary.stopped_by_signal,
+            )
+        )
     return _exit_code(summary.status, summary.stopped_by_signal)
+
+
+def summary_lines(
+    stage: str,
+    status: str,
+    *,
+    written: int,
+    failed: int,
+    skipped: int,
+    total: int,
+    output_file: Path,
+    stopped_by_signal: str | None = None,
+    already_completed: bool = False,
+) -> list[str]:
+    """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
+
+    ``written``/``failed``/``skipped`` count the whole stage (earlier runs included), so they
+    match the files: ``failed`` is the line count of ``<output>.failed.jsonl``.
+    """
+    counts = f"{written:,} written, {failed:,} failed, {skipped:,} skipped (not HTML)"
+    done = written + failed + skipped
+    if already_completed:
+        head = f"{stage}: nothing to do, already completed ({counts})"
+    elif stopped_by_signal is not None:
+        head = (
+            f"{stage} paused by {stopped_by_signal} at {done:,} of {total:,} pages ({counts}); "
+            "run the same command to resume"
+        )
+    elif status == "completed":
+        head = f"{stage} completed, {done:,} pages: {counts}"
+    else:
+        head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
+    lines = [head, f"  records: {output_file}"]
+    if failed:
+        lines.append(f"  failed:  {failed_sidecar(output_file)} (retry: --retry-failed)")
+    return lines
+
+
+def failed_sidecar(output_file: Path) -> Path:
+    """Where the failed records of ``output_file`` go."""
+    return output_file.with_name(output_file.stem + ".failed.jsonl")
 
 
 def _exit_code(status: str, stopped_by_signal: str | None) -> int:

@@ -59,14 +59,17 @@ class EnrichmentSummary:
     status: str
     progress: ProgressSnapshot
     stopped_by_signal: str | None
+    #: The stage had completed before this call: nothing was fetched.
+    already_completed: bool = False
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
     """Valid HTML pages of stage 2's output (final URLs after redirects), in order, each once.
 
     A list in memory: :meth:`AsyncEnrichmentProcessor.process_file` streams the file instead.
+    Pages are compared as the default :class:`EnrichmentConfig` does.
     """
-    return list(JsonlUrls.valid_pages(path))
+    return list(JsonlUrls.valid_pages(path, same_page=EnrichmentConfig().same_page()))
 
 
 def read_failed_urls(path: Path | str) -> list[str]:
@@ -166,21 +169,28 @@ class AsyncEnrichmentProcessor:
 
     async def process_file(self, input_file: Path | str) -> EnrichmentSummary:
         """Enrich every valid HTML page listed in stage 2's output ``input_file`` (streamed)."""
-        return await self.process_urls(JsonlUrls.valid_pages(input_file), input_file=input_file)
+        source = JsonlUrls.valid_pages(input_file, same_page=self.config.same_page())
+        return await self.process_urls(source, input_file=input_file)
 
     async def process_urls(
         self, urls: Sequence[str] | UrlSource, *, input_file: Path | str | None = None
     ) -> EnrichmentSummary:
         """Enrich ``urls`` (resuming where an earlier run stopped); one record per page.
 
-        ``urls`` is a sequence (each URL once, first occurrence wins) or a :class:`UrlSource`
-        such as :class:`JsonlUrls`, read in worker threads and never held whole in memory.
+        ``urls`` is a sequence (each page once: the first of its addresses wins, compared by
+        the config's :meth:`~EnrichmentConfig.same_page`) or a :class:`UrlSource` such as
+        :class:`JsonlUrls` (which brings its own comparison), read in worker threads and never
+        held whole in memory.
         A bad record in the source is a ``ValueError`` before anything is fetched or written.
         """
         if self._fetcher is None:
             raise RuntimeError("use 'async with AsyncEnrichmentProcessor(...) as processor' first")
         fetcher = self._fetcher
-        source = urls if isinstance(urls, UrlSource) else UrlList(urls)
+        source = (
+            urls
+            if isinstance(urls, UrlSource)
+            else UrlList(urls, same_page=self.config.same_page())
+        )
         scanned = await anyio.to_thread.run_sync(source.scan)
         # The resume guard covers the URL sequence itself, not just the input file: indices are
         # positions in it, so resuming over a different sequence would skip the wrong items.
@@ -202,8 +212,10 @@ class AsyncEnrichmentProcessor:
             store=self.store,
             worker_id=self.worker_id,
         )
+        already_completed = False
         async with tracker:
             if not tracker.start(total_items=scanned.count):
+                already_completed = True
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
                 # The ledger's remaining work, if the store keeps one (read in a thread).
@@ -220,6 +232,7 @@ class AsyncEnrichmentProcessor:
             status=tracker.checkpoint.status.value,
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
+            already_completed=already_completed,
         )
 
     @staticmethod

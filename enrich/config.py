@@ -35,19 +35,24 @@ Settings (all keyword arguments, all optional):
     (SSRF protection; see :mod:`enrich.addresses`). Off by default; on in production runs.
 ``allowed_networks``
     Exceptions to ``block_private_addresses``: addresses or networks such as ``10.1.2.0/24``.
+``directory_index``
+    File names that, as an address's last path segment, mean their directory: the stage writes
+    one record for ``/docs/`` and ``/docs/index.html`` (default ``("index.html", "index.htm")``;
+    ``()`` keeps them apart). Fragments never make two pages; see :mod:`enrich.same_page`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 
 import aiohttp
 from yarl import URL
 
 from enrich.addresses import Network, parse_networks
+from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 
 __all__ = ["DEFAULT_USER_AGENT", "EnrichmentConfig"]
 
@@ -94,6 +99,26 @@ def _check_seconds(name: str, value: object, *, optional: bool, allow_zero: bool
         raise ValueError(f"{name} must be {bound}, got {value}")
 
 
+def _directory_index(names: object) -> tuple[str, ...]:
+    if isinstance(names, str | bytes) or not isinstance(names, Iterable):
+        raise ValueError(
+            f"directory_index must be a tuple of file names, got {names!r}: use ({names!r},)"
+        )
+    checked: list[str] = []
+    for name in names:
+        if (
+            not isinstance(name, str)
+            or not name
+            or any(c in name for c in "/?#")
+            or name.strip() != name
+        ):
+            raise ValueError(
+                f"directory_index entries must be bare file names such as 'index.html', got {name!r}"
+            )
+        checked.append(name)
+    return tuple(dict.fromkeys(checked))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnrichmentConfig:
     """How the enrichment stage fetches pages; see the module docstring for each setting."""
@@ -114,6 +139,7 @@ class EnrichmentConfig:
     max_redirects: int = 10
     block_private_addresses: bool = False
     allowed_networks: tuple[str, ...] = ()
+    directory_index: tuple[str, ...] = DEFAULT_DIRECTORY_INDEX
 
     def __post_init__(self) -> None:
         _check_int("concurrency", self.concurrency, 1)
@@ -140,6 +166,37 @@ class EnrichmentConfig:
             raise ValueError("allowed_networks must be a tuple of networks, not a single string")
         networks = tuple(str(n) for n in parse_networks(self.allowed_networks))
         object.__setattr__(self, "allowed_networks", networks)
+        object.__setattr__(self, "directory_index", _directory_index(self.directory_index))
+
+    def same_page(self) -> Callable[[str], str]:
+        """The key two addresses of one page share (:func:`enrich.same_page.page_key`)."""
+        return page_key_function(self.directory_index)
+
+    @classmethod
+    def from_mapping(
+        cls, settings: Mapping[str, object], *, source: str = "enrichment settings"
+    ) -> EnrichmentConfig:
+        """Build a config from a parsed TOML or JSON table, strictly.
+
+        An unknown key, or a value of the wrong type (``"false"`` for a boolean, ``"3"`` or
+        ``3.0`` for an integer), is a :class:`ValueError` naming ``source`` and the setting;
+        nothing is coerced except JSON/TOML arrays, which become tuples.
+        """
+        known = [field.name for field in fields(cls)]
+        unknown = sorted(key for key in settings if key not in known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(known)})"
+            )
+        values = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in settings.items()
+        }
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
     def networks(self) -> tuple[Network, ...]:
         """:attr:`allowed_networks` parsed."""
@@ -201,4 +258,5 @@ class EnrichmentConfig:
         data: dict[str, object] = asdict(self)
         data["allowed_domains"] = list(self.allowed_domains)
         data["allowed_networks"] = list(self.allowed_networks)
+        data["directory_index"] = list(self.directory_index)
         return data

@@ -8,26 +8,52 @@ a ``<meta>`` declaration, then UTF-8, with undecodable bytes replaced.
 
 It is CPU-bound (a 5 MiB page takes tens of milliseconds); a caller with many large pages may run
 it in a worker thread (``anyio.to_thread.run_sync``) to keep its event loop responsive.
+
+Text is read the way a reader sees it (:func:`visible_text`): the text of inline elements is
+joined as it is (``<code>Py_Initialize()</code>.`` is one word, ``argv[<i>0</i>]`` one), block
+elements and ``<br>`` separate words, and what a reader does not see as text is left out:
+``<head>``, scripts, styles, templates, comments, and the permalink marks documentation
+builders add to headings (Sphinx's and MkDocs' ``<a class="headerlink">¶</a>``, and any
+``<a href="#...">`` whose text is only ``¶``, ``#``, ``§``, ``🔗`` or nothing). ``word_count``
+counts the whitespace-separated tokens of that text that hold a letter or a digit.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Final, TypedDict
+import re
+from collections.abc import Iterator
+from typing import Any, Final, TypedDict
 from urllib.parse import urljoin, urlsplit
 
 from parsel import Selector
 from w3lib.encoding import html_to_unicode
 
-__all__ = ["ExtractedPage", "extract_page"]
+__all__ = ["BLOCK_ELEMENTS", "ExtractedPage", "extract_page", "visible_text"]
 
 _LINK_SCHEMES: Final = frozenset({"http", "https"})
 # XPath 1.0 has no lower-case(); translate() over ASCII is enough for attribute keywords.
 _LOWER: Final = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
-_VISIBLE_TEXT: Final = (
-    "//text()[not(ancestor::script or ancestor::style or ancestor::noscript"
-    " or ancestor::template or ancestor::head or ancestor::title)]"
+#: Elements whose start and end separate words (HTML's block-level elements, list items, table
+#: cells, line breaks and form controls a browser lays out as boxes).
+# fmt: off
+BLOCK_ELEMENTS: Final = frozenset({
+    "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd",
+    "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
+    "form", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html",
+    "legend", "li", "main", "menu", "nav", "ol", "optgroup", "option", "p", "pre", "section",
+    "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+# fmt: on
+#: Elements whose text a reader never sees as text.
+_HIDDEN_ELEMENTS: Final = frozenset(
+    {"head", "title", "script", "style", "noscript", "template", "meta", "link"}
 )
+#: The whole text of a permalink anchor (after removing whitespace and zero-width spaces).
+_PERMALINK_MARKS: Final = frozenset({"", "¶", "#", "§", "🔗", "¤"})
+#: A word holds at least one letter or digit: "»", "|" and "—" between words are not words.
+_WORD: Final = re.compile(r"[^\W_]")
+_ZERO_WIDTH: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
 
 class ExtractedPage(TypedDict):
@@ -59,10 +85,54 @@ def _first_text(selector: Selector, xpath: str) -> str | None:
     return None
 
 
+def _is_permalink(element: Any) -> bool:
+    """A heading's permalink mark (Sphinx/MkDocs ``headerlink``, or a ``#``-link to itself)."""
+    if "headerlink" in (element.get("class") or "").split():
+        return True
+    if not (element.get("href") or "").strip().startswith("#"):
+        return False
+    text = "".join(element.itertext()).translate(_ZERO_WIDTH).strip()
+    return text in _PERMALINK_MARKS
+
+
+def _text_parts(root: Any) -> Iterator[str]:
+    # Iterative, in document order: each element's text, its children, a separator after a
+    # block, then the element's tail (which belongs to the parent, so it is never hidden).
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+            continue
+        tag = item.tag
+        if not isinstance(tag, str):  # a comment or processing instruction
+            continue
+        name = tag.lower()
+        if name in _HIDDEN_ELEMENTS or (name == "a" and _is_permalink(item)):
+            continue
+        block = name in BLOCK_ELEMENTS
+        if block:
+            yield " "
+            stack.append(" ")
+        if item.text:
+            yield item.text
+        for child in reversed(item):
+            if child.tail:
+                stack.append(child.tail)
+            stack.append(child)
+
+
+def visible_text(element: Any) -> str:
+    """The text a reader sees in an lxml ``element``, words separated as described above.
+
+    Whitespace is kept as it is in the page; the words are the tokens of ``.split()`` that hold
+    a letter or a digit.
+    """
+    return "".join(_text_parts(element))
+
+
 def _headings(selector: Selector, tag: str) -> list[str]:
-    texts = (
-        _normalize_space(node.xpath("string(.)").get("")) for node in selector.xpath(f"//{tag}")
-    )
+    texts = (_normalize_space(visible_text(node.root)) for node in selector.xpath(f"//{tag}"))
     return [text for text in texts if text]
 
 
@@ -133,7 +203,9 @@ def extract_page(url: str, body: bytes, content_type: str | None) -> ExtractedPa
     canonical URL are resolved against it, or against the page's ``<base href>``. Links are the
     ``<a href>`` that lead to an http(s) URL; fragments-only, ``javascript:``, ``mailto:`` and
     other schemes are not counted. A link is internal when its host equals the page's host.
-    Headings are whitespace-normalised and empty ones dropped. ``content_hash`` is the SHA-256
+    Headings and the word count read the text as a reader sees it (see the module docstring:
+    inline markup joined, permalink marks left out); headings are whitespace-normalised and
+    empty ones dropped. ``content_hash`` is the SHA-256
     hex digest of the raw body; ``encoding`` is the charset the body was decoded with.
     """
     encoding, text = html_to_unicode(content_type, body)
@@ -145,7 +217,9 @@ def extract_page(url: str, body: bytes, content_type: str | None) -> ExtractedPa
         base = _absolute(url, base_href) or url
 
     description_name = _LOWER.format("@name")
-    words = " ".join(selector.xpath(_VISIBLE_TEXT).getall()).split()
+    root = selector.root
+    text = visible_text(root) if isinstance(getattr(root, "tag", None), str) else ""
+    words = [token for token in text.split() if _WORD.search(token)]
     internal, external = _count_links(selector, base, _host(url))
 
     return ExtractedPage(

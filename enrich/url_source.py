@@ -1,4 +1,8 @@
-"""The enrichment stage's input, streamed: each URL once, in file order, never all in memory.
+"""The enrichment stage's input, streamed: each page once, in file order, never all in memory.
+
+"Each page once": URLs are compared by a key (``same_page``, :func:`enrich.same_page.page_key`
+in the stage), so ``/docs/#intro`` and ``/docs/index.html`` after ``/docs/`` are repeats; the
+first spelling is kept, without its fragment. Without a key, URLs are compared as they are.
 
 A stage 2 output of a million pages is a million URL strings: held in a list (and a dict to
 drop repeats) they cost a few hundred bytes each, so the stage's memory would grow with its
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit
 
 from common.records import iter_numbered_records
 from enrich.fetch import HTML_CONTENT_TYPES
+from enrich.same_page import without_fragment
 
 __all__ = [
     "JsonlUrls",
@@ -98,10 +103,18 @@ def _summarize(urls: Iterable[str], *, hosts: bool = True) -> SourceSummary:
 
 
 class UrlList(UrlSource):
-    """An in-memory sequence of URLs, first occurrence kept."""
+    """An in-memory sequence of URLs, first occurrence of each page kept (see the module)."""
 
-    def __init__(self, urls: Iterable[str]) -> None:
-        self._urls = list(dict.fromkeys(urls))
+    def __init__(
+        self, urls: Iterable[str], *, same_page: Callable[[str], str] | None = None
+    ) -> None:
+        if same_page is None:
+            self._urls = list(dict.fromkeys(urls))
+        else:
+            first: dict[str, str] = {}
+            for url in urls:
+                first.setdefault(same_page(url), without_fragment(url))
+            self._urls = list(first.values())
 
     def scan(self) -> SourceSummary:
         return _summarize(self._urls)
@@ -141,26 +154,37 @@ class JsonlUrls(UrlSource):
         select: a record's URL, or None to leave the record out; raising ``TypeError`` or
             ``ValueError`` marks the record bad.
         kind: what a record is called in errors ("validation", "failed-item").
+        same_page: the key two URLs of one page share (None: the URL itself).
     """
 
     def __init__(
-        self, path: Path | str, select: Callable[[dict[str, Any]], str | None], *, kind: str
+        self,
+        path: Path | str,
+        select: Callable[[dict[str, Any]], str | None],
+        *,
+        kind: str,
+        same_page: Callable[[str], str] | None = None,
     ) -> None:
         self.path = Path(path)
         self._select = select
         self._kind = kind
+        self._key = same_page
         self._repeated: set[int] | None = None
         self._summary: SourceSummary | None = None
 
     @classmethod
-    def valid_pages(cls, path: Path | str) -> JsonlUrls:
+    def valid_pages(
+        cls, path: Path | str, *, same_page: Callable[[str], str] | None = None
+    ) -> JsonlUrls:
         """Stage 2's valid HTML pages (final URLs after redirects)."""
-        return cls(path, valid_page_url, kind="validation")
+        return cls(path, valid_page_url, kind="validation", same_page=same_page)
 
     @classmethod
-    def failed_items(cls, path: Path | str) -> JsonlUrls:
+    def failed_items(
+        cls, path: Path | str, *, same_page: Callable[[str], str] | None = None
+    ) -> JsonlUrls:
         """The URLs of a ``.failed.jsonl`` sidecar (for a retry run)."""
-        return cls(path, failed_item_url, kind="failed-item")
+        return cls(path, failed_item_url, kind="failed-item", same_page=same_page)
 
     def _selected(self) -> Iterator[str]:
         for number, record in iter_numbered_records(self.path, kind=self._kind):
@@ -171,7 +195,7 @@ class JsonlUrls(UrlSource):
                     f"{self.path}:{number}: not a {self._kind} record ({exc})"
                 ) from None
             if url is not None:
-                yield url
+                yield url if self._key is None else without_fragment(url)
 
     def scan(self) -> SourceSummary:
         """Read the file twice: find repeated hashes, then count and digest the unique URLs.
@@ -185,19 +209,22 @@ class JsonlUrls(UrlSource):
     def _repeated_hashes(self) -> set[int]:
         if self._repeated is None:
             table = _HashTable()
+            key = self._key
             for url in self._selected():
-                table.add(_hash(url))
+                table.add(_hash(url if key is None else key(url)))
             self._repeated = table.repeated
         return self._repeated
 
     def __iter__(self) -> Iterator[str]:
         repeated = self._repeated_hashes()
+        key = self._key
         seen: set[str] = set()
         for url in self._selected():
-            if repeated and _hash(url) in repeated:
-                if url in seen:
+            page = url if key is None else key(url)
+            if repeated and _hash(page) in repeated:
+                if page in seen:
                     continue
-                seen.add(url)
+                seen.add(page)
             yield url
 
 

@@ -103,8 +103,9 @@ class WorkerStats:
 def fetch_config(record: StageRecord, concurrency: int | None = None) -> EnrichmentConfig:
     """The fetch settings the starter stored with the stage (``concurrency`` may differ)."""
     settings = dict(record.config.get("fetch") or {})
-    settings["allowed_domains"] = tuple(settings.get("allowed_domains") or ())
-    config = EnrichmentConfig(**settings)
+    config = EnrichmentConfig.from_mapping(
+        settings, source=f"the fetch settings stored with stage {record.stage}"
+    )
     if concurrency is not None:
         config = replace(config, concurrency=concurrency)
     return config

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -346,6 +347,48 @@ def test_reset_force_clears_a_corrupt_stage(cps: Path) -> None:
     assert "stage0_broken" not in run_cli("--checkpoint-dir", cps, "list").stdout
 
 
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(
+    SETPRIV is None or os.geteuid() != 0, reason="needs root and setpriv to drop privileges"
+)
+def test_an_unreadable_checkpoint_is_not_corruption() -> None:
+    """EACCES for real: the CLI runs as nobody over files nobody owns, one of them mode 0000."""
+    directory = Path(tempfile.mkdtemp(prefix="cli-eacces-"))
+    try:
+        cps = directory / "cps"
+        make_stage(cps, D1, total=40, runs=[20, 20], end="complete")
+        make_stage(cps, D2, total=50, runs=[10, 10])
+        for path in [directory, *directory.rglob("*")]:
+            os.chown(path, 65534, 65534)
+        target = cps / f"{D2}.json"
+        target.chmod(0)
+        before = snapshot_files(cps)
+        drop = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        for command in (
+            ["list"],
+            ["show", D2],
+            ["set", D2, "5"],
+            ["reset", D2, "--force"],
+            ["restore", D2, sorted((cps / "history" / D2).glob("*.json"))[0].stem],
+        ):
+            result = subprocess.run(
+                [*drop, sys.executable, SCRIPT, "--checkpoint-dir", str(cps), *command],
+                cwd=ROOT,
+                input="",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            line = assert_one_error_line(result)
+            assert line.startswith(f"error: cannot read {target}: permission denied"), command
+            assert snapshot_files(cps) == before, command  # nothing restored or moved aside
+        assert not list(cps.glob("*corrupt*"))
+    finally:
+        shutil.rmtree(directory)
+
+
 # --------------------------------------------------------------------------------------------
 # Reset
 
@@ -438,6 +481,18 @@ def test_reset_asks_on_a_terminal(cps: Path) -> None:
     assert code == 0, seen
     assert not (cps / f"{D2}.json").exists()
     assert (cps / f"{D1}.json").exists()
+
+
+def test_cleanup_asks_on_a_terminal_listing_what_goes(cps: Path) -> None:
+    before = snapshot_files(cps)
+    args = ["--checkpoint-dir", str(cps), "cleanup", "--days", "0", "--keep", "0"]
+    code, seen = _run_on_terminal(args, "[y/N]", answer="n\n")
+    assert code == 1, seen
+    assert f"will remove {D1}" in seen and "Clean up" in seen and "not confirmed" in seen
+    assert snapshot_files(cps) == before
+    code, seen = _run_on_terminal(args, "[y/N]", answer="y\n")
+    assert code == 0, seen
+    assert f"removed {D1}" in seen and not (cps / f"{D1}.json").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,28 +610,162 @@ def test_history_and_restore(cps: Path) -> None:
     assert_one_error_line(missing, D2, "20200101T000000_000000-nope")
 
 
-def test_restore_after_reset_brings_the_stage_back(cps: Path) -> None:
-    assert run_cli("--checkpoint-dir", cps, "reset", D2, "--force").returncode == 0
-    data = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)
+def _stage_with_output(cps: Path, out: Path, stage: str, items: range, *, total: int) -> None:
+    """Run (or resume) ``stage`` over ``items``: one keyed record per item into ``out``."""
+    checkpoint = EnhancedCheckpoint(cps / f"{stage}.json")
+    checkpoint.start(stage, total_items=total, output_file=out)
+    checkpoint.attach_output(out)
+    for i in items:
+        if checkpoint.should_skip(i):
+            continue
+        url = f"https://example.test/{i}"
+        checkpoint.update(processed=1, successful=1, index=i, key=url, record={"url": url, "n": i})
+    if checkpoint.state.completion.watermark >= total:
+        checkpoint.complete()
+    else:
+        checkpoint.pause()
+    checkpoint.close()
+
+
+def test_restore_after_reset_resumes_with_its_outputs_intact(tmp_path: Path) -> None:
+    cps, out = tmp_path / "cps", tmp_path / "out" / "records.jsonl"
+    stage = "stage9_keyed"
+    _stage_with_output(cps, out, stage, range(30), total=50)
+    assert len(out.read_bytes().splitlines()) == 30
+    assert (cps / f"{stage}.keys.jsonl").exists()
+
+    assert run_cli("--checkpoint-dir", cps, "reset", stage, "--force").returncode == 0
+    data = json.loads(run_cli("--checkpoint-dir", cps, "history", stage, "--json").stdout)
     snapshot = data["snapshots"][-1]
-    assert snapshot["reason"] == "before-reset"
-    assert run_cli("--checkpoint-dir", cps, "restore", D2, snapshot["id"]).returncode == 0
+    assert snapshot["reason"] == "before-reset" and snapshot["processed"] == 30
+    restored = run_cli("--checkpoint-dir", cps, "restore", stage, snapshot["id"])
+    assert restored.returncode == 0, restored.stderr
+    assert "30/50" in restored.stdout
+
+    # The stage resumes where the snapshot stopped: the 30 records stay, 20 more are written,
+    # none twice, and the done keys came back with it.
+    checkpoint = EnhancedCheckpoint(cps / f"{stage}.json")
+    assert checkpoint.is_key_done("https://example.test/29")
+    checkpoint.close()
+    _stage_with_output(cps, out, stage, range(50), total=50)
+    urls = [json.loads(line)["url"] for line in out.read_bytes().splitlines()]
+    assert urls == [f"https://example.test/{i}" for i in range(50)]
     rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
-    assert rows[D2][1:3] == ["paused", "20/50 (40.0%)"]
+    assert rows[stage][1:3] == ["completed", "50/50 (100.0%)"]
 
 
-def test_cleanup_keeps_the_latest_and_unfinished_stages(cps: Path) -> None:
-    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "1")
+def test_restore_is_refused_when_the_outputs_it_counts_are_gone(tmp_path: Path) -> None:
+    cps, out = tmp_path / "cps", tmp_path / "records.jsonl"
+    stage = "stage9_keyed"
+    _stage_with_output(cps, out, stage, range(30), total=50)
+    assert run_cli("--checkpoint-dir", cps, "reset", stage, "--force").returncode == 0
+    snapshot = json.loads(run_cli("--checkpoint-dir", cps, "history", stage, "--json").stdout)[
+        "snapshots"
+    ][-1]
+    with out.open("r+b") as handle:  # someone cut the output after the reset
+        handle.truncate(10)
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "restore", stage, snapshot["id"])
+    assert_one_error_line(result, str(out), "holds 10 bytes", "Nothing was changed")
+    assert snapshot_files(cps) == before
+
+
+def test_restore_is_refused_after_the_stage_started_over(tmp_path: Path) -> None:
+    cps, out = tmp_path / "cps", tmp_path / "records.jsonl"
+    stage = "stage9_keyed"
+    _stage_with_output(cps, out, stage, range(30), total=50)
+    assert run_cli("--checkpoint-dir", cps, "reset", stage, "--force").returncode == 0
+    snapshot = json.loads(run_cli("--checkpoint-dir", cps, "history", stage, "--json").stdout)[
+        "snapshots"
+    ][-1]
+    _stage_with_output(cps, out, stage, range(40), total=50)  # a new run rewrote the output
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "restore", stage, snapshot["id"])
+    assert_one_error_line(result, "started over", "Nothing was changed")
+    assert snapshot_files(cps) == before
+
+
+def test_cleanup_without_a_terminal_refuses_and_changes_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", input="y\n")
+    assert_one_error_line(result, "not a terminal", "--force", "--dry-run")
+    assert snapshot_files(cps) == before
+
+
+def test_cleanup_dry_run_lists_what_would_go_and_changes_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    dry = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "0", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would remove {D1}\n" in dry.stdout
+    assert f"would remove {D2}/history/" in dry.stdout
+    assert "nothing was changed" in dry.stdout
+    assert snapshot_files(cps) == before
+    real = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "0", "--force")
+    assert real.returncode == 0, real.stderr
+    planned = {line.removeprefix("would remove ") for line in dry.stdout.splitlines()[:-1]}
+    done = {line.removeprefix("removed ") for line in real.stdout.splitlines()[:-1]}
+    assert done == planned
+
+
+def test_cleanup_keeps_what_keep_says(cps: Path) -> None:
+    # --keep 1: every stage keeps its current checkpoint, the finished one included.
+    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "1", "--force")
     assert result.returncode == 0, result.stderr
-    assert f"removed {D1}\n" in result.stdout  # completed: removed
+    assert f"removed {D1}\n" not in result.stdout
     assert f"{D2}/history/" in result.stdout
-    rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
-    assert set(rows) == {D2, D3}  # paused and crashed stages are never removed
-    for stage in (D2, D3):
+    assert set(table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)) == {D1, D2, D3}
+    for stage in (D1, D2, D3):
         history = json.loads(run_cli("--checkpoint-dir", cps, "history", stage, "--json").stdout)
-        assert len(history["snapshots"]) == 1
-    again = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "30")
+        assert history["snapshots"] == []
+
+    # --keep 0: an old completed checkpoint goes (a snapshot stays); unfinished ones never.
+    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "0", "--force")
+    assert result.returncode == 0, result.stderr
+    assert f"removed {D1}\n" in result.stdout
+    assert set(table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)) == {D2, D3}
+    again = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "30", "--force")
     assert again.returncode == 0 and "nothing older than 30 days" in again.stdout
+
+
+def test_cleanup_keep_2_keeps_the_newest_snapshot(cps: Path) -> None:
+    newest = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)[
+        "snapshots"
+    ][-1]["id"]
+    result = run_cli("--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "2", "--force")
+    assert result.returncode == 0, result.stderr
+    history = json.loads(run_cli("--checkpoint-dir", cps, "history", D2, "--json").stdout)
+    assert [s["id"] for s in history["snapshots"]] == [newest]
+
+
+def test_reset_dry_run_changes_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    result = run_cli("--checkpoint-dir", cps, "reset", "all", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for stage in (D1, D2, D3):
+        assert f"would reset {stage} (" in result.stdout
+    assert "20/50 processed" in result.stdout and "nothing was changed" in result.stdout
+    assert snapshot_files(cps) == before
+
+
+def test_set_refuses_an_index_beyond_the_total_or_too_large(cps: Path) -> None:
+    before = snapshot_files(cps)
+    beyond = run_cli("--checkpoint-dir", cps, "set", D2, "51")
+    assert_one_error_line(beyond, D2, "51", "beyond the 50 items", "nothing was changed")
+    huge = run_cli("--checkpoint-dir", cps, "set", D2, "99999999999999999999999")
+    assert huge.returncode == 2 and "too large to store" in huge.stderr
+    assert snapshot_files(cps) == before
+    # The stage still loads cleanly (no backup restore, nothing set aside).
+    listed = run_cli("--checkpoint-dir", cps, "list")
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert table_rows(listed.stdout)[D2][1:3] == ["paused", "20/50 (40.0%)"]
+
+
+def test_set_on_a_completed_stage_says_it_reopens_it(cps: Path) -> None:
+    result = run_cli("--checkpoint-dir", cps, "set", D1, "40")
+    assert result.returncode == 0, result.stderr
+    assert f"{D1} was completed and is now paused" in result.stdout
+    assert "redoes the items from 40 on" in result.stdout
+    assert table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)[D1][1] == "paused"
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,8 +795,13 @@ def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:
         deadline = time.monotonic() + 30
         seen = _read_until(master, D3, deadline)
         assert "Checkpoints in" in seen
-        # A second frame comes from the refresh loop (Live redraws the table in place).
-        seen = _read_until(master, D3, deadline)
+        # A second frame comes from the refresh loop (Live redraws the table, title included,
+        # in place): count frame titles over everything read, not a second stage name, which
+        # could be the rest of the first frame.
+        while seen.count("Checkpoints in") < 2:
+            more = _read_until(master, "Checkpoints in", deadline)
+            assert more, f"the terminal closed after one frame: {seen!r}"
+            seen += more
         proc.send_signal(signal.SIGINT)
         assert _wait_draining(proc, master, timeout=30) == 0
     finally:

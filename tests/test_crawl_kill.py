@@ -27,22 +27,19 @@ from typing import Any
 
 import pytest
 
-from tools.bench.crawl import (
+from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     VALIDATION_OUTPUT,
     LineCounter,
-    OutputCheck,
     RunResult,
     crawl_command,
     jobdir_settings,
-    read_output,
     refetched,
-    reset_site_stats,
     run_crawl,
-    site_stats,
 )
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
+from tools.testing.jsonl_audit import FileAudit, audit_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -56,7 +53,7 @@ JOBDIR_TIMEOUT = 20.0  # JOBDIR resumes that hang are only reported: twice an un
 class Reference:
     """An uninterrupted run: its output and what it asked of the site."""
 
-    output: OutputCheck
+    output: FileAudit
     stats: dict[str, Any]
     seconds: float
 
@@ -66,8 +63,8 @@ class Series:
     """A killed-and-resumed crawl."""
 
     runs: list[RunResult] = field(default_factory=list)
-    after_kill: list[OutputCheck] = field(default_factory=list)
-    output: OutputCheck = field(default_factory=OutputCheck)
+    after_kill: list[FileAudit] = field(default_factory=list)
+    output: FileAudit = field(default_factory=lambda: FileAudit(Path(), exists=False))
     stats: dict[str, Any] = field(default_factory=dict)
     # Per killed run: requests the site served during it minus the requests its checkpoint
     # had saved as done when it died, i.e. what completed since the last save plus what was in
@@ -143,7 +140,7 @@ def run_series(
             served = site_stats(base_url)["requests"] - served_before
             series.unsaved.append(max(0, served - (frontier_done(checkpoint) - done_before)))
         series.runs.append(result)
-        series.after_kill.append(read_output(output))
+        series.after_kill.append(audit_jsonl(output))
         if result.hung:
             return series
     series.runs.append(run_crawl(command, log_path=log, timeout=timeout))
@@ -155,10 +152,10 @@ def log_tail(path: Path, size: int = 3000) -> str:
 
 
 def reference_run(command: Sequence[str], base_url: str, output: Path, log: Path) -> Reference:
-    reset_site_stats(base_url, transient=True)
+    client.reset(base_url, transient=True)
     result = run_crawl(command, log_path=log, timeout=RUN_TIMEOUT)
     assert result.returncode == 0, log_tail(log)
-    return Reference(read_output(output), site_stats(base_url), result.seconds)
+    return Reference(audit_jsonl(output), client.stats(base_url), result.seconds)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -212,8 +209,8 @@ class Figures:
             f"{self.reference.stats['requests']} requests, {self.reference.seconds:.1f} s\n"
             f"[{self.label}] runs: {runs}\n"
             f"[{self.label}] final: {out.lines} lines, {len(out.url_set)} URLs; lost "
-            f"{len(self.lost)}, extra {len(self.extra)}, duplicate lines {out.duplicates}, "
-            f"unparseable {out.unparseable}, torn last line {out.torn_last_line}\n"
+            f"{len(self.lost)}, extra {len(self.extra)}, duplicate lines {out.doubled}, "
+            f"unparseable {out.bad_lines}, torn last line {out.torn}\n"
             f"[{self.label}] requests {self.series.stats.get('requests')} vs reference "
             f"{self.reference.stats['requests']}: re-fetched pages {self.refetched_pages} in "
             f"{self.series.kills} kills = {self.refetched_pages / kills:.1f} per kill"
@@ -231,9 +228,9 @@ def assert_exact(figures: Figures, log: Path, *, min_kills: int = 3) -> None:
     assert series.kills >= min_kills, f"only {series.kills} kills landed: {series.runs}"
     assert series.final.returncode == 0, log_tail(log)
     out = series.output
-    assert not out.torn_last_line, "torn last line"
-    assert out.unparseable == 0
-    assert out.duplicates == 0, out.duplicate_urls[:10]
+    assert not out.torn, "torn last line"
+    assert out.bad_lines == 0
+    assert out.doubled == 0, out.doubled_urls[:10]
     assert not figures.lost, sorted(figures.lost)[:10]
     assert not figures.extra, sorted(figures.extra)[:10]
     # Little redone: what finished since the last save plus what was in flight at each kill
@@ -252,7 +249,7 @@ def test_discovery_survives_repeated_sigkill(kill_site: KillSite) -> None:
     log = kill_site.work / "discovery-killed.log"
     output = data / DISCOVERY_OUTPUT
     command = crawl_command("discovery", data, start_url=kill_site.base_url + "/")
-    reset_site_stats(kill_site.base_url, transient=True)
+    client.reset(kill_site.base_url, transient=True)
     series = run_series(
         command,
         output,
@@ -263,8 +260,8 @@ def test_discovery_survives_repeated_sigkill(kill_site: KillSite) -> None:
         base_url=kill_site.base_url,
         checkpoint=data / "checkpoints" / "stage1_discovery.json",
     )
-    series.output = read_output(output)
-    series.stats = site_stats(kill_site.base_url)
+    series.output = audit_jsonl(output)
+    series.stats = client.stats(kill_site.base_url)
     figures = Figures("discovery, ours", kill_site.discovery, series)
     print(figures.report())
     assert checkpoint_status(data, "stage1_discovery") == "completed"
@@ -287,7 +284,7 @@ def test_validation_survives_repeated_sigkill(kill_site: KillSite) -> None:
     log = kill_site.work / "validation-killed.log"
     output = data / VALIDATION_OUTPUT
     command = crawl_command("validation", data, input_file=input_file)
-    reset_site_stats(kill_site.base_url, transient=True)
+    client.reset(kill_site.base_url, transient=True)
     series = run_series(
         command,
         output,
@@ -298,8 +295,8 @@ def test_validation_survives_repeated_sigkill(kill_site: KillSite) -> None:
         base_url=kill_site.base_url,
         checkpoint=data / "checkpoints" / "stage2_validation.json",
     )
-    series.output = read_output(output)
-    series.stats = site_stats(kill_site.base_url)
+    series.output = audit_jsonl(output)
+    series.stats = client.stats(kill_site.base_url)
     figures = Figures("validation, ours", reference, series)
     print(figures.report())
     # Redirect targets that are also URLs of the input were lost before 8f74fa9.
@@ -339,7 +336,7 @@ def test_jobdir_baseline_is_measured(kill_site: KillSite, spider: str) -> None:
     command = crawl_command(
         spider, data, settings=jobdir_settings(data / "jobdir"), feed=output, **start
     )
-    reset_site_stats(kill_site.base_url, transient=True)
+    client.reset(kill_site.base_url, transient=True)
     series = run_series(
         command,
         output,
@@ -348,8 +345,8 @@ def test_jobdir_baseline_is_measured(kill_site: KillSite, spider: str) -> None:
         log,
         timeout=JOBDIR_TIMEOUT,
     )
-    series.output = read_output(output)
-    series.stats = site_stats(kill_site.base_url)
+    series.output = audit_jsonl(output)
+    series.stats = client.stats(kill_site.base_url)
     figures = Figures(f"{spider}, JOBDIR", reference, series)
     never = sum(
         1 for p, n in reference.stats["paths"].items() if n and not series.stats["paths"].get(p)
@@ -409,7 +406,7 @@ def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     reference = kill_site.discovery
     rng = random.Random(4106)
     lines = reference.output.lines
-    reset_site_stats(kill_site.base_url, transient=True)
+    client.reset(kill_site.base_url, transient=True)
     series = Series()
     paused = pause_when(command, output, round(rng.uniform(0.1, 0.3) * lines), log)
     series.runs.append(RunResult(paused, 0.0))
@@ -431,8 +428,8 @@ def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     series.runs.append(
         run_crawl(command, log_path=log, timeout=HANG_TIMEOUT if who == "JOBDIR" else RUN_TIMEOUT)
     )
-    series.output = read_output(output)
-    series.stats = site_stats(kill_site.base_url)
+    series.output = audit_jsonl(output)
+    series.stats = client.stats(kill_site.base_url)
     figures = Figures(f"pause+kill, {who}", reference, series)
     print(figures.report())
     if who == "JOBDIR":

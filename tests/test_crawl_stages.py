@@ -21,20 +21,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tools.bench.crawl import (
-    DISCOVERY_OUTPUT,
-    VALIDATION_OUTPUT,
-    LineCounter,
-    read_output,
-    site_stats,
-)
 from tools.demo_site import (
     DemoSite,
     PageKind,
     build_site,
+    client,
     start_demo_site_process,
     stop_demo_site_process,
 )
+from tools.testing.crawl import (
+    DISCOVERY_OUTPUT,
+    VALIDATION_OUTPUT,
+    LineCounter,
+)
+from tools.testing.jsonl_audit import audit_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -105,9 +105,9 @@ class Discovered:
 @pytest.fixture(scope="module")
 def discovered(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Discovered:
     data_dir = tmp_path_factory.mktemp("discovery")
-    before = site_stats(site.base_url)["requests"]
+    before = client.stats(site.base_url)["requests"]
     result = scrapy("discovery", data_dir, "-a", f"start_url={site.base_url}/")
-    requests = site_stats(site.base_url)["requests"] - before
+    requests = client.stats(site.base_url)["requests"] - before
     return Discovered(data_dir, data_dir / DISCOVERY_OUTPUT, result, requests)
 
 
@@ -141,7 +141,7 @@ def test_discovery_finds_every_page_inside_the_rules(site: Site, discovered: Dis
         assert by_url[url]["status"] == 200, by_url[url]
     # robots.txt obeyed: /private/ pages are linked and served, but never fetched or recorded.
     assert not [u for u in urls if urlsplit(u).path.startswith("/private/")]
-    assert not any(p.startswith("/private/") for p in site_stats(site.base_url)["paths"]), (
+    assert not any(p.startswith("/private/") for p in client.stats(site.base_url)["paths"]), (
         "a robots.txt-disallowed page was requested"
     )
     # Inside the allowed domain only.
@@ -183,9 +183,9 @@ def test_discovery_records_every_linked_url(site: Site, discovered: Discovered) 
 
 def test_second_discovery_run_fetches_nothing(site: Site, discovered: Discovered) -> None:
     before_bytes = discovered.output.read_bytes()
-    before = site_stats(site.base_url)
+    before = client.stats(site.base_url)
     result = scrapy("discovery", discovered.data_dir, "-a", f"start_url={site.base_url}/")
-    after = site_stats(site.base_url)
+    after = client.stats(site.base_url)
     assert_ok(result)
     fetched = {
         path: n - before["paths"].get(path, 0)
@@ -401,9 +401,9 @@ def test_validation_refuses_a_changed_input_unless_forced(
         settings={"CHECKPOINT_FORCE": "True"},
     )
     assert_ok(forced)
-    final = read_output(output)
-    assert not final.torn_last_line and final.unparseable == 0
-    assert final.duplicates == 0, final.duplicate_urls
+    final = audit_jsonl(output)
+    assert not final.torn and final.bad_lines == 0
+    assert final.doubled == 0, final.doubled_urls
     expected = {row["url"] for row in records(input_file)}
     assert final.url_set == expected
     assert new_url in final.url_set
@@ -447,8 +447,8 @@ def test_a_signal_pauses_and_the_same_command_finishes(
         check=False,
     )
     assert_ok(result)
-    final = read_output(output)
-    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    final = audit_jsonl(output)
+    assert final.doubled == 0 and not final.torn and final.bad_lines == 0
     assert final.url_set == {row["url"] for row in records(input_file)}
     assert checkpoint_state(tmp_path, "stage2_validation")["status"] == "completed"
 
@@ -477,8 +477,8 @@ def test_completed_validation_restarts_when_its_input_changed(
     result = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
     assert_ok(result)
     assert "input file has changed" in result.stderr
-    final = read_output(tmp_path / VALIDATION_OUTPUT)
-    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    final = audit_jsonl(tmp_path / VALIDATION_OUTPUT)
+    assert final.doubled == 0 and not final.torn and final.bad_lines == 0
     assert final.url_set == {row["url"] for row in records(input_file)}
     state = checkpoint_state(tmp_path, "stage2_validation")
     assert state["status"] == "completed"
@@ -514,8 +514,8 @@ def test_a_second_process_on_the_same_stage_is_refused(
             first.wait()
     assert second.returncode != 0
     assert "another run of this stage is in progress" in second.stderr
-    final = read_output(output)
-    assert final.duplicates == 0 and not final.torn_last_line and final.unparseable == 0
+    final = audit_jsonl(output)
+    assert final.doubled == 0 and not final.torn and final.bad_lines == 0
     assert final.url_set == {row["url"] for row in records(input_file)}
 
 
@@ -550,12 +550,12 @@ def test_robots_txt_is_obeyed_by_requests_waiting_for_it(site: Site, tmp_path: P
     private = site.spec.private_paths()
     assert len(private) >= 2
     start = ",".join(site.url(p) for p in ["/", *private])
-    before = site_stats(site.base_url)["paths"]
+    before = client.stats(site.base_url)["paths"]
     result = scrapy("discovery", tmp_path, "-a", f"start_url={start}")
-    after = site_stats(site.base_url)["paths"]
+    after = client.stats(site.base_url)["paths"]
     assert_ok(result)
     fetched = {p for p in private if after.get(p, 0) > before.get(p, 0)}
-    recorded = {u for u in read_output(tmp_path / DISCOVERY_OUTPUT).urls if "/private/" in u}
+    recorded = {u for u in audit_jsonl(tmp_path / DISCOVERY_OUTPUT).urls if "/private/" in u}
     assert not fetched and not recorded, (sorted(fetched), sorted(recorded))
 
 

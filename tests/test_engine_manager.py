@@ -257,7 +257,7 @@ def _cleanup_scene(make_checkpoint: MakeCheckpoint) -> EnhancedCheckpoint:
     return live
 
 
-def test_cleanup_removes_old_history_and_old_completed_stages(
+def test_cleanup_removes_old_history_and_keeps_current_checkpoints(
     make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
 ) -> None:
     _cleanup_scene(make_checkpoint)
@@ -266,14 +266,30 @@ def test_cleanup_removes_old_history_and_old_completed_stages(
     try:
         paused_history = [e.snapshot_id for e in manager.store.list_history("paused")]
         assert len(paused_history) == 2  # start, pause
-        removed = manager.cleanup(days=7)
-        assert "done" in removed
+        planned = manager.cleanup(days=7, keep_latest=2, dry_run=True)
+        assert manager.store.list_history("paused") != []  # a dry run removes nothing
+        removed = manager.cleanup(days=7, keep_latest=2)
+        assert removed == planned
+        assert "done" not in removed  # keep_latest counts the current checkpoint first
         assert f"paused/history/{paused_history[0]}" in removed
-        assert manager.stages() == ["crashed", "live", "paused"]
+        assert manager.stages() == ["crashed", "done", "live", "paused"]
         assert [e.snapshot_id for e in manager.store.list_history("paused")] == [paused_history[1]]
+    finally:
+        manager.close()
+
+
+def test_cleanup_keep_latest_0_removes_old_completed_stages(
+    make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
+) -> None:
+    _cleanup_scene(make_checkpoint)
+    manager = UnifiedCheckpointManager(checkpoint_dir, clock=FakeClock(time.time() + 8 * 86400))
+    try:
+        removed = manager.cleanup(days=7, keep_latest=0)
+        assert "done" in removed
+        assert manager.stages() == ["crashed", "live", "paused"]
         for stage in ("crashed", "live", "paused"):
             assert (checkpoint_dir / f"{stage}.json").exists()
-        assert "before-cleanup" in [e.reason for e in manager.store.list_history("done")]
+        assert [e.reason for e in manager.store.list_history("done")] == ["before-cleanup"]
     finally:
         manager.close()
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+from typing import Any
 
+import pytest
+from bs4 import BeautifulSoup
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from parsel import Selector
 
-from enrich.extract import extract_page
+from enrich.extract import BLOCK_ELEMENTS, extract_page, visible_text
 
 PAGE_URL = "https://example.com/docs/guide.html"
 
@@ -219,3 +224,139 @@ def test_arbitrary_bytes_never_raise(body: bytes, content_type: str | None) -> N
 def test_arbitrary_markup_never_raises(markup: str, url: str) -> None:
     page = extract_page(url, markup.encode("utf-8", "surrogatepass"), "text/html")
     assert page["link_count"] == page["internal_link_count"] + page["external_link_count"]
+
+
+# --- the text a reader sees --------------------------------------------------------------------
+
+
+def words_of(markup: str) -> int:
+    return extract_page(PAGE_URL, markup.encode(), "text/html; charset=utf-8")["word_count"]
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        # Inline markup does not split a word; punctuation after it stays with it.
+        ("<p>Call <code>Py_Initialize()</code>.</p>", 2),
+        ("<p><code>argv[<var>0</var>]</code></p>", 1),
+        ("<p><span>arg</span><span>v</span>[<b>0</b>]</p>", 1),
+        ("<p>re<em>sum</em>able x<sup>2</sup> H<sub>2</sub>O</p>", 3),
+        # Block elements and line breaks do, with or without whitespace between them.
+        ("<ul><li>one</li><li>two</li></ul><p>three</p><p>four</p>", 4),
+        ("<table><tr><td>a</td><td>b</td></tr></table><div>c</div><h2>d</h2>", 4),
+        ("<address>1 Main Street<br>Springfield</address>", 4),
+        # Separators are not words; words with a letter or digit are.
+        ("<p>Home &raquo; Docs | API &mdash; 3.13</p>", 4),
+        # Permalink marks are not text a reader reads.
+        ('<h2>Install<a class="headerlink" href="#install">&para;</a></h2>', 1),
+        ('<h2>Install <a href="#install">#</a></h2><h3>Use <a href="#u">§</a></h3>', 2),
+        ('<h2>Install<a href="#i" class="hash-link">&#8203;</a></h2>', 1),
+        # A fragment link with words is ordinary text.
+        ('<p>See <a href="#sponsors">our sponsors</a> and <a href="#x">#tags</a></p>', 5),
+        # Hidden: head, scripts, styles, templates, comments.
+        (
+            "<html><head><title>t t</title><style>p{}</style></head><body>a<!-- b c -->"
+            "<script>d</script><template>e</template><noscript>f</noscript>g</body></html>",
+            1,
+        ),
+    ],
+)
+def test_word_count_counts_the_words_a_reader_sees(markup: str, expected: int) -> None:
+    assert words_of(markup) == expected
+
+
+def test_headings_lose_permalink_marks_and_keep_inline_text() -> None:
+    markup = (
+        '<h1>Embedding<a class="headerlink" href="#e" title="Link to this heading">¶</a></h1>'
+        '<h2 id="x">First run with <code>--start-url</code><a class="headerlink" href="#x">'
+        "&para;</a></h2>"
+        '<h2><a class="anchor" href="#b"><svg><path d="m7 3"></path></svg></a>Breaking</h2>'
+        '<h2>Upgrading <a class="header-anchor" href="#u">#</a></h2>'
+        '<h2>Thanks <a href="#t" class="permalink">§</a></h2>'
+        '<h2>Tags <a href="#tags">#tags</a></h2>'
+    )
+    page = extract_page(PAGE_URL, markup.encode(), "text/html")
+
+    assert page["h1"] == ["Embedding"]
+    assert page["h2"] == [
+        "First run with --start-url",
+        "Breaking",
+        "Upgrading",
+        "Thanks",
+        "Tags #tags",
+    ]
+
+
+# --- against an independent extractor, on real-world-shaped pages ----------------------------------
+#
+# BeautifulSoup with Python's own html.parser: another parser and another tree walk than lxml
+# through parsel, applying the rules the module docstring states.
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pages"
+PAGES = sorted(FIXTURES.glob("*.html"))
+
+
+def reference_extract(html: str) -> tuple[int, list[str], list[str]]:
+    """(word count, h1 texts, h2 texts) by BeautifulSoup."""
+    soup = BeautifulSoup(html, "html.parser")
+    for hidden in soup.find_all(["head", "title", "script", "style", "noscript", "template"]):
+        hidden.decompose()
+    for anchor in soup.find_all("a"):
+        text = anchor.get_text().replace("\u200b", "").strip()
+        href = str(anchor.get("href") or "").strip()
+        classes = anchor.get("class") or []
+        if "headerlink" in classes or (href.startswith("#") and text in {"", "¶", "#", "§"}):
+            anchor.decompose()
+    for block in soup.find_all(list(BLOCK_ELEMENTS)):
+        block.insert_before(" ")
+        block.append(" ")
+
+    def words(element: Any) -> list[str]:
+        return [t for t in element.get_text().split() if any(ch.isalnum() for ch in t)]
+
+    def headings(tag: str) -> list[str]:
+        found = (" ".join(node.get_text().split()) for node in soup.find_all(tag))
+        return [text for text in found if text]
+
+    return len(words(soup)), headings("h1"), headings("h2")
+
+
+EXPECTED_HEADINGS = {
+    "sphinx_embedding.html": (
+        ["1. Embedding the interpreter in Another Application"],
+        ["1.1. Very High Level Embedding", "1.2. Beyond Very High Level Embedding: An overview"],
+    ),
+    "mkdocs_material.html": (["Getting started"], ["Installation", "First run with --start-url"]),
+    "nested_markup.html": (["Release 2.0"], ["Breaking changes", "Upgrading", "Thanks"]),
+}
+
+
+def test_every_fixture_has_expected_headings() -> None:
+    assert sorted(p.name for p in PAGES) == sorted(EXPECTED_HEADINGS)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_fixture_pages_match_an_independent_extractor(path: Path) -> None:
+    body = path.read_bytes()
+    page = extract_page("https://docs.example.org/guide/page.html", body, "text/html")
+    words, h1, h2 = reference_extract(body.decode("utf-8"))
+
+    assert (page["word_count"], page["h1"], page["h2"]) == (words, h1, h2)
+    assert (page["h1"], page["h2"]) == EXPECTED_HEADINGS[path.name]
+    for heading in page["h1"] + page["h2"]:
+        assert not {"¶", "#", "§"} & set(heading.split()), heading
+        assert not heading.endswith("¶"), heading
+
+
+def test_sphinx_inline_code_is_one_word_each() -> None:
+    body = (FIXTURES / "sphinx_embedding.html").read_bytes()
+    text = visible_text(Selector(text=body.decode("utf-8")).root)
+    tokens = text.split()
+
+    # <code><span class="pre">Py_Initialize()</span></code></a>. and friends
+    assert "Py_Initialize()." in tokens
+    assert "argv[0]" in tokens
+    assert "sys.path" in tokens
+    assert "Py_FinalizeEx(void)" in tokens
+    assert not any("¶" in token for token in tokens)
+    assert "words" not in tokens  # only inside a comment

@@ -29,7 +29,7 @@ def enrich(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # bounds a hang, not a speed
         check=False,
     )
 

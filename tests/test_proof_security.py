@@ -46,7 +46,7 @@ from common.stores.base import validate_stage_name
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, PageFetcher
 from tools.checkpoint_cli import app as cli
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
 from tools.orchestrator import app as orchestrator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_names_that_leave_the_checkpoint_directory_are_refused_everywhere(tmp_pa
             ("reset", name, "--force"),
             ("set", name, "3"),
             ("history", name),
-            ("restore", "real", name, "--force"),
+            ("restore", "real", name),
         ):
             code, err = cli_in_process("--checkpoint-dir", d, *argv)
             if name.startswith("-"):  # read as an option: a usage error, exit 2
@@ -511,10 +511,7 @@ def test_enrich_with_the_guard_refuses_every_loopback_page(tmp_path: Path) -> No
             timeout=120,
         )
         assert result.returncode == 0, result.stderr[-2000:]
-        import urllib.request
-
-        with urllib.request.urlopen(f"{base_url}/__stats", timeout=10) as response:
-            served = json.load(response)["requests"]
+        served = client.stats(base_url)["requests"]
     finally:
         stop_demo_site_process(process)
     output = tmp_path / "processed/stage03/enrichment_output.jsonl"

@@ -28,18 +28,16 @@ from common.redis.frontier import (
     export_records,
 )
 from tests._waiting import wait_for
-from tools.bench.crawl import (
+from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     VALIDATION_OUTPUT,
     crawl_command,
-    read_output,
     refetched,
-    reset_site_stats,
     run_crawl,
-    site_stats,
 )
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
+from tools.testing.jsonl_audit import audit_jsonl
 
 T = TypeVar("T")
 
@@ -251,12 +249,12 @@ def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite
     try:
         data = work / "local"
         log = work / "local.log"
-        reset_site_stats(base_url, transient=True)
+        client.reset(base_url, transient=True)
         result = run_crawl(
             crawl_command("discovery", data, start_url=base_url + "/"), log_path=log, timeout=120
         )
         assert result.returncode == 0, log.read_text()[-3000:]
-        yield SharedSite(base_url, work, data / DISCOVERY_OUTPUT, site_stats(base_url))
+        yield SharedSite(base_url, work, data / DISCOVERY_OUTPUT, client.stats(base_url))
     finally:
         stop_demo_site_process(process)
 
@@ -280,7 +278,7 @@ def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 def test_two_workers_one_sigkilled_record_every_page_once(
     shared_site: SharedSite, redis_url: str, prefix: str
 ) -> None:
-    reference = read_output(shared_site.reference)
+    reference = audit_jsonl(shared_site.reference)
     frontier = RedisFrontier(redis_url, prefix)
     logs = [shared_site.work / f"worker{i}-{prefix}.log" for i in (1, 2)]
     datas = [shared_site.work / f"worker{i}-{prefix}" for i in (1, 2)]
@@ -310,18 +308,18 @@ def test_two_workers_one_sigkilled_record_every_page_once(
                 worker.wait()
         frontier.delete()
         frontier.close()
-    out = read_output(datas[1] / DISCOVERY_OUTPUT)
+    out = audit_jsonl(datas[1] / DISCOVERY_OUTPUT)
     assert not (datas[0] / DISCOVERY_OUTPUT).exists()  # the killed worker never exported
     assert status["state"] == "done"
     assert in_flight > 0
     assert status["requeued"] > 0, "the killed worker held no lease: the kill proved nothing"
-    assert not out.torn_last_line
-    assert out.unparseable == 0
-    assert out.duplicates == 0, out.duplicate_urls[:10]
+    assert not out.torn
+    assert out.bad_lines == 0
+    assert out.doubled == 0, out.doubled_urls[:10]
     assert sorted(out.url_set - reference.url_set) == []
     assert sorted(reference.url_set - out.url_set) == []
     assert status["records"] == reference.lines
-    assert out.urls == sorted(out.urls)
+    assert list(out.urls) == sorted(out.urls)
 
 
 @pytest.mark.slow
@@ -330,7 +328,7 @@ def test_a_lone_worker_sigkilled_then_rerun_resumes(
     shared_site: SharedSite, redis_url: str, prefix: str
 ) -> None:
     """Every worker died: the same command resumes once the dead worker's leases expire."""
-    reference = read_output(shared_site.reference)
+    reference = audit_jsonl(shared_site.reference)
     frontier = RedisFrontier(redis_url, prefix)
     data = shared_site.work / f"lone-{prefix}"
     log = shared_site.work / f"lone-{prefix}.log"
@@ -340,7 +338,7 @@ def test_a_lone_worker_sigkilled_then_rerun_resumes(
         start_url=shared_site.base_url + "/",
         settings=redis_settings(redis_url, prefix),
     )
-    reset_site_stats(shared_site.base_url, transient=True)
+    client.reset(shared_site.base_url, transient=True)
     try:
         worker = start(command, log)
         try:
@@ -357,13 +355,13 @@ def test_a_lone_worker_sigkilled_then_rerun_resumes(
         frontier.close()
     assert result.returncode == 0, log.read_text()[-3000:]
     assert killed["state"] == "running" and killed["in_flight"] > 0
-    out = read_output(data / DISCOVERY_OUTPUT)
-    assert not out.torn_last_line and out.unparseable == 0
-    assert out.duplicates == 0, out.duplicate_urls[:10]
+    out = audit_jsonl(data / DISCOVERY_OUTPUT)
+    assert not out.torn and out.bad_lines == 0
+    assert out.doubled == 0, out.doubled_urls[:10]
     assert out.url_set == reference.url_set
     assert status["requeued"] >= killed["in_flight"]
     # Little redone: what the dead worker held (leased ahead or in flight), not the crawl.
-    extra, _paths = refetched(site_stats(shared_site.base_url), shared_site.reference_stats)
+    extra, _paths = refetched(client.stats(shared_site.base_url), shared_site.reference_stats)
     assert extra <= killed["in_flight"] + 10, (extra, killed)
 
 

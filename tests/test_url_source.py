@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import enrich.same_page as same_page
 import enrich.url_source as url_source
+from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key, page_key_function
 from enrich.url_source import JsonlUrls, UrlList
 
 
@@ -113,3 +117,99 @@ def test_failed_items_give_their_urls_once(tmp_path: Path) -> None:
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert list(JsonlUrls.failed_items(path)) == ["http://a.test/1", "http://a.test/2"]
+
+
+# --- one page, several addresses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("http://a.test/docs/", "http://a.test/docs/#install"),
+        ("http://a.test/docs/", "http://a.test/docs/index.html"),
+        ("http://a.test/", "http://a.test/index.htm#top"),
+        ("http://A.Test:80/x?b=2&a=1", "http://a.test/x?a=1&b=2"),
+        ("https://a.test:443/%7Euser/", "https://a.test/~user/"),
+        ("http://a.test/p?", "http://a.test/p"),
+        ("http://a.test", "http://a.test/"),
+    ],
+)
+def test_addresses_of_one_page_share_a_key(a: str, b: str) -> None:
+    assert page_key(a) == page_key(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("http://a.test/A", "http://a.test/a"),  # servers may tell path case apart
+        ("http://a.test/docs", "http://a.test/docs/"),
+        ("http://a.test:8080/", "http://a.test/"),
+        ("https://a.test/", "http://a.test/"),
+        ("http://a.test/docs/Index.html", "http://a.test/docs/"),
+        ("http://a.test/?page=2", "http://a.test/"),
+    ],
+)
+def test_different_pages_keep_different_keys(a: str, b: str) -> None:
+    assert page_key(a) != page_key(b)
+
+
+def test_directory_index_is_a_setting() -> None:
+    assert page_key("http://a.test/d/index.html", ()) == "http://a.test/d/index.html"
+    assert page_key("http://a.test/d/default.aspx", ("default.aspx",)) == "http://a.test/d/"
+    assert page_key("http://[broken/#x") == "http://[broken/"
+
+
+def test_each_page_once_first_spelling_without_its_fragment(tmp_path: Path) -> None:
+    urls = [
+        "http://a.test/docs/#intro",
+        "http://a.test/other",
+        "http://a.test/docs/index.html",
+        "http://A.TEST/docs/",
+        "http://a.test/other#x",
+        "http://a.test/docs/index.html?",
+    ]
+    expected = ["http://a.test/docs/", "http://a.test/other"]
+    key = page_key_function(DEFAULT_DIRECTORY_INDEX)
+    path = tmp_path / "v.jsonl"
+    write_validation(path, list(urls))
+
+    streamed = JsonlUrls.valid_pages(path, same_page=key)
+    assert list(streamed) == expected
+    assert streamed.scan().count == 2
+    assert list(UrlList(urls, same_page=key)) == expected
+    # Without a key the addresses are compared as written (the old behaviour, still available).
+    assert len(list(JsonlUrls.valid_pages(path))) == len(urls)
+    assert list(JsonlUrls.valid_pages(path, same_page=page_key_function(()))) == [
+        "http://a.test/docs/",
+        "http://a.test/other",
+        "http://a.test/docs/index.html",
+    ]
+
+
+_HOSTS = st.sampled_from(
+    ["a.test", "www.example.edu", "127.0.0.1", "x-y.z", "a..b", "-a.test", "."]
+)
+_SEGMENT = st.text(alphabet="abcAZ09-._~!$&'()*+,;=:@%/ \"<>{}|?#é", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    host=_HOSTS,
+    port=st.one_of(st.none(), st.sampled_from(["80", "443", "8080", "0", "65535", "99999"])),
+    segments=st.lists(_SEGMENT, max_size=4),
+    fragment=st.one_of(st.none(), st.text(max_size=5)),
+    index=st.sampled_from([(), DEFAULT_DIRECTORY_INDEX]),
+)
+def test_the_fast_path_agrees_with_canonicalize_url(
+    scheme: str,
+    host: str,
+    port: str | None,
+    segments: list[str],
+    fragment: str | None,
+    index: tuple[str, ...],
+) -> None:
+    url = f"{scheme}://{host}{':' + port if port else ''}" + "".join("/" + s for s in segments)
+    if fragment is not None:
+        url += "#" + fragment
+    assert page_key(url, index) == same_page._canonical_key(url, index)

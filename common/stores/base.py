@@ -7,15 +7,22 @@ owns the policy: when to save, what the record holds, how to validate it. Stores
 
 from __future__ import annotations
 
+import errno
+import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from common.errors import InvalidStageNameError
+from common.errors import (
+    CheckpointCorruptError,
+    CheckpointSchemaError,
+    CheckpointUnreadableError,
+    InvalidStageNameError,
+)
 
 if TYPE_CHECKING:
     from common.ledger import LedgerBackend, LedgerEntry
@@ -29,9 +36,12 @@ __all__ = [
     "MemoryKeySet",
     "StagedRows",
     "WriterLock",
+    "load_first_readable",
     "snapshot_id_for",
     "validate_stage_name",
 ]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -65,6 +75,60 @@ class LoadedRecord(Generic[T]):
     value: T
     source: Path
     restored_from_backup: bool
+
+
+def load_first_readable(
+    stage: str,
+    candidates: Sequence[tuple[Path, Callable[[], Any]]],
+    parse: Callable[[Any, Path], T],
+    *,
+    error_path: Path,
+    advice: str,
+) -> LoadedRecord[T] | None:
+    """The first candidate (main record, then its backup) that reads and parses.
+
+    Each candidate is ``(where, read)``: ``read()`` returns the decoded JSON value (``null``
+    included), raises FileNotFoundError when that copy does not exist, and raises
+    :class:`CheckpointCorruptError` for bytes that are not JSON. A copy that cannot be *read*
+    (permission denied, I/O error) stops the load with :class:`CheckpointUnreadableError`: its
+    content is unknown, so falling back to an older backup (and later moving the main file aside)
+    could lose progress. When no copy parses, :class:`CheckpointCorruptError` (or
+    :class:`CheckpointSchemaError` when every copy was valid JSON of the wrong shape) names every
+    copy tried, followed by ``advice``. None when no copy exists.
+    """
+    problems: list[str] = []
+    schema_only = True
+    for position, (where, read) in enumerate(candidates):
+        try:
+            value = parse(read(), where)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise CheckpointUnreadableError(
+                f"cannot read {where}: {_os_reason(exc)}; nothing was changed",
+                stage=stage,
+                path=where,
+            ) from exc
+        except CheckpointCorruptError as exc:
+            problems.append(str(exc))
+            schema_only = schema_only and isinstance(exc, CheckpointSchemaError)
+            logger.error("Failed to load checkpoint: %s", exc)
+            continue
+        return LoadedRecord(value, where, position > 0)
+    if not problems:
+        return None
+    error_type = CheckpointSchemaError if schema_only else CheckpointCorruptError
+    raise error_type(
+        f"no readable checkpoint for stage {stage!r}: " + "; ".join(problems) + f". {advice}",
+        stage=stage,
+        path=error_path,
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +279,12 @@ class CheckpointStore(ABC):
         """Every stage with a record (including unreadable ones), sorted."""
 
     @abstractmethod
-    def delete(self, stage: str) -> bool:
-        """Remove ``stage``'s record and backup; True if anything was removed."""
+    def delete(self, stage: str, *, journals: bool = True) -> bool:
+        """Remove ``stage``'s record and backup; True if anything was removed.
+
+        With ``journals=False`` the stage's journals in the directory stay (the stage's next
+        start cuts them as leftovers of a fresh start; until then a restore can use them).
+        """
 
     @abstractmethod
     def lock(self, stage: str) -> WriterLock:

@@ -8,6 +8,7 @@ For stage ``s`` the directory holds ``s.json`` (current), ``s.backup.json`` (the
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.errors import CheckpointCorruptError, CheckpointSaveError, CheckpointSchemaError
+from common.errors import CheckpointCorruptError, CheckpointSaveError
 from common.io.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
 from common.io.locking import StageLock
@@ -26,6 +27,7 @@ from common.stores.base import (
     HistoryEntry,
     LoadedRecord,
     StagedRows,
+    load_first_readable,
     snapshot_id_for,
     validate_stage_name,
 )
@@ -76,50 +78,27 @@ class JsonFileStore(CheckpointStore):
 
     def load(self, stage: str, parse: Callable[[Any, Path], T]) -> LoadedRecord[T] | None:
         main, backup = self.main_path(stage), self.backup_path(stage)
-        problems: list[str] = []
-        schema_only = True
-        for path in (main, backup):
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                problems.append(f"{path}: cannot read ({exc.strerror or exc})")
-                schema_only = False
-                continue
-            try:
-                value = parse(_decode(raw, path), path)
-            except CheckpointCorruptError as exc:
-                problems.append(str(exc))
-                schema_only = schema_only and isinstance(exc, CheckpointSchemaError)
-                logger.error("Failed to load checkpoint: %s", exc)
-                continue
-            if path == backup:
-                if main.exists():
-                    self._damaged.add(stage)
-                    logger.info("Attempting to restore from backup")
-                    logger.warning(
-                        "Successfully restored from backup %s; the damaged %s is kept as "
-                        "%s.corrupt-<time>.json at the next save",
-                        backup,
-                        main,
-                        main.stem,
-                    )
-                else:
-                    logger.warning(
-                        "Checkpoint %s is missing; restored from backup %s", main, backup
-                    )
-            return LoadedRecord(value, path, path == backup)
-        if problems:
-            error_type = CheckpointSchemaError if schema_only else CheckpointCorruptError
-            raise error_type(
-                f"no readable checkpoint for stage {stage!r}: "
-                + "; ".join(problems)
-                + ". Nothing was changed; fix or move the files, or reset the stage.",
-                stage=stage,
-                path=main,
-            )
-        return None
+        loaded = load_first_readable(
+            stage,
+            [(path, functools.partial(_read_json, path)) for path in (main, backup)],
+            parse,
+            error_path=main,
+            advice="Nothing was changed; fix or move the files, or reset the stage.",
+        )
+        if loaded is not None and loaded.restored_from_backup:
+            if main.exists():
+                self._damaged.add(stage)
+                logger.info("Attempting to restore from backup")
+                logger.warning(
+                    "Successfully restored from backup %s; the damaged %s is kept as "
+                    "%s.corrupt-<time>.json at the next save",
+                    backup,
+                    main,
+                    main.stem,
+                )
+            else:
+                logger.warning("Checkpoint %s is missing; restored from backup %s", main, backup)
+        return loaded
 
     def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
         if rows:
@@ -166,9 +145,9 @@ class JsonFileStore(CheckpointStore):
                     break
         return sorted(stages)
 
-    def delete(self, stage: str) -> bool:
+    def delete(self, stage: str, *, journals: bool = True) -> bool:
         try:
-            return self._delete(stage)
+            return self._delete(stage, journals=journals)
         except OSError as exc:
             raise CheckpointSaveError(
                 f"could not remove the checkpoint files of stage {stage!r} in {self.directory}: "
@@ -177,13 +156,14 @@ class JsonFileStore(CheckpointStore):
                 path=exc.filename or self.directory,
             ) from exc
 
-    def _delete(self, stage: str) -> bool:
+    def _delete(self, stage: str, *, journals: bool) -> bool:
         removed = False
         for path in (self.main_path(stage), self.backup_path(stage), self.temp_path(stage)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed = True
-        removed = remove_stage_journals(self.directory, stage) or removed
+        if journals:
+            removed = remove_stage_journals(self.directory, stage) or removed
         self._damaged.discard(stage)
         if removed and self.directory.is_dir():
             fsync_dir(self.directory)
@@ -265,6 +245,10 @@ class JsonFileStore(CheckpointStore):
 
 
 MAX_NESTING = 64  # far deeper than any checkpoint; deeper values would exhaust the stack later
+
+
+def _read_json(path: Path) -> Any:
+    return _decode(path.read_bytes(), path)
 
 
 def _decode(raw: bytes, path: Path) -> Any:

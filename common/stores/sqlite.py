@@ -15,6 +15,7 @@ and the writer lock is the same per-stage ``fcntl`` lock file (a SIGKILLed write
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -44,6 +45,7 @@ from common.stores.base import (
     KeySet,
     LoadedRecord,
     StagedRows,
+    load_first_readable,
     snapshot_id_for,
     validate_stage_name,
 )
@@ -317,37 +319,29 @@ class SqliteStore(CheckpointStore):
         if not rows:
             return None
         body, previous = rows[0]
-        problems: list[str] = []
-        schema_only = True
-        candidates = ((body, self.describe(stage)), (previous, f"{self.path}#{stage}.backup"))
-        for backup, (text, where) in enumerate(candidates):
-            if text is None:
-                continue
-            path = Path(where)
-            try:
-                value = parse(_decode(text, path), path)
-            except CheckpointCorruptError as exc:
-                problems.append(str(exc))
-                schema_only = schema_only and isinstance(exc, CheckpointSchemaError)
-                logger.error("Failed to load checkpoint: %s", exc)
-                continue
-            if backup:
-                self._damaged.add(stage)
-                logger.info("Attempting to restore from backup")
-                logger.warning(
-                    "Successfully restored %s from its backup record; the damaged record is set "
-                    "aside at the next save",
-                    stage,
-                )
-            return LoadedRecord(value, path, bool(backup))
-        error_type = CheckpointSchemaError if schema_only else CheckpointCorruptError
-        raise error_type(
-            f"no readable checkpoint for stage {stage!r}: "
-            + "; ".join(problems)
-            + ". Nothing was changed; fix the database or reset the stage.",
-            stage=stage,
-            path=self.path,
+        candidates = [
+            (Path(where), functools.partial(_decode_optional, text, Path(where)))
+            for text, where in (
+                (body, self.describe(stage)),
+                (previous, f"{self.path}#{stage}.backup"),
+            )
+        ]
+        loaded = load_first_readable(
+            stage,
+            candidates,
+            parse,
+            error_path=self.path,
+            advice="Nothing was changed; fix the database or reset the stage.",
         )
+        if loaded is not None and loaded.restored_from_backup:
+            self._damaged.add(stage)
+            logger.info("Attempting to restore from backup")
+            logger.warning(
+                "Successfully restored %s from its backup record; the damaged record is set "
+                "aside at the next save",
+                stage,
+            )
+        return loaded
 
     def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
         validate_stage_name(stage)
@@ -392,7 +386,9 @@ class SqliteStore(CheckpointStore):
     def list_stages(self) -> list[str]:
         return [row[0] for row in self._read("SELECT stage FROM records ORDER BY stage")]
 
-    def delete(self, stage: str) -> bool:
+    def delete(self, stage: str, *, journals: bool = True) -> bool:
+        """Remove the record with its done keys and ledger rows (a restore after this is
+        refused: the keys are gone); the journals in the directory only with ``journals``."""
         validate_stage_name(stage)
         removed = False
         if self.path.exists():
@@ -406,7 +402,8 @@ class SqliteStore(CheckpointStore):
                             (sid,),
                         )
                         removed = deleted.rowcount > 0 or removed
-        removed = remove_stage_journals(self.directory, stage) or removed
+        if journals:
+            removed = remove_stage_journals(self.directory, stage) or removed
         self._damaged.discard(stage)
         return removed
 
@@ -717,6 +714,12 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _decode_optional(text: str | None, path: Path) -> Any:
+    if text is None:  # no backup record yet: absent, as a missing backup file is
+        raise FileNotFoundError(str(path))
+    return _decode(text, path)
 
 
 def _decode(text: str, path: Path) -> Any:

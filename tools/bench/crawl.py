@@ -16,35 +16,37 @@
     duplicate and unparseable lines, and pages re-fetched (requests served beyond the
     uninterrupted run's), for our checkpoint and for plain Scrapy ``JOBDIR``.
 
-The process helpers (``run_crawl``, ``read_output``, ``site_stats`` ...) are shared with
-``tests/test_crawl_kill.py``. Nothing here asserts speed: figures are measured and printed.
+The process helpers live in :mod:`tools.testing.crawl` (shared with the tests). Nothing here
+asserts speed: figures are measured and printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DISCOVERY_OUTPUT = Path("processed") / "stage01" / "discovery_output.jsonl"
-VALIDATION_OUTPUT = Path("processed") / "stage02" / "validation_output.jsonl"
+from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.testing.crawl import (
+    DISCOVERY_OUTPUT,
+    REPO_ROOT,
+    RunResult,
+    crawl_command,
+    crawl_seconds,
+    jobdir_settings,
+    no_checkpoint_settings,
+    refetched,
+    run_crawl,
+)
+from tools.testing.jsonl_audit import FileAudit, audit_jsonl
 
 PLAIN_SPIDER = '''\
 """Stock Scrapy: follow every same-host link, one item per page (the benchmark's peer)."""
@@ -73,240 +75,6 @@ class PlainSpider(scrapy.Spider):
             if urlsplit(link.url).hostname == self.host:
                 yield scrapy.Request(link.url, callback=self.parse)
 '''
-
-
-# Commands ---------------------------------------------------------------------------------------
-
-
-def crawl_command(
-    spider: str,
-    data_dir: Path,
-    *,
-    start_url: str | None = None,
-    input_file: Path | None = None,
-    settings: Mapping[str, str] | None = None,
-    feed: Path | None = None,
-    overwrite_feed: bool = False,
-) -> list[str]:
-    """``python -m scrapy crawl SPIDER`` of this project, writing under ``data_dir``."""
-    command = [sys.executable, "-m", "scrapy", "crawl", spider]
-    if start_url is not None:
-        command += ["-a", f"start_url={start_url}"]
-    if input_file is not None:
-        command += ["-a", f"input_file={input_file}"]
-    merged = {
-        "DATA_DIR": str(data_dir),
-        "CHECKPOINT_DIR": str(data_dir / "checkpoints"),
-        "LOG_LEVEL": "INFO",
-        **(settings or {}),
-    }
-    for name, value in merged.items():
-        command += ["-s", f"{name}={value}"]
-    if feed is not None:
-        command += ["-O" if overwrite_feed else "-o", str(feed)]
-    return command
-
-
-def jobdir_settings(jobdir: Path) -> dict[str, str]:
-    """Plain Scrapy persistence: no checkpoint, Scrapy's scheduler with ``JOBDIR``."""
-    return {
-        "CHECKPOINT_ENABLED": "False",
-        "SCHEDULER": "scrapy.core.scheduler.Scheduler",
-        "ITEM_PIPELINES": "{}",
-        "JOBDIR": str(jobdir),
-    }
-
-
-def no_checkpoint_settings() -> dict[str, str]:
-    """The project's tuning with checkpointing off (and no JOBDIR)."""
-    return {
-        "CHECKPOINT_ENABLED": "False",
-        "SCHEDULER": "scrapy.core.scheduler.Scheduler",
-        "ITEM_PIPELINES": "{}",
-    }
-
-
-# Running and killing --------------------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    """One crawl process: how it ended."""
-
-    returncode: int | None
-    seconds: float
-    killed: bool = False
-    hung: bool = False
-    lines_at_kill: int | None = None
-
-    @property
-    def outcome(self) -> str:
-        if self.hung:
-            return "hang"
-        if self.killed:
-            return f"killed@{self.lines_at_kill}"
-        return f"exit {self.returncode}"
-
-
-class LineCounter:
-    """Counts complete lines of a file that grows (and may be cut back), reading only new bytes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.lines = 0
-
-    def count(self) -> int:
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            self.offset = self.lines = 0
-            return 0
-        if size < self.offset:  # truncated (a resume cutting uncommitted records): recount
-            self.offset = self.lines = 0
-        if size > self.offset:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(size - self.offset)
-            self.offset += len(data)
-            self.lines += data.count(b"\n")
-        return self.lines
-
-
-def run_crawl(
-    command: Sequence[str],
-    *,
-    log_path: Path,
-    cwd: Path = REPO_ROOT,
-    watch: Path | None = None,
-    kill_at_lines: int | None = None,
-    kill_delay: float = 0.0,
-    timeout: float = 300.0,
-    poll_interval: float = 0.01,
-) -> RunResult:
-    """Run a crawl; SIGKILL it once ``watch`` holds ``kill_at_lines`` lines (plus ``kill_delay``).
-
-    The output file is polled, so the kill lands at a point defined by the crawl's progress, not
-    by a guessed sleep. A run still going after ``timeout`` seconds is killed and marked hung.
-    """
-    counter = LineCounter(watch) if watch is not None else None
-    started = time.monotonic()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(list(command), cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                code = process.poll()
-                if code is not None:
-                    return RunResult(code, time.monotonic() - started)
-                elapsed = time.monotonic() - started
-                if elapsed > timeout:
-                    process.send_signal(signal.SIGKILL)
-                    process.wait()
-                    return RunResult(None, elapsed, killed=True, hung=True)
-                if counter is not None and kill_at_lines is not None:
-                    lines = counter.count()
-                    if lines >= kill_at_lines:
-                        if kill_delay > 0:
-                            time.sleep(kill_delay)
-                        if process.poll() is not None:
-                            assert process.returncode is not None
-                            return RunResult(process.returncode, time.monotonic() - started)
-                        process.send_signal(signal.SIGKILL)
-                        process.wait()
-                        return RunResult(
-                            None,
-                            time.monotonic() - started,
-                            killed=True,
-                            lines_at_kill=counter.count(),
-                        )
-                time.sleep(poll_interval)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-@dataclass
-class OutputCheck:
-    """What a JSON Lines output file holds."""
-
-    lines: int = 0
-    urls: list[str] = field(default_factory=list)
-    unparseable: int = 0
-    torn_last_line: bool = False
-
-    @property
-    def url_set(self) -> set[str]:
-        return set(self.urls)
-
-    @property
-    def duplicates(self) -> int:
-        return len(self.urls) - len(self.url_set)
-
-    @property
-    def duplicate_urls(self) -> list[str]:
-        return sorted(url for url, n in Counter(self.urls).items() if n > 1)
-
-
-def read_output(path: Path) -> OutputCheck:
-    """Parse ``path`` line by line; a missing file is an empty output."""
-    check = OutputCheck()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return check
-    check.torn_last_line = bool(data) and not data.endswith(b"\n")
-    for line in data.splitlines():
-        check.lines += 1
-        try:
-            record = json.loads(line)
-            url = record["url"]
-        except (ValueError, KeyError, TypeError):
-            check.unparseable += 1
-            continue
-        check.urls.append(str(url))
-    return check
-
-
-# The demo site's counters -----------------------------------------------------------------------
-
-
-def site_stats(base_url: str) -> dict[str, Any]:
-    """``GET /__stats``: ``{"requests": N, "paths": {path: count}}``."""
-    with urllib.request.urlopen(base_url + "/__stats", timeout=10) as response:
-        stats: dict[str, Any] = json.load(response)
-    return stats
-
-
-def reset_site_stats(base_url: str, *, transient: bool = True) -> None:
-    """Zero the counters; ``transient`` also re-arms the pages whose first request fails."""
-    url = base_url + "/__stats/reset" + ("?transient=1" if transient else "")
-    request = urllib.request.Request(url, data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
-def refetched(
-    after: Mapping[str, Any],
-    reference: Mapping[str, Any],
-    exclude: Sequence[str] = ("/robots.txt",),
-) -> tuple[int, int]:
-    """``(requests beyond the reference's, distinct paths fetched more often than in it)``.
-
-    Per path, so a crawl that fetched some pages twice and others never is not netted out.
-    ``/robots.txt`` (fetched once per run) is left out by default.
-    """
-    paths = {p: n for p, n in after["paths"].items() if p not in exclude}
-    ref_paths: Mapping[str, int] = reference["paths"]
-    extra = sum(max(0, n - ref_paths.get(p, 0)) for p, n in paths.items())
-    more = sum(1 for p, n in paths.items() if n > ref_paths.get(p, 0))
-    return extra, more
-
-
-def crawl_seconds(log_path: Path) -> float | None:
-    """The last ``elapsed_time_seconds`` in a Scrapy log's stats dump."""
-    found = re.findall(r"'elapsed_time_seconds': ([0-9.]+)", log_path.read_text(errors="replace"))
-    return float(found[-1]) if found else None
 
 
 # (a) Throughput ---------------------------------------------------------------------------------
@@ -370,14 +138,14 @@ def bench_throughput(base_url: str, work: Path, repeats: int) -> dict[str, Throu
                     str(run_dir / "out.jsonl"),
                 ]
                 cwd = outside
-            reset_site_stats(base_url)
+            client.reset(base_url)
             started = time.monotonic()
             with log.open("ab") as handle:
                 code = subprocess.run(
                     command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env_free
                 ).returncode
             wall = time.monotonic() - started
-            served = int(site_stats(base_url)["requests"])
+            served = int(client.stats(base_url)["requests"])
             seconds = crawl_seconds(log)
             if code != 0 or seconds is None:
                 raise RuntimeError(f"{name}: crawl failed (exit {code}); see {log}")
@@ -415,7 +183,7 @@ class KillFigures:
     fraction: float
     killed: RunResult
     resumes: list[RunResult]
-    output: OutputCheck
+    output: FileAudit
     lost: int
     extra: int
     refetched_requests: int
@@ -439,14 +207,14 @@ def bench_kills(
 ) -> tuple[int, list[KillFigures]]:
     start = base_url + "/"
     ref_dir = work / "kill-reference"
-    reset_site_stats(base_url)
+    client.reset(base_url)
     reference_run = run_crawl(
         crawl_command("discovery", ref_dir, start_url=start), log_path=work / "kill-reference.log"
     )
     if reference_run.returncode != 0:
         raise RuntimeError(f"reference crawl failed: {reference_run.outcome}")
-    reference_stats = site_stats(base_url)
-    reference = read_output(ref_dir / DISCOVERY_OUTPUT)
+    reference_stats = client.stats(base_url)
+    reference = audit_jsonl(ref_dir / DISCOVERY_OUTPUT)
     ref_urls = reference.url_set
     figures: list[KillFigures] = []
     for fraction in fractions:
@@ -466,7 +234,7 @@ def bench_kills(
                     feed=output,
                 )
             run_dir.mkdir(parents=True)
-            reset_site_stats(base_url)
+            client.reset(base_url)
             killed = run_crawl(
                 command,
                 log_path=log,
@@ -475,12 +243,12 @@ def bench_kills(
                 timeout=timeout,
             )
             resumes = _resume_until_done(command, log, timeout)
-            after = site_stats(base_url)
+            after = client.stats(base_url)
             extra, _ = refetched(after, reference_stats)
             never = sum(
                 1 for p, n in reference_stats["paths"].items() if after["paths"].get(p, 0) < 1 <= n
             )
-            out = read_output(output)
+            out = audit_jsonl(output)
             figures.append(
                 KillFigures(
                     who=who,
@@ -512,8 +280,8 @@ def print_kills(reference_lines: int, figures: Sequence[KillFigures]) -> None:
         resume = ", ".join(r.outcome for r in f.resumes)
         print(
             f"  {f.fraction:>6.0%}  {f.who:<7} {f.killed.outcome:<14} {resume:<18} {f.lost:>5} "
-            f"{f.output.duplicates:>4} {f.output.unparseable:>4} "
-            f"{'yes' if f.output.torn_last_line else 'no':>5} {f.refetched_requests:>10} "
+            f"{f.output.doubled:>4} {f.output.bad_lines:>4} "
+            f"{'yes' if f.output.torn else 'no':>5} {f.refetched_requests:>10} "
             f"{f.never_fetched:>13}"
         )
     print(

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from tools.demo_site import (
     DemoSite,
     PageKind,
     build_site,
+    client,
     start_demo_site_process,
     stop_demo_site_process,
 )
@@ -76,15 +76,11 @@ class LoadSite:
 
     def stats(self) -> dict[str, int]:
         """Requests per path since the last reset."""
-        with urllib.request.urlopen(self.base_url + "/__stats", timeout=60) as response:
-            paths: dict[str, int] = json.load(response)["paths"]
-        return paths
+        return client.stats(self.base_url, timeout=60)["paths"]
 
     def reset(self) -> None:
         """Zero the counters and re-arm the transient failures."""
-        url = self.base_url + "/__stats/reset?transient=1"
-        request = urllib.request.Request(url, method="POST")
-        urllib.request.urlopen(request, timeout=60).close()
+        client.reset(self.base_url, timeout=60)
 
     def stop(self) -> None:
         stop_demo_site_process(self.process)

@@ -32,15 +32,13 @@ from datetime import datetime
 from pathlib import Path
 
 from common.redis.frontier import RedisFrontier
-from tools.bench.crawl import (
+from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
     crawl_command,
-    read_output,
-    reset_site_stats,
-    site_stats,
 )
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
+from tools.testing.jsonl_audit import audit_jsonl
 
 _STAT = re.compile(r"'(finish_time|elapsed_time_seconds)': (datetime\.datetime\([^)]*\)|[0-9.]+)")
 
@@ -115,7 +113,7 @@ def measure(
     commands = [
         crawl_command("discovery", d, start_url=base_url + "/", settings=settings) for d in datas
     ]
-    reset_site_stats(base_url, transient=True)
+    client.reset(base_url, transient=True)
     try:
         run_workers(commands, logs, timeout)
     finally:
@@ -123,12 +121,12 @@ def measure(
             frontier = RedisFrontier(redis_url, prefix)
             frontier.delete()
             frontier.close()
-    requests = int(site_stats(base_url)["requests"])
-    outputs = [read_output(d / DISCOVERY_OUTPUT) for d in datas if (d / DISCOVERY_OUTPUT).exists()]
+    requests = int(client.stats(base_url)["requests"])
+    outputs = [audit_jsonl(d / DISCOVERY_OUTPUT) for d in datas if (d / DISCOVERY_OUTPUT).exists()]
     if len(outputs) != 1:
         raise RuntimeError(f"expected one exported output, found {len(outputs)} in {run}")
     out = outputs[0]
-    clean = out.duplicates == 0 and not out.torn_last_line and out.unparseable == 0
+    clean = out.doubled == 0 and not out.torn and out.bad_lines == 0
     return requests / crawl_window(logs), out.url_set, clean
 
 

@@ -2,7 +2,8 @@
 
     python -m tools.bench engine      # update() cost, save latency vs items done, load time
     python -m tools.bench tracker     # tracker overhead on an async loop, event-loop stalls
-    python -m tools.bench enrich      # enrichment throughput vs a bare aiohttp loop
+    python -m tools.bench enrich      # enrichment throughput vs a bare aiohttp loop; its input
+                                      # streamed by a worker thread vs aiofiles
     python -m tools.bench pipeline    # whole pipeline: uninterrupted vs five SIGKILLs
 
 Nothing here is asserted by the test suite: speed is measured, not asserted.
@@ -426,6 +427,10 @@ def run_enrich(args: argparse.Namespace) -> None:
         )
     finally:
         stop_demo_site_process(process)
+    if args.input_lines:
+        from tools.bench.enrich_input import run as run_input
+
+        run_input(args.input_lines, max(args.rounds, 3))
 
 
 # Pipeline --------------------------------------------------------------------------------
@@ -438,14 +443,12 @@ _OUTPUTS = (
 
 
 def _site_requests(base_url: str, *, reset: bool = False) -> int:
-    import urllib.request
+    from tools.demo_site import client
 
     if reset:
-        request = urllib.request.Request(base_url + "__stats/reset?transient=1", method="POST")
-        urllib.request.urlopen(request, timeout=10).close()
+        client.reset(base_url)
         return 0
-    with urllib.request.urlopen(base_url + "__stats", timeout=10) as response:
-        return int(json.load(response)["requests"])
+    return client.stats(base_url)["requests"]
 
 
 def _orchestrate(base_url: str, data_dir: Path, kill_after: float | None) -> tuple[float, bool]:
@@ -550,6 +553,12 @@ def main(argv: list[str] | None = None) -> int:
     enrich.add_argument("--pages", type=int, default=3000)
     enrich.add_argument("--concurrency", type=int, default=64)
     enrich.add_argument("--rounds", type=int, default=2)
+    enrich.add_argument(
+        "--input-lines",
+        type=int,
+        default=100_000,
+        help="stage-2 records for the input-streaming comparison (0 skips it)",
+    )
     pipeline = sub.add_parser("pipeline", help="whole pipeline: uninterrupted vs SIGKILLs")
     pipeline.add_argument("--pages", type=int, default=2000)
     pipeline.add_argument("--kills", type=int, default=5)

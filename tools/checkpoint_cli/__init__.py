@@ -1,5 +1,6 @@
 """The checkpoint CLI: ``python tools/checkpoint_manager_cli.py``, ``python -m tools.checkpoint_cli``
-or the installed ``checkpoint-manager``. Commands in :mod:`.app`, rendering in :mod:`.render`."""
+or the installed ``checkpoint-manager``. Parser in :mod:`.app`, commands in
+:mod:`.commands`, rendering in :mod:`.render`."""
 
 from __future__ import annotations
 

@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from tools.demo_site.site import main
+from tools.demo_site.cli import main
 
 sys.exit(main())

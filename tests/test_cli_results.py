@@ -1,0 +1,136 @@
+"""``results`` and ``export-data``: the stage outputs a person looks at, read from a data dir."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from common import EnhancedCheckpoint
+from tests.test_cli import assert_one_error_line, run_cli
+
+STAGE = "stage2_validation"
+
+
+def _record(i: int) -> tuple[dict[str, object], dict[str, object] | None]:
+    """Item ``i``: a page record (status, error) and, for every tenth, a failed-item record."""
+    host = "a.test" if i % 2 else "b.test"
+    url = f"https://{host}/page-{i}"
+    if i % 10 == 9:
+        return {}, {"url": url, "status": None, "error": "connection refused", "elapsed_ms": 900}
+    status = 404 if i % 7 == 3 else 200
+    return {
+        "url": url,
+        "status": status,
+        "ok": status == 200,
+        "error": None,
+        "h2": ["Overview", f"Part {i}"],
+        "word_count": i * 3,
+        "elapsed_ms": 400 if host == "a.test" else 100,
+    }, None
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir whose validation stage wrote 40 items (36 pages, 4 failed), then an
+    uncommitted torn tail, as a killed run leaves it."""
+    data = tmp_path / "data"
+    output = data / "processed" / "stage02" / "validation_output.jsonl"
+    checkpoint = EnhancedCheckpoint(data / "checkpoints" / f"{STAGE}.json")
+    checkpoint.start(STAGE, total_items=50, output_file=output)
+    checkpoint.attach_output(output)
+    for i in range(40):
+        record, failed = _record(i)
+        checkpoint.update(
+            processed=1,
+            successful=0 if failed else 1,
+            failed=1 if failed else 0,
+            index=i,
+            record=record or None,
+            failed_record=failed,
+        )
+    checkpoint.pause()
+    checkpoint.close()
+    with output.open("ab") as handle:  # written after the last save: not a result
+        handle.write(b'{"url":"https://a.test/uncommitted","status":200}\n{"url":"https://a.te')
+    return data
+
+
+def test_results_counts_statuses_failures_hosts_and_samples(data_dir: Path) -> None:
+    result = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results", "--json")
+    assert result.returncode == 0, result.stderr
+    (stage,) = json.loads(result.stdout)["stages"]
+    pages = [_record(i) for i in range(40)]
+    ok = [r for r, f in pages if not f]
+    assert stage["records"] == 36 and stage["failed_records"] == 4
+    assert stage["pages_by_status"] == {
+        "200": sum(r["status"] == 200 for r in ok),
+        "404": sum(r["status"] == 404 for r in ok),
+        "no response": 4,
+    }
+    reasons = {f["reason"]: f["count"] for f in stage["top_failures"]}
+    assert reasons == {"HTTP 404": sum(r["status"] == 404 for r in ok), "connection refused": 4}
+    assert [h["host"] for h in stage["hosts"]] == ["a.test", "b.test"]  # slowest first
+    assert stage["hosts"][0]["mean_seconds"] > stage["hosts"][1]["mean_seconds"]
+    assert stage["hosts_timed"] is True
+    assert [s["url"] for s in stage["samples"]] == [r["url"] for r in ok[:3]]
+
+    text = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results", "--top", "1")
+    assert text.returncode == 0, text.stderr
+    assert "36 records" in text.stdout and "Slowest hosts:" in text.stdout
+    assert "uncommitted" not in text.stdout
+
+
+def test_export_data_writes_csv_and_parquet_with_a_row_per_record(data_dir: Path) -> None:
+    result = run_cli(
+        "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--data-dir", data_dir
+    )
+    assert result.returncode == 0, result.stderr
+    exports = data_dir / "exports"
+    pages = [r for r, f in map(_record, range(40)) if not f]
+    failed = [f for _, f in map(_record, range(40)) if f]
+    for name, expected in ((STAGE, pages), (f"{STAGE}.failed", failed)):
+        with (exports / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [row["url"] for row in rows] == [r["url"] for r in expected]
+        table = pq.read_table(exports / f"{name}.parquet")
+        assert table.num_rows == len(expected)
+        assert table.column("url").to_pylist() == [r["url"] for r in expected]
+        assert (exports / f"{name}.csv").stat().st_mode & 0o077 == 0
+    rows_by_url = {row["url"]: row for row in csv.DictReader((exports / f"{STAGE}.csv").open())}
+    assert json.loads(rows_by_url[pages[0]["url"]]["h2"]) == pages[0]["h2"]
+    table = pq.read_table(exports / f"{STAGE}.parquet")
+    assert table.column("h2").to_pylist()[0] == pages[0]["h2"]  # lists stay lists
+    assert table.column("status").to_pylist() == [r["status"] for r in pages]
+    assert str(table.schema.field("status").type) == "int64"
+    assert not list(exports.glob(".*"))  # no temporary file left
+
+
+def test_export_data_one_format_and_an_unknown_stage(data_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    result = run_cli(
+        "--checkpoint-dir",
+        data_dir / "checkpoints",
+        "export-data",
+        "--format",
+        "csv",
+        "--output-dir",
+        target,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in target.iterdir()) == [f"{STAGE}.csv", f"{STAGE}.failed.csv"]
+    missing = run_cli(
+        "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--stage", "stage9_nope"
+    )
+    assert_one_error_line(missing, "stage9_nope")
+
+
+def test_a_damaged_output_line_is_one_error_naming_the_file(data_dir: Path) -> None:
+    output = data_dir / "processed" / "stage02" / "validation_output.jsonl"
+    data = output.read_bytes()
+    output.write_bytes(data.replace(b'{"url"', b'{"url"x', 1))
+    result = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results")
+    assert_one_error_line(result, f"{output}:1")

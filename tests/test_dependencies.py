@@ -1,0 +1,88 @@
+"""pyproject.toml declares what the code imports directly, and nothing the code does not use.
+
+An AST scan of every import in the packages (and, separately, in the tests), mapped to the
+distributions that provide them through ``importlib.metadata.packages_distributions``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRST_PARTY = {"common", "crawler", "enrich", "tools", "tests"}
+RUNTIME_PACKAGES = ("common", "crawler", "enrich", "tools")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    names = set()
+    for requirement in requirements:
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+        assert match, requirement
+        names.add(_normalized(match.group()))
+    return names
+
+
+def _imports(*folders: str) -> dict[str, set[str]]:
+    """Third-party top-level module -> the files importing it."""
+    found: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
+                        continue
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _distributions(modules: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Distribution -> the files importing it (through any of its modules)."""
+    provided = packages_distributions()
+    by_distribution: dict[str, set[str]] = {}
+    for module, files in modules.items():
+        assert module in provided, f"{module} (imported by {sorted(files)}) is not installed"
+        for distribution in provided[module]:
+            by_distribution.setdefault(_normalized(distribution), set()).update(files)
+    return by_distribution
+
+
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+RUNTIME = _declared(PROJECT["dependencies"])
+TEST = _declared(PROJECT["optional-dependencies"]["test"])
+
+
+def test_every_direct_import_of_the_packages_is_a_declared_dependency() -> None:
+    used = _distributions(_imports(*RUNTIME_PACKAGES))
+    undeclared = {name: sorted(files)[:3] for name, files in used.items() if name not in RUNTIME}
+    assert not undeclared, f"imported but not in [project] dependencies: {undeclared}"
+
+
+def test_every_declared_dependency_is_imported_by_the_packages() -> None:
+    used = _distributions(_imports(*RUNTIME_PACKAGES))
+    unused = sorted(RUNTIME - set(used))
+    assert not unused, f"declared in [project] dependencies but never imported: {unused}"
+
+
+def test_every_import_of_the_tests_is_declared() -> None:
+    used = _distributions(_imports("tests"))
+    undeclared = {
+        name: sorted(files)[:3] for name, files in used.items() if name not in RUNTIME | TEST
+    }
+    assert not undeclared, f"imported by tests but in neither dependency list: {undeclared}"

@@ -1,0 +1,137 @@
+"""``python -m enrich`` on its own: its options, and the summary it ends with."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from enrich.__main__ import Job, build_parser, prepare, summary_lines
+from enrich.config import DEFAULT_USER_AGENT
+from tools.bench.load import LoadSite, start_load_site
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STAGE = "stage3_async_enrichment"
+
+
+@pytest.fixture(scope="module")
+def load_site() -> Iterator[LoadSite]:
+    site = start_load_site(40, 3, transient_share=0.0, transient_failures=1)
+    yield site
+    site.stop()
+
+
+def enrich(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "enrich", "--allowed-domain", "127.0.0.1", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # bounds a hang, not a speed
+        check=False,
+    )
+
+
+def write_stage2(data_dir: Path, urls: list[str]) -> None:
+    stage2 = data_dir / "processed/stage02/validation_output.jsonl"
+    stage2.parent.mkdir(parents=True)
+    stage2.write_text(
+        "".join(
+            json.dumps({"url": u, "ok": True, "content_type": "text/html"}) + "\n" for u in urls
+        )
+    )
+
+
+def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_do(
+    load_site: LoadSite, tmp_path: Path
+) -> None:
+    site, base = load_site.site, load_site.base_url
+    good = [base + spec.path for spec in site.html_pages()[:5]]
+    broken = [base + path for path in site.broken_paths[:2]]
+    assert broken
+    pages = len(good) + len(broken)
+    write_stage2(tmp_path, [*good, *broken, good[0] + "#again"])  # one page, two addresses
+    output = tmp_path / "processed/stage03/enrichment_output.jsonl"
+    failed = output.with_name("enrichment_output.failed.jsonl")
+
+    first = enrich("--data-dir", str(tmp_path))
+
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.splitlines()[-3:] == [
+        f"{STAGE} completed, {pages} pages: 5 written, {len(broken)} failed, 0 skipped (not HTML)",
+        f"  records: {output}",
+        f"  failed:  {failed} (retry: --retry-failed)",
+    ]
+    # The summary's counts are the files' line counts.
+    assert len(output.read_text().splitlines()) == 5
+    assert len(failed.read_text().splitlines()) == len(broken)
+
+    load_site.reset()
+    again = enrich("--data-dir", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.splitlines()[0] == (
+        f"{STAGE}: nothing to do, already completed "
+        f"(5 written, {len(broken)} failed, 0 skipped (not HTML))"
+    )
+    assert load_site.stats() == {}
+
+
+def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
+    output = Path("data/out.jsonl")
+    paused = summary_lines(
+        STAGE, "paused", written=90, failed=0, skipped=10, total=500, output_file=output,
+        stopped_by_signal="SIGINT",
+    )  # fmt: skip
+    assert paused == [
+        f"{STAGE} paused by SIGINT at 100 of 500 pages (90 written, 0 failed, 10 skipped "
+        "(not HTML)); run the same command to resume",
+        "  records: data/out.jsonl",
+    ]
+    failed = summary_lines(
+        STAGE, "failed", written=1, failed=2, skipped=0, total=9, output_file=output
+    )
+    assert (
+        failed[0] == f"{STAGE} failed at 3 of 9 pages (1 written, 2 failed, 0 skipped (not HTML))"
+    )
+    assert failed[-1] == "  failed:  data/out.failed.jsonl (retry: --retry-failed)"
+
+
+def test_user_agent_and_directory_index_reach_the_config(tmp_path: Path) -> None:
+    write_stage2(tmp_path, ["http://a.test/d/", "http://a.test/d/index.html"])
+    parser = build_parser()
+
+    default = prepare(parser.parse_args(["--data-dir", str(tmp_path)]))
+    kept_apart = prepare(
+        parser.parse_args(
+            ["--data-dir", str(tmp_path), "--directory-index", "", "--user-agent", "me (+mail)"]
+        )
+    )
+
+    assert isinstance(default, Job) and isinstance(kept_apart, Job)
+    assert default.config.user_agent == DEFAULT_USER_AGENT
+    assert default.config.directory_index == ("index.html", "index.htm")
+    assert list(default.source) == ["http://a.test/d/"]
+    assert kept_apart.config.user_agent == "me (+mail)"
+    assert kept_apart.config.directory_index == ()
+    assert list(kept_apart.source) == ["http://a.test/d/", "http://a.test/d/index.html"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--directory-index", "docs/index.html", "bare file names"),
+        ("--user-agent", " ", "must not be empty"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    option: str, value: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([option, value])
+    assert exit_info.value.code == 2
+    assert reason in capsys.readouterr().err

@@ -1,0 +1,252 @@
+"""What every command shares: output helpers, errors, logging, opening the checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from common.errors import CheckpointError, CheckpointLockedError, StageNotFoundError
+from common.manager import StageInfo, UnifiedCheckpointManager
+from common.state import utc_iso
+from common.stores import detect_store, open_store
+from common.stores.base import validate_stage_name
+
+EXIT_OK = 0
+
+EXIT_ERROR = 1
+
+EXIT_USAGE = 2
+
+EXIT_INTERRUPTED = 130
+
+DEFAULT_DIR = "data/checkpoints"
+
+log = logging.getLogger("checkpoint_manager_cli")
+
+
+class CliError(Exception):
+    """An error the CLI reports itself (one line, exit 1)."""
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def print_json(data: Any) -> None:
+    out(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def iso(timestamp: float | None) -> str | None:
+    """``utc_iso`` of ``timestamp``, None for None."""
+    return None if timestamp is None else utc_iso(timestamp)
+
+
+def parse_iso(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def error_line(exc: BaseException) -> str:
+    """One line: ``error: <message>``, naming the stage when the message does not."""
+    message = " ".join(str(exc).split())
+    stage = getattr(exc, "stage", None)
+    if isinstance(exc, CheckpointError) and stage and stage not in message:
+        message = f"stage {stage!r}: {message}"
+    return f"error: {message}"
+
+
+def os_error_line(exc: OSError) -> str:
+    what = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"error: {what}: {reason}" if what else f"error: {reason}"
+
+
+class _CliLogFilter(logging.Filter):
+    """Say each distinct engine message once, and drop load failures the CLI reports itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("common.stores") and str(record.msg).startswith(
+            "Failed to load checkpoint"
+        ):
+            return False  # shown as the stage's `corrupt` status or as the command's error
+        key = (record.name, record.getMessage())
+        if key in self._seen:
+            return False  # `watch` re-reads every few seconds
+        self._seen.add(key)
+        return True
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter())
+    handler.addFilter(_CliLogFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@contextlib.contextmanager
+def quiet_engine() -> Iterator[None]:
+    """Silence the engine's resume messages while the CLI opens a checkpoint it will not run.
+
+    Opening a crashed (``running``) stage logs "Detected incomplete checkpoint ... Resuming",
+    which is what a pipeline run should say, not ``show`` or ``reset``.
+    """
+    engine = logging.getLogger("common.checkpoint")
+    previous = engine.level
+    engine.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        engine.setLevel(previous)
+
+
+def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
+    directory = Path(args.checkpoint_dir)
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"checkpoint directory {directory} is not a directory")
+    store = open_store(args.store or detect_store(directory), directory)
+    args.cleanup.callback(store.close)
+    return UnifiedCheckpointManager(directory, store=store)
+
+
+def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> StageNotFoundError:
+    known = tuple(manager.stages())
+    listing = ", ".join(known) if known else "none"
+    where = manager.store.location
+    if not manager.checkpoint_dir.exists():
+        where += ", which does not exist"
+    return StageNotFoundError(
+        f"no checkpoint for stage {stage!r} in {where} (known stages: {listing})",
+        stage=stage,
+        path=manager.store.describe(stage),
+        known=known,
+    )
+
+
+def require_stage(manager: UnifiedCheckpointManager, stage: str, *, history: bool = False) -> str:
+    """The stage name if it has a checkpoint (or, with ``history``, any snapshot)."""
+    validate_stage_name(stage)
+    if stage in manager.stages():
+        return stage
+    if history and manager.store.list_history(stage):
+        return stage
+    raise unknown_stage(manager, stage)
+
+
+def no_checkpoints_line(manager: UnifiedCheckpointManager) -> str:
+    if not manager.checkpoint_dir.exists():
+        return f"no checkpoints in {manager.checkpoint_dir} (the directory does not exist)"
+    return f"no checkpoints in {manager.checkpoint_dir}"
+
+
+def modified_times(
+    manager: UnifiedCheckpointManager, infos: Sequence[StageInfo]
+) -> list[float | None]:
+    return [manager.store.modified_time(info.stage) for info in infos]
+
+
+def figures(info: StageInfo) -> dict[str, Any] | None:
+    snap = info.progress()
+    if snap is None:
+        return None
+    return {
+        "total_items": snap.total,
+        "processed_items": snap.processed,
+        "successful_items": snap.successful,
+        "failed_items": snap.failed,
+        "skipped_items": snap.skipped,
+        "percent": round(snap.percent, 3),
+        "success_rate": round(snap.success_rate, 3),
+        "throughput": round(snap.throughput, 3),
+        "eta_seconds": snap.eta_seconds,
+        "active_seconds": round(snap.active_seconds, 3),
+    }
+
+
+def info_json(info: StageInfo) -> dict[str, Any]:
+    return {
+        "stage": info.stage,
+        "status": info.status,
+        "live": info.live,
+        "location": info.location,
+        "updated_at": info.state.updated_at if info.state is not None else None,
+        "progress": figures(info),
+        "restored_from_backup": info.restored_from_backup,
+        "error": info.error,
+    }
+
+
+def check_not_live(manager: UnifiedCheckpointManager, stages: Sequence[str], verb: str) -> None:
+    for name in stages:
+        lock = manager.store.lock(name)
+        if lock.is_held_elsewhere():
+            pid = lock.holder_pid()
+            who = f"process {pid}" if pid else "another live process"
+            raise CheckpointLockedError(
+                f"stage {name!r} is being written by {who}; stop it first or {verb} with --force",
+                stage=name,
+                path=manager.store.describe(name),
+                holder_pid=pid,
+            )
+
+
+def confirm(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_destructive(args: argparse.Namespace, verb: str, what: str) -> None:
+    """Ask on a terminal; without one, refuse unless ``--force`` (nothing changed either way)."""
+    if args.force:
+        return
+    if not is_tty(sys.stdin):
+        raise CliError(
+            f"refusing to {verb} {what} without confirmation: standard input is not a "
+            f"terminal; nothing was changed (pass --force to {verb} anyway, or --dry-run to see "
+            f"what would go)"
+        )
+    if not confirm(f"{verb.capitalize()} {what}?"):
+        raise CliError(f"{verb} of {what} not confirmed; nothing was changed")
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,146 @@
+"""The commands that change checkpoints: ``reset``, ``cleanup``, ``set``.
+
+Each asks on a terminal (or needs ``--force`` without one) where it destroys progress, and
+has a ``--dry-run`` that changes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common.manager import MAX_INDEX, UnifiedCheckpointManager
+from tools._argtypes import non_negative_int
+from tools.checkpoint_cli.base import (
+    EXIT_OK,
+    CliError,
+    check_not_live,
+    confirm_destructive,
+    count,
+    is_tty,
+    no_checkpoints_line,
+    open_manager,
+    out,
+    quiet_engine,
+    require_stage,
+)
+
+
+def _reset_preview(manager: UnifiedCheckpointManager, name: str) -> str:
+    info = manager.inspect(name)
+    if info.state is None:
+        return f"would reset {name} ({info.status}): its checkpoint files are removed"
+    p = info.state.progress
+    return (
+        f"would reset {name} ({info.state.status.value}, {p.processed_items}/{p.total_items} "
+        f"processed): its progress is forgotten (a snapshot stays in history) and its next run "
+        f"starts over"
+    )
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """``reset STAGE|all``: forget progress; a snapshot of each readable stage stays in history."""
+    manager = open_manager(args)
+    if args.stage == "all":
+        targets = manager.stages()
+        if not targets:
+            out(no_checkpoints_line(manager) + "; nothing to reset")
+            return EXIT_OK
+        what = f"all {len(targets)} stages ({', '.join(targets)})"
+    else:
+        targets = [require_stage(manager, args.stage)]
+        what = f"stage {targets[0]}"
+    if args.dry_run:
+        with quiet_engine():
+            for name in targets:
+                out(_reset_preview(manager, name))
+        out("dry run: nothing was changed")
+        return EXIT_OK
+    if not args.force:
+        check_not_live(manager, targets, "reset")
+    confirm_destructive(args, "reset", what)
+    done: list[str] = []
+    with quiet_engine():
+        for name in targets:
+            info = manager.inspect(name)
+            if info.state is None:
+                # manager.reset(stage) opens the checkpoint first, which fails on a corrupt
+                # one: remove its files directly (what reset("all") does for such a stage).
+                if not args.force:
+                    check_not_live(manager, [name], "reset")
+                manager.store.delete(name)
+                done.append(name)
+            else:
+                done += manager.reset(name, force=args.force)
+    manager.close()
+    for name in done:
+        out(f"reset {name}")
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """``cleanup --days N``: old snapshots and (with ``--keep 0``) old finished checkpoints."""
+    manager = open_manager(args)
+    if not manager.checkpoint_dir.is_dir():
+        out(no_checkpoints_line(manager) + "; nothing to clean up")
+        return EXIT_OK
+    planned = manager.cleanup(args.days, keep_latest=args.keep, dry_run=True)
+    if not planned:
+        out(
+            f"nothing older than {args.days:g} days to remove in {manager.checkpoint_dir} "
+            f"(kept the newest {args.keep} version(s) of each stage, its current checkpoint "
+            f"first; running, paused and live stages are never removed)"
+        )
+        return EXIT_OK
+    if args.dry_run:
+        for item in planned:
+            out(f"would remove {item}")
+        out(f"dry run: {count(len(planned), 'item')} would be removed; nothing was changed")
+        return EXIT_OK
+    if is_tty(sys.stdin) and not args.force:
+        for item in planned:
+            out(f"will remove {item}")
+    confirm_destructive(
+        args, "clean up", f"{count(len(planned), 'item')} in {manager.checkpoint_dir}"
+    )
+    removed = manager.cleanup(args.days, keep_latest=args.keep)
+    for item in removed:
+        out(f"removed {item}")
+    out(f"removed {count(len(removed), 'item')}")
+    return EXIT_OK
+
+
+def storable_index(text: str) -> int:
+    """``type=`` of ``set``'s INDEX: a whole number from 0 to what a checkpoint can store."""
+    value = non_negative_int(text)
+    if value > MAX_INDEX:
+        raise argparse.ArgumentTypeError(
+            f"{text} is too large to store in a checkpoint (at most {MAX_INDEX})"
+        )
+    return value
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    """``set STAGE INDEX``: move the resume point (takes the stage's lock)."""
+    manager = open_manager(args)
+    stage = require_stage(manager, args.stage)
+    try:
+        with quiet_engine():
+            change = manager.set_position(stage, args.index, part=args.part)
+    except ValueError as exc:
+        raise CliError(f"stage {stage!r}: {exc}; nothing was changed") from None
+    finally:
+        manager.close()
+    where = f" (history snapshot {change.snapshot_id})" if change.snapshot_id else ""
+    if args.part is None:
+        out(
+            f"{stage}: resume point moved from {change.before} to {change.after}; items below "
+            f"{change.after} count as done{where}"
+        )
+    else:
+        out(f"{stage}: resume point of part {args.part} moved to {change.after}{where}")
+    if change.previous_status is not change.status:
+        out(
+            f"{stage} was {change.previous_status.value} and is now {change.status.value}: its "
+            f"next run redoes the items from {change.after} on"
+        )
+    return EXIT_OK
