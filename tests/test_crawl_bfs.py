@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench.crawl import DISCOVERY_OUTPUT, REPO_ROOT, crawl_command
 from tools.demo_site import (
     DemoSite,
     PageKind,
@@ -25,6 +24,7 @@ from tools.demo_site import (
     start_demo_site_process,
     stop_demo_site_process,
 )
+from tools.testing.crawl import DISCOVERY_OUTPUT, REPO_ROOT, crawl_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -41,16 +41,17 @@ def bfs_depths(site: DemoSite, limit: int) -> dict[str, int]:
     queue = deque(["/"])
     while queue:
         path = queue.popleft()
-        spec = site.pages.get(path)
+        spec = site.pages.get(path.partition("?")[0])
         if spec is None or depths[path] >= limit:
             continue
         if spec.kind is PageKind.REDIRECT:
             targets: tuple[str, ...] = (spec.redirect_to,)
         elif spec.kind is PageKind.HTML:
-            targets = site.links_of(path)
+            targets = site.links_of(spec.path)
         else:
             continue
-        for target in targets:
+        for link in targets:
+            target = link.partition("#")[0]
             if not target.startswith("/") or target in depths:
                 continue
             if target.startswith(site.robots_disallowed_prefix):

@@ -125,7 +125,7 @@ def run_series(
         measure = base_url is not None and checkpoint is not None
         if measure:
             assert base_url is not None and checkpoint is not None
-            served_before = site_stats(base_url)["requests"]
+            served_before = client.stats(base_url)["requests"]
             done_before = frontier_done(checkpoint)
         result = run_crawl(
             command,
@@ -137,7 +137,7 @@ def run_series(
         )
         if measure and result.killed and not result.hung:
             assert base_url is not None and checkpoint is not None
-            served = site_stats(base_url)["requests"] - served_before
+            served = client.stats(base_url)["requests"] - served_before
             series.unsaved.append(max(0, served - (frontier_done(checkpoint) - done_before)))
         series.runs.append(result)
         series.after_kill.append(audit_jsonl(output))
@@ -411,7 +411,7 @@ def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     paused = pause_when(command, output, round(rng.uniform(0.1, 0.3) * lines), log)
     series.runs.append(RunResult(paused, 0.0))
     checkpoint = data / "checkpoints" / "stage1_discovery.json"
-    served_before = site_stats(kill_site.base_url)["requests"]
+    served_before = client.stats(kill_site.base_url)["requests"]
     done_before = frontier_done(checkpoint)
     killed = run_crawl(
         command,
@@ -423,7 +423,7 @@ def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     )
     series.runs.append(killed)
     if killed.killed and not killed.hung:
-        served = site_stats(kill_site.base_url)["requests"] - served_before
+        served = client.stats(kill_site.base_url)["requests"] - served_before
         series.unsaved.append(max(0, served - (frontier_done(checkpoint) - done_before)))
     series.runs.append(
         run_crawl(command, log_path=log, timeout=HANG_TIMEOUT if who == "JOBDIR" else RUN_TIMEOUT)
