@@ -108,7 +108,10 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
     assert pages == depth_one_pages(base_url)
     assert first["stats"]["finish_reason"] == "finished"
 
-    again, log = crawl(tmp_path, base_url)
+    # Settings that change how fast or how loudly, not what, leave the identity alone.
+    again, log = crawl(
+        tmp_path, base_url, settings={"CONCURRENT_REQUESTS": 4, "LOG_LEVEL": "DEBUG"}
+    )
     assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
     assert "already completed" in log
     assert again["seen"] == [] and "downloader/request_count" not in again["stats"]
@@ -128,6 +131,16 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
     urls = [json.loads(x)["url"] for x in lines]
     assert len(urls) == len(set(urls))  # a redirect's target seen twice is written once
     assert set(urls) == {item["url"] for item in deeper["seen"]}
+    # Another feed is another crawl too: what it exports changed.
+    feed = tmp_path / "other-feed.jsonl"
+    exported, _ = crawl(
+        tmp_path,
+        base_url,
+        spider_args={"close_after": "1000"},
+        settings={"DEPTH_LIMIT": 2, "FEEDS": {str(feed): {"format": "jsonlines"}}},
+    )
+    assert exported["stats"]["finish_reason"] == "finished"
+    assert len(feed.read_text().splitlines()) == len(exported["seen"]) > 0
 
 
 def test_close_spider_pauses_without_errors_and_the_next_run_resumes(

@@ -8,8 +8,11 @@ start URLs or a different ``DEPTH_LIMIT`` is another crawl. Its identity is
   ``CHECKPOINT_CONFIG`` setting), otherwise every public instance attribute holding plain JSON
   data after construction (``scrapy crawl -a NAME=VALUE`` and ``crawler.crawl(**kwargs)`` land
   there) and its ``start_urls``;
-* the settings that change *what* is crawled (not how fast): ``CHECKPOINT_IDENTITY_SETTINGS``,
-  by default :data:`IDENTITY_SETTINGS`.
+* the settings that change *what* is crawled: every setting the project, the spider, an addon
+  or the command line set (above Scrapy's defaults), except those that only change how fast,
+  how politely, where to or how loudly it runs (:data:`IGNORED_SETTINGS`, plus the names in
+  ``CHECKPOINT_IDENTITY_IGNORE``). ``-s DEPTH_LIMIT=3``, other ``FEEDS`` or other pipelines make
+  another crawl; ``-s CONCURRENT_REQUESTS=64`` or ``-s LOG_LEVEL=DEBUG`` resume the same one.
 
 A different identity in the same ``CHECKPOINT_DIR`` is a changed configuration: a completed
 stage starts over, an unfinished one is refused unless forced (``CHECKPOINT_FORCE``) or started
@@ -20,21 +23,62 @@ in ``__init__``) defines ``checkpoint_config`` to say what identifies it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from scrapy.settings import BaseSettings
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 
 if TYPE_CHECKING:
     from scrapy import Spider
 
-__all__ = ["IDENTITY_SETTINGS", "crawl_identity"]
+__all__ = ["IGNORED_SETTINGS", "crawl_identity"]
 
-# name -> how to read it, so "True" from the command line and True from a settings module agree.
-IDENTITY_SETTINGS: dict[str, str] = {
+# Settings that change how a crawl runs, not what it crawls (a name ending in "_" is a prefix).
+IGNORED_SETTINGS: tuple[str, ...] = (
+    "AUTOTHROTTLE_",
+    "BOT_NAME",
+    "CHECKPOINT_",
+    "CLOSESPIDER_",  # a limit: raising it resumes the crawl
+    "COMMANDS_MODULE",
+    "CONCURRENT_",
+    "COOKIES_DEBUG",
+    "DATA_DIR",
+    "DEPTH_PRIORITY",
+    "DEPTH_STATS_VERBOSE",
+    "DNS_",
+    "DOWNLOAD_DELAY",
+    "DOWNLOAD_SLOTS",
+    "DOWNLOAD_TIMEOUT",
+    "DOWNLOAD_WARNSIZE",
+    "DUPEFILTER_DEBUG",
+    "EXTENSIONS",
+    "GC_",
+    "JOBDIR",
+    "LOG_",
+    "LOGSTATS_",
+    "MEMDEBUG_",
+    "MEMUSAGE_",
+    "METAREFRESH_IGNORE_TAGS",
+    "NEWSPIDER_MODULE",
+    "PERIODIC_LOG_",
+    "RANDOMIZE_DOWNLOAD_DELAY",
+    "REACTOR_THREADPOOL_MAXSIZE",
+    "REMOTE_CONTROL_",
+    "SCHEDULER",
+    "SCHEDULER_",
+    "SPIDER_LOADER_",
+    "SPIDER_MODULES",
+    "STATS_",
+    "TELNETCONSOLE_",
+    "TWISTED_REACTOR",
+    "ASYNCIO_EVENT_LOOP",
+    "USER_AGENT",
+)
+# How to read a setting, so "True" from the command line and True from a module agree.
+_TYPED: dict[str, str] = {
     "DEPTH_LIMIT": "int",
     "ROBOTSTXT_OBEY": "bool",
-    "DUPEFILTER_CLASS": "raw",
     "URLLENGTH_LIMIT": "int",
     "DOWNLOAD_MAXSIZE": "int",
     "REDIRECT_ENABLED": "bool",
@@ -44,7 +88,8 @@ IDENTITY_SETTINGS: dict[str, str] = {
     "RETRY_TIMES": "int",
     "HTTPERROR_ALLOWED_CODES": "list",
     "HTTPERROR_ALLOW_ALL": "bool",
-    "CHECKPOINT_ITEM_KEY": "raw",
+    "COOKIES_ENABLED": "bool",
+    "OFFSITE_ENABLED": "bool",
 }
 
 _SCRAPY_ATTRIBUTES = frozenset({"crawler", "settings", "name", "custom_settings"})
@@ -74,10 +119,15 @@ def crawl_identity(spider: Spider, settings: BaseSettings) -> dict[str, Any]:
 
 
 def _settings_part(settings: BaseSettings) -> dict[str, Any]:
-    names = settings.getlist("CHECKPOINT_IDENTITY_SETTINGS") or list(IDENTITY_SETTINGS)
+    ignored = (*IGNORED_SETTINGS, *settings.getlist("CHECKPOINT_IDENTITY_IGNORE"))
+    default = SETTINGS_PRIORITIES["default"]
     part: dict[str, Any] = {}
-    for name in names:
-        kind = IDENTITY_SETTINGS.get(name, "raw")
+    for name in sorted(settings):
+        if (settings.getpriority(name) or 0) <= default:
+            continue
+        if any(name.startswith(i) if i.endswith("_") else name == i for i in ignored):
+            continue
+        kind = _TYPED.get(name, "raw")
         if kind == "int":
             part[name] = settings.getint(name)
         elif kind == "bool":
@@ -86,6 +136,8 @@ def _settings_part(settings: BaseSettings) -> dict[str, Any]:
             part[name] = sorted(str(v) for v in settings.getlist(name))
         else:
             part[name] = _plain(settings.get(name))
+    # "CHECKPOINT_" is ignored, but the key records are written under changes the output.
+    part["CHECKPOINT_ITEM_KEY"] = settings.get("CHECKPOINT_ITEM_KEY") or "url"
     return part
 
 
@@ -110,6 +162,8 @@ def _plain(value: Any) -> Any:
         value = value.copy_to_dict()
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
