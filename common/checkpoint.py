@@ -20,7 +20,9 @@ Usage (seed 003)::
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
+from common.saver import SavePolicy, SaverState, SaverThread
 from common.state import (
     MAX_RECENT_ERRORS,
     CheckpointState,
@@ -91,9 +94,13 @@ class EnhancedCheckpoint:
             be just the stage name.
         auto_save_interval: save after this many updates (at most one save in flight; while one
             is being written, updates go on and the next save carries all of them).
-        save_every_seconds: also save when this long has passed since the last save.
+        save_every_seconds: unsaved work reaches the disk at the latest this long after the
+            last save, whether updates continue or not (the saver's timer sees to it).
         min_save_interval: but auto-save at most this often (seconds): more saves per second
-            than this buy no durability and cost the loop snapshots and GIL time.
+            than this buy no durability and cost the loop snapshots and GIL time. A save due
+            sooner is taken by the saver's timer when the interval has passed, with no further
+            call. See :class:`common.saver.SavePolicy` (validated: ``0 <= min_save_interval
+            <= save_every_seconds``).
         clock: wall clock in epoch seconds; inject one to test progress maths without waiting.
         store: where records live: a :class:`CheckpointStore`, or a name for
             :func:`common.stores.open_store` (``"json"``, ``"sqlite"``) opened on ``path``'s
@@ -124,10 +131,8 @@ class EnhancedCheckpoint:
         worker_id: str | None = None,
         ledger: bool = True,
     ) -> None:
-        if auto_save_interval < 1:
-            raise ValueError(f"auto_save_interval must be >= 1, got {auto_save_interval}")
-        if save_every_seconds <= 0:
-            raise ValueError(f"save_every_seconds must be > 0, got {save_every_seconds}")
+        #: When saves happen (frozen: validated once, read on every update).
+        self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
         path = Path(path)
         if isinstance(store, CheckpointStore):
             # With a store, ``path`` is the stage name itself: no directory part to drop.
@@ -147,16 +152,21 @@ class EnhancedCheckpoint:
             if ledger and Ledger.available(self.store)
             else None
         )
-        self.auto_save_interval = auto_save_interval
-        self.save_every_seconds = save_every_seconds
-        self.min_save_interval = min_save_interval
         self.history_keep = history_keep
         self.history_every_seconds = history_every_seconds
         self._last_history = clock()
         self.progress_log_every = progress_log_every
         self._clock = clock
         self._lock: WriterLock | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # Guards the state and the collaborators the saver's timer snapshots: held by every
+        # change the owner makes, and by the timer while it takes a snapshot.
+        self._guard = threading.RLock()
+        # Guards the saver's state machine (short sections only; never held while waiting).
+        self._saver_lock = threading.Lock()
+        self._saver_state = SaverState.IDLE
+        self._in_flight = 0
+        self._saver: SaverThread | None = None
+        self._waker: Callable[[], None] | None = None
         self._futures: list[concurrent.futures.Future[None]] = []
         self._broken: CheckpointError | None = None
         self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
@@ -173,7 +183,6 @@ class EnhancedCheckpoint:
         self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
-        self._save_wanted = False
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -280,86 +289,89 @@ class EnhancedCheckpoint:
         or :class:`ConfigChangedError` with the reason, unless ``force=True``. A completed stage
         whose input changed is restarted from scratch.
         """
-        if stage is not None and stage != self.stage:
-            validate_stage_name(stage)
-            raise CheckpointError(
-                f"checkpoint {self.path} belongs to stage {self.stage!r}, not {stage!r}",
-                stage=self.stage,
-                path=self.path,
-            )
-        self._become_writer()
-        now = self._clock()
-        new_config_hash = config_hash(config) if config is not None else None
-        if input_file is not None and input_hash is None:
-            try:
-                input_hash = file_sha256(input_file)
-            except FileNotFoundError:
+        with self._guard:
+            if stage is not None and stage != self.stage:
+                validate_stage_name(stage)
                 raise CheckpointError(
-                    f"stage {self.stage!r}: input file {input_file} does not exist",
-                    stage=self.stage,
-                    path=input_file,
-                ) from None
-        state = self.state
-
-        if fresh and state.status is not CheckpointStatus.INITIALIZED:
-            self._reset_in_memory("fresh start requested")
-            state = self.state
-        elif state.status is CheckpointStatus.COMPLETED:
-            if not self._restart_if_changed(input_file, input_hash, new_config_hash):
-                logger.info("Stage %s already completed; nothing to do", self.stage)
-                return False
-            state = self.state
-        elif state.status is not CheckpointStatus.INITIALIZED:
-            reason = self._change_reason(input_file, input_hash, new_config_hash)
-            if reason is not None and not force:
-                error_type = InputChangedError if reason.startswith("input") else ConfigChangedError
-                raise error_type(
-                    f"cannot resume stage {self.stage!r}: {reason}. Reset the stage, start it "
-                    f"fresh, or force the resume",
+                    f"checkpoint {self.path} belongs to stage {self.stage!r}, not {stage!r}",
                     stage=self.stage,
                     path=self.path,
                 )
-            if reason is not None:
-                logger.warning("Resuming %s although %s (forced)", self.stage, reason)
+            self._become_writer()
+            now = self._clock()
+            new_config_hash = config_hash(config) if config is not None else None
+            if input_file is not None and input_hash is None:
+                try:
+                    input_hash = file_sha256(input_file)
+                except FileNotFoundError:
+                    raise CheckpointError(
+                        f"stage {self.stage!r}: input file {input_file} does not exist",
+                        stage=self.stage,
+                        path=input_file,
+                    ) from None
+            state = self.state
 
-        resuming = state.status is not CheckpointStatus.INITIALIZED
-        check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
-        if resuming:
-            logger.info(
-                "Resuming from last processed index: %s (first unfinished index %d, %d done "
-                "beyond it)",
-                state.last_processed_index,
-                state.completion.watermark,
-                state.completion.in_flight_gap,
-            )
-            logger.info("Skipping already processed items...")
-        else:
-            state.progress.start_time = now
-            state.created_at = state.created_at or utc_iso(now)
-        if input_file is not None:
-            state.input_file = str(input_file)
-            state.input_file_hash = input_hash
-            state.input_file_size = (
-                input_size if input_size is not None else Path(input_file).stat().st_size
-            )
-        if new_config_hash is not None:
-            state.config_hash = new_config_hash
-        if output_file is not None:
-            state.output_file = str(output_file)
-        if total_items is not None:
-            if total_items < 0:
-                raise ValueError(f"total_items must be >= 0, got {total_items}")
-            state.progress.total_items = total_items
-        state.status = CheckpointStatus.RUNNING
-        state.run_count += 1
-        state.error_message = None
-        self._run_started = now
-        self._active_before = state.progress.active_seconds
-        self._dirty = True
-        if resuming:
-            logger.info("Processing resumed")
-        self._submit(history_reason="start")
-        return True
+            if fresh and state.status is not CheckpointStatus.INITIALIZED:
+                self._reset_in_memory("fresh start requested")
+                state = self.state
+            elif state.status is CheckpointStatus.COMPLETED:
+                if not self._restart_if_changed(input_file, input_hash, new_config_hash):
+                    logger.info("Stage %s already completed; nothing to do", self.stage)
+                    return False
+                state = self.state
+            elif state.status is not CheckpointStatus.INITIALIZED:
+                reason = self._change_reason(input_file, input_hash, new_config_hash)
+                if reason is not None and not force:
+                    error_type = (
+                        InputChangedError if reason.startswith("input") else ConfigChangedError
+                    )
+                    raise error_type(
+                        f"cannot resume stage {self.stage!r}: {reason}. Reset the stage, start it "
+                        f"fresh, or force the resume",
+                        stage=self.stage,
+                        path=self.path,
+                    )
+                if reason is not None:
+                    logger.warning("Resuming %s although %s (forced)", self.stage, reason)
+
+            resuming = state.status is not CheckpointStatus.INITIALIZED
+            check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
+            if resuming:
+                logger.info(
+                    "Resuming from last processed index: %s (first unfinished index %d, %d done "
+                    "beyond it)",
+                    state.last_processed_index,
+                    state.completion.watermark,
+                    state.completion.in_flight_gap,
+                )
+                logger.info("Skipping already processed items...")
+            else:
+                state.progress.start_time = now
+                state.created_at = state.created_at or utc_iso(now)
+            if input_file is not None:
+                state.input_file = str(input_file)
+                state.input_file_hash = input_hash
+                state.input_file_size = (
+                    input_size if input_size is not None else Path(input_file).stat().st_size
+                )
+            if new_config_hash is not None:
+                state.config_hash = new_config_hash
+            if output_file is not None:
+                state.output_file = str(output_file)
+            if total_items is not None:
+                if total_items < 0:
+                    raise ValueError(f"total_items must be >= 0, got {total_items}")
+                state.progress.total_items = total_items
+            state.status = CheckpointStatus.RUNNING
+            state.run_count += 1
+            state.error_message = None
+            self._run_started = now
+            self._active_before = state.progress.active_seconds
+            self._dirty = True
+            if resuming:
+                logger.info("Processing resumed")
+            self._submit(history_reason="start")
+            return True
 
     def restart_if_changed(
         self,
@@ -432,84 +444,86 @@ class EnhancedCheckpoint:
         from ``failed_record["error"]``, and ``attempts`` (how many tries it took).
         """
         # The hot path of every integration: locals and one branch per optional argument.
-        if self._broken is not None:
-            raise self._broken
-        state = self.state
-        if state.status is not _RUNNING:
-            self._not_running("update")
-        if (
-            successful + failed > processed + skipped
-            or (processed | successful | failed | skipped) < 0
-        ):
-            raise ValueError(
-                f"stage {self.stage!r}: inconsistent update (processed={processed}, "
-                f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
-                f">= 0 and successful + failed <= processed + skipped"
-            )
-        if (record is not None or failed_record is not None) and (
-            (record is not None and OUTPUT_JOURNAL not in self._journals)
-            or (failed_record is not None and FAILED_JOURNAL not in self._journals)
-        ):
-            raise CheckpointError(
-                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
-                stage=self.stage,
-                path=self.path,
-            )
-        keys = None
-        if key is not None:
-            keys = self._keys if self._keys is not None else self._load_keys()
-            if key in keys:
-                return False
-        if index is not None:
-            window = state.completion if part is None else self._part(part).window
-            if not window.mark(index, last_item):
-                return False
-            state.last_processed_index = index
-        if keys is not None:
-            keys.add(key)  # type: ignore[arg-type]
-        progress = state.progress
-        progress.processed_items += processed
-        if successful:
-            progress.successful_items += successful
-        if failed:
-            progress.failed_items += failed
-        if skipped:
-            progress.skipped_items += skipped
-        if last_item is not None:
-            state.last_processed_item = last_item
-        if record is not None:
-            self._journals[OUTPUT_JOURNAL].append(record)
-        if failed_record is not None:
-            self._journals[FAILED_JOURNAL].append(failed_record)
-        now = self._clock()
-        progress.last_update_time = now
-        if self.ledger is not None:
-            self._record_ledger(
-                key,
-                last_item,
-                index,
-                part,
-                successful,
-                failed,
-                skipped,
-                failed_record,
-                attempts,
-                now,
-            )
-        self._dirty = True
-        updates = self._updates_since_save + 1
-        self._updates_since_save = updates
-        since_save = now - self._last_save_time
-        if (
-            updates >= self.auto_save_interval and since_save >= self.min_save_interval
-        ) or since_save >= self.save_every_seconds:
-            self._autosave()
-        if self.progress_log_every:
-            self._since_log += processed
-            if self._since_log >= self.progress_log_every:
-                self._since_log = 0
-                logger.info(self.progress_line())
-        return True
+        with self._guard:
+            if self._broken is not None:
+                raise self._broken
+            state = self.state
+            if state.status is not _RUNNING:
+                self._not_running("update")
+            if (
+                successful + failed > processed + skipped
+                or (processed | successful | failed | skipped) < 0
+            ):
+                raise ValueError(
+                    f"stage {self.stage!r}: inconsistent update (processed={processed}, "
+                    f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
+                    f">= 0 and successful + failed <= processed + skipped"
+                )
+            if (record is not None or failed_record is not None) and (
+                (record is not None and OUTPUT_JOURNAL not in self._journals)
+                or (failed_record is not None and FAILED_JOURNAL not in self._journals)
+            ):
+                raise CheckpointError(
+                    f"stage {self.stage!r}: update(record=...) needs attach_output() first",
+                    stage=self.stage,
+                    path=self.path,
+                )
+            keys = None
+            if key is not None:
+                keys = self._keys if self._keys is not None else self._load_keys()
+                if key in keys:
+                    return False
+            if index is not None:
+                window = state.completion if part is None else self._part(part).window
+                if not window.mark(index, last_item):
+                    return False
+                state.last_processed_index = index
+            if keys is not None:
+                keys.add(key)  # type: ignore[arg-type]
+            progress = state.progress
+            progress.processed_items += processed
+            if successful:
+                progress.successful_items += successful
+            if failed:
+                progress.failed_items += failed
+            if skipped:
+                progress.skipped_items += skipped
+            if last_item is not None:
+                state.last_processed_item = last_item
+            if record is not None:
+                self._journals[OUTPUT_JOURNAL].append(record)
+            if failed_record is not None:
+                self._journals[FAILED_JOURNAL].append(failed_record)
+            now = self._clock()
+            progress.last_update_time = now
+            if self.ledger is not None:
+                self._record_ledger(
+                    key,
+                    last_item,
+                    index,
+                    part,
+                    successful,
+                    failed,
+                    skipped,
+                    failed_record,
+                    attempts,
+                    now,
+                )
+            self._dirty = True
+            updates = self._updates_since_save + 1
+            self._updates_since_save = updates
+            policy = self.policy
+            if (
+                updates >= policy.every_updates
+                or now - self._last_save_time >= policy.every_seconds
+            ):
+                self._save_due(now)
+            if self.progress_log_every:
+                self._since_log += processed
+                if self._since_log >= self.progress_log_every:
+                    self._since_log = 0
+                    logger.info(self.progress_line())
+            return True
 
     def _record_ledger(
         self,
@@ -542,11 +556,12 @@ class EnhancedCheckpoint:
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
-        window = self.state.completion if part is None else self._part(part).window
-        if not window.mark(index, label):
-            return False
-        self._dirty = True
-        return True
+        with self._guard:
+            window = self.state.completion if part is None else self._part(part).window
+            if not window.mark(index, label):
+                return False
+            self._dirty = True
+            return True
 
     def _not_running(self, action: str) -> None:
         status = self.state.status
@@ -597,6 +612,9 @@ class EnhancedCheckpoint:
         The state in memory is ahead of the disk (its journal bytes may not have been written),
         so it can never be saved; the last record that did reach the disk is marked failed.
         """
+        if self._broken is None and self._saver_state is SaverState.BROKEN:
+            with contextlib.suppress(CheckpointError):
+                self._reap()
         if self._broken is None:
             return
         self._record_failure_on_disk()
@@ -607,12 +625,10 @@ class EnhancedCheckpoint:
             return
         self._failure_recorded = True
         error = self._broken
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"checkpoint-{self.stage}"
-            )
         # On the saver thread, after any save still running: the event loop never waits on it.
-        self._futures.append(self._executor.submit(self._write_failure, error))
+        future = self._saver_thread().submit(lambda: self._write_failure(error))
+        with self._saver_lock:
+            self._futures.append(future)
 
     def _write_failure(self, error: CheckpointError) -> None:
         record = self._last_saved
@@ -646,25 +662,27 @@ class EnhancedCheckpoint:
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
-        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        stamp = utc_iso(self._clock())
-        state = self.state
-        state.error_message = message
-        state.error_count += 1
-        state.last_error_time = stamp
-        state.recent_errors.append(ErrorRecord(stamp, message))
-        del state.recent_errors[:-MAX_RECENT_ERRORS]
-        self._dirty = True
+        with self._guard:
+            message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            stamp = utc_iso(self._clock())
+            state = self.state
+            state.error_message = message
+            state.error_count += 1
+            state.last_error_time = stamp
+            state.recent_errors.append(ErrorRecord(stamp, message))
+            del state.recent_errors[:-MAX_RECENT_ERRORS]
+            self._dirty = True
 
     def _set_status(self, new: CheckpointStatus, reason: str) -> None:
-        self._become_writer()
-        old = self.state.status
-        check_transition(old, new, stage=self.stage)
-        if old is CheckpointStatus.RUNNING and self._run_started is not None:
-            self._accumulate_active_time()
-        self.state.status = new
-        self._dirty = True
-        self._pending_history = reason if old is not new else None
+        with self._guard:
+            self._become_writer()
+            old = self.state.status
+            check_transition(old, new, stage=self.stage)
+            if old is CheckpointStatus.RUNNING and self._run_started is not None:
+                self._accumulate_active_time()
+            self.state.status = new
+            self._dirty = True
+            self._pending_history = reason if old is not new else None
 
     def _finish_save(self, wait: bool) -> None:
         self._submit(history_reason=self._pending_history)
@@ -686,32 +704,35 @@ class EnhancedCheckpoint:
 
         Counts are set to match (``processed_items = index``). Recorded in the history.
         """
-        if index < 0:
-            raise ValueError(f"index must be >= 0, got {index}")
-        self._become_writer()
-        if self.state.status is CheckpointStatus.RUNNING:
-            raise InvalidTransitionError(
-                f"stage {self.stage!r} is running; stop it before moving its position",
-                stage=self.stage,
-                path=self.path,
-            )
-        previous = self.state.completion.watermark
-        window = CompletionWindow(index)
-        if part is None:
-            self.state.completion = window
-            progress = self.state.progress
-            progress.processed_items = index
-            progress.successful_items = min(progress.successful_items, index)
-            progress.failed_items = min(progress.failed_items, index - progress.successful_items)
-            self.state.last_processed_index = index - 1 if index else None
-        else:
-            self._part(part).window = window
-        if self.state.status is CheckpointStatus.COMPLETED:
-            self.state.status = CheckpointStatus.PAUSED
-        self._dirty = True
-        logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
-        self._submit(history_reason=f"set-{index}")
-        self.flush()
+        with self._guard:
+            if index < 0:
+                raise ValueError(f"index must be >= 0, got {index}")
+            self._become_writer()
+            if self.state.status is CheckpointStatus.RUNNING:
+                raise InvalidTransitionError(
+                    f"stage {self.stage!r} is running; stop it before moving its position",
+                    stage=self.stage,
+                    path=self.path,
+                )
+            previous = self.state.completion.watermark
+            window = CompletionWindow(index)
+            if part is None:
+                self.state.completion = window
+                progress = self.state.progress
+                progress.processed_items = index
+                progress.successful_items = min(progress.successful_items, index)
+                progress.failed_items = min(
+                    progress.failed_items, index - progress.successful_items
+                )
+                self.state.last_processed_index = index - 1 if index else None
+            else:
+                self._part(part).window = window
+            if self.state.status is CheckpointStatus.COMPLETED:
+                self.state.status = CheckpointStatus.PAUSED
+            self._dirty = True
+            logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
+            self._submit(history_reason=f"set-{index}")
+            self.flush()
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
@@ -723,40 +744,43 @@ class EnhancedCheckpoint:
         self.flush()
 
     def _reset_in_memory(self, reason: str) -> None:
-        old = self.state
-        if old.status is not CheckpointStatus.INITIALIZED:
-            self.store.save_history(self.stage, old.to_dict(), f"before-{reason}", self._clock())
-        now = self._clock()
-        self.state = CheckpointState(
-            stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
-        )
-        self._active_before = 0.0
-        self._run_started = None
-        keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
-        keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
-        if (
-            old.journals
-            or old.keys_done
-            or keys_on_disk
-            or any(j.committed for j in self._journals.values())
-        ):
-            # The record on disk must stop claiming the journals' bytes (and the store's keys)
-            # before they are cut: a crash in between would otherwise leave a record whose
-            # committed records are gone, which no later run could resume or start over from.
-            self.flush()
-            self.store.save(self.stage, self.state.to_dict())
-            fault_point("after_reset_record", self.path)
-        keys = self.store.key_set(self.stage)  # after the flush: no save adds keys any more
-        if keys is not None:
-            keys.clear()
-        self._keys = keys if keys is not None else MemoryKeySet()
-        if self.ledger is not None:
-            self.ledger.clear()
-        for journal in self._journals.values():
-            journal.recover(None)
-        if keys_on_disk:
-            Journal(KEYS_JOURNAL, keys_path).recover(None)
-        self._dirty = True
+        with self._guard:
+            old = self.state
+            if old.status is not CheckpointStatus.INITIALIZED:
+                self.store.save_history(
+                    self.stage, old.to_dict(), f"before-{reason}", self._clock()
+                )
+            now = self._clock()
+            self.state = CheckpointState(
+                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
+            )
+            self._active_before = 0.0
+            self._run_started = None
+            keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
+            keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
+            if (
+                old.journals
+                or old.keys_done
+                or keys_on_disk
+                or any(j.committed for j in self._journals.values())
+            ):
+                # The record on disk must stop claiming the journals' bytes (and the store's keys)
+                # before they are cut: a crash in between would otherwise leave a record whose
+                # committed records are gone, which no later run could resume or start over from.
+                self.flush()
+                self.store.save(self.stage, self.state.to_dict())
+                fault_point("after_reset_record", self.path)
+            keys = self.store.key_set(self.stage)  # after the flush: no save adds keys any more
+            if keys is not None:
+                keys.clear()
+            self._keys = keys if keys is not None else MemoryKeySet()
+            if self.ledger is not None:
+                self.ledger.clear()
+            for journal in self._journals.values():
+                journal.recover(None)
+            if keys_on_disk:
+                Journal(KEYS_JOURNAL, keys_path).recover(None)
+            self._dirty = True
 
     # Parts -----------------------------------------------------------------------------------
 
@@ -768,18 +792,20 @@ class EnhancedCheckpoint:
 
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        part = self._part(name)
-        if total is not None:
-            part.total = total
-        self._dirty = True
-        return part
+        with self._guard:
+            part = self._part(name)
+            if total is not None:
+                part.total = total
+            self._dirty = True
+            return part
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        part = self._part(name)
-        part.finished = True
-        self._dirty = True
-        self._autosave()
+        with self._guard:
+            part = self._part(name)
+            part.finished = True
+            self._dirty = True
+            self._save_due(self._clock(), throttle=False)
 
     def is_part_finished(self, name: str) -> bool:
         part = self.state.parts.get(name)
@@ -841,21 +867,22 @@ class EnhancedCheckpoint:
         The file is cut back to its committed length (or emptied on a fresh start), so it holds
         exactly the records of items counted as done.
         """
-        validate_stage_name(name)
-        if name in self._journals:
-            existing = self._journals[name]
-            if existing.path != Path(path):
-                raise CheckpointError(
-                    f"journal {name!r} of stage {self.stage!r} is already {existing.path}",
-                    stage=self.stage,
-                    path=self.path,
-                )
-            return existing
-        journal = Journal(name, path)
-        self._journals[name] = journal
-        if self._writer_lock().held:
-            journal.recover(self.state.journals.get(name))
-        return journal
+        with self._guard:
+            validate_stage_name(name)
+            if name in self._journals:
+                existing = self._journals[name]
+                if existing.path != Path(path):
+                    raise CheckpointError(
+                        f"journal {name!r} of stage {self.stage!r} is already {existing.path}",
+                        stage=self.stage,
+                        path=self.path,
+                    )
+                return existing
+            journal = Journal(name, path)
+            self._journals[name] = journal
+            if self._writer_lock().held:
+                journal.recover(self.state.journals.get(name))
+            return journal
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
         """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
@@ -873,44 +900,138 @@ class EnhancedCheckpoint:
 
     # Saving ----------------------------------------------------------------------------------
 
-    def _autosave(self) -> None:
+    def _save_due(self, now: float, *, throttle: bool = True) -> None:
+        """A save fell due on the owner's thread: take it now, or leave it to the saver."""
         if self._snapshotting:
-            return
-        futures = self._futures
-        if futures:
-            if not futures[-1].done():
-                self._save_wanted = True  # coalesce: the next save will carry everything
+            return  # a snapshot hook updated: the snapshot being taken carries it
+        policy = self.policy
+        with self._saver_lock:
+            state = self._saver_state
+            if state is SaverState.SAVING:
+                self._saver_state = SaverState.SAVING_DUE  # written right after this one
                 return
-            self._reap()
+            if state is SaverState.SAVING_DUE:
+                return
+            broken = state is SaverState.BROKEN
+            wait = policy.min_interval - (now - self._last_save_time) if throttle else 0.0
+            if wait > 0 and not broken:
+                if state is SaverState.DEFERRED:
+                    return  # the timer is armed already
+                self._saver_state = SaverState.DEFERRED
+        if broken:
+            self._reap()  # raises the save's error: the owner stops here
+        if wait > 0:
+            self._saver_thread().arm(wait)
+            return
+        self._reap()
         self._submit()
 
     def tick(self) -> bool:
         """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
 
-        Never blocks. Integrations call it periodically so a burst of updates followed by a
-        quiet spell is saved without waiting for the next update.
+        Never blocks. The saver's own timer already saves a burst of updates followed by a
+        quiet spell; an integration may still call this from its own loop (it is cheap).
         """
-        if (
-            self._broken is not None
-            or not self._dirty
-            or self.state.status is not CheckpointStatus.RUNNING
-        ):
-            return False
-        if self._clock() - self._last_save_time < self.min_save_interval:
-            return False
-        if self._futures and not self._futures[-1].done():
-            return False
+        with self._guard:
+            if (
+                self._broken is not None
+                or not self._dirty
+                or self.state.status is not CheckpointStatus.RUNNING
+                or self._in_flight
+            ):
+                return False
+            if self._clock() - self._last_save_time < self.policy.min_interval:
+                return False
+            try:
+                self._reap()
+                self._submit()
+            except CheckpointError:
+                return False  # a failed save: the owner hears of it at its next update or save
+            return True
+
+    def set_owner_waker(self, waker: Callable[[], None] | None) -> None:
+        """Have the saver's timer ask the owner's thread to save instead of saving itself.
+
+        ``waker`` must be callable from any thread and arrange for :meth:`tick` (or a function
+        that calls it) to run soon on the owner's thread, e.g. ``lambda:
+        reactor.callFromThread(runtime.tick)``. Needed when snapshot hooks read state that
+        only the owner's thread may touch (Scrapy's frontier); without hooks the timer takes
+        the snapshot itself, under the checkpoint's lock.
+        """
+        self._waker = waker
+
+    def _on_timer(self) -> None:
+        """Saver thread: a deferred save, or ``save_every_seconds`` since the last one."""
+        saver = self._saver
+        if saver is None:
+            return
+        # Never wait for the owner here: it may hold the lock while it waits for this thread.
+        if not self._guard.acquire(blocking=False):
+            saver.arm(0.005)
+            return
         try:
-            self._autosave()
-        except CheckpointError:
-            return False  # a failed save: the owner hears of it at its next update or save
-        return True
+            with self._saver_lock:
+                state = self._saver_state
+                if state is SaverState.BROKEN or self._in_flight:
+                    return  # a save is queued: its completion re-arms the timer
+                due = state is SaverState.DEFERRED
+                if due:
+                    self._saver_state = SaverState.IDLE
+            if not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
+                return
+            if not due:
+                wait = self.policy.every_seconds - (self._clock() - self._last_save_time)
+                if wait > 0.001:
+                    saver.arm(wait)
+                    return
+            if self._waker is not None:
+                self._waker()
+            elif not self._before_snapshot:
+                try:
+                    self._submit()
+                except RuntimeError:  # the owner changed a dict (metadata) as we copied it
+                    saver.arm(0.005)
+                except CheckpointError:
+                    pass  # recorded: the owner hears of it at its next call
+            # Hooks but no waker: only the owner may run them (its integration ticks).
+        finally:
+            self._guard.release()
+
+    def _saver_thread(self) -> SaverThread:
+        saver = self._saver
+        if saver is None:
+            saver = self._saver = SaverThread(f"checkpoint-{self.stage}", self._on_timer)
+        return saver
+
+    def _save_written(self, error: BaseException | None) -> None:
+        """Saver thread, after each save: move the state machine and re-arm the timer."""
+        policy = self.policy
+        arm: float | None = None
+        with self._saver_lock:
+            self._in_flight -= 1
+            if error is not None:
+                self._saver_state = SaverState.BROKEN
+                return
+            if self._in_flight:
+                return
+            if self._saver_state is SaverState.SAVING_DUE:
+                self._saver_state = SaverState.DEFERRED
+                arm = policy.min_interval
+            elif self._saver_state is SaverState.SAVING:
+                self._saver_state = SaverState.IDLE
+        saver = self._saver
+        if saver is not None:
+            saver.arm(arm if arm is not None else policy.every_seconds)
 
     def _reap(self) -> None:
-        still: list[concurrent.futures.Future[None]] = []
-        for future in self._futures:
+        with self._saver_lock:
+            futures = self._futures
+            if futures and all(f.done() for f in futures):
+                self._futures = []
+            else:
+                self._futures = [f for f in futures if not f.done()]
+        for future in futures:
             if not future.done():
-                still.append(future)
                 continue
             error = future.exception()
             if error is not None and self._broken is None:
@@ -923,7 +1044,6 @@ class EnhancedCheckpoint:
                         path=self.path,
                     )
                 )
-        self._futures = still
         if self._broken is not None:
             raise self._broken
 
@@ -931,7 +1051,8 @@ class EnhancedCheckpoint:
         """Call ``hook`` on the owner's thread right before each save's snapshot.
 
         Integrations use it to fold in completions they track lazily (the Scrapy frontier
-        marks requests done this way), so every save carries the latest exact state.
+        marks requests done this way), so every save carries the latest exact state. With a
+        hook, the saver's timer saves through :meth:`set_owner_waker` only.
         """
         self._before_snapshot.append(hook)
 
@@ -952,6 +1073,9 @@ class EnhancedCheckpoint:
                 progress.processed_items, progress.total_items, rate
             )
         state.updated_at = utc_iso(now)
+        # The record first: it is the one step that can fail (a dict changed under the copy),
+        # and nothing has been taken from the journals yet.
+        record = state.to_dict()
         writes: list[tuple[Journal, bytes, int]] = []
         rows = StagedRows()
         keys = self._keys
@@ -972,26 +1096,44 @@ class EnhancedCheckpoint:
             state.journals[journal.name] = offset
             if data:
                 writes.append((journal, data, offset))
+        record["journals"] = dict(state.journals)
+        record["keys_done"] = state.keys_done
         self._updates_since_save = 0
         self._last_save_time = now
         self._dirty = False
-        self._save_wanted = False
         if history_reason is None and now - self._last_history >= self.history_every_seconds:
             history_reason = "progress"
         if history_reason is not None:
             self._last_history = now
-        return _Snapshot(state.to_dict(), writes, history_reason, now, rows=rows, keys=keys)
+        return _Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
 
     def _submit(self, history_reason: str | None = None) -> None:
+        if self._broken is None and self._saver_state is SaverState.BROKEN:
+            self._reap()
         if self._broken is not None:
             raise self._broken
-        self._become_writer()
-        snapshot = self._snapshot(history_reason)
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"checkpoint-{self.stage}"
-            )
-        self._futures.append(self._executor.submit(self._persist, snapshot))
+        with self._guard:
+            self._become_writer()
+            snapshot = self._snapshot(history_reason)
+            with self._saver_lock:
+                self._in_flight += 1
+                if self._saver_state is not SaverState.BROKEN:
+                    self._saver_state = SaverState.SAVING
+            try:
+                future = self._saver_thread().submit(lambda: self._persist_and_report(snapshot))
+            except BaseException:
+                self._save_written(None)
+                raise
+            with self._saver_lock:
+                self._futures.append(future)
+
+    def _persist_and_report(self, snapshot: _Snapshot) -> None:
+        try:
+            self._persist(snapshot)
+        except BaseException as exc:
+            self._save_written(exc)
+            raise
+        self._save_written(None)
 
     def _persist(self, snapshot: _Snapshot) -> None:
         """Runs on the saver thread: journals first, then the record that commits them."""
@@ -1047,12 +1189,18 @@ class EnhancedCheckpoint:
         await self.flush_async()
         return True
 
+    def _pending_due(self) -> bool:
+        """True when a save fell due and is waiting (deferred, or due after the running one)."""
+        with self._saver_lock:
+            return self._saver_state in (SaverState.DEFERRED, SaverState.SAVING_DUE)
+
     def flush(self) -> None:
-        """Wait until every submitted save is on disk, and any save that fell due while one
-        was running; raise if one failed."""
+        """Wait until every submitted save is on disk, and take any save that fell due
+        meanwhile (deferred by ``min_save_interval`` or queued behind a running save) now;
+        raise if one failed."""
         concurrent.futures.wait(list(self._futures))
         self._reap()
-        if self._save_wanted:
+        if self._pending_due():
             self._submit()
             concurrent.futures.wait(list(self._futures))
             self._reap()
@@ -1063,20 +1211,20 @@ class EnhancedCheckpoint:
         if pending:
             await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
         self._reap()
-        if self._save_wanted:
+        if self._pending_due():
             self._submit()
             await anyio.to_thread.run_sync(concurrent.futures.wait, list(self._futures))
             self._reap()
 
     def close(self) -> None:
-        """Wait for saves, close the journals and release the stage lock."""
+        """Wait for saves, stop the saver, close the journals and release the stage lock."""
         try:
             if self._futures:
                 self.flush()
         finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+            saver, self._saver = self._saver, None
+            if saver is not None:
+                saver.stop()
             for journal in self._journals.values():
                 journal.close()
             if self._lock is not None:
@@ -1184,6 +1332,23 @@ class EnhancedCheckpoint:
     @property
     def status(self) -> CheckpointStatus:
         return self.state.status
+
+    @property
+    def auto_save_interval(self) -> int:
+        return self.policy.every_updates
+
+    @property
+    def save_every_seconds(self) -> float:
+        return self.policy.every_seconds
+
+    @property
+    def min_save_interval(self) -> float:
+        return self.policy.min_interval
+
+    @property
+    def saver_state(self) -> SaverState:
+        """Where the saver's state machine stands (see :mod:`common.saver`)."""
+        return self._saver_state
 
     def __repr__(self) -> str:
         return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"

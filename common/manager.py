@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import FAILED_JOURNAL, OUTPUT_JOURNAL, EnhancedCheckpoint
+from common.checkpoint import EnhancedCheckpoint
 from common.errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -19,6 +19,7 @@ from common.errors import (
 )
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
 from common.progress import ProgressSnapshot, format_duration
+from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
@@ -80,22 +81,6 @@ class PositionChange:
     previous_status: CheckpointStatus
     status: CheckpointStatus
     snapshot_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RestoreResult:
-    """What :meth:`UnifiedCheckpointManager.restore` did; ``saved_as`` is the snapshot id of
-    the checkpoint it replaced (None when the stage had none)."""
-
-    stage: str
-    snapshot_id: str
-    state: CheckpointState
-    saved_as: str | None
-
-
-def _is_cut(reason: str) -> bool:
-    """A history reason written just before a stage's journals were cut or removed."""
-    return reason.startswith("before-") and reason != "before-restore"
 
 
 class UnifiedCheckpointManager:
@@ -400,104 +385,20 @@ class UnifiedCheckpointManager:
     def restore(self, stage: str, snapshot_id: str) -> RestoreResult:
         """Make a history snapshot ``stage``'s checkpoint again, so the stage resumes from it.
 
-        The snapshot's record claims committed lengths of the stage's journals (its output,
-        failed sidecar, done keys, request journal). The restore is refused with a
-        :class:`CheckpointError`, changing nothing, when those bytes are no longer there (a
-        journal missing or shorter than claimed) or when the stage was started over after the
-        snapshot was taken (its outputs were rewritten since, so the bytes are not the ones the
-        snapshot counted). Bytes written after the snapshot are cut by the next run, as after a
-        crash. The current checkpoint is kept in the history as ``before-restore``. Refused
-        with :class:`CheckpointLockedError` while a live process writes the stage.
+        See :func:`common.restore.restore_snapshot`: refused, changing nothing, when the
+        journal bytes or done keys the snapshot counts are gone, when the stage was started
+        over after it and has run since, or while a live process writes the stage.
         """
-        validate_stage_name(stage)
-        validate_stage_name(snapshot_id)
-        entries = self.store.list_history(stage)
-        position = next((i for i, e in enumerate(entries) if e.snapshot_id == snapshot_id), None)
-        if position is None:
-            raise CheckpointError(
-                f"stage {stage!r} has no snapshot {snapshot_id!r} (see: history {stage})",
-                stage=stage,
-                path=self.store.describe(stage),
-            )
-        entry = entries[position]
-        state, _ = parse_checkpoint(
-            self.store.load_history(stage, snapshot_id), path=entry.path, stage=stage
-        )
         checkpoint = self._open.pop(stage, None)
         if checkpoint is not None:
             checkpoint.close()
-        lock = self.store.lock(stage)
-        if lock.is_held_elsewhere():
-            raise CheckpointLockedError(
-                f"stage {stage!r} is being written by process {lock.holder_pid() or '?'}; stop "
-                f"it before restoring a snapshot (it would overwrite the restore)",
-                stage=stage,
-                path=self.store.describe(stage),
-                holder_pid=lock.holder_pid(),
-            )
-        lock.acquire()
-        try:
-            current = self.inspect(stage) if stage in self.stages() else None
-            # A "before-reset" (or -fresh, -cleanup) snapshot was taken just before its cut.
-            cut = next((e for e in entries[position:] if _is_cut(e.reason)), None)
-            if cut is not None and current is not None and current.state is not None:
-                raise CheckpointError(
-                    f"cannot restore snapshot {snapshot_id} of stage {stage!r}: the stage was "
-                    f"started over after it ({cut.snapshot_id}) and has run since, so its "
-                    f"outputs no longer hold what the snapshot counted. Nothing was changed",
-                    stage=stage,
-                    path=self.store.describe(stage),
-                )
-            self._check_journals(stage, state)
-            saved_as = None
-            if current is not None and current.state is not None:
-                saved_as = self.store.save_history(
-                    stage, current.state.to_dict(), "before-restore", self._clock()
-                )
-            self.store.save(stage, state.to_dict())
-        finally:
-            lock.release()
-        logger.info("Restored %s from snapshot %s", stage, snapshot_id)
-        return RestoreResult(stage, snapshot_id, state, saved_as)
-
-    def _check_journals(self, stage: str, state: CheckpointState) -> None:
-        """Refuse a record whose committed journal bytes (or store keys) are not all there."""
-        for name, committed in sorted(state.journals.items()):
-            if not committed:
-                continue
-            path = self._journal_file(stage, state, name)
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = -1
-            if size < committed:
-                have = "is missing" if size < 0 else f"holds {size} bytes"
-                raise CheckpointError(
-                    f"cannot restore stage {stage!r}: the snapshot counts {committed} bytes of "
-                    f"{path}, which {have}; restoring it would leave a stage that cannot "
-                    f"resume. Nothing was changed",
-                    stage=stage,
-                    path=path,
-                )
-        keys = self.store.key_set(stage)
-        if keys is not None and state.keys_done > len(keys):
-            raise CheckpointError(
-                f"cannot restore stage {stage!r}: the snapshot counts {state.keys_done} done "
-                f"keys but {self.store.location} holds {len(keys)}. Nothing was changed",
-                stage=stage,
-                path=self.store.describe(stage),
-            )
-
-    def _journal_file(self, stage: str, state: CheckpointState, name: str) -> Path:
-        if name in (OUTPUT_JOURNAL, FAILED_JOURNAL) and state.output_file:
-            output = Path(state.output_file)
-            if not output.is_absolute() and not output.exists():
-                beside = self.checkpoint_dir.parent / output
-                output = beside if beside.exists() else output
-            if name == OUTPUT_JOURNAL:
-                return output
-            return output.with_name(output.stem + ".failed.jsonl")
-        return self.store.journal_path(stage, name)
+        return restore_snapshot(
+            self.store,
+            stage,
+            snapshot_id,
+            data_dir=self.checkpoint_dir.parent,
+            clock=self._clock,
+        )
 
     def close(self) -> None:
         """Close every checkpoint this manager opened."""

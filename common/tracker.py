@@ -205,11 +205,10 @@ class AsyncCheckpointTracker:
         except BaseException:
             await anyio.to_thread.run_sync(checkpoint.close)
             raise
-        # Helpers run beside the body: a ticker that saves a burst of updates followed by a
-        # quiet spell, and (optionally) the signal watcher.
+        # Helpers run beside the body: (optionally) the signal watcher. A burst of updates
+        # followed by a quiet spell is saved by the engine's own timer.
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        await self._task_group.start(self._tick)
         if self.handle_signals:
             await self._task_group.start(self._watch_signals)
         return self
@@ -233,16 +232,6 @@ class AsyncCheckpointTracker:
             checkpoint.is_key_done("")  # load the done keys off the event loop
         state = checkpoint.state
         self._next_batch_id = state.batch_id + 1 if state.progress.processed_items else 0
-
-    async def _tick(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        checkpoint = self.checkpoint
-        interval = max(checkpoint.min_save_interval, 0.05) * 4
-        with anyio.CancelScope() as scope:
-            self._helper_scopes.append(scope)
-            task_status.started()
-            while True:
-                await anyio.sleep(interval)
-                checkpoint.tick()
 
     async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with (

@@ -1,7 +1,7 @@
 """``python -m enrich``: run stage 3 over stage 2's output.
 
     python -m enrich [--data-dir data] [--input FILE] [--output FILE] [--checkpoint-dir DIR]
-                     [--concurrency N] [--per-host N] [--allowed-domain HOST ...]
+                     [--concurrency N] [--per-host N] [--delay S] [--allowed-domain HOST ...]
                      [--block-private-addresses [--allow-network CIDR ...]]
                      [--user-agent UA] [--directory-index NAMES]
                      [--store json|sqlite] [--worker-id ID] [--force] [--fresh] [--verbose]
@@ -62,6 +62,16 @@ def _directory_index(text: str) -> tuple[str, ...]:
     return names
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text}")
+    return value
+
+
 def _user_agent(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -80,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-dir", type=Path, help="default: DATA_DIR/checkpoints")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--per-host", type=int, default=16)
+    parser.add_argument(
+        "--delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds between request starts to one host, retries and redirects included "
+        "(default 0); on a site you do not own, what its robots.txt Crawl-delay asks",
+    )
     parser.add_argument(
         "--allowed-domain",
         action="append",
@@ -193,6 +211,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
     config = EnrichmentConfig(
         concurrency=args.concurrency,
         per_host_concurrency=args.per_host,
+        per_host_delay=args.delay,
         allowed_domains=domains,
         block_private_addresses=args.block_private_addresses,
         allowed_networks=tuple(args.allow_network),

@@ -11,6 +11,10 @@ Settings (all keyword arguments, all optional):
     Requests in flight at once, across all hosts (default 64).
 ``per_host_concurrency``
     Requests in flight at once to one host name (default 16).
+``per_host_delay``
+    Seconds between the starts of two requests to one host name, retries and redirect hops
+    included (default 0: no pause). On a site you do not own, set it to what the site asks
+    (robots.txt ``Crawl-delay``) or what stages 1-2 use (``DOWNLOAD_DELAY``).
 ``total_timeout``, ``connect_timeout``, ``sock_read_timeout``
     Seconds, or ``None`` for no limit; passed to :class:`aiohttp.ClientTimeout` as ``total``,
     ``connect`` and ``sock_read`` for every request.
@@ -125,6 +129,7 @@ class EnrichmentConfig:
 
     concurrency: int = 64
     per_host_concurrency: int = 16
+    per_host_delay: float = 0.0
     total_timeout: float | None = 60.0
     connect_timeout: float | None = 10.0
     sock_read_timeout: float | None = 30.0
@@ -144,6 +149,7 @@ class EnrichmentConfig:
     def __post_init__(self) -> None:
         _check_int("concurrency", self.concurrency, 1)
         _check_int("per_host_concurrency", self.per_host_concurrency, 1)
+        _check_seconds("per_host_delay", self.per_host_delay, optional=False, allow_zero=True)
         for name in ("total_timeout", "connect_timeout", "sock_read_timeout"):
             _check_seconds(name, getattr(self, name), optional=True, allow_zero=False)
         _check_int("max_retries", self.max_retries, 0)

@@ -14,6 +14,8 @@ What a fetch does:
 * at most ``config.concurrency`` requests in flight, and ``config.per_host_concurrency`` per host
   name; a fetch waits for a slot *before* its request starts, so queueing never eats into the
   request's timeouts, and gives the slot back while it sleeps between retries;
+* with ``config.per_host_delay``, request starts to one host are that many seconds apart
+  (retries and redirect hops included); the wait holds the host's slot, not a global one;
 * retries connection errors, timeouts, 429 and 5xx with exponential backoff and full jitter, or
   after the server's ``Retry-After`` (capped by ``config.backoff_max``); other 4xx are final;
 * follows redirects itself, checking every hop against ``config.allowed_domains`` and failing on
@@ -185,6 +187,11 @@ class _HostSlot:
     users: int = 0
 
 
+#: Hosts whose next request start is remembered past their last request, before the fetcher
+#: forgets those whose time has passed.
+_PACED_HOSTS_KEPT = 1024
+
+
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
@@ -234,6 +241,8 @@ class PageFetcher:
         self._headers = {hdrs.USER_AGENT: self._config.user_agent}
         self._global_slots = anyio.Semaphore(self._config.concurrency)
         self._host_slots: dict[str, _HostSlot] = {}
+        # host -> the earliest start of its next request (anyio clock), with per_host_delay.
+        self._next_start: dict[str, float] = {}
         self._networks = self._config.networks()
         if self._config.block_private_addresses and session is not None:
             raise ValueError(
@@ -445,13 +454,27 @@ class PageFetcher:
             )
         slot.users += 1
         try:
-            async with slot.semaphore, self._global_slots:
-                yield
+            async with slot.semaphore:
+                if self._config.per_host_delay:
+                    await self._pace(host)
+                async with self._global_slots:
+                    yield
         finally:
             slot.users -= 1
             # Forget idle hosts so a crawl over millions of hosts does not grow this dict.
             if slot.users == 0:
                 del self._host_slots[host]
+
+    async def _pace(self, host: str) -> None:
+        # Reserve this request's start before sleeping (no await in between), so concurrent
+        # fetches to one host line up one delay apart.
+        now = anyio.current_time()
+        start = max(now, self._next_start.get(host, now))
+        if len(self._next_start) >= _PACED_HOSTS_KEPT:
+            self._next_start = {h: t for h, t in self._next_start.items() if t > now}
+        self._next_start[host] = start + self._config.per_host_delay
+        if start > now:
+            await anyio.sleep(start - now)
 
     async def _request(
         self, session: aiohttp.ClientSession, url: URL

@@ -20,8 +20,11 @@ from common import (
     InvalidTransitionError,
     JsonFileStore,
 )
+from common.saver import SaverState
 from common.state import utc_iso
+from tests._waiting import wait_for
 from tests.conftest import FakeClock, MakeCheckpoint
+from tests.test_engine_saver import processed_on_disk
 
 
 def _processed_on_disk(cp: EnhancedCheckpoint) -> int:
@@ -258,22 +261,24 @@ def test_auto_save_every_n_updates(make_checkpoint: MakeCheckpoint) -> None:
 def test_auto_save_is_rate_limited_by_min_save_interval(
     make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
 ) -> None:
+    # An hour's minimum interval: the saver's timer cannot fire during the test.
     cp = make_checkpoint(
         "limited",
         clock=fake_clock,
         auto_save_interval=10,
-        save_every_seconds=1e9,
-        min_save_interval=0.05,
+        save_every_seconds=7200,
+        min_save_interval=3600,
     )
     cp.start(total_items=100)
     cp.flush()
     _done(cp, range(25))  # due by count, but no time has passed since the last save
-    cp.flush()
-    assert _processed_on_disk(cp) == 0
-    fake_clock.advance(0.06)
-    _done(cp, range(25, 26))
+    assert cp.saver_state is SaverState.DEFERRED
+    assert _processed_on_disk(cp) == 0  # nothing was submitted: no save can be in flight
+    fake_clock.advance(3600)
+    _done(cp, range(25, 26))  # the owner is here when the interval has passed: it saves
     cp.flush()
     assert _processed_on_disk(cp) == 26
+    assert cp.saver_state is SaverState.IDLE
 
 
 def test_auto_save_after_save_every_seconds(
@@ -315,9 +320,11 @@ def test_auto_save_due_during_a_slow_save_still_happens(checkpoint_dir: Path) ->
     try:
         cp.start(total_items=100)  # this save is slow
         _done(cp, range(10))  # the 10th update is due while it is in flight
+        assert cp.saver_state is SaverState.SAVING_DUE
         store.release.set()
-        cp.flush()
-        assert _processed_on_disk(cp) == 10
+        # No flush, tick or update: the saver takes the save that fell due by itself.
+        wait_for(lambda: processed_on_disk(cp.path) == 10, 60, "the coalesced save on disk")
+        assert store.saves == 2
     finally:
         store.release.set()
         cp.close()

@@ -306,3 +306,28 @@ def test_cleanup_keeps_everything_younger_than_the_cutoff(
         manager.close()
     after = sorted(str(p.relative_to(checkpoint_dir)) for p in checkpoint_dir.rglob("*"))
     assert after == before
+
+
+def test_restore_refuses_a_snapshot_whose_done_keys_a_reset_cleared(tmp_path: Path) -> None:
+    """SQLite keeps done keys in its own table, which a reset clears: the snapshot's keys are
+    gone, so restoring it would redo (and write twice) every keyed item. Refused, unchanged."""
+    from common.errors import CheckpointError
+    from common.stores import SqliteStore
+
+    store = SqliteStore(tmp_path)
+    checkpoint = EnhancedCheckpoint("keyed", store=store)
+    checkpoint.start(total_items=5)
+    for n in range(3):
+        checkpoint.update(processed=1, successful=1, key=f"https://k.test/{n}")
+    checkpoint.pause()
+    checkpoint.close()
+    manager = UnifiedCheckpointManager(tmp_path, store=store)
+    try:
+        manager.reset("keyed", force=True)
+        snapshot = manager.store.list_history("keyed")[-1]
+        assert snapshot.reason == "before-reset"
+        with pytest.raises(CheckpointError, match=r"counts 3 done keys but .* holds 0"):
+            manager.restore("keyed", snapshot.snapshot_id)
+        assert manager.stages() == []
+    finally:
+        manager.close()

@@ -101,14 +101,23 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
     assert failed[-1] == "  failed:  data/out.failed.jsonl (retry: --retry-failed)"
 
 
-def test_user_agent_and_directory_index_reach_the_config(tmp_path: Path) -> None:
+def test_user_agent_delay_and_directory_index_reach_the_config(tmp_path: Path) -> None:
     write_stage2(tmp_path, ["http://a.test/d/", "http://a.test/d/index.html"])
     parser = build_parser()
 
     default = prepare(parser.parse_args(["--data-dir", str(tmp_path)]))
     kept_apart = prepare(
         parser.parse_args(
-            ["--data-dir", str(tmp_path), "--directory-index", "", "--user-agent", "me (+mail)"]
+            [
+                "--data-dir",
+                str(tmp_path),
+                "--directory-index",
+                "",
+                "--user-agent",
+                "me (+mail)",
+                "--delay",
+                "1.5",
+            ]
         )
     )
 
@@ -117,6 +126,7 @@ def test_user_agent_and_directory_index_reach_the_config(tmp_path: Path) -> None
     assert default.config.directory_index == ("index.html", "index.htm")
     assert list(default.source) == ["http://a.test/d/"]
     assert kept_apart.config.user_agent == "me (+mail)"
+    assert (default.config.per_host_delay, kept_apart.config.per_host_delay) == (0.0, 1.5)
     assert kept_apart.config.directory_index == ()
     assert list(kept_apart.source) == ["http://a.test/d/", "http://a.test/d/index.html"]
 
@@ -126,6 +136,8 @@ def test_user_agent_and_directory_index_reach_the_config(tmp_path: Path) -> None
     [
         ("--directory-index", "docs/index.html", "bare file names"),
         ("--user-agent", " ", "must not be empty"),
+        ("--delay", "-1", "must be >= 0"),
+        ("--delay", "soon", "not a number of seconds"),
     ],
 )
 def test_bad_options_are_usage_errors(

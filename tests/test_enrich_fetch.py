@@ -677,3 +677,52 @@ def test_backoff_delay_grows_and_is_capped() -> None:
     assert all(0.0 <= delay <= 2.0 for delay in delays)
     assert len(set(delays)) > 100
     assert fixed.client_timeout() == aiohttp.ClientTimeout(total=60.0, connect=10.0, sock_read=30.0)
+
+
+# --- pacing per host ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_requests_to_one_host_start_per_host_delay_apart_retries_included(
+    server: Server,
+) -> None:
+    delay = 0.3
+    config = make_config(per_host_delay=delay, per_host_concurrency=4, max_retries=2)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    async with PageFetcher(config, rng=random.Random(0)) as fetcher:
+        results = await asyncio.gather(
+            *(fetcher.fetch(server.url(f"/page?n={n}")) for n in range(3)),
+            fetcher.fetch(server.url("/flaky?fail=1")),
+        )
+
+    assert all(result.ok for result in results)
+    # Five request starts to one host (three pages, a 503 and its retry): the k-th arrives no
+    # earlier than k delays after the fetches began. (A lower bound: a busy machine only adds.)
+    arrivals = sorted(server.state.times["/page"] + server.state.times["/flaky"])
+    assert len(arrivals) == 5
+    for k, arrival in enumerate(arrivals):
+        assert arrival - began >= k * delay - 0.005, (k, [a - began for a in arrivals])
+
+
+@pytest.mark.asyncio
+async def test_per_host_delay_paces_each_host_on_its_own(server: Server) -> None:
+    delay = 1.0
+    config = make_config(per_host_delay=delay)
+    other_host = server.url("/flaky?fail=0").replace("127.0.0.1", "localhost")
+    async with PageFetcher(config) as fetcher:
+        first = await fetcher.fetch(server.url("/page?n=0"))
+        paced, other = await asyncio.gather(
+            fetcher.fetch(server.url("/page?n=1")), fetcher.fetch(other_host)
+        )
+
+    assert first.ok and paced.ok and other.ok
+    # localhost's first request did not queue behind 127.0.0.1's pause.
+    assert server.state.times["/flaky"][0] < server.state.times["/page"][1]
+
+
+def test_per_host_delay_must_be_seconds() -> None:
+    with pytest.raises(ValueError, match="per_host_delay must be >= 0"):
+        EnrichmentConfig(per_host_delay=-1)
+    with pytest.raises(ValueError, match="per_host_delay must be a number of seconds"):
+        EnrichmentConfig(per_host_delay="1")  # type: ignore[arg-type]

@@ -460,9 +460,16 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
         processed[stage] = state["progress"]["processed_items"]
     before = {s: output_path(data_dir, s).read_bytes() for s in STAGES}
 
+    # Piped: progress lines and warnings, not Scrapy's start-up banner or stats dump (logs/).
+    err = end_to_end.result.stderr
+    for noise in ("Overridden settings", "Enabled downloader middlewares", "Dumping Scrapy stats"):
+        assert noise not in err, noise
+        assert noise in (data_dir / "logs" / "stage1_discovery.log").read_text(), noise
+    assert "[designed-in error of the demo site]" in err  # its 500s, labelled
+
     # The summary says where everything is, and what "Failed" counts.
     assert "logs: " in out and "checkpoint-manager report --checkpoint-dir" in out
-    assert "designed-in errors of the demo site" in out
+    assert "failed: the demo site's designed-in errors" in out
     for stage in STAGES:
         assert str(output_path(data_dir, stage)) in out, stage
 
@@ -646,7 +653,7 @@ def test_sigint_during_discovery_pauses_and_resume_completes(
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
     assert run.wait(60) == 130, run.err()[-3000:]
-    assert "stopped by signal SIGINT" in run.out()
+    assert "stopped by signal SIGINT: progress saved; run the same command to resume" in run.out()
     wait_all_gone(children, data_dir)  # the demo site is stopped too
 
     state = checkpoint(data_dir, STAGES[0])
@@ -1258,3 +1265,64 @@ def test_a_start_url_that_fetched_nothing_is_one_error_line(tmp_path: Path) -> N
     assert verdicts[0].startswith(f"error: stage1_discovery fetched nothing: {url}: "), verdicts
     assert "refused" in verdicts[0].lower(), verdicts
     assert not (data_dir / "checkpoints" / "stage2_validation.json").exists()  # stopped there
+
+
+def test_the_example_config_loads_and_every_key_is_explained() -> None:
+    from tools.orchestrator.config import EXAMPLE_CONFIG, load_config_file
+
+    config = load_config_file(EXAMPLE_CONFIG)
+    assert config.autothrottle and config.concurrency_per_domain == 2
+    assert config.user_agent and "example.invalid" not in config.user_agent
+    # Every key, set or commented out, sits under a comment (keys of a group share one).
+    lines = EXAMPLE_CONFIG.read_text().splitlines()
+    key = re.compile(r"^#? ?\w+ = ")
+    for number, line in enumerate(lines):
+        if key.match(line):
+            above = number - 1
+            while above >= 0 and key.match(lines[above]):
+                above -= 1
+            assert above >= 0 and lines[above].startswith("# "), f"line {number + 1}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be a bool"),
+        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be a int"),
+        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
+        ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
+        ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_path: Path) -> None:
+    from tools.orchestrator.config import ConfigError, load_config_file
+
+    path = tmp_path / "site.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(named)) as caught:
+        load_config_file(path, ("https://docs.example.org/",))
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """--max-pages pauses discovery; validation and enrichment run on what it found; the same
+    command crawls further, and validation (completed on the earlier, shorter input) runs
+    again: whether a stage is skipped is decided when its turn comes, not before the run."""
+    data_dir = tmp_path / "capped"
+    command = ("--start-url", site.base_url, "--max-pages", "5")
+    first = run_orchestrator(data_dir, *command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "discovery stopped at its cap" in first.stdout, first.stdout
+    found = urls_once(output_path(data_dir, STAGES[0]))
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(found)
+    assert checkpoint(data_dir, STAGES[0])["status"] == "paused"
+
+    second = run_orchestrator(data_dir, *command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    more = urls_once(output_path(data_dir, STAGES[0]))
+    assert len(more) > len(found)
+    assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
+    assert checkpoint(data_dir, STAGES[1])["status"] == "completed"

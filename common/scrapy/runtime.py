@@ -328,6 +328,8 @@ class CrawlCheckpoint:
             if requests is not None:
                 frontier = self._read_frontier(checkpoint, requests)
                 checkpoint.add_snapshot_hook(self._before_save)
+                # The hook reads the reactor's state: the engine's timer saves through it.
+                checkpoint.set_owner_waker(self._wake_from_saver)
         except BaseException:
             checkpoint.close()
             raise
@@ -361,6 +363,12 @@ class CrawlCheckpoint:
         if self._ticker is None and self.checkpoint is not None:
             self._ticker = LoopingCall(self._tick)
             self._ticker.start(interval, now=False)
+
+    def _wake_from_saver(self) -> None:
+        """Any thread: run :meth:`_tick` on the reactor thread soon."""
+        from twisted.internet import reactor
+
+        reactor.callFromThread(self._tick)  # type: ignore[attr-defined]
 
     def _tick(self) -> None:
         checkpoint = self.checkpoint

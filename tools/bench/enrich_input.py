@@ -12,8 +12,7 @@ while its workers fetch, with a 1 ms sleeper on the loop measuring how long the 
   fewest thread hops aiofiles allows, at the price of parsing on the loop).
 
 The aiofiles ways keep every page key in a set (memory grows with the input); the stage's scan
-keeps 16 bytes a URL instead. aiofiles runs on asyncio only (``loop.run_in_executor``); the
-stage also runs under trio.
+keeps 16 bytes a URL instead.
 
 Figures: wall time, thread hops, the loop thread's CPU time, the longest the sleeper waited.
 """

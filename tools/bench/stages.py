@@ -279,6 +279,7 @@ def run_tracker(args: argparse.Namespace) -> None:
         return elapsed / n
 
     print(f"tracker, {n:,} items, default auto-save (every 10 updates), asyncio")
+    _print_seed_loop(n, args.rounds + 1)
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
         results = []
         for round_ in range(args.rounds):
@@ -321,6 +322,28 @@ def run_tracker(args: argparse.Namespace) -> None:
         )
         print(
             "  (every update() and tick() of the 1 ms loop timed one by one, auto-saves included)"
+        )
+
+
+def _print_seed_loop(n: int, rounds: int) -> None:
+    """Seed 003's loop shape: one await per item, should_skip + update, defaults on."""
+    from tools.bench.seed_loop import measure_seed_loop
+
+    figures = measure_seed_loop(n, rounds)
+    print(f"  seed-003 loop, one await per item, best of {rounds} interleaved rounds:")
+    _row("bare loop (await only), per item", f"{figures.bare * 1e6:.2f} us", "-", None)
+    stand_in = figures.added(figures.stand_in)
+    for name, value in (
+        ("plain-Python stand-in, added per item", figures.stand_in),
+        ("bare EnhancedCheckpoint, added per item", figures.engine),
+        ("AsyncCheckpointTracker, added per item", figures.tracker),
+    ):
+        added = figures.added(value)
+        _row(
+            name,
+            f"{added * 1e6:.2f} us",
+            f"{stand_in * 1e6:.2f} us",
+            added / stand_in if stand_in > 0 else None,
         )
 
 

@@ -158,8 +158,10 @@ def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Installed as the console script ``resumable-pipeline``; both names are the same command.
+    installed = Path(sys.argv[0]).name == "resumable-pipeline"
     parser = argparse.ArgumentParser(
-        prog="python -m tools.orchestrator",
+        prog="resumable-pipeline" if installed else "python -m tools.orchestrator",
         description="Run the crawl -> validate -> enrich pipeline; resumes where it stopped.",
         epilog="Exit codes: 0 done, 1 a stage failed or was refused, 2 usage, 130/143 "
         "interrupted. Crawling a site that is not yours: see the README, 'Crawling a real site'.",
@@ -262,10 +264,14 @@ def signal_handling(state: RunState, console: Console) -> Iterator[None]:
             return
         if child is not None and child.poll() is None:
             child.kill()
-        if console.is_terminal:
-            # The live view hid the cursor mid-line: show it, end the line, then go.
-            with contextlib.suppress(OSError):
-                os.write(sys.stdout.fileno(), b"\x1b[?25h\n")
+        # The live view hid the cursor mid-line: show it and end the line before going.
+        restore = b"\x1b[?25h\n" if console.is_terminal else b""
+        with contextlib.suppress(OSError):
+            os.write(
+                sys.stdout.fileno(),
+                restore
+                + b"stopped at once; checkpoints are valid: run the same command to resume\n",
+            )
         os._exit(128 + (state.stop_signal or signum))
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -402,7 +408,9 @@ def _run(
                 for stage in stages:
                     if state.stop_signal is not None:
                         break
-                    if stage not in pending:
+                    # Decided now, not before the run: an earlier stage may just have changed
+                    # this one's input.
+                    if stage not in _pending(args, [stage], base_commands, record, manager):
                         view.show(manager.inspect(stage.name))
                         view.note(stage.name, "completed", "skipped: already completed")
                         logger.info("%s: already completed, skipped", stage.name)

@@ -1,0 +1,173 @@
+"""When a checkpoint is saved: the save policy, the saver's state machine and its own timer.
+
+A checkpoint's saves are written by one background thread per checkpoint, the *saver*. The
+owner (the thread doing the work: a plain loop, an event loop, Scrapy's reactor) takes a
+snapshot and hands it over; at most one save is in flight and the next one carries everything
+that changed meanwhile.
+
+The owner asks for a save when :attr:`SavePolicy.every_updates` updates have accumulated, or
+when :attr:`SavePolicy.every_seconds` have passed since the last save. A save that falls due
+less than :attr:`SavePolicy.min_interval` after the previous one, or while one is still being
+written, is *deferred*, and the saver's timer (the thread waits on a condition with a
+deadline) takes it when its time comes, with no further call from the owner. The same timer
+wakes ``every_seconds`` after each save, so unsaved work never waits longer than that even
+when updates stop. The owner's hot path only counts and compares; it never signals the thread
+except on a deferral.
+
+States (:class:`SaverState`), all changed under the checkpoint's lock::
+
+    IDLE ──due──▶ SAVING ──written──▶ IDLE
+      │             │ ▲
+      │ too soon    │ due while writing
+      ▼             ▼ │
+    DEFERRED ◀── SAVING_DUE        (written: deferred until min_interval has passed)
+      └──timer or next update──▶ SAVING
+
+    any ──save failed──▶ BROKEN (every later save or update raises the error)
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+__all__ = ["SavePolicy", "SaverState", "SaverThread"]
+
+
+@dataclass(frozen=True, slots=True)
+class SavePolicy:
+    """How often a running checkpoint is saved.
+
+    Args:
+        every_updates: save after this many updates (seed 003's ``auto_save_interval``).
+        every_seconds: unsaved work is saved at the latest this long after the last save,
+            whether updates continue or not.
+        min_interval: but never two saves closer than this (seconds): more saves per second
+            buy no durability and cost the owner snapshots and GIL time. A save that falls due
+            sooner is taken by the timer once the interval has passed.
+    """
+
+    every_updates: int = 10
+    every_seconds: float = 5.0
+    min_interval: float = 0.05
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every_updates, bool) or self.every_updates < 1:
+            raise ValueError(f"auto_save_interval must be >= 1, got {self.every_updates}")
+        if not self.every_seconds > 0:
+            raise ValueError(f"save_every_seconds must be > 0, got {self.every_seconds}")
+        if not self.min_interval >= 0:
+            raise ValueError(f"min_save_interval must be >= 0, got {self.min_interval}")
+        if self.min_interval > self.every_seconds:
+            raise ValueError(
+                f"min_save_interval ({self.min_interval}) must not exceed save_every_seconds "
+                f"({self.every_seconds})"
+            )
+
+
+class SaverState(Enum):
+    """Where the saver stands; see the module docstring for the transitions."""
+
+    IDLE = "idle"  # nothing being written; unsaved work, if any, is not due yet
+    DEFERRED = "deferred"  # a save is due but too soon after the last one: the timer is armed
+    SAVING = "saving"  # a snapshot is being written
+    SAVING_DUE = "saving-due"  # ... and another save fell due meanwhile
+    BROKEN = "broken"  # a save failed; nothing more is saved
+
+
+_live: weakref.WeakSet[SaverThread] = weakref.WeakSet()
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    # A checkpoint never closed still gets its queued saves written before the process ends.
+    for saver in list(_live):
+        saver.stop()
+
+
+class SaverThread:
+    """One background thread that runs jobs in order and calls ``on_due`` at a deadline.
+
+    Jobs come first: a deadline that passes while a job runs fires after it. The thread is a
+    daemon so a forgotten checkpoint cannot keep the process alive; queued jobs are still run
+    at interpreter exit.
+    """
+
+    def __init__(self, name: str, on_due: Callable[[], None]) -> None:
+        self._on_due = on_due
+        self._cond = threading.Condition(threading.Lock())
+        self._jobs: deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = deque()
+        self._deadline: float | None = None  # time.monotonic()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.ident: int | None = None
+        self._thread.start()
+        _live.add(self)
+
+    def submit(self, job: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the saver thread has stopped")
+            self._jobs.append((job, future))
+            self._cond.notify()
+        return future
+
+    def arm(self, delay: float) -> None:
+        """Call ``on_due`` in ``delay`` seconds (or sooner if already armed sooner)."""
+        deadline = time.monotonic() + max(0.0, delay)
+        with self._cond:
+            if self._deadline is None or deadline < self._deadline:
+                self._deadline = deadline
+                self._cond.notify()
+
+    @property
+    def armed(self) -> bool:
+        return self._deadline is not None
+
+    def stop(self) -> None:
+        """Run the queued jobs, then end the thread (the timer no longer fires)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        self.ident = threading.get_ident()
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._jobs:
+                    if self._stopping:
+                        return
+                    deadline = self._deadline
+                    if deadline is None:
+                        cond.wait()
+                        continue
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    cond.wait(remaining)
+                if self._jobs:
+                    job, future = self._jobs.popleft()
+                else:
+                    self._deadline = None
+                    job, future = self._on_due, None
+            if future is None:
+                job()  # on_due handles its own errors
+            elif future.set_running_or_notify_cancel():
+                try:
+                    result = job()
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)

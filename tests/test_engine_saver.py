@@ -1,0 +1,293 @@
+"""The save scheduler: its policy, its state machine and its own timer (issue 13 item 8).
+
+The timer tests make no call after the burst (no ``tick``, ``flush``, ``save`` or ``update``):
+the state must reach the disk by itself. They wait on the file with generous timeouts, which
+bound a hang, never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from common import EnhancedCheckpoint, JsonFileStore
+from common.saver import SavePolicy, SaverState, SaverThread
+from common.tracker import AsyncCheckpointTracker
+from tests._waiting import wait_for
+from tests.conftest import FakeClock, MakeCheckpoint
+
+
+def processed_on_disk(path: Path) -> int | None:
+    """The processed count of the checkpoint file, or None while it does not exist yet."""
+    try:
+        value: int = json.loads(path.read_text())["progress"]["processed_items"]
+    except FileNotFoundError:
+        return None
+    return value
+
+
+def _burst(cp: EnhancedCheckpoint, count: int) -> None:
+    for i in range(count):
+        cp.update(processed=1, successful=1, last_item=f"https://site/{i}", index=i)
+
+
+# Policy ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"auto_save_interval": 0}, "auto_save_interval must be >= 1, got 0"),
+        ({"save_every_seconds": 0}, "save_every_seconds must be > 0, got 0"),
+        ({"min_save_interval": -0.1}, "min_save_interval must be >= 0, got -0.1"),
+        (
+            {"min_save_interval": 10, "save_every_seconds": 5},
+            "min_save_interval (10) must not exceed save_every_seconds (5)",
+        ),
+        ({"min_save_interval": float("nan")}, "min_save_interval must be >= 0, got nan"),
+    ],
+)
+def test_policy_is_validated(checkpoint_dir: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        EnhancedCheckpoint(checkpoint_dir / "bad.json", **options)
+    assert str(caught.value) == message
+    assert not checkpoint_dir.exists()  # refused before anything was created
+
+
+def test_policy_is_frozen(make_checkpoint: MakeCheckpoint) -> None:
+    cp = make_checkpoint("frozen", auto_save_interval=7, save_every_seconds=3, min_save_interval=1)
+    assert cp.policy == SavePolicy(every_updates=7, every_seconds=3, min_interval=1)
+    assert (cp.auto_save_interval, cp.save_every_seconds, cp.min_save_interval) == (7, 3, 1)
+    with pytest.raises(AttributeError):
+        cp.policy.min_interval = 0  # type: ignore[misc]
+
+
+def test_tick_saves_only_dirty_running_work_past_the_interval(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
+) -> None:
+    cp = make_checkpoint(
+        "ticked",
+        clock=fake_clock,
+        auto_save_interval=1000,
+        save_every_seconds=3600,
+        min_save_interval=1,
+    )
+    assert cp.tick() is False  # not running
+    cp.start(total_items=10)
+    cp.flush()
+    _burst(cp, 3)
+    fake_clock.advance(0.5)
+    assert cp.tick() is False  # within min_save_interval of the last save (at start)
+    fake_clock.advance(1)
+    assert cp.tick() is True
+    cp.flush()
+    assert processed_on_disk(cp.path) == 3
+    fake_clock.advance(2)
+    assert cp.tick() is False  # nothing unsaved
+
+
+# The timer ------------------------------------------------------------------------------------
+
+
+def test_burst_then_silence_reaches_disk_with_no_further_call(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
+) -> None:
+    # The injected clock stands still: every update is "within" the interval, however slow
+    # the machine; the timer waits the interval in real time.
+    cp = make_checkpoint(
+        "burst",
+        clock=fake_clock,
+        auto_save_interval=10,
+        save_every_seconds=3600,
+        min_save_interval=0.2,
+    )
+    cp.start(total_items=100)
+    cp.flush()
+    _burst(cp, 25)  # due by count within 0.2 s of the start's save: deferred
+    # Silence: the owner makes no call at all from here on.
+    wait_for(lambda: processed_on_disk(cp.path) == 25, 60, "the burst on disk")
+    wait_for(lambda: cp.saver_state is SaverState.IDLE, 60, "the saver back to idle")
+
+
+def test_seed_usage_120_updates_then_silence(checkpoint_dir: Path) -> None:
+    """Issue 13 item 8 as reported: the seed's constructor, defaults otherwise."""
+    cp = EnhancedCheckpoint(checkpoint_dir / "seed.json", auto_save_interval=50)
+    try:
+        cp.start("seed", total_items=1000)
+        _burst(cp, 120)  # 20 updates short of the next count-triggered save
+        wait_for(lambda: processed_on_disk(cp.path) == 120, 60, "all 120 updates on disk")
+    finally:
+        cp.close()
+
+
+def test_save_every_seconds_holds_when_updates_stop(make_checkpoint: MakeCheckpoint) -> None:
+    cp = make_checkpoint(
+        "period", auto_save_interval=10**6, save_every_seconds=0.3, min_save_interval=0
+    )
+    cp.start(total_items=10)
+    cp.flush()
+    _burst(cp, 3)  # far below the count: only the period can save these
+    wait_for(lambda: processed_on_disk(cp.path) == 3, 60, "the period's save")
+
+
+def test_save_every_seconds_holds_while_updates_continue(
+    make_checkpoint: MakeCheckpoint,
+) -> None:
+    cp = make_checkpoint(
+        "steady", auto_save_interval=10**6, save_every_seconds=0.2, min_save_interval=0
+    )
+    cp.start(total_items=10**6)
+    cp.flush()
+    i = 0
+
+    def saved_while_updating() -> bool:
+        nonlocal i
+        cp.update(processed=1, successful=1, index=i)
+        i += 1
+        saved = processed_on_disk(cp.path)
+        return saved is not None and saved > 0
+
+    wait_for(saved_while_updating, 60, "a periodic save while updates continue", interval=0.001)
+
+
+def test_the_timer_takes_no_snapshot_it_must_not_take(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
+) -> None:
+    """With a snapshot hook (state of the owner's thread), the timer only wakes the owner."""
+    cp = make_checkpoint("hooked", clock=fake_clock, auto_save_interval=5, save_every_seconds=3600)
+    hook_threads: list[int] = []
+    woken = threading.Event()
+    cp.add_snapshot_hook(lambda: hook_threads.append(threading.get_ident()))
+    cp.set_owner_waker(woken.set)
+    cp.start(total_items=100)
+    cp.flush()
+    _burst(cp, 5)  # deferred: within min_save_interval of the start's save
+    assert woken.wait(60), "the timer never woke the owner"
+    assert processed_on_disk(cp.path) == 0  # the timer itself saved nothing
+    fake_clock.advance(1)
+    assert cp.tick()  # what the waker's owner-thread call does
+    cp.flush()
+    assert processed_on_disk(cp.path) == 5
+    assert set(hook_threads) == {threading.get_ident()}
+
+
+class _SpyLock:
+    """An RLock that reports when someone was refused it without waiting."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.refused = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self.lock.acquire(blocking, timeout)
+        if not got and not blocking:
+            self.refused.set()
+        return got
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def test_the_timer_never_waits_for_a_busy_owner(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
+) -> None:
+    """The owner may hold the lock while it waits for the saver (reset() flushes so): the
+    timer, which runs on the saver thread, must give way instead of deadlocking."""
+    cp = make_checkpoint("busy", clock=fake_clock, auto_save_interval=1, save_every_seconds=3600)
+    spy = _SpyLock()
+    cp._guard = spy  # type: ignore[assignment]
+    cp.start(total_items=10)
+    cp.flush()
+    with spy:
+        _burst(cp, 2)  # deferred: the timer fires while the owner still holds the lock
+        assert spy.refused.wait(60), "the timer never tried the lock"
+        cp.flush()  # waits for the saver thread: it must be free
+    assert processed_on_disk(cp.path) == 2
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.mark.anyio
+async def test_tracker_burst_then_silence_reaches_disk(
+    checkpoint_dir: Path, fake_clock: FakeClock
+) -> None:
+    async with AsyncCheckpointTracker(
+        checkpoint_dir, "quiet", clock=fake_clock, auto_save_interval=10, min_save_interval=0.2
+    ) as tracker:
+        tracker.start(total_items=100)
+        await tracker.save()
+        for i in range(25):
+            tracker.update(processed=1, successful=1, index=i)
+        path = tracker.checkpoint.path
+        with anyio.fail_after(60):
+            while processed_on_disk(path) != 25:
+                await anyio.sleep(0.02)
+
+
+class _CountingStore(JsonFileStore):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.saves = 0
+
+    def save(self, stage: str, record: dict[str, Any], *args: Any) -> None:
+        super().save(stage, record, *args)
+        self.saves += 1
+
+
+def test_saver_thread_runs_jobs_before_a_due_timer() -> None:
+    order: list[str] = []
+    fired = threading.Event()
+
+    def on_due() -> None:
+        order.append("timer")
+        fired.set()
+
+    saver = SaverThread("test-saver", on_due)
+    gate = threading.Event()
+    try:
+        first = saver.submit(lambda: gate.wait(60) and order.append("job1"))
+        saver.arm(0)
+        second = saver.submit(lambda: order.append("job2"))
+        gate.set()
+        first.result(60)
+        second.result(60)
+        assert fired.wait(60)
+        assert order == ["job1", "job2", "timer"]
+    finally:
+        saver.stop()
+
+
+def test_one_save_per_deferral(checkpoint_dir: Path, fake_clock: FakeClock) -> None:
+    store = _CountingStore(checkpoint_dir)
+    cp = EnhancedCheckpoint(
+        "counted",
+        store=store,
+        clock=fake_clock,
+        auto_save_interval=1,
+        save_every_seconds=3600,
+        min_save_interval=0.2,
+    )
+    try:
+        cp.start(total_items=100)
+        cp.flush()
+        _burst(cp, 30)  # thirty saves due, all within the interval: one deferred save
+        wait_for(lambda: processed_on_disk(cp.path) == 30, 60, "the deferred save")
+        wait_for(lambda: cp.saver_state is SaverState.IDLE, 60, "the saver back to idle")
+        assert store.saves == 2  # start, then the one deferred save
+    finally:
+        cp.close()
