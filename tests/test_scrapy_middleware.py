@@ -548,3 +548,57 @@ json_values = st.recursive(
 @given(json_values)
 def test_json_safe_round_trip_property(value: Any) -> None:
     assert json_round_trip(value) == value
+
+
+# The crawl's identity ----------------------------------------------------------------------------
+
+
+class ArgumentSpider(Spider):
+    name = "args"
+
+    def __init__(self, category: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.category = category
+        self.start_urls = [f"http://site.test/{category}"]
+        self.parser = object()  # not plain data: not part of the identity
+
+
+def identity_of(settings: dict[str, Any], **arguments: Any) -> dict[str, Any]:
+    from scrapy.settings import Settings
+
+    from common.scrapy.identity import crawl_identity
+
+    project = Settings()
+    project.setdict(settings, priority="cmdline")
+    return crawl_identity(ArgumentSpider(**arguments), project)
+
+
+def test_identity_is_the_spider_its_arguments_and_what_the_settings_crawl() -> None:
+    base = identity_of({"DEPTH_LIMIT": 2}, category="a")
+    assert base == identity_of({"DEPTH_LIMIT": "2"}, category="a")  # -s gives strings
+    assert base["arguments"] == {"category": "a", "start_urls": ["http://site.test/a"]}
+    assert base != identity_of({"DEPTH_LIMIT": 2}, category="b")
+    assert base != identity_of({"DEPTH_LIMIT": 3}, category="a")
+    assert base != identity_of(
+        {"DEPTH_LIMIT": 2, "FEEDS": {Path("/tmp/x.jsonl"): {"format": "jsonlines"}}}, category="a"
+    )
+    # How fast, how politely, how loudly, where to: the same crawl.
+    same = {
+        "DEPTH_LIMIT": 2,
+        "CONCURRENT_REQUESTS": 64,
+        "DOWNLOAD_DELAY": 1,
+        "LOG_LEVEL": "DEBUG",
+        "CHECKPOINT_DIR": "/elsewhere",
+        "CLOSESPIDER_ITEMCOUNT": 10,
+        "USER_AGENT": "another",
+    }
+    assert identity_of(same, category="a") == base
+    assert identity_of({**same, "CHECKPOINT_IDENTITY_IGNORE": ["DEPTH_LIMIT"]}, category="a") != (
+        base
+    )
+
+
+def test_identity_uses_checkpoint_config_when_the_spider_defines_one() -> None:
+    explicit = identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="a")
+    assert explicit["config"] == {"site": "x"} and "arguments" not in explicit
+    assert explicit == identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="b")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from scrapy.settings import default_settings
 
 from common.scrapy.runtime import CrawlCheckpoint
@@ -56,33 +56,57 @@ async def _record_closed(self: CrawlCheckpoint, spider: Any, reason: str) -> Non
 CrawlCheckpoint.spider_closed = _record_closed  # type: ignore[method-assign]
 
 
-@pytest.fixture(autouse=True)
-def _checkpoint_dirs(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[None]:
-    base = tmp_path_factory.mktemp("checkpointed")
-    names = {
-        "CHECKPOINT_DIR": str(base / "checkpoints"),
-        "DATA_DIR": str(base / "data"),
-        "CHECKPOINT_OUTPUT_FILE": str(base / "data" / "output.jsonl"),
-    }
-    for name, value in names.items():
-        setattr(default_settings, name, value)
+_NAMES = ("CHECKPOINT_DIR", "DATA_DIR", "CHECKPOINT_OUTPUT_FILE")
+_current: dict[str, Path] = {}
+
+
+# Hooks, not a fixture: this module is loaded with -p and imports nothing from pytest (it is not
+# one of this project's runtime dependencies).
+def pytest_runtest_setup(item: Any) -> None:
+    base = Path(tempfile.mkdtemp(prefix="checkpointed-"))
+    _current["base"] = base
+    values = (base / "checkpoints", base / "data", base / "data" / "output.jsonl")
+    for name, value in zip(_NAMES, values, strict=True):
+        setattr(default_settings, name, str(value))
     _CRAWLS.clear()
-    try:
-        yield
-    finally:
-        for name in names:
+
+
+def _hook_options(**options: bool) -> dict[str, Any]:
+    """What ``@pytest.hookimpl(...)`` records on a function (pluggy's ``HookimplOpts``)."""
+    return {
+        "wrapper": False,
+        "hookwrapper": False,
+        "optionalhook": False,
+        "tryfirst": False,
+        "trylast": False,
+        "specname": None,
+        **options,
+    }
+
+
+# Before the test's fixtures are set up (they may build crawlers), after they are torn down.
+pytest_runtest_setup.pytest_impl = _hook_options(tryfirst=True)  # type: ignore[attr-defined]
+
+
+def pytest_runtest_teardown(item: Any, nextitem: Any) -> None:
+    for name in _NAMES:
+        if hasattr(default_settings, name):
             delattr(default_settings, name)
-        report = os.environ.get("SCRAPY_COMPAT_REPORT")
-        if report:
-            files = [p.name for p in (base / "checkpoints").glob("*.json")]
-            output = base / "data" / "output.jsonl"
-            line = {
-                "test": request.node.nodeid,
-                "crawls": list(_CRAWLS),
-                "checkpoint_files": sorted(files),
-                "output_lines": len(output.read_bytes().splitlines()) if output.exists() else 0,
-            }
-            with Path(report).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(line) + "\n")
+    base = _current.pop("base", None)
+    if base is None:
+        return
+    report = os.environ.get("SCRAPY_COMPAT_REPORT")
+    if report:
+        output = base / "data" / "output.jsonl"
+        line = {
+            "test": item.nodeid,
+            "crawls": list(_CRAWLS),
+            "checkpoint_files": sorted(p.name for p in (base / "checkpoints").glob("*.json")),
+            "output_lines": len(output.read_bytes().splitlines()) if output.exists() else 0,
+        }
+        with Path(report).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+pytest_runtest_teardown.pytest_impl = _hook_options(trylast=True)  # type: ignore[attr-defined]
