@@ -1249,6 +1249,19 @@ def test_polite_capped_crawl_reaches_scrapy_and_stops_at_its_cap(
     assert "Overridden settings" not in result.stderr
     assert "Dumping Scrapy stats" not in result.stderr
     assert "Progress:" in result.stderr
+    assert "warning: crawling as" not in result.stderr  # a user agent was given
+
+
+def test_a_polite_crawl_without_a_user_agent_is_told_to_set_one(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    result = run_cli(
+        "--start-url", url, "--polite", "--stage", "discovery", "--data-dir",
+        str(tmp_path / "d"), "--no-live", timeout=300,
+    )  # fmt: skip
+    assert "warning: crawling as 'resumable-crawl" in result.stderr, result.stderr
+    assert "set --user-agent" in result.stderr
 
 
 @pytest.mark.slow

@@ -326,6 +326,13 @@ def _run(
         return 0
     if config is not None and config.block_private_addresses:
         check_addresses(config)
+    if config is not None and config.autothrottle and not config.user_agent:
+        # Polite means saying who you are: a site owner who can reach you need not block you.
+        print(
+            f"warning: crawling as {DEFAULT_USER_AGENT!r}; set --user-agent "
+            '"NAME (+https://your.site/ or mailto:you@example.org)" so the site can reach you',
+            file=sys.stderr,
+        )
     state = RunState()
     demo: DemoSiteHandle | None = None
     live = console.is_terminal and not args.no_live
