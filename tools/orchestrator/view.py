@@ -81,6 +81,7 @@ class ProgressView:
         }
         self._live: Live | None = None
         self._last_line = 0.0
+        self._last_text = ""
 
     def __enter__(self) -> ProgressView:
         if self.live_enabled:
@@ -121,8 +122,10 @@ class ProgressView:
             )
             now = time.monotonic()
             if not self.live_enabled and (force_line or now - self._last_line >= 5.0):
-                self._last_line = now
-                logger.info("%s: %s", info.stage, format_progress_line(snapshot))
+                line = f"{info.stage}: {format_progress_line(snapshot)}"
+                if line != self._last_text:  # a stage that did nothing since says nothing
+                    self._last_line, self._last_text = now, line
+                    logger.info("%s", line)
         if self._live is not None:
             self._live.refresh()
 
