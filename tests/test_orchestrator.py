@@ -753,6 +753,7 @@ def test_second_sigint_stops_at_once_and_state_stays_resumable(
     assert run.wait(30) == 130
     assert time.monotonic() - sent < 15  # at once, not after the stage's graceful pause
     graceful = "stopped by signal SIGINT" in run.out()
+    assert "run the same command to resume" in run.out()  # either way, it says how to go on
     print(f"\ndouble SIGINT: {'graceful pause won the race' if graceful else 'stopped at once'}")
     wait_all_gone(children, data_dir)  # stage child and demo site died with it
 
