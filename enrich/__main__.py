@@ -39,7 +39,7 @@ from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
-from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig, seconds_argument
 from enrich.distributed import DistributedOptions, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
@@ -62,16 +62,6 @@ def _directory_index(text: str) -> tuple[str, ...]:
     return names
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text}")
-    return value
-
-
 def _user_agent(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -92,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-host", type=int, default=16)
     parser.add_argument(
         "--delay",
-        type=_seconds,
+        type=seconds_argument,
         default=0.0,
         metavar="SECONDS",
         help="seconds between request starts to one host, retries and redirects included "
@@ -266,6 +256,7 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,
         batch_size=args.batch_size,
+        per_host_delay=args.delay,
     )
     summary = run_distributed(
         list(job.source),  # loaded once into the database

@@ -47,6 +47,7 @@ Settings (all keyword arguments, all optional):
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +81,17 @@ def normalize_host(host: str) -> str:
     if raw is None:
         raise ValueError(f"invalid host name {host!r}")
     return raw.lower()
+
+
+def seconds_argument(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds >= 0 (``--delay``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text}")
+    return value
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

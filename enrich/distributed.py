@@ -61,7 +61,9 @@ class DistributedOptions:
     ``workers`` local worker processes (0: only workers joined from elsewhere); a lease lasts
     ``lease_seconds`` (extended every third of it while a worker lives; the time a dead
     worker's batch waits before another takes it); an item claimed ``max_attempts`` times
-    without a commit is abandoned as failed.
+    without a commit is abandoned as failed. ``per_host_delay`` paces each local worker's
+    requests to one host (:attr:`EnrichmentConfig.per_host_delay`; workers joined from
+    elsewhere take their own ``--delay``).
     """
 
     dsn: str
@@ -70,6 +72,7 @@ class DistributedOptions:
     max_attempts: int = 3
     batch_size: int | None = None
     poll_interval: float = 0.5
+    per_host_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -256,6 +259,14 @@ def _supervise(
 
 
 def _spawn_worker(options: DistributedOptions, stage: str, number: int) -> subprocess.Popen[bytes]:
+    # The connection string (and any password in it) goes by environment, never argv.
+    env = {**os.environ, DSN_ENV: options.dsn, "PYTHONUNBUFFERED": "1"}
+    command = worker_command(options, stage, number)
+    return subprocess.Popen(command, env=env, **child_popen_options())  # noqa: S603 - our argv
+
+
+def worker_command(options: DistributedOptions, stage: str, number: int) -> list[str]:
+    """The command line of local worker ``number``."""
     command = [
         sys.executable,
         "-m",
@@ -267,9 +278,9 @@ def _spawn_worker(options: DistributedOptions, stage: str, number: int) -> subpr
     ]
     if options.batch_size is not None:
         command += ["--batch-size", str(options.batch_size)]
-    # The connection string (and any password in it) goes by environment, never argv.
-    env = {**os.environ, DSN_ENV: options.dsn, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(command, env=env, **child_popen_options())  # noqa: S603 - our argv
+    if options.per_host_delay:
+        command += ["--delay", repr(options.per_host_delay)]
+    return command
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]], signum: int | None) -> None:

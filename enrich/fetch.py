@@ -243,6 +243,7 @@ class PageFetcher:
         self._host_slots: dict[str, _HostSlot] = {}
         # host -> the earliest start of its next request (anyio clock), with per_host_delay.
         self._next_start: dict[str, float] = {}
+        self._prune_at = _PACED_HOSTS_KEPT
         self._networks = self._config.networks()
         if self._config.block_private_addresses and session is not None:
             raise ValueError(
@@ -470,8 +471,10 @@ class PageFetcher:
         # fetches to one host line up one delay apart.
         now = anyio.current_time()
         start = max(now, self._next_start.get(host, now))
-        if len(self._next_start) >= _PACED_HOSTS_KEPT:
+        if len(self._next_start) >= self._prune_at:
             self._next_start = {h: t for h, t in self._next_start.items() if t > now}
+            # Amortised: with thousands of hosts all paced, prune again only after doubling.
+            self._prune_at = max(_PACED_HOSTS_KEPT, 2 * len(self._next_start))
         self._next_start[host] = start + self._config.per_host_delay
         if start > now:
             await anyio.sleep(start - now)

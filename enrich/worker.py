@@ -48,7 +48,7 @@ from common.work_queue import (
 )
 from common.work_queue.dsn import DSN_ENV
 from enrich.async_enrichment import STAGE_NAME
-from enrich.config import EnrichmentConfig
+from enrich.config import EnrichmentConfig, seconds_argument
 from enrich.fetch import PageFetcher
 from enrich.page import enrich_page, extraction_limiter
 
@@ -62,7 +62,7 @@ class WorkerOptions:
     """How one worker runs.
 
     ``concurrency`` (fetches in flight) defaults to the stage's setting; ``batch_size`` to the
-    concurrency. ``batches_in_flight`` batches are leased at once, so the next one is already
+    concurrency; ``per_host_delay`` (seconds between request starts to one host) to 0. ``batches_in_flight`` batches are leased at once, so the next one is already
     claimed while the last pages of one are still loading.
     """
 
@@ -70,6 +70,7 @@ class WorkerOptions:
     stage: str = STAGE_NAME
     worker_id: str = field(default_factory=default_worker_id)
     concurrency: int | None = None
+    per_host_delay: float = 0.0
     batch_size: int | None = None
     batches_in_flight: int = 2
     poll_interval: float = 0.5
@@ -100,21 +101,24 @@ class WorkerStats:
         }
 
 
-def fetch_config(record: StageRecord, concurrency: int | None = None) -> EnrichmentConfig:
-    """The fetch settings the starter stored with the stage (``concurrency`` may differ)."""
+def fetch_config(
+    record: StageRecord, concurrency: int | None = None, per_host_delay: float = 0.0
+) -> EnrichmentConfig:
+    """The fetch settings the starter stored with the stage, with this worker's concurrency
+    (when given) and pacing: neither changes what is written, so neither is stored."""
     settings = dict(record.config.get("fetch") or {})
     config = EnrichmentConfig.from_mapping(
         settings, source=f"the fetch settings stored with stage {record.stage}"
     )
     if concurrency is not None:
         config = replace(config, concurrency=concurrency)
-    return config
+    return replace(config, per_host_delay=per_host_delay)
 
 
 class _Worker:
     def __init__(self, options: WorkerOptions, record: StageRecord) -> None:
         self.options = options
-        self.config = fetch_config(record, options.concurrency)
+        self.config = fetch_config(record, options.concurrency, options.per_host_delay)
         self.batch_size = options.batch_size or self.config.concurrency
         self.stats = WorkerStats(options.worker_id)
         self.keeper = LeaseKeeper(
@@ -296,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dsn", help=f"PostgreSQL connection string (default ${DSN_ENV})")
     parser.add_argument("--worker-id", help="name shown in the progress (default host:pid)")
     parser.add_argument("--concurrency", type=int, help="fetches in flight (default: the stage's)")
+    parser.add_argument(
+        "--delay",
+        type=seconds_argument,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds between request starts to one host (default 0)",
+    )
     parser.add_argument("--batch-size", type=int, help="items per claim (default: concurrency)")
     parser.add_argument("--batches-in-flight", type=int, default=2)
     parser.add_argument("--status", action="store_true", help="print aggregated progress, exit")
@@ -329,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             stage=args.stage,
             worker_id=args.worker_id or default_worker_id(),
             concurrency=args.concurrency,
+            per_host_delay=args.delay,
             batch_size=args.batch_size,
             batches_in_flight=args.batches_in_flight,
         )

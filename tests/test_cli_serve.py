@@ -9,6 +9,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -21,7 +22,7 @@ import pytest
 
 from common import EnhancedCheckpoint
 from common.manager import UnifiedCheckpointManager
-from tests.test_cli import CHROMIUM, ROOT, SCRIPT, snapshot_files
+from tests.test_cli import CHROMIUM, ROOT, SCRIPT, assert_one_error_line, run_cli, snapshot_files
 from tools.checkpoint_cli.dashboard import Dashboard
 
 STAGE = "stage3_async_enrichment"
@@ -215,3 +216,14 @@ def test_an_unreadable_checkpoint_is_reported_not_served_as_corrupt(
     data = asyncio.run(Dashboard(UnifiedCheckpointManager(cps)).progress())
     assert data["stages"] == []
     assert data["error"].startswith(f"cannot read {cps / STAGE}.json: permission denied")
+
+
+def test_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--checkpoint-dir", tmp_path, "serve", "--port", str(port))
+    assert_one_error_line(
+        result, f"cannot listen on 127.0.0.1 port {port}", "address already in use"
+    )

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
+from common.work_queue.queue import StageRecord
 from enrich.__main__ import Job, build_parser, prepare, summary_lines
-from enrich.config import DEFAULT_USER_AGENT
+from enrich.async_enrichment import output_settings
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
+from enrich.distributed import DistributedOptions, worker_command
+from enrich.worker import build_parser as worker_build_parser
+from enrich.worker import fetch_config
+from tests.test_enrich_extract import reference_extract
 from tools.bench.load import LoadSite, start_load_site
+from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGE = "stage3_async_enrichment"
@@ -147,3 +156,64 @@ def test_bad_options_are_usage_errors(
         build_parser().parse_args([option, value])
     assert exit_info.value.code == 2
     assert reason in capsys.readouterr().err
+
+
+def test_pacing_reaches_shared_workers_without_entering_the_stored_settings() -> None:
+    config = EnrichmentConfig(per_host_delay=2.5, allowed_domains=("a.test",))
+    stored = {"stage": STAGE, "fetch": output_settings(config)}
+    assert "per_host_delay" not in stored["fetch"]  # changing the pace never refuses a resume
+    record = StageRecord(STAGE, "hash", stored, 10, 30.0, 3, False)
+
+    worker = fetch_config(record, None, 2.5)
+    assert (worker.per_host_delay, worker.allowed_domains) == (2.5, ("a.test",))
+    assert fetch_config(record).per_host_delay == 0.0
+
+    paced = DistributedOptions(dsn="postgresql://x/y", workers=2, per_host_delay=2.5)
+    assert worker_command(paced, STAGE, 0)[-2:] == ["--delay", "2.5"]
+    assert "--delay" not in worker_command(
+        DistributedOptions(dsn="postgresql://x/y", workers=2), STAGE, 0
+    )
+    assert worker_build_parser().parse_args(["--delay", "2.5"]).delay == 2.5
+
+
+@pytest.mark.slow
+def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_sees(
+    tmp_path: Path,
+) -> None:
+    """The demo site's Sphinx-like mode: ``/x/`` and ``/x/index.html`` serve one page, headings
+    carry ``¶`` headerlinks. Stage 3 over every URL that answers gives one record per page, and
+    its words and headings agree with BeautifulSoup on the bodies the site serves."""
+    pages = 120
+    site = build_site(pages, 5, profile="dense")
+    process, base = start_demo_site_process(
+        pages, 5, profile="dense", timeout=120, stderr=subprocess.DEVNULL
+    )
+    try:
+        urls = site.expected_ok_urls(base)
+        plain = [u for u in urls if "?" not in u]  # a query may change the page: kept apart
+        assert any(u.endswith("/index.html") for u in plain)
+        write_stage2(tmp_path, urls)
+        run = enrich("--data-dir", str(tmp_path))
+        assert run.returncode == 0, run.stderr[-2000:]
+        output = tmp_path / "processed/stage03/enrichment_output.jsonl"
+        records = [json.loads(line) for line in output.read_text().splitlines()]
+        samples = {r["url"]: r for r in records if "?" not in r["url"]}
+        bodies = {}
+        for url in sorted(samples)[:5]:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                bodies[url] = response.read().decode("utf-8")
+    finally:
+        stop_demo_site_process(process)
+
+    paths = [URL(r["url"]).path.removesuffix("index.html") for r in records if "?" not in r["url"]]
+    assert len(paths) == len(set(paths)) == len(site.html_pages())
+    assert len(records) == len(paths) + len(urls) - len(plain)
+    for record in records:
+        assert not any("¶" in heading for heading in record["h1"] + record["h2"]), record["url"]
+    for url, body in bodies.items():
+        words, h1, h2 = reference_extract(body)
+        assert (samples[url]["word_count"], samples[url]["h1"], samples[url]["h2"]) == (
+            words,
+            h1,
+            h2,
+        ), url

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
 
+import enrich.fetch as fetch_module
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, FetchResult, PageFetcher, parse_retry_after
 
@@ -726,3 +727,18 @@ def test_per_host_delay_must_be_seconds() -> None:
         EnrichmentConfig(per_host_delay=-1)
     with pytest.raises(ValueError, match="per_host_delay must be a number of seconds"):
         EnrichmentConfig(per_host_delay="1")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_paced_hosts_are_forgotten_once_their_time_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fetch_module, "_PACED_HOSTS_KEPT", 4)
+    fetcher = PageFetcher(make_config(per_host_delay=0.001))
+    for n in range(4):
+        await fetcher._pace(f"h{n}.test")
+    # Past every reserved start (a lower bound: waiting longer changes nothing).
+    await asyncio.sleep(0.01)
+    await fetcher._pace("h4.test")
+
+    assert set(fetcher._next_start) == {"h4.test"}

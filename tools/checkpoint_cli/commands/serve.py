@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import signal
 import sys
 
 from aiohttp import web
 
-from tools.checkpoint_cli.base import EXIT_OK, log, open_manager, out
+from tools.checkpoint_cli.base import EXIT_OK, CliError, log, open_manager, out
 from tools.checkpoint_cli.dashboard import Dashboard, make_app
 
 __all__ = ["cmd_serve"]
@@ -55,5 +56,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "(read-only, no authentication)",
             args.host,
         )
-    asyncio.run(_serve(Dashboard(manager, interval=args.interval), args.host, args.port))
+    try:
+        asyncio.run(_serve(Dashboard(manager, interval=args.interval), args.host, args.port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise CliError(f"cannot listen on {args.host} port {args.port}: {reason}") from None
     return EXIT_OK
