@@ -1358,3 +1358,10 @@ def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
     assert verdicts[0].startswith("error: stage2_validation failed: "), verdicts
     assert f"{discovery_output}:{line}" in verdicts[0], verdicts  # the file and the bad line
     assert verdicts[0].count("error:") == 1, verdicts
+
+
+@pytest.mark.slow
+def test_verbose_copies_the_stage_logs_to_the_terminal(tmp_path: Path) -> None:
+    result = run_orchestrator(tmp_path / "v", "--verbose", stage="discovery")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Overridden settings" in result.stderr and "Dumping Scrapy stats" in result.stderr
