@@ -32,14 +32,15 @@ from typing import Any, Self
 
 import anyio.to_thread
 
+from common import guards
 from common.completion import CompletionWindow, PartProgress
 from common.errors import (
     CheckpointError,
     CheckpointSaveError,
-    ConfigChangedError,
-    InputChangedError,
+    InputInvalidError,
     InvalidTransitionError,
 )
+from common.guards import change_reason
 from common.hashing import config_hash, file_sha256
 from common.io.faults import fault_point
 from common.journal import Journal
@@ -183,6 +184,7 @@ class EnhancedCheckpoint:
         self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
+        self._cut = False  # journals cut back to the record's committed lengths
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -227,17 +229,23 @@ class EnhancedCheckpoint:
         """True when another live process (or object) is writing this stage."""
         return self._writer_lock().is_held_elsewhere()
 
-    def acquire(self) -> None:
+    def acquire(self, *, cut: bool = True) -> None:
         """Become the stage's only writer now (otherwise done by the first change).
 
         Takes the lock (raising :class:`CheckpointLockedError` if another process holds it),
         reloads if the file changed meanwhile, and cuts attached journals back to their
-        committed length. Blocking I/O: from async code call it in a worker thread.
+        committed length (``cut=False``: not yet; :meth:`start` cuts once its guards have
+        passed, so a refused start changes nothing). Blocking I/O: from async code call it in
+        a worker thread.
         """
-        self._become_writer()
+        with self._guard:
+            self._become_writer()
+            if cut:
+                self._cut_journals()
 
     def _become_writer(self) -> None:
-        """Take the stage's lock and cut every journal back to its committed length."""
+        """Take the stage's lock and read the journals' committed lengths (cut them later,
+        in :meth:`_cut_journals`, once a start has passed every guard)."""
         if self._broken is not None:
             raise self._broken
         lock = self._writer_lock()
@@ -252,18 +260,48 @@ class EnhancedCheckpoint:
                 or self.state.status is CheckpointStatus.RUNNING
             ):
                 self.state = self._load()
+            self._cut = False
             for journal in self._journals.values():
-                journal.recover(self.state.journals.get(journal.name))
+                journal.adopt(self.state.journals.get(journal.name))
             if self._keys is not None and KEYS_JOURNAL not in self._journals:
-                self._keys = None  # read before we were the writer: reload after the cut
+                self._keys = None  # read before we were the writer: reload as the writer
             self._keys_journal_if_present()
             keys = self.store.key_set(self.stage)
-            if keys is not None:  # keys the record does not count (restored) are dropped
-                keys.recover(self.state.keys_done)
+            if keys is not None:
                 self._keys = keys
         except BaseException:
             lock.release()
             raise
+
+    def _cut_journals(self) -> None:
+        """Cut every journal (and the store's done keys) back to what the record commits.
+
+        Called only once a start has passed every guard (input, config, lock) and its input
+        validated: a refused start writes nothing.
+        """
+        if self._cut:
+            return
+        for journal in self._journals.values():
+            journal.recover(self.state.journals.get(journal.name))
+        keys = self._keys
+        if keys is not None and keys.committed_by_store:
+            keys.recover(self.state.keys_done)  # keys the record does not count are dropped
+        self._cut = True
+
+    def _validate_input(
+        self, validator: Callable[[Path], object] | None, input_file: Path | str | None
+    ) -> None:
+        """Read the whole input with ``validator`` before anything is cut or reset."""
+        if validator is None or input_file is None:
+            return
+        try:
+            validator(Path(input_file))
+        except (ValueError, OSError) as exc:
+            raise InputInvalidError(
+                f"stage {self.stage!r}: {exc}; nothing was changed",
+                stage=self.stage,
+                path=input_file,
+            ) from None
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -279,6 +317,7 @@ class EnhancedCheckpoint:
         fresh: bool = False,
         input_hash: str | None = None,
         input_size: int | None = None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
         """Start the stage, or resume it from where it stopped.
 
@@ -288,6 +327,12 @@ class EnhancedCheckpoint:
         Resuming over a changed input file or configuration raises :class:`InputChangedError`
         or :class:`ConfigChangedError` with the reason, unless ``force=True``. A completed stage
         whose input changed is restarted from scratch.
+
+        Nothing on disk changes until every guard has passed: a refused start leaves outputs
+        and journals as they were. When the stage starts over (first start, ``fresh``, or a
+        changed input or config), ``input_validator(input_file)`` reads the whole input first;
+        a ``ValueError`` or ``OSError`` from it (naming ``FILE:LINE``) becomes
+        :class:`InputInvalidError` and nothing is truncated.
         """
         with self._guard:
             if stage is not None and stage != self.stage:
@@ -297,6 +342,8 @@ class EnhancedCheckpoint:
                     stage=self.stage,
                     path=self.path,
                 )
+            if total_items is not None and total_items < 0:
+                raise ValueError(f"total_items must be >= 0, got {total_items}")
             self._become_writer()
             now = self._clock()
             new_config_hash = config_hash(config) if config is not None else None
@@ -312,27 +359,30 @@ class EnhancedCheckpoint:
             state = self.state
 
             if fresh and state.status is not CheckpointStatus.INITIALIZED:
+                self._validate_input(input_validator, input_file)
                 self._reset_in_memory("fresh start requested")
                 state = self.state
             elif state.status is CheckpointStatus.COMPLETED:
-                if not self._restart_if_changed(input_file, input_hash, new_config_hash):
+                if not self._restart_if_changed(
+                    input_file, input_hash, new_config_hash, input_validator
+                ):
                     logger.info("Stage %s already completed; nothing to do", self.stage)
                     return False
                 state = self.state
             elif state.status is not CheckpointStatus.INITIALIZED:
-                reason = self._change_reason(input_file, input_hash, new_config_hash)
-                if reason is not None and not force:
-                    error_type = (
-                        InputChangedError if reason.startswith("input") else ConfigChangedError
-                    )
-                    raise error_type(
-                        f"cannot resume stage {self.stage!r}: {reason}. Reset the stage, start it "
-                        f"fresh, or force the resume",
+                change = change_reason(state, input_file, input_hash, new_config_hash)
+                if change is not None and not force:
+                    raise change.error(
+                        f"cannot resume stage {self.stage!r}: {change}. Reset the stage, start "
+                        f"it fresh, or force the resume",
                         stage=self.stage,
                         path=self.path,
                     )
-                if reason is not None:
-                    logger.warning("Resuming %s although %s (forced)", self.stage, reason)
+                if change is not None:
+                    logger.warning("Resuming %s although %s (forced)", self.stage, change)
+            else:
+                self._validate_input(input_validator, input_file)
+            self._cut_journals()  # every guard passed: now the files may change
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
             check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
@@ -359,8 +409,6 @@ class EnhancedCheckpoint:
             if output_file is not None:
                 state.output_file = str(output_file)
             if total_items is not None:
-                if total_items < 0:
-                    raise ValueError(f"total_items must be >= 0, got {total_items}")
                 state.progress.total_items = total_items
             state.status = CheckpointStatus.RUNNING
             state.run_count += 1
@@ -379,43 +427,75 @@ class EnhancedCheckpoint:
         *,
         config: Mapping[str, Any] | None = None,
         input_hash: str | None = None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
         """Forget a completed stage now if its input or configuration changed; True if it did.
 
         :meth:`start` does the same, but an integration calling ``start()`` on an event loop
         calls this first in a worker thread: starting over saves and truncates files.
         """
-        if self.state.status is not CheckpointStatus.COMPLETED:
-            return False
-        self._become_writer()
-        if input_file is not None and input_hash is None:
-            input_hash = file_sha256(input_file)
-        new_config_hash = config_hash(config) if config is not None else None
-        return self._restart_if_changed(input_file, input_hash, new_config_hash)
+        with self._guard:
+            if self.state.status is not CheckpointStatus.COMPLETED:
+                return False
+            self._become_writer()
+            if input_file is not None and input_hash is None:
+                input_hash = file_sha256(input_file)
+            new_config_hash = config_hash(config) if config is not None else None
+            return self._restart_if_changed(
+                input_file, input_hash, new_config_hash, input_validator
+            )
+
+    def prepare_start(
+        self,
+        input_file: Path | str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        input_hash: str | None = None,
+        force: bool = False,
+        input_validator: Callable[[Path], object] | None = None,
+    ) -> None:
+        """Do now the file work a :meth:`start` with these arguments would do, if it would
+        go ahead: start over a completed stage whose input changed, cut the journals back.
+
+        Blocking I/O: an integration whose ``start()`` runs on an event loop calls this first
+        in a worker thread. A start that would be refused changes nothing here (its
+        ``start()`` then raises).
+        """
+        with self._guard:
+            self._become_writer()
+            state = self.state
+            if state.status is CheckpointStatus.COMPLETED:
+                if not self.restart_if_changed(
+                    input_file,
+                    config=config,
+                    input_hash=input_hash,
+                    input_validator=input_validator,
+                ):
+                    return
+            elif state.status is CheckpointStatus.INITIALIZED:
+                self._validate_input(input_validator, input_file)
+            elif not force:
+                if input_file is not None and input_hash is None:
+                    input_hash = file_sha256(input_file)
+                new_config_hash = config_hash(config) if config is not None else None
+                if change_reason(state, input_file, input_hash, new_config_hash) is not None:
+                    return
+            self._cut_journals()
 
     def _restart_if_changed(
-        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
+        self,
+        input_file: Path | str | None,
+        input_hash: str | None,
+        new_config_hash: str | None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
-        reason = self._change_reason(input_file, input_hash, new_config_hash)
-        if reason is None:
+        change = change_reason(self.state, input_file, input_hash, new_config_hash)
+        if change is None:
             return False
-        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, reason)
-        self._reset_in_memory(reason)
+        self._validate_input(input_validator, input_file)
+        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, change)
+        self._reset_in_memory(str(change))
         return True
-
-    def _change_reason(
-        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
-    ) -> str | None:
-        state = self.state
-        if input_file is not None and state.input_file_hash and input_hash != state.input_file_hash:
-            return f"input file has changed since checkpoint ({input_file})"
-        if (
-            new_config_hash is not None
-            and state.config_hash
-            and new_config_hash != state.config_hash
-        ):
-            return "configuration has changed since checkpoint"
-        return None
 
     def update(
         self,
@@ -780,6 +860,7 @@ class EnhancedCheckpoint:
                 journal.recover(None)
             if keys_on_disk:
                 Journal(KEYS_JOURNAL, keys_path).recover(None)
+            self._cut = True
             self._dirty = True
 
     # Parts -----------------------------------------------------------------------------------
@@ -825,10 +906,13 @@ class EnhancedCheckpoint:
         journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
         committed = self.state.journals.get(KEYS_JOURNAL)
         if self._writer_lock().held:
-            journal.recover(committed)
+            if self._cut:
+                journal.recover(committed)
+            else:
+                journal.adopt(committed)
             self._journals[KEYS_JOURNAL] = journal
         else:
-            journal.committed = committed or 0
+            journal.adopt(committed)
         return journal
 
     def _keys_journal_if_present(self) -> None:
@@ -880,8 +964,10 @@ class EnhancedCheckpoint:
                 return existing
             journal = Journal(name, path)
             self._journals[name] = journal
-            if self._writer_lock().held:
+            if self._writer_lock().held and self._cut:
                 journal.recover(self.state.journals.get(name))
+            else:
+                journal.adopt(self.state.journals.get(name))
             return journal
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
@@ -1260,42 +1346,21 @@ class EnhancedCheckpoint:
 
     def validate_input_file(self, input_file: Path | str) -> tuple[bool, str]:
         """Compare ``input_file`` with the one the checkpoint started on: ``(ok, reason)``."""
-        path = Path(input_file)
-        recorded = self.state.input_file_hash
-        if not recorded:
-            return True, "no input hash recorded"
-        if not path.is_file():
-            return False, f"input file {path} does not exist"
-        size = path.stat().st_size
-        if self.state.input_file_size is not None and size != self.state.input_file_size:
-            return (
-                False,
-                f"Input file has changed since checkpoint: {path} is {size} bytes, was "
-                f"{self.state.input_file_size}",
-            )
-        current = file_sha256(path)
-        if current != recorded:
-            return False, f"Input file has changed since checkpoint: {path} content hash differs"
-        return True, "input file unchanged"
+        return guards.validate_input_file(self.state, input_file)
 
     def validate_config(self, config: Mapping[str, Any]) -> tuple[bool, str]:
         """Compare a configuration with the one the checkpoint started with."""
-        recorded = self.state.config_hash
-        if not recorded:
-            return True, "no configuration hash recorded"
-        if config_hash(config) != recorded:
-            return False, "configuration has changed since checkpoint"
-        return True, "configuration unchanged"
+        return guards.validate_config(self.state, config)
 
     def is_stale(self, max_age_hours: float = 24) -> bool:
         """True when the checkpoint has not been updated for ``max_age_hours``."""
-        last = self.state.progress.last_update_time or self.state.progress.start_time
-        if last is None:
-            modified = self.store.modified_time(self.stage)
-            if modified is None:
-                return False
-            last = modified
-        return self._clock() - last > max_age_hours * 3600
+        progress = self.state.progress
+        stored_at = (
+            None
+            if progress.last_update_time or progress.start_time
+            else self.store.modified_time(self.stage)
+        )
+        return guards.is_stale(self.state, self._clock(), max_age_hours, stored_at)
 
     # Display -----------------------------------------------------------------------------------
 

@@ -263,7 +263,7 @@ def running_stage(pid: int) -> str | None:
     return None
 
 
-def wait_all_gone(pids: list[int], data_dir: Path, timeout: float = 30.0) -> None:
+def wait_all_gone(pids: list[int], data_dir: Path, timeout: float = 60.0) -> None:
     """After a SIGKILL: every child died with the orchestrator and no stage lock is held."""
     wait_for(
         lambda: (
@@ -652,7 +652,7 @@ def test_sigint_during_discovery_pauses_and_resume_completes(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130, run.err()[-3000:]
+    assert run.wait(120) == 130, run.err()[-3000:]
     assert "stopped by signal SIGINT: progress saved; run the same command to resume" in run.out()
     wait_all_gone(children, data_dir)  # the demo site is stopped too
 
@@ -700,7 +700,7 @@ def test_sigterm_during_enrichment_pauses_and_resume_completes(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGTERM)
-    assert run.wait(60) == 143, run.err()[-3000:]
+    assert run.wait(120) == 143, run.err()[-3000:]
     assert "stopped by signal SIGTERM" in run.out()
     wait_all_gone(children, data_dir)
     first_fetches = site.stats()["requests"]
@@ -753,6 +753,7 @@ def test_second_sigint_stops_at_once_and_state_stays_resumable(
     assert run.wait(30) == 130
     assert time.monotonic() - sent < 15  # at once, not after the stage's graceful pause
     graceful = "stopped by signal SIGINT" in run.out()
+    assert "run the same command to resume" in run.out()  # either way, it says how to go on
     print(f"\ndouble SIGINT: {'graceful pause won the race' if graceful else 'stopped at once'}")
     wait_all_gone(children, data_dir)  # stage child and demo site died with it
 
@@ -784,7 +785,7 @@ def test_changed_input_refused_with_reason_and_force_proceeds(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130, run.err()[-3000:]
+    assert run.wait(120) == 130, run.err()[-3000:]
     wait_all_gone(children, data_dir)
     assert checkpoint(data_dir, STAGES[1])["status"] == "paused"
 
@@ -829,7 +830,7 @@ def test_changed_input_fresh_starts_the_stage_over(
     )
     children = descendants(run.pid)
     run.process.send_signal(signal.SIGINT)
-    assert run.wait(60) == 130
+    assert run.wait(120) == 130
     wait_all_gone(children, data_dir)
     port = json.loads((data_dir / "demo_site.json").read_text())["port"]
     with output_path(data_dir, STAGES[0]).open("a") as handle:
@@ -870,7 +871,7 @@ def config_changed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfigC
         )
         children = descendants(run.pid)
         run.send_signal(signal.SIGINT)
-        assert run.wait(60) == 130
+        assert run.wait(120) == 130
         wait_all_gone(children, data_dir)
     finally:
         if run.poll() is None:
@@ -1249,6 +1250,19 @@ def test_polite_capped_crawl_reaches_scrapy_and_stops_at_its_cap(
     assert "Overridden settings" not in result.stderr
     assert "Dumping Scrapy stats" not in result.stderr
     assert "Progress:" in result.stderr
+    assert "warning: crawling as" not in result.stderr  # a user agent was given
+
+
+def test_a_polite_crawl_without_a_user_agent_is_told_to_set_one(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    result = run_cli(
+        "--start-url", url, "--polite", "--stage", "discovery", "--data-dir",
+        str(tmp_path / "d"), "--no-live", timeout=300,
+    )  # fmt: skip
+    assert "warning: crawling as 'resumable-crawl" in result.stderr, result.stderr
+    assert "set --user-agent" in result.stderr
 
 
 @pytest.mark.slow
@@ -1326,3 +1340,21 @@ def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
     assert len(more) > len(found)
     assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
     assert checkpoint(data_dir, STAGES[1])["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bad"
+    assert run_orchestrator(data_dir, stage="discovery").returncode == 0
+    discovery_output = output_path(data_dir, STAGES[0])
+    line = line_count(discovery_output) + 1
+    with discovery_output.open("a") as handle:
+        handle.write('{"url": broken\n')
+    result = run_orchestrator(data_dir, stage="validation")
+    assert result.returncode == 1, result.stderr[-3000:]
+    no_traceback(result)
+    verdicts = [v for v in result.stderr.splitlines() if v.startswith("error:")]
+    assert len(verdicts) == 1, result.stderr
+    assert verdicts[0].startswith("error: stage2_validation failed: "), verdicts
+    assert f"{discovery_output}:{line}" in verdicts[0], verdicts  # the file and the bad line
+    assert verdicts[0].count("error:") == 1, verdicts

@@ -266,7 +266,7 @@ class CrawlCheckpoint:
         except ValueError as exc:  # a bad CHECKPOINT_* setting: refuse the start, one line
             raise CheckpointError(f"stage {stage!r}: {exc}", stage=stage) from None
         try:
-            checkpoint.acquire()
+            checkpoint.acquire(cut=False)  # start() cuts, once its guards have passed
             if output:
                 checkpoint.attach_output(output)
             requests = None
@@ -282,6 +282,8 @@ class CrawlCheckpoint:
                 output_file=output,
                 force=self.force,
                 fresh=self.fresh,
+                # A stage starting over reads its whole input before anything is truncated.
+                input_validator=getattr(spider, "checkpoint_input_validator", None),
             )
             checkpoint.state.metadata.setdefault("spider_name", spider.name)
             frontier = ResumeFrontier()

@@ -19,7 +19,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from common.records import iter_records, unique_urls
+from common.records import iter_records, unique_urls, validate_records
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
@@ -27,6 +27,11 @@ from crawler.spiders.common import content_type, now_iso, stage_path
 def read_discovered_urls(path: Path) -> list[str]:
     """The URLs of discovery's output, in file order, each once."""
     return unique_urls(iter_records(path, kind="discovery"))
+
+
+def validate_discovered(path: Path) -> None:
+    """The engine reads the whole input with this before the stage starts over."""
+    validate_records(path, kind="discovery")
 
 
 class ValidationSpider(scrapy.Spider):
@@ -39,6 +44,7 @@ class ValidationSpider(scrapy.Spider):
     checkpoint_input_file: str
     checkpoint_output_file: str
     checkpoint_config: dict[str, Any]
+    checkpoint_input_validator = staticmethod(validate_discovered)
 
     def __init__(self, input_file: str | None = None, data_dir: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)

@@ -28,25 +28,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from rich.console import Console
 
 from common.errors import CheckpointError, CheckpointLockedError
-from common.io.atomic import atomic_write_bytes, ensure_private_dir, open_private_append
+from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
-from common.io.process import child_popen_options
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
@@ -60,6 +55,7 @@ from tools.orchestrator.config import (
     UsageError,
     resolve_config,
 )
+from tools.orchestrator.demo import DemoSiteHandle, demo_url, remembered_port, start_demo_site
 from tools.orchestrator.politeness import check_addresses, robots_crawl_delay
 from tools.orchestrator.stages import (
     STAGES,
@@ -98,60 +94,6 @@ def lock_data_dir(data_dir: Path) -> StageLock:
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from None
     return lock
-
-
-# Demo site -------------------------------------------------------------------------------------
-
-
-@dataclass
-class DemoSiteHandle:
-    process: subprocess.Popen[str]
-    base_url: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def remembered_port(data_dir: Path, pages: int, seed: int) -> int | None:
-    """The demo site's port recorded for this data dir, if it was the same site."""
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        record = json.loads((data_dir / "demo_site.json").read_text())
-        if record["pages"] == pages and record["seed"] == seed:
-            return int(record["port"])
-    return None
-
-
-def demo_url(port: int) -> str:
-    """The demo site's base URL on ``port`` (as ``python -m tools.demo_site`` prints it)."""
-    return f"http://127.0.0.1:{port}"
-
-
-def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoSiteHandle:
-    """Start the demo site on the port remembered for ``data_dir`` (a free one the first time)."""
-    from tools.demo_site import DemoSiteStartError, start_demo_site_process
-
-    record_path = data_dir / "demo_site.json"
-    port = remembered_port(data_dir, pages, seed) or _free_port()
-    try:
-        process, base_url = start_demo_site_process(
-            pages, seed, port=port, stderr=log, popen_options=child_popen_options()
-        )
-    except DemoSiteStartError as exc:
-        raise ConfigError(
-            f"the demo site could not start on port {port} (remembered in {record_path} so a "
-            f"resumed crawl sees the same URLs); free the port, or delete {record_path} to "
-            f"crawl again from scratch on a new port ({exc})"
-        ) from None
-    atomic_write_bytes(
-        record_path,
-        json.dumps({"port": port, "pages": pages, "seed": seed}).encode() + b"\n",
-        temp_path=record_path.with_name(f".{record_path.name}.tmp"),
-    )
-    return DemoSiteHandle(process, base_url)
 
 
 # The command line ------------------------------------------------------------------------------
@@ -384,6 +326,13 @@ def _run(
         return 0
     if config is not None and config.block_private_addresses:
         check_addresses(config)
+    if config is not None and config.autothrottle and not config.user_agent:
+        # Polite means saying who you are: a site owner who can reach you need not block you.
+        print(
+            f"warning: crawling as {DEFAULT_USER_AGENT!r}; set --user-agent "
+            '"NAME (+https://your.site/ or mailto:you@example.org)" so the site can reach you',
+            file=sys.stderr,
+        )
     state = RunState()
     demo: DemoSiteHandle | None = None
     live = console.is_terminal and not args.no_live

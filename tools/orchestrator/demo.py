@@ -1,0 +1,74 @@
+"""The local demo site the development environment crawls, on a port remembered per data dir.
+
+``DATA_DIR/demo_site.json`` records the port, size and seed, so a resumed run talks to the same
+URLs (and the resume guard sees the same start URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from common.io.atomic import atomic_write_bytes
+from common.io.process import child_popen_options
+from tools.orchestrator.config import ConfigError
+
+__all__ = ["DemoSiteHandle", "demo_url", "remembered_port", "start_demo_site"]
+
+
+@dataclass
+class DemoSiteHandle:
+    """The running demo site process and its base URL."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def remembered_port(data_dir: Path, pages: int, seed: int) -> int | None:
+    """The demo site's port recorded for this data dir, if it was the same site."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        record = json.loads((data_dir / "demo_site.json").read_text())
+        if record["pages"] == pages and record["seed"] == seed:
+            return int(record["port"])
+    return None
+
+
+def demo_url(port: int) -> str:
+    """The demo site's base URL on ``port`` (as ``python -m tools.demo_site`` prints it)."""
+    return f"http://127.0.0.1:{port}"
+
+
+def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoSiteHandle:
+    """Start the demo site on the port remembered for ``data_dir`` (a free one the first time)."""
+    from tools.demo_site import DemoSiteStartError, start_demo_site_process
+
+    record_path = data_dir / "demo_site.json"
+    port = remembered_port(data_dir, pages, seed) or _free_port()
+    try:
+        process, base_url = start_demo_site_process(
+            pages, seed, port=port, stderr=log, popen_options=child_popen_options()
+        )
+    except DemoSiteStartError as exc:
+        raise ConfigError(
+            f"the demo site could not start on port {port} (remembered in {record_path} so a "
+            f"resumed crawl sees the same URLs); free the port, or delete {record_path} to "
+            f"crawl again from scratch on a new port ({exc})"
+        ) from None
+    atomic_write_bytes(
+        record_path,
+        json.dumps({"port": port, "pages": pages, "seed": seed}).encode() + b"\n",
+        temp_path=record_path.with_name(f".{record_path.name}.tmp"),
+    )
+    return DemoSiteHandle(process, base_url)
