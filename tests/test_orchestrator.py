@@ -753,6 +753,7 @@ def test_second_sigint_stops_at_once_and_state_stays_resumable(
     assert run.wait(30) == 130
     assert time.monotonic() - sent < 15  # at once, not after the stage's graceful pause
     graceful = "stopped by signal SIGINT" in run.out()
+    assert "run the same command to resume" in run.out()  # either way, it says how to go on
     print(f"\ndouble SIGINT: {'graceful pause won the race' if graceful else 'stopped at once'}")
     wait_all_gone(children, data_dir)  # stage child and demo site died with it
 
@@ -1339,3 +1340,28 @@ def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
     assert len(more) > len(found)
     assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
     assert checkpoint(data_dir, STAGES[1])["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bad"
+    assert run_orchestrator(data_dir, stage="discovery").returncode == 0
+    discovery_output = output_path(data_dir, STAGES[0])
+    line = line_count(discovery_output) + 1
+    with discovery_output.open("a") as handle:
+        handle.write('{"url": broken\n')
+    result = run_orchestrator(data_dir, stage="validation")
+    assert result.returncode == 1, result.stderr[-3000:]
+    no_traceback(result)
+    verdicts = [v for v in result.stderr.splitlines() if v.startswith("error:")]
+    assert len(verdicts) == 1, result.stderr
+    assert verdicts[0].startswith("error: stage2_validation failed: "), verdicts
+    assert f"{discovery_output}:{line}" in verdicts[0], verdicts  # the file and the bad line
+    assert verdicts[0].count("error:") == 1, verdicts
+
+
+@pytest.mark.slow
+def test_verbose_copies_the_stage_logs_to_the_terminal(tmp_path: Path) -> None:
+    result = run_orchestrator(tmp_path / "v", "--verbose", stage="discovery")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Overridden settings" in result.stderr and "Dumping Scrapy stats" in result.stderr
