@@ -15,6 +15,32 @@ Usage (seed 003)::
         ...
         checkpoint.update(processed=1, successful=1, last_item=item.url, index=i)
     checkpoint.complete()
+
+The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
+save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
+writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
+:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.journal`
+(append-only outputs) and :mod:`common.completion` (the exact resume index).
+
+Threads and the fields they own:
+
+=================  =========================================================================
+owner thread       ``state`` and everything in it; the journals' pending buffers and
+                   ``Journal.committed`` (applied from each :class:`~common.persist.SaveResult`
+                   when the owner reaps its saves); the done keys; the ledger's pending rows;
+                   the counters of unsaved work. Every change holds ``_guard``.
+saver thread       the files: journal appends and fsyncs, the store's writes, the history;
+                   ``_last_saved`` (the record of its last completed save, which it marks
+                   failed when a save breaks). It reads nothing of the owner's but the
+                   snapshot it was handed.
+saver's timer      runs on the saver thread; takes a snapshot only while holding ``_guard``
+                   (never waiting for it) and only when no snapshot hook needs the owner's
+                   thread; otherwise it asks the owner through :meth:`set_owner_waker`.
+either, locked     the saver's state machine, in-flight count and futures
+                   (:class:`~common.saver.SaveScheduler`'s own short lock).
+=================  =========================================================================
+
+``tests/test_engine_threads.py`` checks this table.
 """
 
 from __future__ import annotations
@@ -25,7 +51,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -45,8 +70,9 @@ from common.hashing import config_hash, file_sha256
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
-from common.saver import SavePolicy, SaverState, SaverThread
+from common.saver import SavePolicy, SaverState, SaveScheduler
 from common.state import (
     MAX_RECENT_ERRORS,
     CheckpointState,
@@ -54,7 +80,7 @@ from common.state import (
     parse_checkpoint,
     utc_iso,
 )
-from common.status import CheckpointStatus, check_transition
+from common.status import CheckpointStatus, check_transition, transition
 from common.stores.base import (
     CheckpointStore,
     KeySet,
@@ -74,17 +100,6 @@ logger = logging.getLogger("common.checkpoint")
 OUTPUT_JOURNAL = "output"
 FAILED_JOURNAL = "failed"
 KEYS_JOURNAL = "keys"
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    record: dict[str, Any]
-    journal_writes: list[tuple[Journal, bytes, int]]
-    history_reason: str | None = None
-    now: float = 0.0
-    done: list[Callable[[], None]] = field(default_factory=list)
-    rows: StagedRows = field(default_factory=StagedRows)
-    keys: KeySet | None = None
 
 
 class EnhancedCheckpoint:
@@ -162,13 +177,8 @@ class EnhancedCheckpoint:
         # Guards the state and the collaborators the saver's timer snapshots: held by every
         # change the owner makes, and by the timer while it takes a snapshot.
         self._guard = threading.RLock()
-        # Guards the saver's state machine (short sections only; never held while waiting).
-        self._saver_lock = threading.Lock()
-        self._saver_state = SaverState.IDLE
-        self._in_flight = 0
-        self._saver: SaverThread | None = None
+        self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
         self._waker: Callable[[], None] | None = None
-        self._futures: list[concurrent.futures.Future[None]] = []
         self._broken: CheckpointError | None = None
         self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
         self._failure_recorded = False
@@ -212,7 +222,7 @@ class EnhancedCheckpoint:
                 self.stage,
                 state.progress.processed_items,
             )
-            state.status = CheckpointStatus.RECOVERING
+            transition(state, CheckpointStatus.RECOVERING, stage=self.stage)
             state.recoveries += 1
             logger.info("Checkpoint status changed: running -> recovering")
             self.recovered_from_crash = True
@@ -410,7 +420,7 @@ class EnhancedCheckpoint:
                 state.output_file = str(output_file)
             if total_items is not None:
                 state.progress.total_items = total_items
-            state.status = CheckpointStatus.RUNNING
+            transition(state, CheckpointStatus.RUNNING, stage=self.stage)
             state.run_count += 1
             state.error_message = None
             self._run_started = now
@@ -692,7 +702,7 @@ class EnhancedCheckpoint:
         The state in memory is ahead of the disk (its journal bytes may not have been written),
         so it can never be saved; the last record that did reach the disk is marked failed.
         """
-        if self._broken is None and self._saver_state is SaverState.BROKEN:
+        if self._broken is None and self._saves.state is SaverState.BROKEN:
             with contextlib.suppress(CheckpointError):
                 self._reap()
         if self._broken is None:
@@ -706,28 +716,13 @@ class EnhancedCheckpoint:
         self._failure_recorded = True
         error = self._broken
         # On the saver thread, after any save still running: the event loop never waits on it.
-        future = self._saver_thread().submit(lambda: self._write_failure(error))
-        with self._saver_lock:
-            self._futures.append(future)
+        self._saves.queue(lambda: self._write_failure(error))
 
     def _write_failure(self, error: CheckpointError) -> None:
-        record = self._last_saved
-        if record is None or record.get("status") not in ("running", "recovering"):
-            return  # the disk holds a record this run never changed, or a finished one
-        stamp = utc_iso(self._clock())
-        message = f"{type(error).__name__}: {error}"
-        failed = {
-            **record,
-            "status": CheckpointStatus.FAILED.value,
-            "error_message": message,
-            "error_count": int(record.get("error_count") or 0) + 1,
-            "last_error_time": stamp,
-            "recent_errors": [
-                *list(record.get("recent_errors") or [])[1 - MAX_RECENT_ERRORS :],
-                {"time": stamp, "message": message},
-            ],
-            "updated_at": stamp,
-        }
+        """Saver thread: mark the last record this run saved as failed, if it was running."""
+        failed = failure_record(self._last_saved, error, utc_iso(self._clock()))
+        if failed is None:
+            return
         try:
             self.store.save(self.stage, failed)
         except (CheckpointError, OSError) as exc:
@@ -760,7 +755,7 @@ class EnhancedCheckpoint:
             check_transition(old, new, stage=self.stage)
             if old is CheckpointStatus.RUNNING and self._run_started is not None:
                 self._accumulate_active_time()
-            self.state.status = new
+            transition(self.state, new, stage=self.stage)
             self._dirty = True
             self._pending_history = reason if old is not new else None
 
@@ -808,7 +803,7 @@ class EnhancedCheckpoint:
             else:
                 self._part(part).window = window
             if self.state.status is CheckpointStatus.COMPLETED:
-                self.state.status = CheckpointStatus.PAUSED
+                transition(self.state, CheckpointStatus.PAUSED, stage=self.stage, by="set_position")
             self._dirty = True
             logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
             self._submit(history_reason=f"set-{index}")
@@ -826,6 +821,7 @@ class EnhancedCheckpoint:
     def _reset_in_memory(self, reason: str) -> None:
         with self._guard:
             old = self.state
+            check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
             if old.status is not CheckpointStatus.INITIALIZED:
                 self.store.save_history(
                     self.stage, old.to_dict(), f"before-{reason}", self._clock()
@@ -990,27 +986,9 @@ class EnhancedCheckpoint:
         """A save fell due on the owner's thread: take it now, or leave it to the saver."""
         if self._snapshotting:
             return  # a snapshot hook updated: the snapshot being taken carries it
-        policy = self.policy
-        with self._saver_lock:
-            state = self._saver_state
-            if state is SaverState.SAVING:
-                self._saver_state = SaverState.SAVING_DUE  # written right after this one
-                return
-            if state is SaverState.SAVING_DUE:
-                return
-            broken = state is SaverState.BROKEN
-            wait = policy.min_interval - (now - self._last_save_time) if throttle else 0.0
-            if wait > 0 and not broken:
-                if state is SaverState.DEFERRED:
-                    return  # the timer is armed already
-                self._saver_state = SaverState.DEFERRED
-        if broken:
-            self._reap()  # raises the save's error: the owner stops here
-        if wait > 0:
-            self._saver_thread().arm(wait)
-            return
-        self._reap()
-        self._submit()
+        if self._saves.due(now - self._last_save_time, throttle=throttle):
+            self._reap()
+            self._submit()
 
     def tick(self) -> bool:
         """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
@@ -1023,7 +1001,7 @@ class EnhancedCheckpoint:
                 self._broken is not None
                 or not self._dirty
                 or self.state.status is not CheckpointStatus.RUNNING
-                or self._in_flight
+                or self._saves.in_flight
             ):
                 return False
             if self._clock() - self._last_save_time < self.policy.min_interval:
@@ -1048,27 +1026,19 @@ class EnhancedCheckpoint:
 
     def _on_timer(self) -> None:
         """Saver thread: a deferred save, or ``save_every_seconds`` since the last one."""
-        saver = self._saver
-        if saver is None:
-            return
+        saves = self._saves
         # Never wait for the owner here: it may hold the lock while it waits for this thread.
         if not self._guard.acquire(blocking=False):
-            saver.arm(0.005)
+            saves.arm(0.005)
             return
         try:
-            with self._saver_lock:
-                state = self._saver_state
-                if state is SaverState.BROKEN or self._in_flight:
-                    return  # a save is queued: its completion re-arms the timer
-                due = state is SaverState.DEFERRED
-                if due:
-                    self._saver_state = SaverState.IDLE
-            if not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
+            due = saves.timer_fired()
+            if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
                 return
             if not due:
                 wait = self.policy.every_seconds - (self._clock() - self._last_save_time)
                 if wait > 0.001:
-                    saver.arm(wait)
+                    saves.arm(wait)
                     return
             if self._waker is not None:
                 self._waker()
@@ -1076,51 +1046,21 @@ class EnhancedCheckpoint:
                 try:
                     self._submit()
                 except RuntimeError:  # the owner changed a dict (metadata) as we copied it
-                    saver.arm(0.005)
+                    saves.arm(0.005)
                 except CheckpointError:
                     pass  # recorded: the owner hears of it at its next call
             # Hooks but no waker: only the owner may run them (its integration ticks).
         finally:
             self._guard.release()
 
-    def _saver_thread(self) -> SaverThread:
-        saver = self._saver
-        if saver is None:
-            saver = self._saver = SaverThread(f"checkpoint-{self.stage}", self._on_timer)
-        return saver
-
-    def _save_written(self, error: BaseException | None) -> None:
-        """Saver thread, after each save: move the state machine and re-arm the timer."""
-        policy = self.policy
-        arm: float | None = None
-        with self._saver_lock:
-            self._in_flight -= 1
-            if error is not None:
-                self._saver_state = SaverState.BROKEN
-                return
-            if self._in_flight:
-                return
-            if self._saver_state is SaverState.SAVING_DUE:
-                self._saver_state = SaverState.DEFERRED
-                arm = policy.min_interval
-            elif self._saver_state is SaverState.SAVING:
-                self._saver_state = SaverState.IDLE
-        saver = self._saver
-        if saver is not None:
-            saver.arm(arm if arm is not None else policy.every_seconds)
-
     def _reap(self) -> None:
-        with self._saver_lock:
-            futures = self._futures
-            if futures and all(f.done() for f in futures):
-                self._futures = []
-            else:
-                self._futures = [f for f in futures if not f.done()]
-        for future in futures:
-            if not future.done():
-                continue
-            error = future.exception()
-            if error is not None and self._broken is None:
+        """Apply the results of finished saves; raise (for good) if one failed."""
+        try:
+            for result in self._saves.reap():
+                if isinstance(result, SaveResult):
+                    result.apply()
+        except BaseException as error:
+            if self._broken is None:
                 self._broken = (
                     error
                     if isinstance(error, CheckpointError)
@@ -1142,7 +1082,7 @@ class EnhancedCheckpoint:
         """
         self._before_snapshot.append(hook)
 
-    def _snapshot(self, history_reason: str | None = None) -> _Snapshot:
+    def _snapshot(self, history_reason: str | None = None) -> Snapshot:
         self._snapshotting = True
         try:
             for hook in self._before_snapshot:
@@ -1191,67 +1131,23 @@ class EnhancedCheckpoint:
             history_reason = "progress"
         if history_reason is not None:
             self._last_history = now
-        return _Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
+        return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
 
     def _submit(self, history_reason: str | None = None) -> None:
-        if self._broken is None and self._saver_state is SaverState.BROKEN:
+        if self._broken is None and self._saves.state is SaverState.BROKEN:
             self._reap()
         if self._broken is not None:
             raise self._broken
         with self._guard:
             self._become_writer()
             snapshot = self._snapshot(history_reason)
-            with self._saver_lock:
-                self._in_flight += 1
-                if self._saver_state is not SaverState.BROKEN:
-                    self._saver_state = SaverState.SAVING
-            try:
-                future = self._saver_thread().submit(lambda: self._persist_and_report(snapshot))
-            except BaseException:
-                self._save_written(None)
-                raise
-            with self._saver_lock:
-                self._futures.append(future)
+            self._saves.submit(lambda: self._persist(snapshot))
 
-    def _persist_and_report(self, snapshot: _Snapshot) -> None:
-        try:
-            self._persist(snapshot)
-        except BaseException as exc:
-            self._save_written(exc)
-            raise
-        self._save_written(None)
-
-    def _persist(self, snapshot: _Snapshot) -> None:
-        """Runs on the saver thread: journals first, then the record that commits them."""
-        for journal, data, _offset in snapshot.journal_writes:
-            try:
-                journal.write_durable(data)
-            except OSError as exc:
-                raise CheckpointSaveError(
-                    f"could not write {journal.path}: {exc.strerror or exc}; the checkpoint "
-                    f"{self.path} still holds the previous state",
-                    stage=self.stage,
-                    path=journal.path,
-                ) from exc
-        if snapshot.rows:
-            self.store.save(self.stage, snapshot.record, snapshot.rows)
-        else:  # stores written before ``rows`` existed keep working
-            self.store.save(self.stage, snapshot.record)
-        if snapshot.keys is not None and snapshot.rows.keys:
-            snapshot.keys.committed(snapshot.rows.keys)
-        self._last_saved = snapshot.record
-        for journal, _data, offset in snapshot.journal_writes:
-            journal.committed = offset
-        if snapshot.history_reason:
-            self.store.save_history(
-                self.stage, snapshot.record, snapshot.history_reason, snapshot.now
-            )
-            self._prune_history()
-
-    def _prune_history(self) -> None:
-        entries = self.store.list_history(self.stage)
-        for entry in entries[: max(0, len(entries) - self.history_keep)]:
-            self.store.delete_history(self.stage, entry.snapshot_id)
+    def _persist(self, snapshot: Snapshot) -> SaveResult:
+        """Saver thread: write the snapshot; the owner applies the result when it reaps."""
+        result = persist(self.store, self.stage, self.path, snapshot, self.history_keep)
+        self._last_saved = result.record
+        return result
 
     def save(self, force: bool = False) -> bool:
         """Save now if anything changed (always with ``force``) and wait until it is on disk."""
@@ -1275,42 +1171,37 @@ class EnhancedCheckpoint:
         await self.flush_async()
         return True
 
-    def _pending_due(self) -> bool:
-        """True when a save fell due and is waiting (deferred, or due after the running one)."""
-        with self._saver_lock:
-            return self._saver_state in (SaverState.DEFERRED, SaverState.SAVING_DUE)
-
     def flush(self) -> None:
         """Wait until every submitted save is on disk, and take any save that fell due
         meanwhile (deferred by ``min_save_interval`` or queued behind a running save) now;
         raise if one failed."""
-        concurrent.futures.wait(list(self._futures))
+        saves = self._saves
+        concurrent.futures.wait(saves.futures)
         self._reap()
-        if self._pending_due():
+        if saves.pending_due:
             self._submit()
-            concurrent.futures.wait(list(self._futures))
+            concurrent.futures.wait(saves.futures)
             self._reap()
 
     async def flush_async(self) -> None:
         """:meth:`flush` without blocking the event loop."""
-        pending = [f for f in self._futures if not f.done()]
+        saves = self._saves
+        pending = [f for f in saves.futures if not f.done()]
         if pending:
             await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
         self._reap()
-        if self._pending_due():
+        if saves.pending_due:
             self._submit()
-            await anyio.to_thread.run_sync(concurrent.futures.wait, list(self._futures))
+            await anyio.to_thread.run_sync(concurrent.futures.wait, saves.futures)
             self._reap()
 
     def close(self) -> None:
         """Wait for saves, stop the saver, close the journals and release the stage lock."""
         try:
-            if self._futures:
+            if self._saves.futures:
                 self.flush()
         finally:
-            saver, self._saver = self._saver, None
-            if saver is not None:
-                saver.stop()
+            self._saves.stop()
             for journal in self._journals.values():
                 journal.close()
             if self._lock is not None:
@@ -1413,7 +1304,7 @@ class EnhancedCheckpoint:
     @property
     def saver_state(self) -> SaverState:
         """Where the saver's state machine stands (see :mod:`common.saver`)."""
-        return self._saver_state
+        return self._saves.state
 
     def __repr__(self) -> str:
         return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"

@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an address or network exempt from --block-private-addresses (repeatable)",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="copy the stages' whole logs to the terminal"
+        "--verbose",
+        action="store_true",
+        help="copy the stages' whole logs to the terminal (log lines instead of live bars)",
     )
     return parser
 
@@ -335,8 +337,8 @@ def _run(
         )
     state = RunState()
     demo: DemoSiteHandle | None = None
-    live = console.is_terminal and not args.no_live
-    if live and not args.verbose:
+    live = console.is_terminal and not args.no_live and not args.verbose  # logs tear bars
+    if live:
         logger.setLevel(logging.WARNING)  # the bars say it; log lines would tear the view
     capped: str | None = None
     try:
