@@ -15,6 +15,32 @@ Usage (seed 003)::
         ...
         checkpoint.update(processed=1, successful=1, last_item=item.url, index=i)
     checkpoint.complete()
+
+The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
+save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
+writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
+:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.journal`
+(append-only outputs) and :mod:`common.completion` (the exact resume index).
+
+Threads and the fields they own:
+
+=================  =========================================================================
+owner thread       ``state`` and everything in it; the journals' pending buffers and
+                   ``Journal.committed`` (applied from each :class:`~common.persist.SaveResult`
+                   when the owner reaps its saves); the done keys; the ledger's pending rows;
+                   the counters of unsaved work. Every change holds ``_guard``.
+saver thread       the files: journal appends and fsyncs, the store's writes, the history;
+                   ``_last_saved`` (the record of its last completed save, which it marks
+                   failed when a save breaks). It reads nothing of the owner's but the
+                   snapshot it was handed.
+saver's timer      runs on the saver thread; takes a snapshot only while holding ``_guard``
+                   (never waiting for it) and only when no snapshot hook needs the owner's
+                   thread; otherwise it asks the owner through :meth:`set_owner_waker`.
+either, locked     the saver's state machine, in-flight count and futures
+                   (:class:`~common.saver.SaveScheduler`'s own short lock).
+=================  =========================================================================
+
+``tests/test_engine_threads.py`` checks this table.
 """
 
 from __future__ import annotations
@@ -25,27 +51,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import anyio.to_thread
 
+from common import guards
 from common.completion import CompletionWindow, PartProgress
 from common.errors import (
     CheckpointError,
     CheckpointSaveError,
-    ConfigChangedError,
-    InputChangedError,
+    InputInvalidError,
     InvalidTransitionError,
 )
+from common.guards import change_reason
 from common.hashing import config_hash, file_sha256
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
-from common.saver import SavePolicy, SaverState, SaverThread
+from common.saver import SavePolicy, SaverState, SaveScheduler
 from common.state import (
     MAX_RECENT_ERRORS,
     CheckpointState,
@@ -53,7 +80,7 @@ from common.state import (
     parse_checkpoint,
     utc_iso,
 )
-from common.status import CheckpointStatus, check_transition
+from common.status import CheckpointStatus, check_transition, transition
 from common.stores.base import (
     CheckpointStore,
     KeySet,
@@ -73,17 +100,6 @@ logger = logging.getLogger("common.checkpoint")
 OUTPUT_JOURNAL = "output"
 FAILED_JOURNAL = "failed"
 KEYS_JOURNAL = "keys"
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    record: dict[str, Any]
-    journal_writes: list[tuple[Journal, bytes, int]]
-    history_reason: str | None = None
-    now: float = 0.0
-    done: list[Callable[[], None]] = field(default_factory=list)
-    rows: StagedRows = field(default_factory=StagedRows)
-    keys: KeySet | None = None
 
 
 class EnhancedCheckpoint:
@@ -161,13 +177,8 @@ class EnhancedCheckpoint:
         # Guards the state and the collaborators the saver's timer snapshots: held by every
         # change the owner makes, and by the timer while it takes a snapshot.
         self._guard = threading.RLock()
-        # Guards the saver's state machine (short sections only; never held while waiting).
-        self._saver_lock = threading.Lock()
-        self._saver_state = SaverState.IDLE
-        self._in_flight = 0
-        self._saver: SaverThread | None = None
+        self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
         self._waker: Callable[[], None] | None = None
-        self._futures: list[concurrent.futures.Future[None]] = []
         self._broken: CheckpointError | None = None
         self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
         self._failure_recorded = False
@@ -183,6 +194,7 @@ class EnhancedCheckpoint:
         self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
+        self._cut = False  # journals cut back to the record's committed lengths
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -210,7 +222,7 @@ class EnhancedCheckpoint:
                 self.stage,
                 state.progress.processed_items,
             )
-            state.status = CheckpointStatus.RECOVERING
+            transition(state, CheckpointStatus.RECOVERING, stage=self.stage)
             state.recoveries += 1
             logger.info("Checkpoint status changed: running -> recovering")
             self.recovered_from_crash = True
@@ -227,17 +239,23 @@ class EnhancedCheckpoint:
         """True when another live process (or object) is writing this stage."""
         return self._writer_lock().is_held_elsewhere()
 
-    def acquire(self) -> None:
+    def acquire(self, *, cut: bool = True) -> None:
         """Become the stage's only writer now (otherwise done by the first change).
 
         Takes the lock (raising :class:`CheckpointLockedError` if another process holds it),
         reloads if the file changed meanwhile, and cuts attached journals back to their
-        committed length. Blocking I/O: from async code call it in a worker thread.
+        committed length (``cut=False``: not yet; :meth:`start` cuts once its guards have
+        passed, so a refused start changes nothing). Blocking I/O: from async code call it in
+        a worker thread.
         """
-        self._become_writer()
+        with self._guard:
+            self._become_writer()
+            if cut:
+                self._cut_journals()
 
     def _become_writer(self) -> None:
-        """Take the stage's lock and cut every journal back to its committed length."""
+        """Take the stage's lock and read the journals' committed lengths (cut them later,
+        in :meth:`_cut_journals`, once a start has passed every guard)."""
         if self._broken is not None:
             raise self._broken
         lock = self._writer_lock()
@@ -252,18 +270,48 @@ class EnhancedCheckpoint:
                 or self.state.status is CheckpointStatus.RUNNING
             ):
                 self.state = self._load()
+            self._cut = False
             for journal in self._journals.values():
-                journal.recover(self.state.journals.get(journal.name))
+                journal.adopt(self.state.journals.get(journal.name))
             if self._keys is not None and KEYS_JOURNAL not in self._journals:
-                self._keys = None  # read before we were the writer: reload after the cut
+                self._keys = None  # read before we were the writer: reload as the writer
             self._keys_journal_if_present()
             keys = self.store.key_set(self.stage)
-            if keys is not None:  # keys the record does not count (restored) are dropped
-                keys.recover(self.state.keys_done)
+            if keys is not None:
                 self._keys = keys
         except BaseException:
             lock.release()
             raise
+
+    def _cut_journals(self) -> None:
+        """Cut every journal (and the store's done keys) back to what the record commits.
+
+        Called only once a start has passed every guard (input, config, lock) and its input
+        validated: a refused start writes nothing.
+        """
+        if self._cut:
+            return
+        for journal in self._journals.values():
+            journal.recover(self.state.journals.get(journal.name))
+        keys = self._keys
+        if keys is not None and keys.committed_by_store:
+            keys.recover(self.state.keys_done)  # keys the record does not count are dropped
+        self._cut = True
+
+    def _validate_input(
+        self, validator: Callable[[Path], object] | None, input_file: Path | str | None
+    ) -> None:
+        """Read the whole input with ``validator`` before anything is cut or reset."""
+        if validator is None or input_file is None:
+            return
+        try:
+            validator(Path(input_file))
+        except (ValueError, OSError) as exc:
+            raise InputInvalidError(
+                f"stage {self.stage!r}: {exc}; nothing was changed",
+                stage=self.stage,
+                path=input_file,
+            ) from None
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -279,6 +327,7 @@ class EnhancedCheckpoint:
         fresh: bool = False,
         input_hash: str | None = None,
         input_size: int | None = None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
         """Start the stage, or resume it from where it stopped.
 
@@ -288,6 +337,12 @@ class EnhancedCheckpoint:
         Resuming over a changed input file or configuration raises :class:`InputChangedError`
         or :class:`ConfigChangedError` with the reason, unless ``force=True``. A completed stage
         whose input changed is restarted from scratch.
+
+        Nothing on disk changes until every guard has passed: a refused start leaves outputs
+        and journals as they were. When the stage starts over (first start, ``fresh``, or a
+        changed input or config), ``input_validator(input_file)`` reads the whole input first;
+        a ``ValueError`` or ``OSError`` from it (naming ``FILE:LINE``) becomes
+        :class:`InputInvalidError` and nothing is truncated.
         """
         with self._guard:
             if stage is not None and stage != self.stage:
@@ -297,6 +352,8 @@ class EnhancedCheckpoint:
                     stage=self.stage,
                     path=self.path,
                 )
+            if total_items is not None and total_items < 0:
+                raise ValueError(f"total_items must be >= 0, got {total_items}")
             self._become_writer()
             now = self._clock()
             new_config_hash = config_hash(config) if config is not None else None
@@ -312,27 +369,30 @@ class EnhancedCheckpoint:
             state = self.state
 
             if fresh and state.status is not CheckpointStatus.INITIALIZED:
+                self._validate_input(input_validator, input_file)
                 self._reset_in_memory("fresh start requested")
                 state = self.state
             elif state.status is CheckpointStatus.COMPLETED:
-                if not self._restart_if_changed(input_file, input_hash, new_config_hash):
+                if not self._restart_if_changed(
+                    input_file, input_hash, new_config_hash, input_validator
+                ):
                     logger.info("Stage %s already completed; nothing to do", self.stage)
                     return False
                 state = self.state
             elif state.status is not CheckpointStatus.INITIALIZED:
-                reason = self._change_reason(input_file, input_hash, new_config_hash)
-                if reason is not None and not force:
-                    error_type = (
-                        InputChangedError if reason.startswith("input") else ConfigChangedError
-                    )
-                    raise error_type(
-                        f"cannot resume stage {self.stage!r}: {reason}. Reset the stage, start it "
-                        f"fresh, or force the resume",
+                change = change_reason(state, input_file, input_hash, new_config_hash)
+                if change is not None and not force:
+                    raise change.error(
+                        f"cannot resume stage {self.stage!r}: {change}. Reset the stage, start "
+                        f"it fresh, or force the resume",
                         stage=self.stage,
                         path=self.path,
                     )
-                if reason is not None:
-                    logger.warning("Resuming %s although %s (forced)", self.stage, reason)
+                if change is not None:
+                    logger.warning("Resuming %s although %s (forced)", self.stage, change)
+            else:
+                self._validate_input(input_validator, input_file)
+            self._cut_journals()  # every guard passed: now the files may change
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
             check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
@@ -359,10 +419,8 @@ class EnhancedCheckpoint:
             if output_file is not None:
                 state.output_file = str(output_file)
             if total_items is not None:
-                if total_items < 0:
-                    raise ValueError(f"total_items must be >= 0, got {total_items}")
                 state.progress.total_items = total_items
-            state.status = CheckpointStatus.RUNNING
+            transition(state, CheckpointStatus.RUNNING, stage=self.stage)
             state.run_count += 1
             state.error_message = None
             self._run_started = now
@@ -379,43 +437,75 @@ class EnhancedCheckpoint:
         *,
         config: Mapping[str, Any] | None = None,
         input_hash: str | None = None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
         """Forget a completed stage now if its input or configuration changed; True if it did.
 
         :meth:`start` does the same, but an integration calling ``start()`` on an event loop
         calls this first in a worker thread: starting over saves and truncates files.
         """
-        if self.state.status is not CheckpointStatus.COMPLETED:
-            return False
-        self._become_writer()
-        if input_file is not None and input_hash is None:
-            input_hash = file_sha256(input_file)
-        new_config_hash = config_hash(config) if config is not None else None
-        return self._restart_if_changed(input_file, input_hash, new_config_hash)
+        with self._guard:
+            if self.state.status is not CheckpointStatus.COMPLETED:
+                return False
+            self._become_writer()
+            if input_file is not None and input_hash is None:
+                input_hash = file_sha256(input_file)
+            new_config_hash = config_hash(config) if config is not None else None
+            return self._restart_if_changed(
+                input_file, input_hash, new_config_hash, input_validator
+            )
+
+    def prepare_start(
+        self,
+        input_file: Path | str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        input_hash: str | None = None,
+        force: bool = False,
+        input_validator: Callable[[Path], object] | None = None,
+    ) -> None:
+        """Do now the file work a :meth:`start` with these arguments would do, if it would
+        go ahead: start over a completed stage whose input changed, cut the journals back.
+
+        Blocking I/O: an integration whose ``start()`` runs on an event loop calls this first
+        in a worker thread. A start that would be refused changes nothing here (its
+        ``start()`` then raises).
+        """
+        with self._guard:
+            self._become_writer()
+            state = self.state
+            if state.status is CheckpointStatus.COMPLETED:
+                if not self.restart_if_changed(
+                    input_file,
+                    config=config,
+                    input_hash=input_hash,
+                    input_validator=input_validator,
+                ):
+                    return
+            elif state.status is CheckpointStatus.INITIALIZED:
+                self._validate_input(input_validator, input_file)
+            elif not force:
+                if input_file is not None and input_hash is None:
+                    input_hash = file_sha256(input_file)
+                new_config_hash = config_hash(config) if config is not None else None
+                if change_reason(state, input_file, input_hash, new_config_hash) is not None:
+                    return
+            self._cut_journals()
 
     def _restart_if_changed(
-        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
+        self,
+        input_file: Path | str | None,
+        input_hash: str | None,
+        new_config_hash: str | None,
+        input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
-        reason = self._change_reason(input_file, input_hash, new_config_hash)
-        if reason is None:
+        change = change_reason(self.state, input_file, input_hash, new_config_hash)
+        if change is None:
             return False
-        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, reason)
-        self._reset_in_memory(reason)
+        self._validate_input(input_validator, input_file)
+        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, change)
+        self._reset_in_memory(str(change))
         return True
-
-    def _change_reason(
-        self, input_file: Path | str | None, input_hash: str | None, new_config_hash: str | None
-    ) -> str | None:
-        state = self.state
-        if input_file is not None and state.input_file_hash and input_hash != state.input_file_hash:
-            return f"input file has changed since checkpoint ({input_file})"
-        if (
-            new_config_hash is not None
-            and state.config_hash
-            and new_config_hash != state.config_hash
-        ):
-            return "configuration has changed since checkpoint"
-        return None
 
     def update(
         self,
@@ -612,7 +702,7 @@ class EnhancedCheckpoint:
         The state in memory is ahead of the disk (its journal bytes may not have been written),
         so it can never be saved; the last record that did reach the disk is marked failed.
         """
-        if self._broken is None and self._saver_state is SaverState.BROKEN:
+        if self._broken is None and self._saves.state is SaverState.BROKEN:
             with contextlib.suppress(CheckpointError):
                 self._reap()
         if self._broken is None:
@@ -626,28 +716,13 @@ class EnhancedCheckpoint:
         self._failure_recorded = True
         error = self._broken
         # On the saver thread, after any save still running: the event loop never waits on it.
-        future = self._saver_thread().submit(lambda: self._write_failure(error))
-        with self._saver_lock:
-            self._futures.append(future)
+        self._saves.queue(lambda: self._write_failure(error))
 
     def _write_failure(self, error: CheckpointError) -> None:
-        record = self._last_saved
-        if record is None or record.get("status") not in ("running", "recovering"):
-            return  # the disk holds a record this run never changed, or a finished one
-        stamp = utc_iso(self._clock())
-        message = f"{type(error).__name__}: {error}"
-        failed = {
-            **record,
-            "status": CheckpointStatus.FAILED.value,
-            "error_message": message,
-            "error_count": int(record.get("error_count") or 0) + 1,
-            "last_error_time": stamp,
-            "recent_errors": [
-                *list(record.get("recent_errors") or [])[1 - MAX_RECENT_ERRORS :],
-                {"time": stamp, "message": message},
-            ],
-            "updated_at": stamp,
-        }
+        """Saver thread: mark the last record this run saved as failed, if it was running."""
+        failed = failure_record(self._last_saved, error, utc_iso(self._clock()))
+        if failed is None:
+            return
         try:
             self.store.save(self.stage, failed)
         except (CheckpointError, OSError) as exc:
@@ -680,7 +755,7 @@ class EnhancedCheckpoint:
             check_transition(old, new, stage=self.stage)
             if old is CheckpointStatus.RUNNING and self._run_started is not None:
                 self._accumulate_active_time()
-            self.state.status = new
+            transition(self.state, new, stage=self.stage)
             self._dirty = True
             self._pending_history = reason if old is not new else None
 
@@ -728,7 +803,7 @@ class EnhancedCheckpoint:
             else:
                 self._part(part).window = window
             if self.state.status is CheckpointStatus.COMPLETED:
-                self.state.status = CheckpointStatus.PAUSED
+                transition(self.state, CheckpointStatus.PAUSED, stage=self.stage, by="set_position")
             self._dirty = True
             logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
             self._submit(history_reason=f"set-{index}")
@@ -746,6 +821,7 @@ class EnhancedCheckpoint:
     def _reset_in_memory(self, reason: str) -> None:
         with self._guard:
             old = self.state
+            check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
             if old.status is not CheckpointStatus.INITIALIZED:
                 self.store.save_history(
                     self.stage, old.to_dict(), f"before-{reason}", self._clock()
@@ -780,6 +856,7 @@ class EnhancedCheckpoint:
                 journal.recover(None)
             if keys_on_disk:
                 Journal(KEYS_JOURNAL, keys_path).recover(None)
+            self._cut = True
             self._dirty = True
 
     # Parts -----------------------------------------------------------------------------------
@@ -825,10 +902,13 @@ class EnhancedCheckpoint:
         journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
         committed = self.state.journals.get(KEYS_JOURNAL)
         if self._writer_lock().held:
-            journal.recover(committed)
+            if self._cut:
+                journal.recover(committed)
+            else:
+                journal.adopt(committed)
             self._journals[KEYS_JOURNAL] = journal
         else:
-            journal.committed = committed or 0
+            journal.adopt(committed)
         return journal
 
     def _keys_journal_if_present(self) -> None:
@@ -880,8 +960,10 @@ class EnhancedCheckpoint:
                 return existing
             journal = Journal(name, path)
             self._journals[name] = journal
-            if self._writer_lock().held:
+            if self._writer_lock().held and self._cut:
                 journal.recover(self.state.journals.get(name))
+            else:
+                journal.adopt(self.state.journals.get(name))
             return journal
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
@@ -904,27 +986,9 @@ class EnhancedCheckpoint:
         """A save fell due on the owner's thread: take it now, or leave it to the saver."""
         if self._snapshotting:
             return  # a snapshot hook updated: the snapshot being taken carries it
-        policy = self.policy
-        with self._saver_lock:
-            state = self._saver_state
-            if state is SaverState.SAVING:
-                self._saver_state = SaverState.SAVING_DUE  # written right after this one
-                return
-            if state is SaverState.SAVING_DUE:
-                return
-            broken = state is SaverState.BROKEN
-            wait = policy.min_interval - (now - self._last_save_time) if throttle else 0.0
-            if wait > 0 and not broken:
-                if state is SaverState.DEFERRED:
-                    return  # the timer is armed already
-                self._saver_state = SaverState.DEFERRED
-        if broken:
-            self._reap()  # raises the save's error: the owner stops here
-        if wait > 0:
-            self._saver_thread().arm(wait)
-            return
-        self._reap()
-        self._submit()
+        if self._saves.due(now - self._last_save_time, throttle=throttle):
+            self._reap()
+            self._submit()
 
     def tick(self) -> bool:
         """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
@@ -937,7 +1001,7 @@ class EnhancedCheckpoint:
                 self._broken is not None
                 or not self._dirty
                 or self.state.status is not CheckpointStatus.RUNNING
-                or self._in_flight
+                or self._saves.in_flight
             ):
                 return False
             if self._clock() - self._last_save_time < self.policy.min_interval:
@@ -962,27 +1026,19 @@ class EnhancedCheckpoint:
 
     def _on_timer(self) -> None:
         """Saver thread: a deferred save, or ``save_every_seconds`` since the last one."""
-        saver = self._saver
-        if saver is None:
-            return
+        saves = self._saves
         # Never wait for the owner here: it may hold the lock while it waits for this thread.
         if not self._guard.acquire(blocking=False):
-            saver.arm(0.005)
+            saves.arm(0.005)
             return
         try:
-            with self._saver_lock:
-                state = self._saver_state
-                if state is SaverState.BROKEN or self._in_flight:
-                    return  # a save is queued: its completion re-arms the timer
-                due = state is SaverState.DEFERRED
-                if due:
-                    self._saver_state = SaverState.IDLE
-            if not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
+            due = saves.timer_fired()
+            if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
                 return
             if not due:
                 wait = self.policy.every_seconds - (self._clock() - self._last_save_time)
                 if wait > 0.001:
-                    saver.arm(wait)
+                    saves.arm(wait)
                     return
             if self._waker is not None:
                 self._waker()
@@ -990,51 +1046,21 @@ class EnhancedCheckpoint:
                 try:
                     self._submit()
                 except RuntimeError:  # the owner changed a dict (metadata) as we copied it
-                    saver.arm(0.005)
+                    saves.arm(0.005)
                 except CheckpointError:
                     pass  # recorded: the owner hears of it at its next call
             # Hooks but no waker: only the owner may run them (its integration ticks).
         finally:
             self._guard.release()
 
-    def _saver_thread(self) -> SaverThread:
-        saver = self._saver
-        if saver is None:
-            saver = self._saver = SaverThread(f"checkpoint-{self.stage}", self._on_timer)
-        return saver
-
-    def _save_written(self, error: BaseException | None) -> None:
-        """Saver thread, after each save: move the state machine and re-arm the timer."""
-        policy = self.policy
-        arm: float | None = None
-        with self._saver_lock:
-            self._in_flight -= 1
-            if error is not None:
-                self._saver_state = SaverState.BROKEN
-                return
-            if self._in_flight:
-                return
-            if self._saver_state is SaverState.SAVING_DUE:
-                self._saver_state = SaverState.DEFERRED
-                arm = policy.min_interval
-            elif self._saver_state is SaverState.SAVING:
-                self._saver_state = SaverState.IDLE
-        saver = self._saver
-        if saver is not None:
-            saver.arm(arm if arm is not None else policy.every_seconds)
-
     def _reap(self) -> None:
-        with self._saver_lock:
-            futures = self._futures
-            if futures and all(f.done() for f in futures):
-                self._futures = []
-            else:
-                self._futures = [f for f in futures if not f.done()]
-        for future in futures:
-            if not future.done():
-                continue
-            error = future.exception()
-            if error is not None and self._broken is None:
+        """Apply the results of finished saves; raise (for good) if one failed."""
+        try:
+            for result in self._saves.reap():
+                if isinstance(result, SaveResult):
+                    result.apply()
+        except BaseException as error:
+            if self._broken is None:
                 self._broken = (
                     error
                     if isinstance(error, CheckpointError)
@@ -1056,7 +1082,7 @@ class EnhancedCheckpoint:
         """
         self._before_snapshot.append(hook)
 
-    def _snapshot(self, history_reason: str | None = None) -> _Snapshot:
+    def _snapshot(self, history_reason: str | None = None) -> Snapshot:
         self._snapshotting = True
         try:
             for hook in self._before_snapshot:
@@ -1105,67 +1131,23 @@ class EnhancedCheckpoint:
             history_reason = "progress"
         if history_reason is not None:
             self._last_history = now
-        return _Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
+        return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
 
     def _submit(self, history_reason: str | None = None) -> None:
-        if self._broken is None and self._saver_state is SaverState.BROKEN:
+        if self._broken is None and self._saves.state is SaverState.BROKEN:
             self._reap()
         if self._broken is not None:
             raise self._broken
         with self._guard:
             self._become_writer()
             snapshot = self._snapshot(history_reason)
-            with self._saver_lock:
-                self._in_flight += 1
-                if self._saver_state is not SaverState.BROKEN:
-                    self._saver_state = SaverState.SAVING
-            try:
-                future = self._saver_thread().submit(lambda: self._persist_and_report(snapshot))
-            except BaseException:
-                self._save_written(None)
-                raise
-            with self._saver_lock:
-                self._futures.append(future)
+            self._saves.submit(lambda: self._persist(snapshot))
 
-    def _persist_and_report(self, snapshot: _Snapshot) -> None:
-        try:
-            self._persist(snapshot)
-        except BaseException as exc:
-            self._save_written(exc)
-            raise
-        self._save_written(None)
-
-    def _persist(self, snapshot: _Snapshot) -> None:
-        """Runs on the saver thread: journals first, then the record that commits them."""
-        for journal, data, _offset in snapshot.journal_writes:
-            try:
-                journal.write_durable(data)
-            except OSError as exc:
-                raise CheckpointSaveError(
-                    f"could not write {journal.path}: {exc.strerror or exc}; the checkpoint "
-                    f"{self.path} still holds the previous state",
-                    stage=self.stage,
-                    path=journal.path,
-                ) from exc
-        if snapshot.rows:
-            self.store.save(self.stage, snapshot.record, snapshot.rows)
-        else:  # stores written before ``rows`` existed keep working
-            self.store.save(self.stage, snapshot.record)
-        if snapshot.keys is not None and snapshot.rows.keys:
-            snapshot.keys.committed(snapshot.rows.keys)
-        self._last_saved = snapshot.record
-        for journal, _data, offset in snapshot.journal_writes:
-            journal.committed = offset
-        if snapshot.history_reason:
-            self.store.save_history(
-                self.stage, snapshot.record, snapshot.history_reason, snapshot.now
-            )
-            self._prune_history()
-
-    def _prune_history(self) -> None:
-        entries = self.store.list_history(self.stage)
-        for entry in entries[: max(0, len(entries) - self.history_keep)]:
-            self.store.delete_history(self.stage, entry.snapshot_id)
+    def _persist(self, snapshot: Snapshot) -> SaveResult:
+        """Saver thread: write the snapshot; the owner applies the result when it reaps."""
+        result = persist(self.store, self.stage, self.path, snapshot, self.history_keep)
+        self._last_saved = result.record
+        return result
 
     def save(self, force: bool = False) -> bool:
         """Save now if anything changed (always with ``force``) and wait until it is on disk."""
@@ -1189,42 +1171,37 @@ class EnhancedCheckpoint:
         await self.flush_async()
         return True
 
-    def _pending_due(self) -> bool:
-        """True when a save fell due and is waiting (deferred, or due after the running one)."""
-        with self._saver_lock:
-            return self._saver_state in (SaverState.DEFERRED, SaverState.SAVING_DUE)
-
     def flush(self) -> None:
         """Wait until every submitted save is on disk, and take any save that fell due
         meanwhile (deferred by ``min_save_interval`` or queued behind a running save) now;
         raise if one failed."""
-        concurrent.futures.wait(list(self._futures))
+        saves = self._saves
+        concurrent.futures.wait(saves.futures)
         self._reap()
-        if self._pending_due():
+        if saves.pending_due:
             self._submit()
-            concurrent.futures.wait(list(self._futures))
+            concurrent.futures.wait(saves.futures)
             self._reap()
 
     async def flush_async(self) -> None:
         """:meth:`flush` without blocking the event loop."""
-        pending = [f for f in self._futures if not f.done()]
+        saves = self._saves
+        pending = [f for f in saves.futures if not f.done()]
         if pending:
             await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
         self._reap()
-        if self._pending_due():
+        if saves.pending_due:
             self._submit()
-            await anyio.to_thread.run_sync(concurrent.futures.wait, list(self._futures))
+            await anyio.to_thread.run_sync(concurrent.futures.wait, saves.futures)
             self._reap()
 
     def close(self) -> None:
         """Wait for saves, stop the saver, close the journals and release the stage lock."""
         try:
-            if self._futures:
+            if self._saves.futures:
                 self.flush()
         finally:
-            saver, self._saver = self._saver, None
-            if saver is not None:
-                saver.stop()
+            self._saves.stop()
             for journal in self._journals.values():
                 journal.close()
             if self._lock is not None:
@@ -1260,42 +1237,21 @@ class EnhancedCheckpoint:
 
     def validate_input_file(self, input_file: Path | str) -> tuple[bool, str]:
         """Compare ``input_file`` with the one the checkpoint started on: ``(ok, reason)``."""
-        path = Path(input_file)
-        recorded = self.state.input_file_hash
-        if not recorded:
-            return True, "no input hash recorded"
-        if not path.is_file():
-            return False, f"input file {path} does not exist"
-        size = path.stat().st_size
-        if self.state.input_file_size is not None and size != self.state.input_file_size:
-            return (
-                False,
-                f"Input file has changed since checkpoint: {path} is {size} bytes, was "
-                f"{self.state.input_file_size}",
-            )
-        current = file_sha256(path)
-        if current != recorded:
-            return False, f"Input file has changed since checkpoint: {path} content hash differs"
-        return True, "input file unchanged"
+        return guards.validate_input_file(self.state, input_file)
 
     def validate_config(self, config: Mapping[str, Any]) -> tuple[bool, str]:
         """Compare a configuration with the one the checkpoint started with."""
-        recorded = self.state.config_hash
-        if not recorded:
-            return True, "no configuration hash recorded"
-        if config_hash(config) != recorded:
-            return False, "configuration has changed since checkpoint"
-        return True, "configuration unchanged"
+        return guards.validate_config(self.state, config)
 
     def is_stale(self, max_age_hours: float = 24) -> bool:
         """True when the checkpoint has not been updated for ``max_age_hours``."""
-        last = self.state.progress.last_update_time or self.state.progress.start_time
-        if last is None:
-            modified = self.store.modified_time(self.stage)
-            if modified is None:
-                return False
-            last = modified
-        return self._clock() - last > max_age_hours * 3600
+        progress = self.state.progress
+        stored_at = (
+            None
+            if progress.last_update_time or progress.start_time
+            else self.store.modified_time(self.stage)
+        )
+        return guards.is_stale(self.state, self._clock(), max_age_hours, stored_at)
 
     # Display -----------------------------------------------------------------------------------
 
@@ -1348,7 +1304,7 @@ class EnhancedCheckpoint:
     @property
     def saver_state(self) -> SaverState:
         """Where the saver's state machine stands (see :mod:`common.saver`)."""
-        return self._saver_state
+        return self._saves.state
 
     def __repr__(self) -> str:
         return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"

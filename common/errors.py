@@ -13,6 +13,7 @@ about, so a message can always tell the user *which* checkpoint is in trouble::
     │                              corruption, so no backup is used and nothing is moved aside
     ├── CheckpointSaveError        a save failed (disk full, read-only); the previous file is intact
     ├── InputChangedError          resuming over an input file whose content changed
+    ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
     └── StageNotFoundError         a stage with no checkpoint in the directory
 """
@@ -30,6 +31,7 @@ __all__ = [
     "CheckpointUnreadableError",
     "ConfigChangedError",
     "InputChangedError",
+    "InputInvalidError",
     "InvalidStageNameError",
     "InvalidTransitionError",
     "StageNotFoundError",
@@ -92,6 +94,10 @@ class CheckpointSaveError(CheckpointError):
 
 class InputChangedError(CheckpointError):
     """The input file differs from the one the checkpoint was started on."""
+
+
+class InputInvalidError(CheckpointError, ValueError):
+    """A stage's input failed validation before the stage started over; nothing was cut."""
 
 
 class ConfigChangedError(CheckpointError):

@@ -103,6 +103,14 @@ class Journal:
         self._staged += len(data)
         return data, self._staged
 
+    def adopt(self, committed: int | None) -> None:
+        """Take the committed length from the checkpoint without touching the file, so the
+        committed records can be read before :meth:`recover` cuts the rest (a start that may
+        still be refused must not change the file)."""
+        self.committed = self._staged = committed or 0
+        self._pending.clear()
+        self._pending_bytes = 0
+
     def recover(self, committed: int | None) -> int:
         """Cut the file back to ``committed`` (None: nothing committed); return bytes cut.
 

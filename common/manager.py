@@ -21,7 +21,7 @@ from common.io.atomic import atomic_write_bytes, ensure_private_dir
 from common.progress import ProgressSnapshot, format_duration
 from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
-from common.status import CheckpointStatus
+from common.status import CheckpointStatus, transition
 from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.json_file import JsonFileStore
 
@@ -159,7 +159,7 @@ class UnifiedCheckpointManager:
         state, _ = loaded.value
         if state.status is CheckpointStatus.RUNNING and not live:
             # Display what the next run will do with it: a crashed run is recovered.
-            state.status = CheckpointStatus.RECOVERING
+            transition(state, CheckpointStatus.RECOVERING, stage=stage)
         return StageInfo(stage, location, state, None, live, loaded.restored_from_backup)
 
     # Figures -----------------------------------------------------------------------------------

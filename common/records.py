@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_numbered_records", "iter_records", "unique_urls"]
+__all__ = ["iter_numbered_records", "iter_records", "unique_urls", "validate_records"]
 
 
 def iter_records(path: Path | str, *, kind: str = "stage") -> Iterator[dict[str, Any]]:
@@ -32,6 +32,15 @@ def iter_numbered_records(
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a {kind} record ({exc})") from None
             yield number, record
+
+
+def validate_records(path: Path | str, *, kind: str = "stage") -> int:
+    """Read the whole file and return its record count; the first bad line is a
+    ``ValueError`` naming ``FILE:LINE`` (what an engine ``input_validator`` raises)."""
+    count = 0
+    for _ in iter_numbered_records(path, kind=kind):
+        count += 1
+    return count
 
 
 def unique_urls(records: Iterator[dict[str, Any]]) -> list[str]:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-__all__ = ["SavePolicy", "SaverState", "SaverThread"]
+__all__ = ["SavePolicy", "SaveScheduler", "SaverState", "SaverThread"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +171,151 @@ class SaverThread:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
+
+
+class SaveScheduler:
+    """The saver's state machine, its thread and the saves in flight, for one checkpoint.
+
+    The owner asks :meth:`due` when a save falls due and submits it itself when told to (the
+    snapshot is the owner's); the saver thread reports each written save to :meth:`written`,
+    which moves the state and re-arms the timer; :meth:`reap` hands the owner the results
+    of finished saves (and raises the first failure). ``on_timer`` runs on the saver thread.
+    """
+
+    def __init__(self, policy: SavePolicy, name: str, on_timer: Callable[[], None]) -> None:
+        self.policy = policy
+        self._name = name
+        self._on_timer = on_timer
+        self._lock = threading.Lock()  # short sections only; never held while waiting
+        self.state = SaverState.IDLE
+        self.in_flight = 0
+        self._thread: SaverThread | None = None
+        self._futures: list[concurrent.futures.Future[Any]] = []
+
+    # Owner side --------------------------------------------------------------------------------
+
+    def due(self, since_last_save: float, *, throttle: bool = True) -> bool:
+        """A save fell due: True to take it now; False when it waits (behind the running save,
+        or deferred until ``min_interval`` has passed: the timer then takes it)."""
+        with self._lock:
+            state = self.state
+            if state is SaverState.SAVING:
+                self.state = SaverState.SAVING_DUE  # written right after this one
+                return False
+            if state is SaverState.SAVING_DUE:
+                return False
+            if state is SaverState.BROKEN:
+                return True  # the caller's submit raises the save's error
+            wait = self.policy.min_interval - since_last_save if throttle else 0.0
+            if wait <= 0:
+                return True
+            if state is SaverState.DEFERRED:
+                return False  # the timer is armed already
+            self.state = SaverState.DEFERRED
+        self.thread().arm(wait)
+        return False
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Queue a save's I/O on the saver thread."""
+        with self._lock:
+            self.in_flight += 1
+            if self.state is not SaverState.BROKEN:
+                self.state = SaverState.SAVING
+        try:
+            future = self.thread().submit(self._run(job))
+        except BaseException:
+            self.written(None)
+            raise
+        with self._lock:
+            self._futures.append(future)
+
+    def queue(self, job: Callable[[], Any]) -> None:
+        """Queue other saver-thread work (not a save) after the saves in flight."""
+        future = self.thread().submit(job)
+        with self._lock:
+            self._futures.append(future)
+
+    @property
+    def pending_due(self) -> bool:
+        """A save fell due and waits (deferred, or due after the running one)."""
+        return self.state in (SaverState.DEFERRED, SaverState.SAVING_DUE)
+
+    @property
+    def futures(self) -> list[concurrent.futures.Future[Any]]:
+        with self._lock:
+            return list(self._futures)
+
+    def reap(self) -> list[Any]:
+        """Results of the finished jobs, in order; raises the first job's error."""
+        with self._lock:
+            futures = self._futures
+            self._futures = [f for f in futures if not f.done()]
+        results: list[Any] = []
+        for future in futures:
+            if not future.done():
+                continue
+            error = future.exception()
+            if error is not None:
+                raise error
+            results.append(future.result())
+        return results
+
+    def thread(self) -> SaverThread:
+        thread = self._thread
+        if thread is None:
+            thread = self._thread = SaverThread(self._name, self._on_timer)
+        return thread
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
+
+    # Saver thread ------------------------------------------------------------------------------
+
+    def _run(self, job: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            try:
+                result = job()
+            except BaseException as exc:
+                self.written(exc)
+                raise
+            self.written(None)
+            return result
+
+        return run
+
+    def written(self, error: BaseException | None) -> None:
+        """A save finished: move the state machine and re-arm the timer."""
+        arm: float | None = None
+        with self._lock:
+            self.in_flight -= 1
+            if error is not None:
+                self.state = SaverState.BROKEN
+                return
+            if self.in_flight:
+                return
+            if self.state is SaverState.SAVING_DUE:
+                self.state = SaverState.DEFERRED
+                arm = self.policy.min_interval
+            elif self.state is SaverState.SAVING:
+                self.state = SaverState.IDLE
+        thread = self._thread
+        if thread is not None:
+            thread.arm(arm if arm is not None else self.policy.every_seconds)
+
+    def timer_fired(self) -> bool | None:
+        """On the timer: True if a deferred save is due now, False if only the period is to
+        be checked, None if nothing may be saved (a save is in flight, or the saver broke)."""
+        with self._lock:
+            if self.state is SaverState.BROKEN or self.in_flight:
+                return None
+            if self.state is SaverState.DEFERRED:
+                self.state = SaverState.IDLE
+                return True
+            return False
+
+    def arm(self, delay: float) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.arm(delay)

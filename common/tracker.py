@@ -216,7 +216,7 @@ class AsyncCheckpointTracker:
     def _prepare(self) -> None:
         """Worker thread: lock the stage, cut journals back, hash the input."""
         checkpoint = self.checkpoint
-        checkpoint.acquire()
+        checkpoint.acquire(cut=False)  # start() cuts, once its guards have passed
         if self.fresh and checkpoint.status is not CheckpointStatus.INITIALIZED:
             checkpoint.reset()  # here, in the worker thread: it writes history and truncates
         if self.output_file is not None:
@@ -224,9 +224,10 @@ class AsyncCheckpointTracker:
         if self.input_file is not None:
             self._input_hash = file_sha256(self.input_file)
             self._input_size = self.input_file.stat().st_size
-        # A completed stage whose input or config changed starts over: here, off the loop.
-        checkpoint.restart_if_changed(
-            self.input_file, config=self.config, input_hash=self._input_hash
+        # Starting over (a completed stage whose input or config changed) and cutting the
+        # journals back happen here, off the loop, and only if start() will go ahead.
+        checkpoint.prepare_start(
+            self.input_file, config=self.config, input_hash=self._input_hash, force=self.force
         )
         if checkpoint.state.keys_done:
             checkpoint.is_key_done("")  # load the done keys off the event loop

@@ -39,7 +39,12 @@ from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
-from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig, seconds_argument
+from enrich.config import (
+    DEFAULT_USER_AGENT,
+    EnrichmentConfig,
+    count_argument,
+    seconds_argument,
+)
 from enrich.distributed import DistributedOptions, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
@@ -78,8 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, help="stage 2 output (default under --data-dir)")
     parser.add_argument("--output", type=Path, help="stage 3 output (default under --data-dir)")
     parser.add_argument("--checkpoint-dir", type=Path, help="default: DATA_DIR/checkpoints")
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--per-host", type=int, default=16)
+    parser.add_argument(
+        "--concurrency", type=count_argument, default=64, help="requests in flight (default 64)"
+    )
+    parser.add_argument(
+        "--per-host",
+        type=count_argument,
+        default=16,
+        help="requests in flight to one host (default 16)",
+    )
     parser.add_argument(
         "--delay",
         type=seconds_argument,

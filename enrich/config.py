@@ -94,6 +94,17 @@ def seconds_argument(text: str) -> float:
     return value
 
 
+def count_argument(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1 (``--concurrency``, ``--per-host``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     # bool is an int subclass; `max_retries=True` is almost certainly a mistake.
     if isinstance(value, bool) or not isinstance(value, int):

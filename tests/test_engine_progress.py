@@ -210,3 +210,9 @@ def test_completed_stage_reports_full_progress(
     assert cp.progress_line() == (
         "Progress: 100.0% (4/4) | Success: 100.0% | Throughput: 2.0 items/sec | ETA: 0.0 sec"
     )
+
+
+def test_fake_clock_fixture_moves_only_when_told(fake_clock: FakeClock) -> None:
+    before = fake_clock()
+    assert fake_clock() == before
+    assert fake_clock.advance(2.5) == before + 2.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from common import (
     InvalidTransitionError,
 )
 from common.status import allowed_transitions, check_transition
-from tests.conftest import FakeClock, MakeCheckpoint
+from tests.conftest import MakeCheckpoint
 
 S = CheckpointStatus
 
@@ -303,7 +304,41 @@ def test_refused_object_detects_the_crash_once_the_holder_died(
     assert parent.state.recoveries == 1
 
 
-def test_fake_clock_fixture_moves_only_when_told(fake_clock: FakeClock) -> None:
-    before = fake_clock()
-    assert fake_clock() == before
-    assert fake_clock.advance(2.5) == before + 2.5
+def test_edges_by_hand_are_explicit_and_named() -> None:
+    """set_position reopens a completed stage and reset returns any stage to initialized,
+    each only through its own named edge (review A.1 #20)."""
+    with pytest.raises(InvalidTransitionError):
+        check_transition(S.COMPLETED, S.PAUSED, stage="s")
+    check_transition(S.COMPLETED, S.PAUSED, stage="s", by="set_position")
+    with pytest.raises(InvalidTransitionError):
+        check_transition(S.COMPLETED, S.RUNNING, stage="s", by="set_position")
+    for status in S:
+        check_transition(status, S.INITIALIZED, stage="s", by="reset")
+    with pytest.raises(InvalidTransitionError):
+        check_transition(S.COMPLETED, S.INITIALIZED, stage="s")
+
+
+def test_status_has_one_writer() -> None:
+    """Only common.status.transition assigns a status (review B.1.3): no module of the
+    engine or its integrations writes ``.status = ...`` itself."""
+    root = Path(__file__).resolve().parent.parent / "common"
+    writers = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and target.attr == "status":
+                        writers.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert writers == ["status.py:" + str(_transition_assignment_line(root / "status.py"))]
+
+
+def _transition_assignment_line(path: Path) -> int:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef) and node.name == "transition":
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Assign) and any(
+                    isinstance(t, ast.Attribute) and t.attr == "status" for t in inner.targets
+                ):
+                    return inner.lineno
+    raise AssertionError("transition() assigns no status")

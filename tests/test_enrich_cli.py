@@ -147,6 +147,8 @@ def test_user_agent_delay_and_directory_index_reach_the_config(tmp_path: Path) -
         ("--user-agent", " ", "must not be empty"),
         ("--delay", "-1", "must be >= 0"),
         ("--delay", "soon", "not a number of seconds"),
+        ("--concurrency", "0", "must be at least 1"),
+        ("--per-host", "-2", "must be at least 1"),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -753,6 +753,7 @@ def test_second_sigint_stops_at_once_and_state_stays_resumable(
     assert run.wait(30) == 130
     assert time.monotonic() - sent < 15  # at once, not after the stage's graceful pause
     graceful = "stopped by signal SIGINT" in run.out()
+    assert "run the same command to resume" in run.out()  # either way, it says how to go on
     print(f"\ndouble SIGINT: {'graceful pause won the race' if graceful else 'stopped at once'}")
     wait_all_gone(children, data_dir)  # stage child and demo site died with it
 
@@ -1249,6 +1250,19 @@ def test_polite_capped_crawl_reaches_scrapy_and_stops_at_its_cap(
     assert "Overridden settings" not in result.stderr
     assert "Dumping Scrapy stats" not in result.stderr
     assert "Progress:" in result.stderr
+    assert "warning: crawling as" not in result.stderr  # a user agent was given
+
+
+def test_a_polite_crawl_without_a_user_agent_is_told_to_set_one(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    result = run_cli(
+        "--start-url", url, "--polite", "--stage", "discovery", "--data-dir",
+        str(tmp_path / "d"), "--no-live", timeout=300,
+    )  # fmt: skip
+    assert "warning: crawling as 'resumable-crawl" in result.stderr, result.stderr
+    assert "set --user-agent" in result.stderr
 
 
 @pytest.mark.slow
@@ -1326,3 +1340,83 @@ def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
     assert len(more) > len(found)
     assert set(urls_once(output_path(data_dir, STAGES[1]))) == set(more)
     assert checkpoint(data_dir, STAGES[1])["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bad"
+    assert run_orchestrator(data_dir, stage="discovery").returncode == 0
+    discovery_output = output_path(data_dir, STAGES[0])
+    line = line_count(discovery_output) + 1
+    with discovery_output.open("a") as handle:
+        handle.write('{"url": broken\n')
+    result = run_orchestrator(data_dir, stage="validation")
+    assert result.returncode == 1, result.stderr[-3000:]
+    no_traceback(result)
+    verdicts = [v for v in result.stderr.splitlines() if v.startswith("error:")]
+    assert len(verdicts) == 1, result.stderr
+    assert verdicts[0].startswith("error: stage2_validation failed: "), verdicts
+    assert f"{discovery_output}:{line}" in verdicts[0], verdicts  # the file and the bad line
+    assert verdicts[0].count("error:") == 1, verdicts
+
+
+@pytest.mark.slow
+def test_verbose_copies_the_stage_logs_to_the_terminal(tmp_path: Path) -> None:
+    result = run_orchestrator(tmp_path / "v", "--verbose", stage="discovery")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Overridden settings" in result.stderr and "Dumping Scrapy stats" in result.stderr
+
+
+def _run_on_a_terminal(command: list[str], columns: int, timeout: float) -> tuple[int, str]:
+    """Run ``command`` with a pseudo-terminal of ``columns`` columns as its stdout and stderr;
+    its exit code and everything it wrote."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "24", "TERM": "xterm"}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_live_bars_and_summary_fit_an_80_column_terminal(tmp_path: Path) -> None:
+    command = orchestrator_command(tmp_path / "tty")
+    command.remove("--no-live")
+    code, screen = _run_on_a_terminal(command, 80, RUN_TIMEOUT)
+    assert code == 0, screen[-3000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # cursor moves, colours
+    lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
+    for alias in ALIASES:  # each bar's last state, whole: count, status, rate and ETA
+        bar = [line for line in lines if line.startswith(f"{alias} ") and "━" in line][-1]
+        assert re.fullmatch(
+            rf"{alias} +━+ +\d+/\d+ +completed +(\d+% ok \d+/s ETA \S+|skipped.*)", bar.rstrip()
+        ), bar
+    assert "Pipeline summary" in text
+    table = text.split("Pipeline summary", 1)[1].split("discovery:", 1)[0]
+    too_wide = [line for line in lines if len(line) > 80 and (line in table or "━" in line)]
+    assert not too_wide, too_wide
+    for alias in ALIASES:  # nothing cut: every stage's row is whole
+        assert re.search(rf"^ {alias}\s+completed\s+\d+/\d+\s+[\d.]+%", table, re.M), table

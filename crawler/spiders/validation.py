@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import scrapy
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from common.records import iter_records, unique_urls
+from common.records import iter_records, unique_urls, validate_records
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
 
@@ -27,6 +28,11 @@ from crawler.spiders.common import content_type, now_iso, stage_path
 def read_discovered_urls(path: Path) -> list[str]:
     """The URLs of discovery's output, in file order, each once."""
     return unique_urls(iter_records(path, kind="discovery"))
+
+
+def validate_discovered(path: Path) -> None:
+    """The engine reads the whole input with this before the stage starts over."""
+    validate_records(path, kind="discovery")
 
 
 class ValidationSpider(scrapy.Spider):
@@ -39,12 +45,14 @@ class ValidationSpider(scrapy.Spider):
     checkpoint_input_file: str
     checkpoint_output_file: str
     checkpoint_config: dict[str, Any]
+    checkpoint_input_validator = staticmethod(validate_discovered)
 
     def __init__(self, input_file: str | None = None, data_dir: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self._input_file = input_file
         self._data_dir = data_dir
         self.checkpoint_total_items: int | None = None
+        self.checkpoint_error: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ValidationSpider:
@@ -64,7 +72,13 @@ class ValidationSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         path = Path(self.checkpoint_input_file)
-        urls = await maybe_deferred_to_future(deferToThread(read_discovered_urls, path))
+        try:
+            urls = await maybe_deferred_to_future(deferToThread(read_discovered_urls, path))
+        except (ValueError, OSError) as exc:
+            # One line naming the file and line, and the stage failed (an ``*_error`` reason),
+            # not Scrapy's start_error traceback.
+            self.checkpoint_error = str(exc)
+            raise CloseSpider("input_error") from None
         self.checkpoint_total_items = len(urls)
         for url in urls:
             yield scrapy.Request(url, callback=self.parse, errback=self.on_error)

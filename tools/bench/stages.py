@@ -369,7 +369,7 @@ async def _timed_checkpoint_run(directory: Path, n: int, concurrency: int) -> fl
     async with AsyncCheckpointTracker(directory, "bench", progress_log_every=0) as tracker:
         checkpoint = tracker.checkpoint
         checkpoint.tick = timed(checkpoint.tick)  # type: ignore[method-assign]
-        tracker.update = timed(tracker.update)  # type: ignore[method-assign]
+        checkpoint.update = timed(checkpoint.update)  # type: ignore[method-assign]
         tracker.start(total_items=n)
         await _io_loop(n, concurrency, tracker)
     return longest

@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an address or network exempt from --block-private-addresses (repeatable)",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="copy the stages' whole logs to the terminal"
+        "--verbose",
+        action="store_true",
+        help="copy the stages' whole logs to the terminal (log lines instead of live bars)",
     )
     return parser
 
@@ -326,10 +328,17 @@ def _run(
         return 0
     if config is not None and config.block_private_addresses:
         check_addresses(config)
+    if config is not None and config.autothrottle and not config.user_agent:
+        # Polite means saying who you are: a site owner who can reach you need not block you.
+        print(
+            f"warning: crawling as {DEFAULT_USER_AGENT!r}; set --user-agent "
+            '"NAME (+https://your.site/ or mailto:you@example.org)" so the site can reach you',
+            file=sys.stderr,
+        )
     state = RunState()
     demo: DemoSiteHandle | None = None
-    live = console.is_terminal and not args.no_live
-    if live and not args.verbose:
+    live = console.is_terminal and not args.no_live and not args.verbose  # logs tear bars
+    if live:
         logger.setLevel(logging.WARNING)  # the bars say it; log lines would tear the view
     capped: str | None = None
     try:

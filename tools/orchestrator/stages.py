@@ -398,27 +398,52 @@ _PREFIX = re.compile(r"^(?:error:\s*)+", re.IGNORECASE)
 
 
 def failure_reason(log_path: Path, start: int, info: StageInfo | None) -> str:
-    """The one line that says why a stage stopped: its recorded error, or this run's log's."""
-    reason = ""
+    """The one line that says why a stage stopped.
+
+    The stage's recorded error, unless it only names Scrapy's close reason (``spider closed:
+    start_error``): then the first error this run logged, which names the file and line.
+    """
+    recorded = ""
     if info is not None and info.state is not None and info.state.error_message:
-        reason = info.state.error_message
-    elif log_path.is_file():
+        recorded = info.state.error_message
+    lines: list[str] = []
+    if log_path.is_file():
         with log_path.open("rb") as handle:
             handle.seek(start)
-            lines = handle.read().decode("utf-8", "replace").splitlines()[-400:]
-        for line in reversed(lines):
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    reason = recorded
+    if not recorded or recorded.startswith("spider closed:"):
+        logged = _first_logged_error(lines)
+        reason = logged or recorded
+    if not reason:
+        for line in reversed(lines[-400:]):
             match = _ERROR_LINE.search(line)
             if match:
                 reason = match.group(1).strip()
                 break
         else:
-            for line in reversed(lines):
+            for line in reversed(lines[-400:]):
                 if line.lower().startswith("error:") or _LEVEL.search(line):
                     reason = line.strip()
                     break
     # One "error:" prefix on the verdict line: the child's own is dropped.
     reason = _PREFIX.sub("", reason.splitlines()[0] if reason else "").strip()
     return reason or "see the stage log"
+
+
+_LOGGED_ERROR = re.compile(r"\[([\w.]+)\] (?:ERROR|CRITICAL): (.+)")
+
+
+def _first_logged_error(lines: Sequence[str]) -> str | None:
+    """The first error a component logged (not the checkpoint's own summary of it)."""
+    for line in lines:
+        match = _LOGGED_ERROR.search(line)
+        # Not the checkpoint's summary, nor one page's network or HTTP error (a crawl has many).
+        if match and not match.group(1).startswith(
+            ("common.checkpoint", "scrapy.downloadermiddlewares")
+        ):
+            return match.group(2).strip()
+    return None
 
 
 def stopped_at_cap(log_path: Path, start: int) -> str | None:
