@@ -1365,3 +1365,58 @@ def test_verbose_copies_the_stage_logs_to_the_terminal(tmp_path: Path) -> None:
     result = run_orchestrator(tmp_path / "v", "--verbose", stage="discovery")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Overridden settings" in result.stderr and "Dumping Scrapy stats" in result.stderr
+
+
+def _run_on_a_terminal(command: list[str], columns: int, timeout: float) -> tuple[int, str]:
+    """Run ``command`` with a pseudo-terminal of ``columns`` columns as its stdout and stderr;
+    its exit code and everything it wrote."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "24", "TERM": "xterm"}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_live_bars_and_summary_fit_an_80_column_terminal(tmp_path: Path) -> None:
+    command = orchestrator_command(tmp_path / "tty")
+    command.remove("--no-live")
+    code, screen = _run_on_a_terminal(command, 80, RUN_TIMEOUT)
+    assert code == 0, screen[-3000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # cursor moves, colours
+    lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
+    for alias in ALIASES:  # each bar's last state, whole: count, status, rate and ETA
+        bar = [line for line in lines if line.startswith(f"{alias} ") and "━" in line][-1]
+        assert re.fullmatch(
+            rf"{alias} +━+ +\d+/\d+ +completed +(\d+% ok \d+/s ETA \S+|skipped.*)", bar.rstrip()
+        ), bar
+    assert "Pipeline summary" in text
+    table = text.split("Pipeline summary", 1)[1].split("discovery:", 1)[0]
+    too_wide = [line for line in lines if len(line) > 80 and (line in table or "━" in line)]
+    assert not too_wide, too_wide
+    for alias in ALIASES:  # nothing cut: every stage's row is whole
+        assert re.search(rf"^ {alias}\s+completed\s+\d+/\d+\s+[\d.]+%", table, re.M), table
