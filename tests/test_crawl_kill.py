@@ -213,7 +213,8 @@ class Figures:
             f"unparseable {out.bad_lines}, torn last line {out.torn}\n"
             f"[{self.label}] requests {self.series.stats.get('requests')} vs reference "
             f"{self.reference.stats['requests']}: re-fetched pages {self.refetched_pages} in "
-            f"{self.series.kills} kills = {self.refetched_pages / kills:.1f} per kill"
+            f"{self.series.kills} kills = {self.refetched_pages / kills:.1f} per kill; unsaved at "
+            f"the kills {self.series.unsaved} (sum {sum(self.series.unsaved)})"
         )
 
 

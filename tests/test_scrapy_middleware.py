@@ -602,3 +602,56 @@ def test_identity_uses_checkpoint_config_when_the_spider_defines_one() -> None:
     explicit = identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="a")
     assert explicit["config"] == {"site": "x"} and "arguments" not in explicit
     assert explicit == identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="b")
+
+
+# The runtime's own signal handlers (the crawls in tests/test_scrapy_fit.py run them for real) ----
+
+
+def test_the_runtime_handles_the_spider_signals_itself(tmp_path: Path) -> None:
+    from pydispatch import dispatcher
+    from pydispatch.saferef import BoundMethodWeakref
+    from scrapy import signals
+
+    crawler = make_crawler(tmp_path)
+    runtime = CheckpointPipeline.from_crawler(crawler).runtime  # the pipeline alone is enough
+    for signal, handler in (
+        (signals.spider_opened, runtime.spider_opened),
+        (signals.spider_closed, runtime.spider_closed),
+    ):
+        receivers = [
+            r() if isinstance(r, BoundMethodWeakref) else r
+            for r in dispatcher.getAllReceivers(crawler.signals.sender, signal)
+        ]
+        assert handler in receivers, signal
+
+
+@pytest.mark.parametrize("case", ["refused", "completed"])
+def test_spider_opened_closes_a_crawl_with_nothing_to_do(tmp_path: Path, case: str) -> None:
+    import asyncio
+
+    from scrapy.exceptions import CloseSpider
+
+    from common.scrapy.runtime import ALREADY_COMPLETED, REFUSED
+
+    if case == "completed":
+        first = CrawlCheckpoint.for_crawler(make_crawler(tmp_path))
+        first.open(UnitSpider())
+        first.settle("finished")
+        first.close()
+    crawler = make_crawler(tmp_path)
+    runtime = CrawlCheckpoint.for_crawler(crawler)
+    if case == "refused":
+        runtime.refused = "cannot resume stage 'unit_stage': configuration has changed"
+    else:
+        runtime.open(UnitSpider())  # as the scheduler does before the spider opens
+    try:
+        with pytest.raises(CloseSpider) as closed:
+            asyncio.run(runtime.spider_opened(UnitSpider()))
+        assert closed.value.reason == (REFUSED if case == "refused" else ALREADY_COMPLETED)
+    finally:
+        runtime.settle(closed.value.reason)
+        runtime.close()
+    if case == "completed":
+        assert saved_state(tmp_path)["status"] == "completed"
+    else:
+        assert not (tmp_path / "checkpoints" / "unit_stage.json").exists()
