@@ -1263,14 +1263,7 @@ class EnhancedCheckpoint:
             active += max(0.0, self._clock() - self._run_started)
         elif not active:
             active = progress.active_seconds
-        return ProgressSnapshot(
-            total=progress.total_items,
-            processed=progress.processed_items,
-            successful=progress.successful_items,
-            failed=progress.failed_items,
-            skipped=progress.skipped_items,
-            active_seconds=active,
-        )
+        return progress.snapshot(active)
 
     def progress_line(self) -> str:
         """The seed's progress line for this stage."""

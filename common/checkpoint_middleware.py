@@ -6,7 +6,7 @@ from here too, as in the seed.
 
 from __future__ import annotations
 
-from common.scrapy.middleware import CheckpointMiddleware, exit_nonzero_if_refused
+from common.scrapy.middleware import CheckpointMiddleware
 from common.tracker import AsyncCheckpointTracker
 
-__all__ = ["AsyncCheckpointTracker", "CheckpointMiddleware", "exit_nonzero_if_refused"]
+__all__ = ["AsyncCheckpointTracker", "CheckpointMiddleware"]

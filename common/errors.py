@@ -1,7 +1,10 @@
-"""Every error the checkpoint engine raises.
+"""Every error the checkpoint engine and its integrations raise, in one tree.
 
 All of them derive from :class:`CheckpointError`, and each carries the stage and the file it is
-about, so a message can always tell the user *which* checkpoint is in trouble::
+about, so a message can always tell the user *which* checkpoint is in trouble. Two families:
+the checkpoint's *state* refuses (fix the input, reset, force), and the *infrastructure* a
+stage depends on is unreachable (:class:`StoreUnavailableError`: retry when it is back,
+nothing about the stage is wrong)::
 
     CheckpointError
     ├── InvalidStageNameError      a stage name that is empty, too long or would leave the directory
@@ -15,7 +18,15 @@ about, so a message can always tell the user *which* checkpoint is in trouble::
     ├── InputChangedError          resuming over an input file whose content changed
     ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
-    └── StageNotFoundError         a stage with no checkpoint in the directory
+    ├── StageNotFoundError         a stage with no checkpoint in the directory
+    ├── LedgerUnavailableError     the store keeps no per-item ledger (JSON): use SQLite
+    ├── FrontierConfigError        a Redis crawl prefix started with another configuration
+    ├── WorkQueueError             (common.work_queue.errors) the PostgreSQL queue refuses
+    │   ├── StageNotLoadedError    no starter has loaded the stage's items yet
+    │   ├── LeaseLostError         a batch passed to another worker; its results were dropped
+    │   └── WorkQueueUnavailableError  its server is unreachable (also a StoreUnavailableError)
+    └── StoreUnavailableError      infrastructure: a server the stage's state lives on cannot be
+                                   reached (PostgreSQL, Redis); nothing about the stage is wrong
 """
 
 from __future__ import annotations
@@ -30,11 +41,14 @@ __all__ = [
     "CheckpointSchemaError",
     "CheckpointUnreadableError",
     "ConfigChangedError",
+    "FrontierConfigError",
     "InputChangedError",
     "InputInvalidError",
     "InvalidStageNameError",
     "InvalidTransitionError",
+    "LedgerUnavailableError",
     "StageNotFoundError",
+    "StoreUnavailableError",
 ]
 
 
@@ -102,6 +116,18 @@ class InputInvalidError(CheckpointError, ValueError):
 
 class ConfigChangedError(CheckpointError):
     """The configuration differs from the one the checkpoint was started with."""
+
+
+class LedgerUnavailableError(CheckpointError):
+    """The store keeps no ledger (the JSON store): use the SQLite store."""
+
+
+class FrontierConfigError(CheckpointError):
+    """The crawl under this prefix was started with another configuration."""
+
+
+class StoreUnavailableError(CheckpointError):
+    """Infrastructure, not state: a server the stage depends on cannot be reached."""
 
 
 class StageNotFoundError(CheckpointError, KeyError):

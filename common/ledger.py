@@ -23,13 +23,12 @@ item with a key (``key=``, else ``last_item``, else the index) records a row for
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from common.errors import CheckpointError
+from common.errors import LedgerUnavailableError
+from common.io.process import default_worker_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -52,15 +51,6 @@ LEDGER_STATUSES = ("pending", "done", "failed", "skipped")
 #: Statuses that mean the item was processed (failed items count as processed, as in the
 #: checkpoint's counts; ``remaining(include_failed=True)`` lists them for a retry).
 FINISHED_STATUSES = ("done", "failed", "skipped")
-
-
-class LedgerUnavailableError(CheckpointError):
-    """The store keeps no ledger (the JSON store): use the SQLite store."""
-
-
-def default_worker_id() -> str:
-    """``<host>-<pid>``: distinct for every process on every machine."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,15 +60,7 @@ class StageInfo:
     def progress(self) -> ProgressSnapshot | None:
         if self.state is None:
             return None
-        p = self.state.progress
-        return ProgressSnapshot(
-            total=p.total_items,
-            processed=p.processed_items,
-            successful=p.successful_items,
-            failed=p.failed_items,
-            skipped=p.skipped_items,
-            active_seconds=p.active_seconds,
-        )
+        return self.state.progress.snapshot()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Nothing here reads a clock or does I/O, so every formula is tested without time 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "format_duration",
     "format_progress_line",
     "percent_complete",
+    "progress_line",
     "success_rate",
     "throughput",
 ]
@@ -86,14 +88,47 @@ class ProgressSnapshot:
         return eta_seconds(self.processed, self.total, self.throughput)
 
 
-def format_progress_line(snapshot: ProgressSnapshot) -> str:
-    """The seed's log line.
+def format_progress_line(
+    snapshot: ProgressSnapshot,
+    *,
+    middle: Sequence[str] | None = None,
+    suffix: Sequence[str] = (),
+) -> str:
+    """The seed's log line; every progress line of the project is this one.
 
     ``Progress: 45.5% (5000/11000) | Success: 98.2% | Throughput: 42.3 items/sec | ETA: 2.4 min``
+
+    ``middle`` replaces the ``Success`` field (the work queue shows failures and leases
+    there); ``suffix`` fields follow the ETA.
     """
-    return (
-        f"Progress: {snapshot.percent:.1f}% ({snapshot.processed}/{snapshot.total}) | "
-        f"Success: {snapshot.success_rate:.1f}% | "
-        f"Throughput: {snapshot.throughput:.1f} items/sec | "
-        f"ETA: {format_duration(snapshot.eta_seconds)}"
+    return progress_line(
+        snapshot.percent,
+        snapshot.processed,
+        snapshot.total,
+        snapshot.throughput,
+        snapshot.eta_seconds,
+        middle=[f"Success: {snapshot.success_rate:.1f}%"] if middle is None else middle,
+        suffix=suffix,
+    )
+
+
+def progress_line(
+    percent: float,
+    processed: int,
+    total: int,
+    items_per_second: float,
+    eta: float | None,
+    *,
+    middle: Sequence[str] = (),
+    suffix: Sequence[str] = (),
+) -> str:
+    """The fields of :func:`format_progress_line` from figures computed elsewhere."""
+    return " | ".join(
+        [
+            f"Progress: {percent:.1f}% ({processed}/{total})",
+            *middle,
+            f"Throughput: {items_per_second:.1f} items/sec",
+            f"ETA: {format_duration(eta)}",
+            *suffix,
+        ]
     )

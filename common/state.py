@@ -19,6 +19,7 @@ from typing import Any
 
 from common.completion import CompletionWindow, PartProgress
 from common.errors import CheckpointSchemaError
+from common.progress import ProgressSnapshot
 from common.status import CheckpointStatus
 
 __all__ = [
@@ -55,6 +56,18 @@ class ProgressState:
     last_update_time: float | None = None
     estimated_completion_time: float | None = None
     active_seconds: float = 0.0
+
+    def snapshot(self, active_seconds: float | None = None) -> ProgressSnapshot:
+        """These counts as a :class:`ProgressSnapshot`, with ``active_seconds`` of running
+        time (default: the time recorded in the checkpoint)."""
+        return ProgressSnapshot(
+            total=self.total_items,
+            processed=self.processed_items,
+            successful=self.successful_items,
+            failed=self.failed_items,
+            skipped=self.skipped_items,
+            active_seconds=self.active_seconds if active_seconds is None else active_seconds,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

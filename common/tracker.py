@@ -63,6 +63,12 @@ class Batch:
     def __len__(self) -> int:
         return len(self._updates)
 
+    def apply(self, checkpoint: EnhancedCheckpoint) -> None:
+        """Record every update of the batch in ``checkpoint`` and stamp its batch id."""
+        for kwargs in self._updates:
+            checkpoint.update(**kwargs)
+        checkpoint.state.batch_id = self.batch_id
+
 
 class AsyncCheckpointTracker:
     """Checkpointing for an async processing loop.
@@ -194,12 +200,6 @@ class AsyncCheckpointTracker:
             )
         )
         self._checkpoint = checkpoint
-        # The per-item calls of a hot loop go straight to the engine (a third of their cost
-        # was this class's forwarding layer) unless a subclass overrides them.
-        if type(self).update is AsyncCheckpointTracker.update:
-            self.update = checkpoint.update  # type: ignore[method-assign,assignment]
-        if type(self).should_skip is AsyncCheckpointTracker.should_skip:
-            self.should_skip = checkpoint.should_skip  # type: ignore[method-assign]
         try:
             await anyio.to_thread.run_sync(self._prepare)
         except BaseException:
@@ -336,27 +336,25 @@ class AsyncCheckpointTracker:
     def has_work(self) -> bool:
         return self._has_work
 
-    def should_skip(self, index: int, part: str | None = None) -> bool:
-        """True when item ``index`` is already done (exact, whatever the completion order)."""
-        return self.checkpoint.should_skip(index, part)
+    # The per-item calls of a hot loop are the engine's own bound methods: no forwarding
+    # layer (it was a third of their cost), and nothing patched on the instance. A subclass
+    # may still override them with plain methods.
+
+    @property
+    def should_skip(self) -> Callable[..., bool]:
+        """``should_skip(index, part=None)``: True when item ``index`` is already done (exact,
+        whatever the completion order); :meth:`EnhancedCheckpoint.should_skip`."""
+        return self.checkpoint.should_skip
 
     def is_key_done(self, key: str) -> bool:
         return self.checkpoint.is_key_done(key)
 
-    def update(
-        self,
-        processed: int = 1,
-        successful: int = 0,
-        failed: int = 0,
-        skipped: int = 0,
-        last_item: str | None = None,
-        index: int | None = None,
-        **kwargs: Any,
-    ) -> bool:
-        """Record finished work (see :meth:`EnhancedCheckpoint.update`); never blocks."""
-        return self.checkpoint.update(
-            processed, successful, failed, skipped, last_item, index, **kwargs
-        )
+    @property
+    def update(self) -> Callable[..., bool]:
+        """``update(processed=1, successful=0, failed=0, skipped=0, last_item=None,
+        index=None, *, key, part, record, failed_record, attempts)``: record finished work;
+        never blocks. :meth:`EnhancedCheckpoint.update` of this stage."""
+        return self.checkpoint.update
 
     def record_error(self, error: BaseException | str) -> None:
         """Count a non-fatal error (kept with its time in the checkpoint)."""
@@ -398,10 +396,7 @@ class AsyncCheckpointTracker:
             if not _is_stop(exc):
                 self.checkpoint.record_error(f"batch {batch.batch_id} failed: {exc}")
             raise
-        checkpoint = self.checkpoint
-        for kwargs in batch._updates:
-            checkpoint.update(**kwargs)
-        checkpoint.state.batch_id = batch.batch_id
+        batch.apply(self.checkpoint)
 
 
 def _is_only(raised: BaseException, original: BaseException | None) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 BOT_NAME = "resumable_crawl"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+# `scrapy crawl` exits non-zero when the checkpoint refused the start or the stage failed.
+COMMANDS_MODULE = "crawler.commands"
 
 # Where stage outputs go: <DATA_DIR>/processed/stage01/..., checkpoints in CHECKPOINT_DIR.
 DATA_DIR = "data"
@@ -33,8 +35,10 @@ CHECKPOINT_SAVE_EVERY_SECONDS = 2.0
 ROBOTSTXT_OBEY = True
 USER_AGENT = "resumable-crawl (+https://example.invalid/bot)"
 DEPTH_LIMIT = 10
-# Breadth-first: a page is first reached at (about) its shortest depth, so the set of pages
-# found under DEPTH_LIMIT does not depend on the order responses happen to arrive in.
+# Breadth-first, level by level: a page is first reached along a shortest path, so its recorded
+# depth and the set of pages found under DEPTH_LIMIT do not depend on the order responses
+# happen to arrive in (common.scrapy.levels).
+SCHEDULER_PRIORITY_QUEUE = "common.scrapy.levels.BreadthFirstQueue"
 DEPTH_PRIORITY = 1
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 

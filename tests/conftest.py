@@ -96,3 +96,20 @@ def postgres_dsn(postgres_server_dsn: str) -> Iterator[str]:
 def redis_url() -> str:
     """URL of the loopback Redis server started by ``.ci/services``; isolate by key prefix."""
     return _service_or_skip("PIPELINE_TEST_REDIS_URL", "Redis")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "benchmark: a measurement, not a test (deselected unless selected with -m benchmark)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Measurements run only when asked for: ``-m benchmark`` (or any -m naming them)."""
+    if "benchmark" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("benchmark") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept

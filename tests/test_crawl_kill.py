@@ -7,9 +7,9 @@ and killed again, several times, then run to completion. The final output must h
 reference's URLs, each on one whole line. Pages re-fetched per kill are measured from the demo
 site's per-path request counters and printed (run with ``-s`` to see them).
 
-The same schedule is run against plain Scrapy ``JOBDIR`` as a measurement of the baseline: it
-never fails the suite, it prints what JOBDIR loses (a resume that hangs is killed after a timeout
-and recorded as ``hang``).
+The same schedule against plain Scrapy ``JOBDIR`` is a measurement, not a test: it is marked
+``benchmark`` and deselected unless asked for (``pytest -m benchmark tests/test_crawl_kill.py``;
+``python -m tools.bench crawl`` prints the same figures).
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class Series:
     after_kill: list[FileAudit] = field(default_factory=list)
     output: FileAudit = field(default_factory=lambda: FileAudit(Path(), exists=False))
     stats: dict[str, Any] = field(default_factory=dict)
+    # Per killed run: requests the site served during it minus the requests its checkpoint
+    # had saved as done when it died, i.e. what completed since the last save plus what was in
+    # flight: all that a resume may fetch again (SPEC 6.2).
+    unsaved: list[int] = field(default_factory=list)
 
     @property
     def kills(self) -> int:
@@ -94,6 +98,15 @@ def kill_points(rng: random.Random, reference_lines: int, kills: int) -> list[tu
     return points
 
 
+def frontier_done(checkpoint: Path) -> int:
+    """Requests the stage's last save recorded as done (0 before any save)."""
+    try:
+        state = json.loads(checkpoint.read_text())
+    except FileNotFoundError:
+        return 0
+    return int(state.get("metadata", {}).get("frontier", {}).get("done", 0))
+
+
 def run_series(
     command: Sequence[str],
     output: Path,
@@ -103,9 +116,17 @@ def run_series(
     *,
     timeout: float,
     kills: int = KILLS,
+    base_url: str | None = None,
+    checkpoint: Path | None = None,
 ) -> Series:
+    """``base_url`` and ``checkpoint`` given: measure each killed run's unsaved work."""
     series = Series()
     for lines, delay in kill_points(rng, reference_lines, kills):
+        measure = base_url is not None and checkpoint is not None
+        if measure:
+            assert base_url is not None and checkpoint is not None
+            served_before = client.stats(base_url)["requests"]
+            done_before = frontier_done(checkpoint)
         result = run_crawl(
             command,
             log_path=log,
@@ -114,6 +135,10 @@ def run_series(
             kill_delay=delay,
             timeout=timeout,
         )
+        if measure and result.killed and not result.hung:
+            assert base_url is not None and checkpoint is not None
+            served = client.stats(base_url)["requests"] - served_before
+            series.unsaved.append(max(0, served - (frontier_done(checkpoint) - done_before)))
         series.runs.append(result)
         series.after_kill.append(audit_jsonl(output))
         if result.hung:
@@ -188,7 +213,8 @@ class Figures:
             f"unparseable {out.bad_lines}, torn last line {out.torn}\n"
             f"[{self.label}] requests {self.series.stats.get('requests')} vs reference "
             f"{self.reference.stats['requests']}: re-fetched pages {self.refetched_pages} in "
-            f"{self.series.kills} kills = {self.refetched_pages / kills:.1f} per kill"
+            f"{self.series.kills} kills = {self.refetched_pages / kills:.1f} per kill; unsaved at "
+            f"the kills {self.series.unsaved} (sum {sum(self.series.unsaved)})"
         )
 
 
@@ -208,9 +234,12 @@ def assert_exact(figures: Figures, log: Path, *, min_kills: int = 3) -> None:
     assert out.doubled == 0, out.doubled_urls[:10]
     assert not figures.lost, sorted(figures.lost)[:10]
     assert not figures.extra, sorted(figures.extra)[:10]
-    # Little redone: what finished since the last save plus what was in flight, never the
-    # crawl from the beginning (a generous bound: a fifth of the crawl per kill).
-    assert figures.refetched_pages <= series.kills * figures.reference.stats["requests"] / 5
+    # Little redone: what finished since the last save plus what was in flight at each kill
+    # (measured per run), never the crawl from the beginning. The slack is robots.txt and the
+    # retries of the site's transient pages, which the reference run makes too.
+    assert len(series.unsaved) == series.kills
+    bound = sum(series.unsaved) + 10 * series.kills
+    assert figures.refetched_pages <= bound, (figures.refetched_pages, series.unsaved)
 
 
 # Ours ---------------------------------------------------------------------------------------------
@@ -229,6 +258,8 @@ def test_discovery_survives_repeated_sigkill(kill_site: KillSite) -> None:
         random.Random(20260),
         log,
         timeout=RUN_TIMEOUT,
+        base_url=kill_site.base_url,
+        checkpoint=data / "checkpoints" / "stage1_discovery.json",
     )
     series.output = audit_jsonl(output)
     series.stats = client.stats(kill_site.base_url)
@@ -256,7 +287,14 @@ def test_validation_survives_repeated_sigkill(kill_site: KillSite) -> None:
     command = crawl_command("validation", data, input_file=input_file)
     client.reset(kill_site.base_url, transient=True)
     series = run_series(
-        command, output, reference.output.lines, random.Random(7031), log, timeout=RUN_TIMEOUT
+        command,
+        output,
+        reference.output.lines,
+        random.Random(7031),
+        log,
+        timeout=RUN_TIMEOUT,
+        base_url=kill_site.base_url,
+        checkpoint=data / "checkpoints" / "stage2_validation.json",
     )
     series.output = audit_jsonl(output)
     series.stats = client.stats(kill_site.base_url)
@@ -271,9 +309,10 @@ def test_validation_survives_repeated_sigkill(kill_site: KillSite) -> None:
     assert_exact(figures, log)
 
 
-# The baseline: plain Scrapy JOBDIR (measured, never failing) ----------------------------------------
+# The baseline: plain Scrapy JOBDIR (a measurement: deselected unless -m benchmark) ----------------
 
 
+@pytest.mark.benchmark
 @pytest.mark.parametrize("spider", ["discovery", "validation"])
 def test_jobdir_baseline_is_measured(kill_site: KillSite, spider: str) -> None:
     """Plain JOBDIR under the same kill schedule: print what it loses; assert nothing about it."""
@@ -346,7 +385,7 @@ def pause_when(command: Sequence[str], output: Path, lines: int, log: Path) -> i
                 process.wait()
 
 
-@pytest.mark.parametrize("who", ["ours", "JOBDIR"])
+@pytest.mark.parametrize("who", ["ours", pytest.param("JOBDIR", marks=pytest.mark.benchmark)])
 def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     """Scrapy's JOBDIR resume hangs after this sequence (issue 4); ours must finish exactly."""
     data = kill_site.work / f"pause-kill-{who}"
@@ -372,16 +411,21 @@ def test_pause_then_sigkill_then_resume(kill_site: KillSite, who: str) -> None:
     series = Series()
     paused = pause_when(command, output, round(rng.uniform(0.1, 0.3) * lines), log)
     series.runs.append(RunResult(paused, 0.0))
-    series.runs.append(
-        run_crawl(
-            command,
-            log_path=log,
-            watch=output,
-            kill_at_lines=round(rng.uniform(0.4, 0.6) * lines),
-            kill_delay=rng.uniform(0.0, 0.25),
-            timeout=HANG_TIMEOUT if who == "JOBDIR" else RUN_TIMEOUT,
-        )
+    checkpoint = data / "checkpoints" / "stage1_discovery.json"
+    served_before = client.stats(kill_site.base_url)["requests"]
+    done_before = frontier_done(checkpoint)
+    killed = run_crawl(
+        command,
+        log_path=log,
+        watch=output,
+        kill_at_lines=round(rng.uniform(0.4, 0.6) * lines),
+        kill_delay=rng.uniform(0.0, 0.25),
+        timeout=HANG_TIMEOUT if who == "JOBDIR" else RUN_TIMEOUT,
     )
+    series.runs.append(killed)
+    if killed.killed and not killed.hung:
+        served = client.stats(kill_site.base_url)["requests"] - served_before
+        series.unsaved.append(max(0, served - (frontier_done(checkpoint) - done_before)))
     series.runs.append(
         run_crawl(command, log_path=log, timeout=HANG_TIMEOUT if who == "JOBDIR" else RUN_TIMEOUT)
     )

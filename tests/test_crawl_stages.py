@@ -220,9 +220,7 @@ class Validated:
 
 @pytest.fixture(scope="module")
 def validated(discovered: Discovered) -> Validated:
-    assert_ok_quiet = discovered.result.returncode == 0
-    if not assert_ok_quiet:
-        pytest.skip("discovery failed")
+    assert_ok(discovered.result)  # a failed discovery fails these tests, never skips them
     result = scrapy("validation", discovered.data_dir)
     return Validated(discovered.data_dir / VALIDATION_OUTPUT, result, discovered.data_dir)
 
@@ -282,6 +280,7 @@ def interrupt_when(
     timeout: float = 60,
     times: int = 1,
     also: Callable[[], bool] = lambda: True,
+    log: Path | None = None,
 ) -> int:
     """Run ``command``; send ``sig`` (``times`` in a row) once ``output`` holds ``lines`` lines
     and ``also()`` holds.
@@ -290,14 +289,21 @@ def interrupt_when(
     """
     counter = LineCounter(output)
     process = subprocess.Popen(
-        list(command), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        list(command),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb") if log is not None else subprocess.DEVNULL,
     )
     deadline = time.monotonic() + timeout
     try:
         while process.poll() is None and (counter.count() < lines or not also()):
             assert time.monotonic() < deadline, "the crawl neither progressed nor ended"
             time.sleep(0.01)
-        for _ in range(times):
+        for n in range(times):
+            if n and log is not None:  # the first reached Scrapy's handler before the next
+                while process.poll() is None and b"Received " not in log.read_bytes():
+                    assert time.monotonic() < deadline, "the signal was never handled"
+                    time.sleep(0.01)
             if process.poll() is None:
                 process.send_signal(sig)
         return process.wait(timeout=timeout)
@@ -416,15 +422,21 @@ def test_a_signal_pauses_and_the_same_command_finishes(
     input_file = tmp_path / "discovered.jsonl"
     shutil.copyfile(discovered.output, input_file)
     output = tmp_path / VALIDATION_OUTPUT
+    log = tmp_path / "interrupted.log"
     code = interrupt_when(
-        validation_command(tmp_path, input_file, paced=True), output, 30, sig, times=times
+        validation_command(tmp_path, input_file, paced=True), output, 30, sig, times=times, log=log
     )
     state = checkpoint_state(tmp_path, "stage2_validation")
     if times == 1:
         assert code == 0
         assert state["status"] == "paused"
-    else:  # forced: whatever was saved last is valid and the next run resumes from it
+    elif b"forcing unclean shutdown" in log.read_bytes():
+        # The second Ctrl-C stopped the crawl at once: exit 130, no graceful close. Whatever
+        # was saved last is valid and the next run resumes from it.
+        assert code == 128 + signal.SIGINT
         assert state["status"] in ("paused", "running")
+    else:  # the graceful close finished before the second signal was handled
+        assert code == 0 and state["status"] == "paused"
     assert 0 < len(output.read_bytes().splitlines()) < len(records(input_file))
     result = subprocess.run(
         validation_command(tmp_path, input_file),
@@ -442,9 +454,9 @@ def test_a_signal_pauses_and_the_same_command_finishes(
 
 
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
-    result = scrapy("validation", tmp_path, "-a", f"input_file={tmp_path / 'nope.jsonl'}")
-    assert result.returncode != 0
-    assert "does not exist" in result.stderr
+    missing = tmp_path / "nope.jsonl"
+    result = scrapy("validation", tmp_path, "-a", f"input_file={missing}")
+    assert_one_line_failure(result, str(missing), "does not exist")
     assert not os.path.exists(tmp_path / VALIDATION_OUTPUT)
 
 
@@ -545,3 +557,62 @@ def test_robots_txt_is_obeyed_by_requests_waiting_for_it(site: Site, tmp_path: P
     fetched = {p for p in private if after.get(p, 0) > before.get(p, 0)}
     recorded = {u for u in audit_jsonl(tmp_path / DISCOVERY_OUTPUT).urls if "/private/" in u}
     assert not fetched and not recorded, (sorted(fetched), sorted(recorded))
+
+
+# A crawl that fetched nothing, and bad input: not a success ---------------------------------------
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit; the reason on one error line naming ``needles``; no traceback."""
+    assert result.returncode != 0, result.stderr[-3000:]
+    for noise in ("Traceback", "Task exception was never retrieved", "Unhandled error"):
+        assert noise not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if all(n in line for n in needles)]
+    assert lines and "ERROR" in lines[0], result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("start_url", "error"),
+    [
+        ("http://127.0.0.1:1/", "ConnectionRefusedError"),
+        ("http://nonexistent-host.invalid/", "Error"),
+    ],
+    ids=["refused", "unresolvable"],
+)
+def test_a_start_url_that_cannot_be_fetched_fails_the_stage(
+    tmp_path: Path, start_url: str, error: str
+) -> None:
+    settings = {"RETRY_TIMES": "0"}
+    result = scrapy("discovery", tmp_path, "-a", f"start_url={start_url}", settings=settings)
+    assert_one_line_failure(result, "fetched nothing", start_url, error)
+    state = checkpoint_state(tmp_path, "stage1_discovery")
+    assert state["status"] == "failed"
+    assert start_url in state["error_message"]
+    # Resumable: the next run tries the start URL again instead of "completing" with nothing.
+    again = scrapy("discovery", tmp_path, "-a", f"start_url={start_url}", settings=settings)
+    assert_one_line_failure(again, "fetched nothing", start_url)
+    assert "already completed" not in again.stderr
+    assert re.search(rf"Gave up retrying <GET {re.escape(start_url)}>", again.stderr)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [("not json", "not a discovery record"), ('{"depth": 1}', "'url'")],
+    ids=["malformed", "keyless"],
+)
+def test_validation_on_a_bad_input_line_fails_with_one_line(
+    site: Site, tmp_path: Path, line: str, reason: str
+) -> None:
+    input_file = tmp_path / "discovered.jsonl"
+    input_file.write_text(json.dumps({"url": site.url("/")}) + "\n" + line + "\n")
+    result = scrapy("validation", tmp_path, "-a", f"input_file={input_file}")
+    assert_one_line_failure(result, f"{input_file}:2", reason)
+    # Refused before it starts (the engine validates the input first), or failed if the input
+    # turned bad between that check and the crawl reading it: never completed.
+    state_file = tmp_path / "checkpoints" / "stage2_validation.json"
+    assert not state_file.exists() or checkpoint_state(tmp_path, "stage2_validation")["status"] in (
+        "failed",
+        "initialized",
+    )
+    output = tmp_path / VALIDATION_OUTPUT
+    assert not output.exists() or output.read_bytes() == b""

@@ -7,7 +7,6 @@ directly, the way Scrapy's engine calls them.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -197,19 +196,32 @@ def test_middleware_alone_tracks_counts_in_the_checkpoint(tmp_path: Path) -> Non
         ("cancelled", "paused"),
         ("closespider_itemcount", "paused"),
         ("closespider_timeout", "paused"),
-        ("out_of_memory", "failed"),
+        ("closespider_errorcount", "paused"),
+        ("memusage_exceeded", "paused"),
+        ("my_reason", "paused"),  # raise CloseSpider("my_reason") in a callback
+        ("start_error", "failed"),
+        ("input_error", "failed"),
     ],
 )
-def test_close_reason_sets_the_final_status(tmp_path: Path, reason: str, status: str) -> None:
+def test_close_reason_sets_the_final_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, reason: str, status: str
+) -> None:
+    """CloseSpider reasons and limits pause (resumable, no ERROR record); errors fail."""
     crawler = make_crawler(tmp_path)
     runtime = CheckpointMiddleware.from_crawler(crawler).runtime
     runtime.open(UnitSpider())
-    runtime.settle(reason)
-    runtime.close()
+    with caplog.at_level("INFO"):
+        runtime.settle(reason)
+        runtime.close()
     state = saved_state(tmp_path)
     assert state["status"] == status
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
     if status == "failed":
         assert reason in state["error_message"]
+        assert errors
+    else:
+        assert state["error_message"] is None and state["error_count"] == 0
+        assert not errors, [r.getMessage() for r in errors]
 
 
 def test_crash_is_detected_and_resumed_on_restart(tmp_path: Path) -> None:
@@ -264,8 +276,6 @@ def test_pipeline_writes_each_url_once(tmp_path: Path) -> None:
         assert pipeline.process_item(first) is first
         pipeline.process_item({"url": "http://site.test/a", "ok": True})  # a redone request
         pipeline.process_item({"url": "http://site.test/b", "ok": False, "error": "boom"})
-        with pytest.raises(ValueError, match="url"):
-            pipeline.process_item({"title": "no url"})
         runtime.settle("finished")
     finally:
         runtime.close()
@@ -423,9 +433,12 @@ def test_reconcile_survives_a_save_triggered_by_a_skipped_request(tmp_path: Path
 
     For a finished request whose outcome is ``skipped`` it calls ``checkpoint.update()``,
     which may auto-save; the save's snapshot hook calls ``reconcile()`` again, which popped the
-    outer loop's remaining entries, and the outer ``pop(seq)`` raised KeyError.
+    outer loop's remaining entries, and the outer ``pop(seq)`` raised KeyError. No minimum
+    interval between saves and a save after every update, so each skipped request saves.
     """
-    crawler = make_crawler(tmp_path, CHECKPOINT_AUTO_SAVE_INTERVAL=1)
+    crawler = make_crawler(
+        tmp_path, CHECKPOINT_AUTO_SAVE_INTERVAL=1, CHECKPOINT_MIN_SAVE_INTERVAL=0
+    )
     spider = UnitSpider.from_crawler(crawler)
     crawler.spider = spider
     # The engine's slot as reconcile() reads it: nothing in progress any more.
@@ -433,15 +446,20 @@ def test_reconcile_survives_a_save_triggered_by_a_skipped_request(tmp_path: Path
     runtime = CrawlCheckpoint.for_crawler(crawler)
     runtime.frontier_enabled = True
     runtime.open(spider)
+    saves_inside_reconcile: list[int] = []
     try:
         assert runtime.checkpoint is not None
         runtime.checkpoint.flush()
-        time.sleep(0.1)  # past the minimum interval between auto-saves
+        runtime.checkpoint.add_snapshot_hook(
+            lambda: saves_inside_reconcile.append(1) if runtime._reconciling else None
+        )
         for seq in range(3):  # three robots.txt-forbidden requests finished together
             request = Request(f"http://site.test/private/{seq}")
             request.meta.update({SEQ_META: seq, OUTCOME_META: "skipped"})
             runtime.handed_out(request)
         assert runtime.reconcile() == 3
+        # The case the regression is about really happened: saves from inside reconcile().
+        assert len(saves_inside_reconcile) >= 1
         assert runtime.checkpoint.state.progress.skipped_items == 3
         assert runtime.checkpoint.state.completion.done_count == 3
         assert runtime.reconcile() == 0
@@ -530,3 +548,110 @@ json_values = st.recursive(
 @given(json_values)
 def test_json_safe_round_trip_property(value: Any) -> None:
     assert json_round_trip(value) == value
+
+
+# The crawl's identity ----------------------------------------------------------------------------
+
+
+class ArgumentSpider(Spider):
+    name = "args"
+
+    def __init__(self, category: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.category = category
+        self.start_urls = [f"http://site.test/{category}"]
+        self.parser = object()  # not plain data: not part of the identity
+
+
+def identity_of(settings: dict[str, Any], **arguments: Any) -> dict[str, Any]:
+    from scrapy.settings import Settings
+
+    from common.scrapy.identity import crawl_identity
+
+    project = Settings()
+    project.setdict(settings, priority="cmdline")
+    return crawl_identity(ArgumentSpider(**arguments), project)
+
+
+def test_identity_is_the_spider_its_arguments_and_what_the_settings_crawl() -> None:
+    base = identity_of({"DEPTH_LIMIT": 2}, category="a")
+    assert base == identity_of({"DEPTH_LIMIT": "2"}, category="a")  # -s gives strings
+    assert base["arguments"] == {"category": "a", "start_urls": ["http://site.test/a"]}
+    assert base != identity_of({"DEPTH_LIMIT": 2}, category="b")
+    assert base != identity_of({"DEPTH_LIMIT": 3}, category="a")
+    assert base != identity_of(
+        {"DEPTH_LIMIT": 2, "FEEDS": {Path("/tmp/x.jsonl"): {"format": "jsonlines"}}}, category="a"
+    )
+    # How fast, how politely, how loudly, where to: the same crawl.
+    same = {
+        "DEPTH_LIMIT": 2,
+        "CONCURRENT_REQUESTS": 64,
+        "DOWNLOAD_DELAY": 1,
+        "LOG_LEVEL": "DEBUG",
+        "CHECKPOINT_DIR": "/elsewhere",
+        "CLOSESPIDER_ITEMCOUNT": 10,
+        "USER_AGENT": "another",
+    }
+    assert identity_of(same, category="a") == base
+    assert identity_of({**same, "CHECKPOINT_IDENTITY_IGNORE": ["DEPTH_LIMIT"]}, category="a") != (
+        base
+    )
+
+
+def test_identity_uses_checkpoint_config_when_the_spider_defines_one() -> None:
+    explicit = identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="a")
+    assert explicit["config"] == {"site": "x"} and "arguments" not in explicit
+    assert explicit == identity_of({"CHECKPOINT_CONFIG": {"site": "x"}}, category="b")
+
+
+# The runtime's own signal handlers (the crawls in tests/test_scrapy_fit.py run them for real) ----
+
+
+def test_the_runtime_handles_the_spider_signals_itself(tmp_path: Path) -> None:
+    from pydispatch import dispatcher
+    from pydispatch.saferef import BoundMethodWeakref
+    from scrapy import signals
+
+    crawler = make_crawler(tmp_path)
+    runtime = CheckpointPipeline.from_crawler(crawler).runtime  # the pipeline alone is enough
+    for signal, handler in (
+        (signals.spider_opened, runtime.spider_opened),
+        (signals.spider_closed, runtime.spider_closed),
+    ):
+        receivers = [
+            r() if isinstance(r, BoundMethodWeakref) else r
+            for r in dispatcher.getAllReceivers(crawler.signals.sender, signal)
+        ]
+        assert handler in receivers, signal
+
+
+@pytest.mark.parametrize("case", ["refused", "completed"])
+def test_spider_opened_closes_a_crawl_with_nothing_to_do(tmp_path: Path, case: str) -> None:
+    import asyncio
+
+    from scrapy.exceptions import CloseSpider
+
+    from common.scrapy.runtime import ALREADY_COMPLETED, REFUSED
+
+    if case == "completed":
+        first = CrawlCheckpoint.for_crawler(make_crawler(tmp_path))
+        first.open(UnitSpider())
+        first.settle("finished")
+        first.close()
+    crawler = make_crawler(tmp_path)
+    runtime = CrawlCheckpoint.for_crawler(crawler)
+    if case == "refused":
+        runtime.refused = "cannot resume stage 'unit_stage': configuration has changed"
+    else:
+        runtime.open(UnitSpider())  # as the scheduler does before the spider opens
+    try:
+        with pytest.raises(CloseSpider) as closed:
+            asyncio.run(runtime.spider_opened(UnitSpider()))
+        assert closed.value.reason == (REFUSED if case == "refused" else ALREADY_COMPLETED)
+    finally:
+        runtime.settle(closed.value.reason)
+        runtime.close()
+    if case == "completed":
+        assert saved_state(tmp_path)["status"] == "completed"
+    else:
+        assert not (tmp_path / "checkpoints" / "unit_stage.json").exists()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -362,3 +364,22 @@ async def test_the_tracker_checkpoint_is_an_enhanced_checkpoint(checkpoint_dir: 
         assert isinstance(tracker.checkpoint, EnhancedCheckpoint)
         assert tracker.checkpoint.path == checkpoint_dir / "plain.json"
         assert tracker.output is None
+
+
+async def test_sigterm_pauses_the_stage_and_ends_the_block_normally(checkpoint_dir: Path) -> None:
+    """handle_signals=True: SIGTERM cancels the body, saves the stage as paused, sets
+    stopped_by_signal, and the ``async with`` block ends without an exception (review A.1 #14)."""
+    reached_after_signal = False
+    async with AsyncCheckpointTracker(checkpoint_dir, "signalled", handle_signals=True) as tracker:
+        tracker.start(total_items=10)
+        for i in range(3):
+            tracker.update(processed=1, successful=1, index=i)
+        os.kill(os.getpid(), signal.SIGTERM)
+        with anyio.fail_after(60):
+            await anyio.sleep_forever()  # cancelled by the signal watcher
+        reached_after_signal = True
+    assert not reached_after_signal
+    assert tracker.stopped_by_signal is signal.SIGTERM
+    record = json.loads((checkpoint_dir / "signalled.json").read_text())
+    assert record["status"] == "paused"
+    assert record["progress"]["processed_items"] == 3

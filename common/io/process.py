@@ -1,4 +1,5 @@
-"""Child processes that cannot outlive their parent (a stage, a demo site, a worker)."""
+"""Child processes that cannot outlive their parent (a stage, a demo site, a worker), and
+this process's name among workers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import signal
 import sys
 from typing import Any
 
-__all__ = ["child_popen_options"]
+__all__ = ["child_popen_options", "default_worker_id"]
+
+
+def default_worker_id() -> str:
+    """``<host>-<pid>``: distinct for every live process on every machine. The one format
+    of a worker id (ledger rows, work-queue leases)."""
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
+
 
 _PR_SET_PDEATHSIG = 1
 # Resolved now: between fork and exec the child must not import, spawn or take locks.

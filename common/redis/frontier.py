@@ -35,7 +35,7 @@ from typing import Any
 
 import redis
 
-from common.errors import CheckpointError
+from common.errors import FrontierConfigError
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
 
 __all__ = [
@@ -255,10 +255,6 @@ end
 redis.call('HSET', K_META, 'state', 'done', 'exported_to', ARGV[2], 'done_ms', ms(now_ms()))
 return 1
 """
-
-
-class FrontierConfigError(CheckpointError):
-    """The crawl under this prefix was started with another configuration."""
 
 
 @dataclass(frozen=True)

@@ -4,42 +4,45 @@
 
     ITEM_PIPELINES = {"common.scrapy.pipeline.CheckpointPipeline": 900}
 
-Items must carry a ``url``; they are keyed by it, so a request redone after a crash cannot
-write its URL twice. An item whose ``ok`` field is false counts as failed, and one with an
-``error`` also goes to the ``.failed.jsonl`` sidecar for a later retry.
+Items are keyed by their ``CHECKPOINT_ITEM_KEY`` field (``url`` by default), so a request redone
+after a crash cannot write its key twice. An item whose ``ok`` field is false counts as failed,
+and one with an ``error`` also goes to the ``.failed.jsonl`` sidecar for a later retry.
+
+The pipeline never changes what later pipelines, feeds and stats see: every item is returned
+as it came. Items it cannot write are counted and passed on: without the key field
+(``checkpoint/items_keyless``), not JSON-serialisable (``checkpoint/items_unserializable``), or
+with no output file configured (``checkpoint/items_unwritten``; they still count as progress).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
+from common.journal import encode_record
 from common.scrapy.runtime import CrawlCheckpoint
+from common.status import CheckpointStatus
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 __all__ = ["CheckpointPipeline", "item_record"]
 
+logger = logging.getLogger("common.scrapy")
+
 
 def item_record(item: Any) -> dict[str, Any]:
-    """The output record of a scraped item (dataclass, dict or any itemadapter item).
-
-    Raises ``ValueError`` if it has no ``url``: records are keyed by it.
-    """
+    """The output record of a scraped item (dataclass, dict or any itemadapter item)."""
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         # A shallow copy: records are JSON-encoded right away, no deep copy needed.
-        record = dict(vars(item)) if hasattr(item, "__dict__") else dataclasses.asdict(item)
-    elif isinstance(item, dict):
-        record = dict(item)
-    else:
-        record = ItemAdapter(item).asdict()
-    if "url" not in record:
-        raise ValueError(f"items written by the checkpoint need a 'url' field: {record!r}")
-    return record
+        return dict(vars(item)) if hasattr(item, "__dict__") else dataclasses.asdict(item)
+    if isinstance(item, dict):
+        return dict(item)
+    return ItemAdapter(item).asdict()
 
 
 class CheckpointPipeline:
@@ -48,6 +51,7 @@ class CheckpointPipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.runtime = CrawlCheckpoint.for_crawler(crawler)
+        self._warned: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CheckpointPipeline:
@@ -56,10 +60,43 @@ class CheckpointPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
+        runtime = self.runtime
+        checkpoint = runtime.checkpoint
+        if checkpoint is None or checkpoint.status is not CheckpointStatus.RUNNING:
+            return item  # refused, or items from a spider closing: nothing to record them in
+        if not ItemAdapter.is_item(item):
+            return item  # not an item Scrapy's own pipelines would handle either
         record = item_record(item)
         ok = bool(record.get("ok", True))
-        written = self.runtime.write_record(record, ok=ok, failed=bool(record.get("error")))
+        if not runtime.output_attached:
+            checkpoint.update(processed=1, successful=1 if ok else 0, failed=0 if ok else 1)
+            self._count("checkpoint/items_unwritten")
+            return item
+        key = record.get(runtime.item_key)
+        if key is None:
+            self._count("checkpoint/items_keyless")
+            return item
+        try:
+            encode_record(
+                record
+            )  # before update(): a record that cannot be written changes nothing
+        except (TypeError, ValueError) as exc:
+            self._count("checkpoint/items_unserializable")
+            self._warn_once(
+                "unserializable",
+                f"items that are not JSON-serialisable pass through unwritten ({exc})",
+            )
+            return item
+        written = runtime.write_record(record, str(key), ok=ok, failed=bool(record.get("error")))
+        self._count("checkpoint/items_written" if written else "checkpoint/items_duplicate")
+        return item
+
+    def _count(self, key: str) -> None:
         stats = self.crawler.stats
         if stats is not None:
-            stats.inc_value("checkpoint/items_written" if written else "checkpoint/items_duplicate")
-        return item
+            stats.inc_value(key)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning("CheckpointPipeline: %s", message)

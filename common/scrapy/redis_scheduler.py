@@ -65,9 +65,8 @@ from common.redis.frontier import (
     safe_url,
 )
 from common.redis.pump import RedisPump
-from common.scrapy.middleware import exit_nonzero_if_refused
 from common.scrapy.pipeline import item_record
-from common.scrapy.runtime import (
+from common.scrapy.requests import (
     RequestEncoder,
     compact_request_dict,
     from_json_safe,
@@ -458,6 +457,10 @@ class RedisScheduler:
 
     def _item_scraped(self, item: Any, response: Response | Failure | None, spider: Spider) -> None:
         record = item_record(item)
+        key = record.get(self.crawler.settings.get("CHECKPOINT_ITEM_KEY") or "url")
+        if key is None:  # passed on to feeds and stats, not recorded (as CheckpointPipeline does)
+            self.stats.inc_value("redis/items_keyless")
+            return
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         source = (
             response.request
@@ -466,12 +469,10 @@ class RedisScheduler:
         )
         lease = self.leases.get(source.meta.get(LEASE_META, "")) if source is not None else None
         if lease is None:
-            logger.warning(
-                "Item %s comes from no leased request; it is not recorded", record["url"]
-            )
+            logger.warning("Item %s comes from no leased request; it is not recorded", key)
             self.stats.inc_value("redis/items_unrecorded")
             return
-        lease.records.append((str(record["url"]), line))
+        lease.records.append((str(key), line))
 
     def _spider_idle(self, spider: Spider) -> None:
         """Nothing to do here: stay open until the whole crawl is over (or this run refused)."""
@@ -483,7 +484,6 @@ class RedisScheduler:
         raise DontCloseSpider
 
     def _spider_closed(self, spider: Spider, reason: str) -> None:
-        exit_nonzero_if_refused(self.crawler, reason)
         if self.exported_here:
             logger.info("Redis crawl %r: records exported by this worker", self.frontier.prefix)
 

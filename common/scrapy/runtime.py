@@ -36,14 +36,27 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
   ``checkpoint_output_file`` attribute).
 * ``CHECKPOINT_INPUT_FILE``: the stage's input, hashed to guard a resume (or the spider's
   ``checkpoint_input_file``).
-* ``CHECKPOINT_CONFIG``: a dict hashed to guard a resume (or the spider's ``checkpoint_config``).
+* ``CHECKPOINT_CONFIG``: a dict hashed to guard a resume (or the spider's ``checkpoint_config``);
+  with the spider and the settings that change what is crawled it makes the crawl's identity
+  (:mod:`common.scrapy.identity`, ``CHECKPOINT_IDENTITY_SETTINGS``).
+* ``CHECKPOINT_ITEM_KEY``: the item field records are keyed by (``url``); items without it pass
+  through unwritten (``checkpoint/items_keyless``).
 * ``CHECKPOINT_FORCE``: resume even over a changed input or configuration.
 * ``CHECKPOINT_FRESH``: forget earlier progress and crawl from scratch.
+* ``CHECKPOINT_REFUSED_EXIT_CODE``: what ``scrapy crawl`` (with ``crawler.commands``) exits with
+  after a refused start (1); a failed stage exits 1.
+
+Close reasons: ``finished`` completes the stage; a reason ending in ``_error`` (Scrapy's
+``start_error``, a spider's ``CloseSpider("input_error")``) fails it; every other reason
+(``shutdown``, ``cancelled``, ``closespider_*``, any other ``CloseSpider`` reason) pauses it, so
+the next run resumes. A ``finished`` crawl that received no response at all while downloads
+failed fails with the first failed URL and its error (``fetched nothing``); it starts afresh next
+time. A refused start closes the spider as ``checkpoint_refused``; a completed stage run again
+with the same identity closes at once as ``checkpoint_already_completed``.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import weakref
 from collections.abc import Mapping
@@ -51,141 +64,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scrapy import Request
+from scrapy import Request, signals
+from scrapy.exceptions import CloseSpider
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 
 from common.checkpoint import EnhancedCheckpoint
 from common.errors import CheckpointError
 from common.journal import Journal
+from common.scrapy.identity import crawl_identity
+from common.scrapy.requests import (
+    RequestEncoder,
+    compact_request_dict,
+    from_json_safe,
+    is_replacement_of,
+    to_json_safe,
+)
 from common.status import CheckpointStatus
 
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
-__all__ = ["CrawlCheckpoint", "RequestEncoder", "ResumeFrontier", "is_replacement_of"]
+__all__ = [
+    "ALREADY_COMPLETED",
+    "REFUSED",
+    "CrawlCheckpoint",
+    "RequestEncoder",
+    "ResumeFrontier",
+    "compact_request_dict",
+    "crawl_exit_code",
+    "from_json_safe",
+    "is_replacement_of",
+    "to_json_safe",
+]
 
 logger = logging.getLogger("common.scrapy")
 
 REQUESTS_JOURNAL = "requests"
 SEQ_META = "checkpoint_seq"
 OUTCOME_META = "checkpoint_outcome"
+REFUSED = "checkpoint_refused"
+ALREADY_COMPLETED = "checkpoint_already_completed"
+FETCHED_NOTHING = "fetched_nothing"
 
 _RUNTIMES: weakref.WeakKeyDictionary[Crawler, CrawlCheckpoint] = weakref.WeakKeyDictionary()
-
-
-_REQUEST_DEFAULTS: dict[str, Any] = {
-    "body": b"",
-    "cookies": {},
-    "headers": {},
-    "meta": {},
-    "encoding": "utf-8",
-    "flags": [],
-    "cb_kwargs": {},
-    "dont_filter": False,
-    "method": "GET",
-    "priority": 0,
-    "errback": None,
-}
-
-
-class RequestEncoder:
-    """``Request.to_dict(spider=spider)`` with the callback names cached.
-
-    Scrapy finds a callback's name with ``inspect.getmembers(spider)`` on every call: about
-    60 µs each, twice per request, which made journaling the largest cost the checkpoint adds to
-    a crawl. The name of a spider method never changes, so it is looked up once per function.
-    Anything unusual (a callback that is not a method of this spider) goes through Scrapy's own
-    ``to_dict``, so errors and output stay Scrapy's.
-    """
-
-    def __init__(self, spider: Spider) -> None:
-        self.spider = spider
-        self._names: dict[Any, str] = {}
-
-    def _method_name(self, func: Any) -> str | None:
-        if func is None or isinstance(func, str):
-            return func  # type: ignore[no-any-return]
-        if getattr(func, "__self__", None) is not self.spider:
-            raise LookupError
-        key = func.__func__
-        name = self._names.get(key)
-        if name is None:
-            candidate = func.__name__
-            bound = getattr(self.spider, candidate, None)
-            if getattr(bound, "__func__", None) is not key:
-                raise LookupError
-            name = self._names[key] = candidate
-        return name
-
-    def to_dict(self, request: Request) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = {
-                "url": request.url,
-                "callback": self._method_name(request.callback),
-                "errback": self._method_name(request.errback),
-                "headers": dict(request.headers),
-            }
-        except LookupError:
-            return request.to_dict(spider=self.spider)
-        for attr in request.attributes:
-            data.setdefault(attr, getattr(request, attr))
-        if type(request) is not Request:
-            data["_class"] = type(request).__module__ + "." + type(request).__name__
-        return data
-
-
-def compact_request_dict(data: dict[str, Any]) -> dict[str, Any]:
-    """``Request.to_dict()`` without the fields at their defaults (``request_from_dict`` fills
-    them back in): journal records half the size, and half the encoding work."""
-    return {
-        k: v for k, v in data.items() if k not in _REQUEST_DEFAULTS or _REQUEST_DEFAULTS[k] != v
-    }
-
-
-def to_json_safe(value: Any) -> Any:
-    """``Request.to_dict()`` output made JSON-safe: bytes and bytes-keyed dicts are tagged."""
-    if isinstance(value, bytes):
-        return {"$b": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            if len(value) == 1 and next(iter(value)) in ("$b", "$d"):
-                return {"$d": [[k, to_json_safe(v)] for k, v in value.items()]}
-            return {k: to_json_safe(v) for k, v in value.items()}
-        return {"$d": [[to_json_safe(k), to_json_safe(v)] for k, v in value.items()]}
-    if isinstance(value, list | tuple):
-        return [to_json_safe(v) for v in value]
-    return value
-
-
-def from_json_safe(value: Any) -> Any:
-    """The inverse of :func:`to_json_safe`."""
-    if isinstance(value, dict):
-        if len(value) == 1:
-            if "$b" in value:
-                return base64.b64decode(value["$b"])
-            if "$d" in value:
-                return {from_json_safe(k): from_json_safe(v) for k, v in value["$d"]}
-        return {k: from_json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_json_safe(v) for v in value]
-    return value
-
-
-def is_replacement_of(request: Request, original: Request) -> bool:
-    """True when ``request`` is a retry or redirect of ``original`` (which Scrapy handed out).
-
-    Such a request replaces its original, which is finished only once the replacement is. A
-    child that merely copied its parent's meta (``meta=response.meta``) is not one: it has a new
-    URL and no new retry or redirect.
-    """
-    if original is request:
-        return False
-    retries = request.meta.get("retry_times", 0)
-    if request.url == original.url and retries > original.meta.get("retry_times", 0):
-        return True
-    hops = request.meta.get("redirect_urls") or []
-    return len(hops) > len(original.meta.get("redirect_urls") or []) and hops[-1] == original.url
 
 
 @dataclass
@@ -222,14 +146,22 @@ class CrawlCheckpoint:
         self._handed_out: dict[int, Request] = {}
         self._ticker: LoopingCall | None = None
         self._reconciling = False
+        self.item_key = str(settings.get("CHECKPOINT_ITEM_KEY") or "url")
         self.refused: str | None = None
         self.closed = False
+        self.responses = 0
+        self.first_error: tuple[str, str] | None = None
+        self.output_attached = False
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> CrawlCheckpoint:
+        """The crawl's runtime, created (and wired to the crawl's signals) on first use."""
         runtime = _RUNTIMES.get(crawler)
         if runtime is None:
             runtime = _RUNTIMES[crawler] = cls(crawler)
+            if runtime.enabled:
+                crawler.signals.connect(runtime.spider_opened, signal=signals.spider_opened)
+                crawler.signals.connect(runtime.spider_closed, signal=signals.spider_closed)
         return runtime
 
     # Opening -----------------------------------------------------------------------------------
@@ -250,9 +182,7 @@ class CrawlCheckpoint:
         input_file = settings.get("CHECKPOINT_INPUT_FILE") or getattr(
             spider, "checkpoint_input_file", None
         )
-        config: Mapping[str, Any] | None = settings.getdict("CHECKPOINT_CONFIG") or getattr(
-            spider, "checkpoint_config", None
-        )
+        config: Mapping[str, Any] = crawl_identity(spider, settings)
         try:
             checkpoint = EnhancedCheckpoint(
                 self.directory / f"{stage}.json",
@@ -274,6 +204,11 @@ class CrawlCheckpoint:
                 requests = checkpoint.attach_journal(
                     REQUESTS_JOURNAL, checkpoint.store.journal_path(stage, REQUESTS_JOURNAL)
                 )
+            # A crawl that fetched nothing keeps nothing worth resuming (its requests are all
+            # "done"): its next run starts afresh.
+            fetched_nothing = checkpoint.status is CheckpointStatus.FAILED and bool(
+                checkpoint.state.metadata.get(FETCHED_NOTHING)
+            )
             self.has_work = checkpoint.start(
                 stage,
                 None,
@@ -281,7 +216,7 @@ class CrawlCheckpoint:
                 config=config,
                 output_file=output,
                 force=self.force,
-                fresh=self.fresh,
+                fresh=self.fresh or fetched_nothing,
                 # A stage starting over reads its whole input before anything is truncated.
                 input_validator=getattr(spider, "checkpoint_input_validator", None),
             )
@@ -297,6 +232,7 @@ class CrawlCheckpoint:
             raise
         self.checkpoint = checkpoint
         self.requests = requests
+        self.output_attached = bool(output)
         return frontier
 
     def _read_frontier(self, checkpoint: EnhancedCheckpoint, journal: Journal) -> ResumeFrontier:
@@ -447,30 +383,95 @@ class CrawlCheckpoint:
 
     # Items -------------------------------------------------------------------------------------
 
-    def write_record(self, record: Mapping[str, Any], *, ok: bool, failed: bool = False) -> bool:
-        """Commit one output record keyed by its ``url``; False if that URL was written already."""
+    def write_record(
+        self, record: Mapping[str, Any], key: str, *, ok: bool, failed: bool = False
+    ) -> bool:
+        """Commit one output record under ``key``; False if that key was written already."""
         checkpoint = self.checkpoint
         if checkpoint is None:
             raise RuntimeError("the crawl checkpoint is not open")
-        url = str(record["url"])
         return checkpoint.update(
             processed=1,
             successful=1 if ok else 0,
             failed=0 if ok else 1,
-            last_item=url,
-            key=url,
+            last_item=key,
+            key=key,
             record=dict(record),
             failed_record=dict(record) if failed else None,
         )
+
+    # Downloads -----------------------------------------------------------------------------------
+
+    def note_response(self) -> None:
+        self.responses += 1
+
+    def note_download_error(self, request: Request, error: BaseException) -> None:
+        """Remember the first failed download (a page's before robots.txt's) for the report of
+        a crawl that fetched nothing."""
+        if self.first_error is None or (
+            self.first_error[0].endswith("/robots.txt")
+            and not request.meta.get("dont_obey_robotstxt")
+        ):
+            self.first_error = (request.url, f"{type(error).__name__}: {error}")
+
+    # Signals -------------------------------------------------------------------------------------
+
+    async def spider_opened(self, spider: Spider) -> None:
+        """Open the checkpoint (if the scheduler did not), or close a crawl with nothing to do."""
+        if self.refused is None and self.checkpoint is None:
+            try:
+                await maybe_deferred_to_future(deferToThread(self.open, spider))
+            except CheckpointError as exc:
+                logger.error("%s", exc)
+                self.refused = str(exc)
+                self.has_work = False
+            else:
+                if not self.frontier_enabled:
+                    logger.warning(
+                        "Checkpointing without CheckpointScheduler: progress is tracked, but the "
+                        "frontier is not crash-safe (set SCHEDULER = "
+                        "'common.scrapy.scheduler.CheckpointScheduler')"
+                    )
+        if self.refused is not None:
+            raise CloseSpider(REFUSED)
+        checkpoint = self.checkpoint
+        assert checkpoint is not None
+        stats = self.crawler.stats
+        if checkpoint.recovered_from_crash and stats is not None:
+            stats.set_value("checkpoint/recovered_from_crash", True)
+        if not self.has_work:
+            logger.info(
+                "Stage %s already completed with this spider, arguments and settings; nothing "
+                "to crawl (CHECKPOINT_FRESH=True crawls it again)",
+                checkpoint.stage,
+            )
+            raise CloseSpider(ALREADY_COMPLETED)
+        self.start_ticker()
+
+    async def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.settle(reason)
+        await maybe_deferred_to_future(deferToThread(self.close))
+        checkpoint = self.checkpoint
+        stats = self.crawler.stats
+        if checkpoint is not None:
+            if stats is not None:
+                stats.set_value("checkpoint/status", checkpoint.status.value)
+            logger.info(
+                "Checkpoint %s %s: %s",
+                checkpoint.stage,
+                checkpoint.status.value,
+                checkpoint.progress_line(),
+            )
 
     # Closing -----------------------------------------------------------------------------------
 
     def settle(self, reason: str) -> None:
         """On the reactor thread: fold in the last completions and set the final status.
 
-        ``finished`` completes the stage; ``shutdown`` (Ctrl-C, SIGTERM), ``cancelled`` and the
-        ``closespider_*`` limits pause it, so the next run resumes; any other reason (an error)
-        fails it with the reason recorded. The saves are submitted, not awaited.
+        ``finished`` completes the stage (or fails it if nothing at all could be fetched); a
+        reason ending in ``_error`` fails it with the reason recorded; any other reason
+        (``shutdown``, ``cancelled``, ``closespider_*``, a spider's ``CloseSpider``) pauses it,
+        so the next run resumes. The saves are submitted, not awaited.
         """
         checkpoint = self.checkpoint
         if checkpoint is None or self.closed:
@@ -481,14 +482,26 @@ class CrawlCheckpoint:
         status = checkpoint.status
         if status not in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):
             return
+        progress = checkpoint.state.progress
         if reason == "finished" and not self._handed_out:
-            progress = checkpoint.state.progress
+            if (
+                self.responses == 0
+                and self.first_error is not None
+                and not (progress.successful_items)
+            ):
+                url, error = self.first_error
+                checkpoint.state.metadata[FETCHED_NOTHING] = True
+                checkpoint.fail(f"fetched nothing: {url}: {error}", wait=False)
+                return
             progress.total_items = progress.processed_items
             checkpoint.complete(wait=False)
-        elif reason in ("finished", "shutdown", "cancelled") or reason.startswith("closespider_"):
-            checkpoint.pause(wait=False)
+        elif reason.endswith("_error"):
+            detail = getattr(self.crawler.spider, "checkpoint_error", None)
+            checkpoint.fail(
+                f"spider closed: {reason}" + (f": {detail}" if detail else ""), wait=False
+            )
         else:
-            checkpoint.fail(f"spider closed: {reason}", wait=False)
+            checkpoint.pause(wait=False)
 
     def close(self) -> None:
         """Blocking (run it in a thread): wait for the last save and release the stage lock."""
@@ -497,3 +510,16 @@ class CrawlCheckpoint:
             return
         self.closed = True
         checkpoint.close()
+
+
+def crawl_exit_code(crawler: Crawler) -> int:
+    """What ``scrapy crawl`` should exit with after ``crawler`` closed: 0 unless its start was
+    refused (``CHECKPOINT_REFUSED_EXIT_CODE``, 1) or its stage failed (1)."""
+    stats = crawler.stats
+    if stats is None:
+        return 0
+    if stats.get_value("finish_reason") == REFUSED:
+        return crawler.settings.getint("CHECKPOINT_REFUSED_EXIT_CODE", 1)
+    if stats.get_value("checkpoint/status") == CheckpointStatus.FAILED.value:
+        return 1
+    return 0

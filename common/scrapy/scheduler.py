@@ -49,8 +49,12 @@ class CheckpointScheduler(Scheduler):
     def _dqdir(self, jobdir: str | None) -> str | None:
         if jobdir:
             logger.warning(
-                "JOBDIR is ignored by CheckpointScheduler: the checkpoint keeps the frontier"
+                "JOBDIR=%s is ignored by CheckpointScheduler: the crawl's frontier and seen "
+                "requests are kept with its checkpoint in CHECKPOINT_DIR (crash-safe, no "
+                "pickle); JOBDIR's queues would only survive a clean stop",
+                jobdir,
             )
+
         return None
 
     def open(self, spider: Spider) -> Deferred[None] | None:
@@ -60,7 +64,6 @@ class CheckpointScheduler(Scheduler):
 
         def resume(frontier: ResumeFrontier) -> None:
             self._restore(frontier, spider)
-            self.runtime.start_ticker()
 
         def refused(failure: Failure) -> None:
             error = failure.value

@@ -11,7 +11,12 @@ is the per-item ledger the workers share.
 from __future__ import annotations
 
 from common.work_queue.dsn import DSN_ENV, describe_dsn, resolve_dsn
-from common.work_queue.errors import LeaseLostError, StageNotLoadedError, WorkQueueError
+from common.work_queue.errors import (
+    LeaseLostError,
+    StageNotLoadedError,
+    WorkQueueError,
+    WorkQueueUnavailableError,
+)
 from common.work_queue.export import ExportResult, export_outputs
 from common.work_queue.lease import LeaseKeeper
 from common.work_queue.progress import QueueProgress, WorkerProgress
@@ -39,6 +44,7 @@ __all__ = [
     "StageRecord",
     "WorkQueue",
     "WorkQueueError",
+    "WorkQueueUnavailableError",
     "WorkerProgress",
     "default_worker_id",
     "describe_dsn",

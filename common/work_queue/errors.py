@@ -1,14 +1,19 @@
-"""Errors of the PostgreSQL work queue; all are :class:`common.errors.CheckpointError`."""
+"""Errors of the PostgreSQL work queue; all are :class:`common.errors.CheckpointError` (the
+tree is drawn in :mod:`common.errors`)."""
 
 from __future__ import annotations
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, StoreUnavailableError
 
-__all__ = ["LeaseLostError", "StageNotLoadedError", "WorkQueueError"]
+__all__ = ["LeaseLostError", "StageNotLoadedError", "WorkQueueError", "WorkQueueUnavailableError"]
 
 
 class WorkQueueError(CheckpointError):
     """The shared queue cannot be used as asked (unreachable server, bad option, wrong state)."""
+
+
+class WorkQueueUnavailableError(WorkQueueError, StoreUnavailableError):
+    """The queue's PostgreSQL server cannot be reached: infrastructure, not the stage's state."""
 
 
 class StageNotLoadedError(WorkQueueError):

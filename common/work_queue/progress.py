@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.progress import eta_seconds, format_duration, percent_complete, throughput
+from common.progress import eta_seconds, percent_complete, progress_line, throughput
 
 __all__ = ["QueueProgress", "WorkerProgress"]
 
@@ -86,11 +86,14 @@ class QueueProgress:
 
     def line(self) -> str:
         """One log line: the seed's progress figures plus the worker count."""
-        return (
-            f"Progress: {self.percent:.1f}% ({self.processed}/{self.total}) | "
-            f"failed {self.failed} | in flight {self.leased} | "
-            f"Throughput: {self.throughput:.1f} items/sec | "
-            f"ETA: {format_duration(self.eta_seconds)} | workers {self.live_workers}"
+        return progress_line(
+            self.percent,
+            self.processed,
+            self.total,
+            self.throughput,
+            self.eta_seconds,
+            middle=[f"failed {self.failed}", f"in flight {self.leased}"],
+            suffix=[f"workers {self.live_workers}"],
         )
 
     def to_dict(self) -> dict[str, object]:

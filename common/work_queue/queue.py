@@ -35,10 +35,16 @@ from typing import Any, Literal, Self
 import psycopg
 
 from common.errors import InputChangedError
+from common.io.process import default_worker_id
 from common.journal import encode_record
 from common.stores.base import validate_stage_name
 from common.work_queue.dsn import describe_dsn
-from common.work_queue.errors import LeaseLostError, StageNotLoadedError, WorkQueueError
+from common.work_queue.errors import (
+    LeaseLostError,
+    StageNotLoadedError,
+    WorkQueueError,
+    WorkQueueUnavailableError,
+)
 from common.work_queue.progress import QueueProgress, WorkerProgress
 from common.work_queue.schema import SCHEMA_VERSION, ensure_schema
 
@@ -60,11 +66,6 @@ _SETTINGS_TTL = 10.0
 
 Outcome = Literal["ok", "skipped", "failed"]
 _STATE_OF: dict[str, str] = {"ok": "done", "skipped": "done", "failed": "failed"}
-
-
-def default_worker_id() -> str:
-    """``host:pid``, unique among live processes of one stage."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class WorkQueue:
                 application_name=f"resumable-crawl {stage}"[:63],
             )
         except psycopg.Error as exc:
-            raise WorkQueueError(
+            raise WorkQueueUnavailableError(
                 f"cannot reach the work queue at {self.location}: {_first_line(exc)}",
                 stage=stage,
             ) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import scrapy
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
@@ -51,6 +52,7 @@ class ValidationSpider(scrapy.Spider):
         self._input_file = input_file
         self._data_dir = data_dir
         self.checkpoint_total_items: int | None = None
+        self.checkpoint_error: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ValidationSpider:
@@ -70,7 +72,13 @@ class ValidationSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         path = Path(self.checkpoint_input_file)
-        urls = await maybe_deferred_to_future(deferToThread(read_discovered_urls, path))
+        try:
+            urls = await maybe_deferred_to_future(deferToThread(read_discovered_urls, path))
+        except (ValueError, OSError) as exc:
+            # One line naming the file and line, and the stage failed (an ``*_error`` reason),
+            # not Scrapy's start_error traceback.
+            self.checkpoint_error = str(exc)
+            raise CloseSpider("input_error") from None
         self.checkpoint_total_items = len(urls)
         for url in urls:
             yield scrapy.Request(url, callback=self.parse, errback=self.on_error)

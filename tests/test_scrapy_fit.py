@@ -1,0 +1,183 @@
+"""Switching the checkpoint components on changes nothing a Scrapy user relies on (issue 14).
+
+A plain user's spider (tests/_scrapy_child.py) with the middleware, scheduler and pipeline on,
+crawling the demo site in its own process under each way of running Scrapy: items without a
+key reach later pipelines and feeds; a different crawl identity in the same directory crawls
+again; ``CloseSpider`` pauses; a refused start closes cleanly everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHILD = Path(__file__).with_name("_scrapy_child.py")
+PAGES, SEED = 30, 2
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    process, url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
+    try:
+        yield url
+    finally:
+        stop_demo_site_process(process)
+
+
+def crawl(
+    data_dir: Path, url: str, *, timeout: float = 180, **config: Any
+) -> tuple[dict[str, Any], str]:
+    """Run the child; its RESULT line and its log. The timeout catches a hang."""
+    config = {"data_dir": str(data_dir), **config}
+    config.setdefault("spider_args", {})
+    config["spider_args"] = {"url": url + "/", **config["spider_args"]}
+    result = subprocess.run(
+        [sys.executable, str(CHILD), json.dumps(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, result.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :]), result.stderr
+
+
+def state(data_dir: Path, stage: str = "user") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((data_dir / "checkpoints" / f"{stage}.json").read_text())
+    return data
+
+
+def error_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "] ERROR:" in line]
+
+
+def depth_one_pages(base_url: str) -> set[str]:
+    """What the spider reaches with DEPTH_LIMIT 1 (no robots.txt): / and the pages it links."""
+    site = build_site(PAGES, SEED)
+    return {base_url + p for p, d in site.link_depths(obey_robots=False).items() if d <= 1}
+
+
+def test_keyless_items_pass_through_to_later_pipelines_and_feeds(
+    base_url: str, tmp_path: Path
+) -> None:
+    result, log = crawl(tmp_path, base_url, spider_args={"keyless": "1"})
+    stats = result["stats"]
+    scraped = stats["item_scraped_count"]
+    assert scraped > 1
+    assert len(result["seen"]) == scraped == result["feed_lines"]
+    assert all("url" not in item and "page" in item for item in result["seen"])
+    assert stats["checkpoint/items_keyless"] == scraped
+    assert "checkpoint/items_written" not in stats
+    assert "item_dropped_count" not in stats and not error_lines(log)
+    assert state(tmp_path)["status"] == "completed"
+    assert (tmp_path / "output.jsonl").read_bytes() == b""
+
+
+def test_without_an_output_file_the_pipeline_passes_items_through(
+    base_url: str, tmp_path: Path
+) -> None:
+    result, log = crawl(tmp_path, base_url, output=False)
+    stats = result["stats"]
+    assert stats["item_scraped_count"] == len(result["seen"]) == result["feed_lines"] > 1
+    assert stats["checkpoint/items_unwritten"] == stats["item_scraped_count"]
+    assert not error_lines(log)
+    saved = state(tmp_path)
+    assert saved["status"] == "completed"
+    assert saved["progress"]["processed_items"] == stats["item_scraped_count"]
+
+
+def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
+    base_url: str, tmp_path: Path
+) -> None:
+    first, _ = crawl(tmp_path, base_url)
+    pages = {item["url"] for item in first["seen"]}
+    assert pages == depth_one_pages(base_url)
+    assert first["stats"]["finish_reason"] == "finished"
+
+    # Settings that change how fast or how loudly, not what, leave the identity alone.
+    again, log = crawl(
+        tmp_path, base_url, settings={"CONCURRENT_REQUESTS": 4, "LOG_LEVEL": "DEBUG"}
+    )
+    assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
+    assert "already completed" in log
+    assert again["seen"] == [] and "downloader/request_count" not in again["stats"]
+
+    # Other spider arguments: another crawl (the stage is only the spider's name).
+    other, log = crawl(tmp_path, base_url, spider_args={"close_after": "1000"})
+    assert other["stats"]["finish_reason"] == "finished"
+    assert {item["url"] for item in other["seen"]} == pages
+    assert "configuration has changed" in log
+    # Another setting that changes what is crawled: another crawl too.
+    deeper, _ = crawl(
+        tmp_path, base_url, spider_args={"close_after": "1000"}, settings={"DEPTH_LIMIT": 2}
+    )
+    assert len(deeper["seen"]) > len(pages)
+    assert state(tmp_path)["status"] == "completed"
+    lines = (tmp_path / "output.jsonl").read_text().splitlines()
+    urls = [json.loads(x)["url"] for x in lines]
+    assert len(urls) == len(set(urls))  # a redirect's target seen twice is written once
+    assert set(urls) == {item["url"] for item in deeper["seen"]}
+    # Another feed is another crawl too: what it exports changed.
+    feed = tmp_path / "other-feed.jsonl"
+    exported, _ = crawl(
+        tmp_path,
+        base_url,
+        spider_args={"close_after": "1000"},
+        settings={"DEPTH_LIMIT": 2, "FEEDS": {str(feed): {"format": "jsonlines"}}},
+    )
+    assert exported["stats"]["finish_reason"] == "finished"
+    assert len(feed.read_text().splitlines()) == len(exported["seen"]) > 0
+
+
+def test_close_spider_pauses_without_errors_and_the_next_run_resumes(
+    base_url: str, tmp_path: Path
+) -> None:
+    paused, log = crawl(
+        tmp_path, base_url, spider_args={"close_after": "3"}, settings={"CONCURRENT_REQUESTS": 1}
+    )
+    assert paused["stats"]["finish_reason"] == "my_reason"
+    saved = state(tmp_path)
+    assert saved["status"] == "paused"
+    assert saved["error_message"] is None and saved["error_count"] == 0
+    assert not error_lines(log), error_lines(log)
+    done_before = {json.loads(x)["url"] for x in (tmp_path / "output.jsonl").read_text().split()}
+    assert 0 < len(done_before) < len(depth_one_pages(base_url))
+
+    # The same spider and arguments: it resumes (the close was a pause, not a new identity).
+    resumed, log = crawl(
+        tmp_path, base_url, spider_args={"close_after": "3"}, settings={"CONCURRENT_REQUESTS": 1}
+    )
+    assert "configuration has changed" not in log
+    assert resumed["stats"].get("checkpoint/requests_resumed", 0) > 0
+    again = {item["url"] for item in resumed["seen"]}
+    assert not again & done_before, "a page recorded before the pause was recorded again"
+
+
+@pytest.mark.parametrize("mode", ["process", "runner", "async", "crawler"])
+def test_a_refused_start_closes_cleanly_under_every_runner(
+    base_url: str, tmp_path: Path, mode: str
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir(mode=0o700)
+    (checkpoints / "user.json").write_text("{not json")
+    result, log = crawl(tmp_path, base_url, mode=mode, timeout=120)
+    stats = result["stats"]
+    assert stats["finish_reason"] == "checkpoint_refused"
+    assert "downloader/request_count" not in stats and result["seen"] == []
+    assert (checkpoints / "user.json").read_text() == "{not json"
+    for noise in ("Traceback", "Task exception was never retrieved", "Unhandled error"):
+        assert noise not in log, log[-3000:]
