@@ -159,3 +159,11 @@ def test_profiles_are_checked_and_the_command_line_serves_the_dense_site() -> No
             assert response.read().decode() == expected
     finally:
         assert stop_demo_site_process(process) == 0
+
+
+def test_the_simple_profile_is_a_tree_of_five_links_a_page_without_duplicates() -> None:
+    site = build_site(156, 3, profile="simple")
+    links = [link for spec in site.html_pages() for link in site.links_of(spec.path)]
+    assert max(len(site.links_of(spec.path)) for spec in site.html_pages()) == 5
+    assert len(links) == len(set(links)) == 155  # every page but "/" linked exactly once
+    assert set(site.link_depths()) == {spec.path for spec in site.html_pages()}

@@ -1,15 +1,19 @@
-"""Crawl benchmarks: throughput against stock Scrapy, and what a SIGKILL costs against JOBDIR.
+"""Crawl benchmarks: speed and memory against stock Scrapy and Crawlee; what a SIGKILL costs.
 
-    python -m tools.bench crawl [--pages 2000] [--seed 11] [--repeats 3] [--latency-ms 0]
-                                [--fractions 0.2,0.4,0.6,0.8] [--skip-throughput] [--skip-kill]
+    python -m tools.bench crawl [--sites dense,demo,simple] [--crawlers ours,stock,crawlee-file,...]
+                                [--dense-pages 530] [--pages 2000] [--simple-pages 1000]
+                                [--seed 11] [--repeats 3] [--latency-ms 0] [--resume-repeats 3]
+                                [--fractions 0.2,0.4,0.6,0.8] [--skip-throughput] [--skip-resume]
+                                [--skip-kill]
 
-(a) Throughput on a local demo site: the ``discovery`` spider with the project settings (the
-    checkpoint middleware, the crash-safe frontier and the exactly-once pipeline), the same spider
-    and tuning with checkpointing switched off, and stock Scrapy (a minimal link-following spider
-    run by ``scrapy runspider`` outside the project, default settings except ``ROBOTSTXT_OBEY`` and
-    ``LOG_LEVEL=INFO`` so all three do the same work and log alike). Pages per second are the
-    demo site's served requests divided by the crawl's ``elapsed_time_seconds``; runs are
-    interleaved and the median is reported.
+(a) Pages per second and peak RSS on three demo sites (the link-dense documentation site, the
+    default university site, a five-links-a-page tree): ours, stock Scrapy and Crawlee for Python
+    (file and memory storage), concurrency 32, robots.txt obeyed, depth limit 10, runs
+    alternating, every figure also a ratio against stock Scrapy in the same run
+    (:mod:`tools.bench.crawl_speed`). Crawlee needs the ``bench`` extra.
+
+(c) Start to first fetch on the link-dense site: stock Scrapy starting afresh against ours
+    resuming after a SIGKILL at half the crawl.
 
 (b) SIGKILL at 20/40/60/80% of the crawl (by output lines against an uninterrupted run), then the
     same command again until it finishes: pages lost (reference URLs missing from the output),
@@ -29,150 +33,28 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from tools.bench.crawl_speed import (
+    STOCK,
+    bench_peers,
+    bench_resume_start,
+    crawlee_available,
+    print_peers,
+    print_resume_start,
+)
 from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
 from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
-    REPO_ROOT,
     RunResult,
     crawl_command,
-    crawl_seconds,
     jobdir_settings,
-    no_checkpoint_settings,
     refetched,
     run_crawl,
 )
 from tools.testing.jsonl_audit import FileAudit, audit_jsonl
-
-PLAIN_SPIDER = '''\
-"""Stock Scrapy: follow every same-host link, one item per page (the benchmark's peer)."""
-from urllib.parse import urlsplit
-
-import scrapy
-from scrapy.http import TextResponse
-from scrapy.linkextractors import LinkExtractor
-
-
-class PlainSpider(scrapy.Spider):
-    name = "plain"
-
-    def __init__(self, start_url, **kwargs):
-        super().__init__(**kwargs)
-        self.start_urls = [start_url]
-        self.host = urlsplit(start_url).hostname
-        self.links = LinkExtractor(unique=True)
-
-    def parse(self, response):
-        yield {"url": response.url, "status": response.status,
-               "depth": response.meta.get("depth", 0)}
-        if not isinstance(response, TextResponse):
-            return
-        for link in self.links.extract_links(response):
-            if urlsplit(link.url).hostname == self.host:
-                yield scrapy.Request(link.url, callback=self.parse)
-'''
-
-
-# (a) Throughput ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Throughput:
-    name: str
-    rates: list[float] = field(default_factory=list)
-    wall_rates: list[float] = field(default_factory=list)
-    requests: list[int] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
-
-def bench_throughput(base_url: str, work: Path, repeats: int) -> dict[str, Throughput]:
-    plain = work / "plain_spider.py"
-    plain.write_text(PLAIN_SPIDER)
-    outside = work / "outside-project"  # no scrapy.cfg: runspider gets Scrapy's defaults
-    outside.mkdir()
-    env_free = {k: v for k, v in os.environ.items() if k != "SCRAPY_SETTINGS_MODULE"}
-    start = base_url + "/"
-    results = {
-        name: Throughput(name)
-        for name in ("ours (checkpoint + frontier)", "same tuning, no checkpoint", "stock Scrapy")
-    }
-    for round_ in range(repeats):
-        for name, result in results.items():
-            run_dir = work / f"tp-{round_}-{len(result.rates)}-{name.split()[0]}"
-            run_dir.mkdir()
-            log = run_dir / "crawl.log"
-            if name.startswith("ours"):
-                command = crawl_command("discovery", run_dir, start_url=start)
-                cwd = REPO_ROOT
-            elif name.startswith("same"):
-                command = crawl_command(
-                    "discovery",
-                    run_dir,
-                    start_url=start,
-                    settings=no_checkpoint_settings(),
-                    feed=run_dir / "out.jsonl",
-                    overwrite_feed=True,
-                )
-                cwd = REPO_ROOT
-            else:
-                command = [
-                    sys.executable,
-                    "-m",
-                    "scrapy",
-                    "runspider",
-                    str(plain),
-                    "-a",
-                    f"start_url={start}",
-                    "-s",
-                    "ROBOTSTXT_OBEY=True",
-                    "-s",
-                    "LOG_LEVEL=INFO",
-                    "-O",
-                    str(run_dir / "out.jsonl"),
-                ]
-                cwd = outside
-            client.reset(base_url)
-            started = time.monotonic()
-            with log.open("ab") as handle:
-                code = subprocess.run(
-                    command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env=env_free
-                ).returncode
-            wall = time.monotonic() - started
-            served = int(client.stats(base_url)["requests"])
-            seconds = crawl_seconds(log)
-            if code != 0 or seconds is None:
-                raise RuntimeError(f"{name}: crawl failed (exit {code}); see {log}")
-            result.rates.append(served / seconds)
-            result.wall_rates.append(served / wall)
-            result.requests.append(served)
-    return results
-
-
-def print_throughput(results: Mapping[str, Throughput], pages: int) -> None:
-    ours = results["ours (checkpoint + frontier)"]
-    print(f"\n(a) Crawl throughput, demo site of {pages} pages (median of {len(ours.rates)} runs)")
-    header = f"  {'crawler':<30} {'requests':>9} {'pages/s':>9} {'(runs)':<26} {'wall p/s':>9}"
-    print(header)
-    print("  " + "-" * (len(header) - 2))
-    for result in results.values():
-        runs = ", ".join(f"{r:.0f}" for r in result.rates)
-        print(
-            f"  {result.name:<30} {statistics.median(result.requests):>9.0f} "
-            f"{result.median:>9.1f} {'(' + runs + ')':<26} "
-            f"{statistics.median(result.wall_rates):>9.1f}"
-        )
-    stock = results["stock Scrapy"].median
-    same = results["same tuning, no checkpoint"].median
-    print(f"  ours / stock Scrapy         = {ours.median / stock:.2f}x   (target >= 1.20x)")
-    print(f"  ours / same tuning, no ckpt = {ours.median / same:.2f}x   (target >= 0.95x)")
-
 
 # (b) Kill at a fraction -------------------------------------------------------------------------
 
@@ -295,15 +177,70 @@ def print_kills(reference_lines: int, figures: Sequence[KillFigures]) -> None:
 # Entry point ------------------------------------------------------------------------------------
 
 
+_CRAWLER_NAMES = {
+    "ours": "ours",
+    "no-checkpoint": "no checkpoint",
+    "stock": STOCK,
+    "crawlee-file": "Crawlee file",
+    "crawlee-memory": "Crawlee memory",
+}
+_SITES = {
+    "dense": ("dense", "link-dense documentation site"),
+    "demo": ("university", "demo (university) site"),
+    "simple": ("simple", "simple site, five links a page"),
+}
+
+
+def _speed(args: argparse.Namespace, work: Path) -> None:
+    crawlers = [_CRAWLER_NAMES[c.strip()] for c in args.crawlers.split(",") if c.strip()]
+    if not crawlee_available() and any(c.startswith("Crawlee") for c in crawlers):
+        print("Crawlee for Python is not installed (pip install -e '.[bench]'): its runs skipped")
+        crawlers = [c for c in crawlers if not c.startswith("Crawlee")]
+    sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+    pages = {"dense": args.dense_pages, "demo": args.pages, "simple": args.simple_pages}
+    for name in sites:
+        profile, title = _SITES[name]
+        process, base_url = start_demo_site_process(
+            pages[name],
+            args.seed,
+            latency_ms=args.latency_ms,
+            profile=profile,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            if not args.skip_throughput:
+                results = bench_peers(base_url, work, crawlers, args.repeats, name)
+                print_peers(results, f"(a) {title}, {pages[name]} pages, seed {args.seed}")
+            if name == "dense" and not args.skip_resume and args.resume_repeats:
+                records = 0
+                if not args.skip_throughput and "ours" in crawlers:
+                    records = int(statistics.median(results["ours"].records))
+                records = records or pages[name]
+                print_resume_start(
+                    *bench_resume_start(base_url, work, args.resume_repeats, records)
+                )
+        finally:
+            stop_demo_site_process(process)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench crawl",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--sites", default="dense,demo,simple", help="dense, demo, simple")
+    parser.add_argument(
+        "--crawlers",
+        default="ours,stock,crawlee-file,crawlee-memory",
+        help=f"any of {', '.join(_CRAWLER_NAMES)}",
+    )
+    parser.add_argument("--dense-pages", type=int, default=530)
+    parser.add_argument("--pages", type=int, default=2000, help="demo site pages (and kills)")
+    parser.add_argument("--simple-pages", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--repeats", type=int, default=3, help="throughput runs per crawler")
+    parser.add_argument("--resume-repeats", type=int, default=3)
     parser.add_argument(
         "--fractions", default="0.2,0.4,0.6,0.8", help="kill points, shares of the crawl"
     )
@@ -315,26 +252,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="demo site delay per response (0: a local, CPU-bound crawl; 20-100: network-like)",
     )
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--skip-kill", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    unknown = [c for c in args.crawlers.split(",") if c.strip() and c.strip() not in _CRAWLER_NAMES]
+    unknown += [s for s in args.sites.split(",") if s.strip() and s.strip() not in _SITES]
+    if unknown:
+        parser.error(f"unknown crawler or site: {', '.join(unknown)}")
 
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} cores; demo site: "
-        f"{args.pages} pages, seed {args.seed}, latency {args.latency_ms:g} ms"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores; seed {args.seed}, "
+        f"latency {args.latency_ms:g} ms"
     )
     work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
-    site, base_url = start_demo_site_process(
-        args.pages, args.seed, latency_ms=args.latency_ms, stderr=subprocess.DEVNULL
-    )
     try:
-        if not args.skip_throughput:
-            print_throughput(bench_throughput(base_url, work, args.repeats), args.pages)
+        _speed(args, work)
         if not args.skip_kill:
-            print_kills(*bench_kills(base_url, work, fractions, args.timeout))
+            site, base_url = start_demo_site_process(
+                args.pages, args.seed, latency_ms=args.latency_ms, stderr=subprocess.DEVNULL
+            )
+            try:
+                print_kills(*bench_kills(base_url, work, fractions, args.timeout))
+            finally:
+                stop_demo_site_process(site)
     finally:
-        stop_demo_site_process(site)
         if args.keep:
             print(f"\nwork directory kept: {work}")
         else:

@@ -3,8 +3,14 @@
 Run it::
 
     python -m tools.demo_site --port 0 --pages N --seed S [--host 127.0.0.1]
+                              [--profile university|dense|simple]
                               [--latency-ms MS] [--slow-ms MS] [--transient-share F]
                               [--transient-failures K] [--transient-reset-share F]
+
+``--profile`` picks the site: ``university`` (the default, described below), ``dense`` (a
+link-dense documentation site: hundreds of sidebar links on every page, a 14,000-link index,
+fragments, ``/index.html`` aliases, query variants; see :mod:`.dense`) or ``simple`` (five links
+a page, no duplicates; :mod:`.simple`).
 
 The first line on stdout is the base URL (``http://127.0.0.1:41234``); the site then serves until
 SIGINT or SIGTERM and exits with code 0.  Nothing else is written to stdout.
@@ -63,6 +69,7 @@ Python API: ``build_site``, ``make_app``, ``serve_site``, ``serve_demo_site`` (i
 and ``client.stats`` / ``client.reset`` (the counters, from outside).
 
 Modules: :mod:`.model` (PageSpec, DemoSite and its queries), :mod:`.builder` (``build_site``),
+:mod:`.dense` and :mod:`.simple` (the other profiles),
 :mod:`.vocabulary` (word lists), :mod:`.render` (HTML, PDF and PNG bodies), :mod:`.server`
 (aiohttp), :mod:`.process` (the subprocess), :mod:`.client` (``/__stats``), :mod:`.cli`.
 """

@@ -25,6 +25,7 @@ from tools.demo_site.model import (
     PageSpec,
 )
 from tools.demo_site.render import slug
+from tools.demo_site.simple import build_simple_site
 from tools.demo_site.vocabulary import (
     APPS,
     BROKEN_WORDS,
@@ -52,8 +53,9 @@ from tools.demo_site.vocabulary import (
 
 __all__ = ["PROFILES", "build_site"]
 
-PROFILES: Final = ("university", "dense")
-"""``university``: the default site; ``dense``: a link-dense documentation site (:mod:`.dense`)."""
+PROFILES: Final = ("university", "dense", "simple")
+"""``university``: the default site; ``dense``: a link-dense documentation site (:mod:`.dense`);
+``simple``: five links a page, no duplicates (:mod:`.simple`)."""
 _MIN_FANOUT: Final = 5
 # Items sit at tree levels 0..4 below their section index, i.e. at depth 2..6 from "/".
 _ITEM_LEVELS: Final = 5
@@ -74,8 +76,9 @@ def build_site(
     ``transient_share`` of the pages (at least one) fail their first ``transient_failures``
     requests; ``transient_reset_share`` of those fail by dropping the connection, the rest with
     503. The defaults give the site every earlier version served for the same pages and seed.
-    ``profile="dense"`` builds the link-dense documentation site of :mod:`.dense` instead (no
-    slow or transient pages; the transient options do not apply).
+    ``profile="dense"`` builds the link-dense documentation site of :mod:`.dense` instead, and
+    ``profile="simple"`` the five-links-a-page tree of :mod:`.simple` (neither has slow or
+    transient pages; the transient options do not apply).
     """
     if pages < 1:
         raise ValueError(f"pages must be at least 1, got {pages}")
@@ -83,6 +86,8 @@ def build_site(
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     if profile == "dense":
         return build_dense_site(pages, seed)
+    if profile == "simple":
+        return build_simple_site(pages, seed)
     if not 0.0 <= transient_share <= 0.5:
         raise ValueError(f"transient_share must be between 0 and 0.5, got {transient_share}")
     if transient_failures < 1:

@@ -29,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         "--profile",
         choices=PROFILES,
         default="university",
-        help="university (default) or dense: a link-dense documentation site, hundreds of links"
-        " a page",
+        help="university (default); dense: a link-dense documentation site, hundreds of links"
+        " a page; simple: five links a page",
     )
     parser.add_argument(
         "--latency-ms", type=non_negative_float, default=0.0, help="delay added to every response"
