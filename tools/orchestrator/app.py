@@ -404,11 +404,9 @@ def _run(
                         reason += " (rerun with --force to resume anyway, or --fresh to start over)"
                     view.note(stage.name, info.status, reason)
                     view.close()
-                    verdict = (
-                        f"{stage.name} {empty}"
-                        if empty
-                        else f"{stage.name} {info.status}: {reason}"
-                    )
+                    # No checkpoint at all: the stage refused to start (it says why).
+                    status = "did not start" if info.status == "missing" else info.status
+                    verdict = f"{stage.name} {empty or f'{status}: {reason}'}"
                     print(f"error: {verdict} (log: {log_path})", file=sys.stderr)
                     return 1
             if state.stop_signal is None:

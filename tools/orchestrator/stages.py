@@ -395,6 +395,7 @@ _ERROR_LINE = re.compile(
     r"CheckpointSchemaError|CheckpointSaveError|CheckpointError|FileNotFoundError|ValueError): (.+)"
 )
 _PREFIX = re.compile(r"^(?:error:\s*)+", re.IGNORECASE)
+_STAGE_PREFIX = re.compile(r"^stage '[\w.-]+': ")
 
 
 def failure_reason(log_path: Path, start: int, info: StageInfo | None) -> str:
@@ -428,6 +429,7 @@ def failure_reason(log_path: Path, start: int, info: StageInfo | None) -> str:
                     break
     # One "error:" prefix on the verdict line: the child's own is dropped.
     reason = _PREFIX.sub("", reason.splitlines()[0] if reason else "").strip()
+    reason = _STAGE_PREFIX.sub("", reason)  # the verdict names the stage already
     return reason or "see the stage log"
 
 

@@ -1,0 +1,197 @@
+"""The orchestrator's options: usage errors, production's refusals, the polite profile, the
+config file. Nothing here crawls: each test runs ``python -m tools.orchestrator`` against no
+site, or calls the option parsing directly.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.orchestrator", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--pages", "0", "must be at least 1"),
+        ("--pages", "-5", "must be >= 0"),
+        ("--depth-limit", "-1", "must be >= 0"),
+        ("--depth-limit", "0", "must be at least 1"),
+        ("--max-pages", "0", "must be at least 1"),
+        ("--max-time", "0", "must be > 0"),
+        ("--download-delay", "-1", "must be a finite number >= 0"),
+        ("--workers", "-2", "must be >= 0"),
+    ],
+)
+def test_bad_option_values_are_usage_errors_before_anything_starts(
+    option: str, value: str, reason: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "d"
+    result = run_cli("--data-dir", str(data_dir), "--no-live", f"{option}={value}")
+    assert result.returncode == 2, result.stderr
+    no_traceback(result)
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"argument {option}: {reason}" in last, last
+    assert not data_dir.exists()  # no demo site, no data dir, no logs
+
+
+def test_production_without_a_config_refuses_to_crawl_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    result = run_cli("--env", "production", "--data-dir", str(data_dir), "--no-live")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--env production needs --config" in lines[0], lines
+    assert not data_dir.exists()
+
+
+def test_production_refuses_a_private_start_url_in_every_stage(tmp_path: Path) -> None:
+    """Stages 1-2 and stage 3 apply one address policy: a loopback start URL is refused up
+    front (before a stage runs) instead of crawled by stages 1-2 and refused by stage 3."""
+    data_dir = tmp_path / "d"
+    result = run_cli(
+        "--env", "production", "--start-url", "http://127.0.0.1:9/", "--data-dir",
+        str(data_dir), "--no-live",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "not a public address" in lines[0] and "--allow-network 127.0.0.1" in lines[0]
+    assert not (data_dir / "checkpoints").exists() or not any((data_dir / "checkpoints").iterdir())
+
+
+def test_allow_network_reaches_stage_3_with_the_guard(tmp_path: Path) -> None:
+    from tools.orchestrator.app import build_parser, resolve_config, stage_command
+    from tools.orchestrator.stages import STAGES as SPECS
+
+    args = build_parser().parse_args(
+        ["--env", "production", "--start-url", "http://10.1.2.3/", "--allow-network", "10.1.2.3"]
+    )
+    config = resolve_config(args, None)
+    command = stage_command(SPECS[2], config, tmp_path, force=False, fresh=False)
+    assert "--block-private-addresses" in command
+    assert command[command.index("--allow-network") + 1] == "10.1.2.3"
+    from tools.orchestrator.politeness import check_addresses
+
+    check_addresses(config)  # allowed: no error
+
+
+def test_a_real_site_gets_polite_defaults_and_the_demo_site_fast_ones(tmp_path: Path) -> None:
+    from tools.orchestrator.app import build_parser, resolve_config
+    from tools.orchestrator.config import POLITE
+
+    parser = build_parser()
+    real = resolve_config(parser.parse_args(["--start-url", "https://docs.example.org/"]), None)
+    for name, value in POLITE.items():
+        assert getattr(real, name) == value, name
+    assert real.autothrottle and real.concurrency_per_domain <= 2 and real.download_delay >= 1
+    demo = resolve_config(parser.parse_args([]), "http://127.0.0.1:8000")
+    assert not demo.autothrottle and demo.concurrency_per_domain == 32
+    assert demo.download_delay == 0
+    tuned = resolve_config(
+        parser.parse_args(
+            ["--start-url", "https://docs.example.org/", "--user-agent", "me (+mailto:a@b.c)",
+             "--download-delay", "3", "--max-pages", "50", "--max-time", "600"]
+        ),
+        None,
+    )  # fmt: skip
+    assert (tuned.user_agent, tuned.download_delay) == ("me (+mailto:a@b.c)", 3.0)
+    assert (tuned.max_pages, tuned.max_seconds, tuned.autothrottle) == (50, 600.0, True)
+
+
+def test_robots_crawl_delay_is_read_for_the_user_agent(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from tools.orchestrator.politeness import robots_crawl_delay
+
+    class Robots(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"User-agent: *\nCrawl-delay: 2.5\nDisallow: /private/\n"
+            self.send_response(200 if self.path == "/robots.txt" else 404)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Robots)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert robots_crawl_delay([url], "my-crawler (+mailto:a@b.c)") == 2.5
+        assert robots_crawl_delay(["http://127.0.0.1:9/"], "x") is None  # unreachable: Scrapy's
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_polite_crawl_without_a_user_agent_is_told_to_set_one(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    result = run_cli(
+        "--start-url", url, "--polite", "--stage", "discovery", "--data-dir",
+        str(tmp_path / "d"), "--no-live", timeout=300,
+    )  # fmt: skip
+    assert "warning: crawling as 'resumable-crawl" in result.stderr, result.stderr
+    assert "set --user-agent" in result.stderr
+
+
+def test_the_example_config_loads_and_every_key_is_explained() -> None:
+    from tools.orchestrator.config import EXAMPLE_CONFIG, load_config_file
+
+    config = load_config_file(EXAMPLE_CONFIG)
+    assert config.autothrottle and config.concurrency_per_domain == 2
+    assert config.user_agent and "example.invalid" not in config.user_agent
+    # Every key, set or commented out, sits under a comment (keys of a group share one).
+    lines = EXAMPLE_CONFIG.read_text().splitlines()
+    key = re.compile(r"^#? ?\w+ = ")
+    for number, line in enumerate(lines):
+        if key.match(line):
+            above = number - 1
+            while above >= 0 and key.match(lines[above]):
+                above -= 1
+            assert above >= 0 and lines[above].startswith("# "), f"line {number + 1}: {line}"
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be a bool"),
+        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be a int"),
+        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
+        ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
+        ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_path: Path) -> None:
+    from tools.orchestrator.config import ConfigError, load_config_file
+
+    path = tmp_path / "site.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(named)) as caught:
+        load_config_file(path, ("https://docs.example.org/",))
+    assert str(path) in str(caught.value)
