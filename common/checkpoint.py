@@ -603,10 +603,13 @@ class EnhancedCheckpoint:
             updates = self._updates_since_save + 1
             self._updates_since_save = updates
             policy = self.policy
-            if (
-                updates >= policy.every_updates
-                or now - self._last_save_time >= policy.every_seconds
-            ):
+            since = now - self._last_save_time
+            if updates >= policy.every_updates:
+                # Due by count: ask once (a save too soon is deferred to the timer), then
+                # again only once the minimum interval has passed.
+                if updates == policy.every_updates or since >= policy.min_interval:
+                    self._save_due(now)
+            elif since >= policy.every_seconds:
                 self._save_due(now)
             if self.progress_log_every:
                 self._since_log += processed

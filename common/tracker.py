@@ -205,11 +205,12 @@ class AsyncCheckpointTracker:
         except BaseException:
             await anyio.to_thread.run_sync(checkpoint.close)
             raise
-        # Helpers run beside the body: (optionally) the signal watcher. A burst of updates
-        # followed by a quiet spell is saved by the engine's own timer.
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        # The only helper beside the body is the signal watcher: a burst of updates followed
+        # by a quiet spell is saved by the engine's own timer. Without it the body runs in no
+        # task group, so each of its awaits checks one cancel scope fewer.
         if self.handle_signals:
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
             await self._task_group.start(self._watch_signals)
         return self
 
@@ -344,7 +345,10 @@ class AsyncCheckpointTracker:
     def should_skip(self) -> Callable[..., bool]:
         """``should_skip(index, part=None)``: True when item ``index`` is already done (exact,
         whatever the completion order); :meth:`EnhancedCheckpoint.should_skip`."""
-        return self.checkpoint.should_skip
+        checkpoint = self._checkpoint  # one attribute read: this is on the hot path
+        if checkpoint is None:
+            return self.checkpoint.should_skip  # raises the "use async with" error
+        return checkpoint.should_skip
 
     def is_key_done(self, key: str) -> bool:
         return self.checkpoint.is_key_done(key)
@@ -354,7 +358,10 @@ class AsyncCheckpointTracker:
         """``update(processed=1, successful=0, failed=0, skipped=0, last_item=None,
         index=None, *, key, part, record, failed_record, attempts)``: record finished work;
         never blocks. :meth:`EnhancedCheckpoint.update` of this stage."""
-        return self.checkpoint.update
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            return self.checkpoint.update
+        return checkpoint.update
 
     def record_error(self, error: BaseException | str) -> None:
         """Count a non-fatal error (kept with its time in the checkpoint)."""
