@@ -75,6 +75,7 @@ from common.progress import ProgressSnapshot, eta_seconds, format_progress_line,
 from common.saver import SavePolicy, SaverState, SaveScheduler
 from common.state import (
     MAX_RECENT_ERRORS,
+    SCHEMA_VERSION,
     CheckpointState,
     ErrorRecord,
     parse_checkpoint,
@@ -215,7 +216,12 @@ class EnhancedCheckpoint:
         state, self.migrated = loaded.value
         self.restored_from_backup = loaded.restored_from_backup
         if self.migrated:
-            logger.info("Migrated checkpoint %s for %s to schema %d", loaded.source, self.stage, 2)
+            logger.info(
+                "Migrated checkpoint %s for %s to schema %d",
+                loaded.source,
+                self.stage,
+                SCHEMA_VERSION,
+            )
         if state.status is CheckpointStatus.RUNNING and not self._writer_lock().is_held_elsewhere():
             logger.warning(
                 "Detected incomplete checkpoint for %s. Resuming from %d items",

@@ -4,7 +4,10 @@ The JSON holds every field of seed 003's documented format (so its tools keep re
 ``schema_version`` and the exact resume state: the completion window, per-part windows, the
 committed length of each append-only journal (stage outputs, keys), and the config hash.
 
-Version 1 is seed 003's format, which had no ``schema_version``; it is migrated on load.
+Every time in the JSON is ISO 8601 UTC with a ``Z`` (``2026-12-04T18:11:19Z``; progress times
+keep microseconds). Version 1 is seed 003's format, which had no ``schema_version``; version 2
+wrote progress times as epoch floats and the others without the ``Z``. Both are migrated on
+load (and written back as version 3 by the next save).
 """
 
 from __future__ import annotations
@@ -32,15 +35,30 @@ __all__ = [
     "utc_iso",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second datetime can show
 _JOURNAL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_RECENT_ERRORS = 20
 
 
 def utc_iso(timestamp: float) -> str:
-    """An ISO-8601 UTC timestamp with seconds precision, as the seed writes them."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """An ISO 8601 UTC time with seconds precision and a ``Z``: the one time format of the
+    checkpoint JSON (and of the tools that show it)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _precise_iso(timestamp: float | None) -> str | None:
+    """:func:`utc_iso` with microseconds, for the progress times the maths reads back."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _with_z(text: str | None) -> str | None:
+    """A version-2 time (UTC, written without a zone) in the version-3 form."""
+    if not text or text.endswith("Z") or "+" in text[10:]:
+        return text
+    return text + "Z"
 
 
 @dataclass(slots=True)
@@ -76,8 +94,8 @@ class ProgressState:
             "successful_items": self.successful_items,
             "failed_items": self.failed_items,
             "skipped_items": self.skipped_items,
-            "start_time": self.start_time,
-            "last_update_time": self.last_update_time,
+            "start_time": _precise_iso(self.start_time),
+            "last_update_time": _precise_iso(self.last_update_time),
             "estimated_completion_time": self.estimated_completion_time,
             "active_seconds": self.active_seconds,
         }
@@ -207,8 +225,19 @@ class _Reader:
         return number
 
     def timestamp(self, key: str) -> float | None:
-        """Epoch seconds that a date can show (years 1970 to 9999)."""
-        return self.number(key, minimum=0.0, maximum=MAX_TIMESTAMP)
+        """An ISO 8601 UTC time (``...Z``) as epoch seconds; version 2 wrote epoch seconds."""
+        value = self._get(key, False)
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return self.number(key, minimum=0.0, maximum=MAX_TIMESTAMP)
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be an ISO 8601 time, not {type(value).__name__}")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise self.fail(key, f"is not an ISO 8601 time ({value!r})") from None
+        if moment.tzinfo is None:
+            raise self.fail(key, f"has no time zone ({value!r}); times are UTC with a 'Z'")
+        return moment.timestamp()
 
     def string(self, key: str, *, required: bool = False) -> str | None:
         value = self._get(key, required)
@@ -274,6 +303,24 @@ def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     return migrated
 
 
+def _migrate_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2: the same fields; the string times had no zone (they were UTC)."""
+    migrated = dict(data)
+    for key in ("created_at", "updated_at", "last_error_time"):
+        if isinstance(migrated.get(key), str):
+            migrated[key] = _with_z(migrated[key])
+    errors = migrated.get("recent_errors")
+    if isinstance(errors, list):
+        migrated["recent_errors"] = [
+            {**e, "time": _with_z(e["time"])}
+            if isinstance(e, dict) and isinstance(e.get("time"), str)
+            else e
+            for e in errors
+        ]
+    migrated["schema_version"] = SCHEMA_VERSION
+    return migrated
+
+
 def parse_checkpoint(
     data: Any, *, path: Path | None = None, stage: str | None = None
 ) -> tuple[CheckpointState, bool]:
@@ -303,8 +350,10 @@ def parse_checkpoint(
             path=path,
         )
     migrated = version < SCHEMA_VERSION
-    if migrated:
+    if version < 2:
         data = _migrate_v1(data)
+    if migrated:
+        data = _migrate_v2(data)
     r = _Reader(data, path, stage, "")
     name = r.string("stage", required=True)
     assert name is not None

@@ -170,7 +170,7 @@ def test_list_shows_the_seed_table(cps: Path) -> None:
     assert rows[D2][1:4] == ["paused", "20/50 (40.0%)", "85.0%"]
     # Saved as running with no live process holding it: the next run will recover it.
     assert rows[D3][1:3] == ["recovering", "25/100 (25.0%)"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", rows[D1][4])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rows[D1][4])  # UTC, said so
     assert result.stderr == ""
 
 

@@ -17,6 +17,7 @@ from common.progress import (
     throughput,
 )
 from tests.conftest import FakeClock, MakeCheckpoint
+from tests.test_engine_state import iso_z
 
 SEED_LINE = (
     "Progress: 45.5% (5000/11000) | Success: 98.2% | Throughput: 42.3 items/sec | ETA: 2.4 min"
@@ -175,8 +176,8 @@ def test_saved_eta_and_times(make_checkpoint: MakeCheckpoint, fake_clock: FakeCl
     _work(cp, range(300))
     cp.save()
     progress = json.loads(cp.path.read_text())["progress"]
-    assert progress["start_time"] == started
-    assert progress["last_update_time"] == started + 30
+    assert progress["start_time"] == iso_z(started)
+    assert progress["last_update_time"] == iso_z(started + 30)
     # 300 in 30 s: 10/s, 700 left.
     assert progress["estimated_completion_time"] == pytest.approx(70.0)
 

@@ -7,6 +7,7 @@ import logging
 import re
 import stat
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,99 @@ SEED_003_CHECKPOINT = """\
 """
 
 
+def iso_z(timestamp: float) -> str:
+    """How schema 3 writes a progress time: ISO 8601 UTC, microseconds, a Z."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_every_time_in_the_json_is_iso_utc_with_z(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock
+) -> None:
+    cp = make_checkpoint("times", clock=fake_clock)
+    cp.start(total_items=10)
+    cp.update(processed=1, failed=1, index=0)
+    cp.record_error("boom")
+    cp.save()
+    data = _read(cp.path)
+    times = [
+        data["created_at"],
+        data["updated_at"],
+        data["last_error_time"],
+        data["recent_errors"][0]["time"],
+        data["progress"]["start_time"],
+        data["progress"]["last_update_time"],
+    ]
+    for value in times:
+        assert isinstance(value, str) and value.endswith("Z"), value
+        assert datetime.fromisoformat(value).tzinfo is not None
+    again = EnhancedCheckpoint(cp.path)  # read back: the same instants
+    try:
+        assert again.state.progress.start_time == pytest.approx(fake_clock(), abs=1e-6)
+    finally:
+        again.close()
+
+
+SCHEMA_2_CHECKPOINT = {
+    "stage": "old2",
+    "status": "paused",
+    "progress": {
+        "total_items": 10,
+        "processed_items": 4,
+        "successful_items": 4,
+        "failed_items": 0,
+        "skipped_items": 0,
+        "start_time": 1750000000.25,
+        "last_update_time": 1750000060.5,
+        "estimated_completion_time": 90.0,
+        "active_seconds": 60.0,
+    },
+    "last_processed_item": "https://site/3",
+    "last_processed_index": 3,
+    "batch_id": 0,
+    "input_file": None,
+    "input_file_hash": None,
+    "output_file": None,
+    "created_at": "2025-06-15T15:06:40",
+    "updated_at": "2025-06-15T15:07:40",
+    "error_message": "ValueError: x",
+    "error_count": 1,
+    "metadata": {},
+    "schema_version": 2,
+    "last_error_time": "2025-06-15T15:07:00",
+    "recent_errors": [{"time": "2025-06-15T15:07:00", "message": "ValueError: x"}],
+    "completion": {"watermark": 4, "done_above": [], "prefix_item": "https://site/3"},
+    "journals": {},
+    "keys_done": 0,
+    "run_count": 1,
+    "recoveries": 0,
+}
+
+
+def test_a_schema_2_file_loads_and_is_written_back_as_3(checkpoint_dir: Path) -> None:
+    checkpoint_dir.mkdir(parents=True)
+    path = checkpoint_dir / "old2.json"
+    original = json.dumps(SCHEMA_2_CHECKPOINT)
+    path.write_text(original)
+    cp = EnhancedCheckpoint(path)
+    try:
+        assert cp.migrated is True
+        state = cp.state
+        assert state.progress.start_time == 1750000000.25
+        assert state.progress.last_update_time == 1750000060.5
+        assert state.created_at == "2025-06-15T15:06:40Z"
+        assert state.last_error_time == "2025-06-15T15:07:00Z"
+        assert state.recent_errors[0].time == "2025-06-15T15:07:00Z"
+        assert cp.should_skip(3) and not cp.should_skip(4)
+        assert path.read_text() == original  # loading changed nothing
+        cp.save(force=True)
+    finally:
+        cp.close()
+    data = _read(path)
+    assert data["schema_version"] == 3
+    assert data["progress"]["start_time"] == "2025-06-15T15:06:40.250000Z"
+    assert data["created_at"] == "2025-06-15T15:06:40Z"
+
+
 def _read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
@@ -112,7 +206,7 @@ def test_saved_file_has_every_seed_field_and_schema_version(
         assert name in data, name
     for name in SEED_PROGRESS_FIELDS:
         assert name in data["progress"], name
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     assert data["stage"] == "fields"
     assert data["status"] == "running"
     assert data["progress"]["total_items"] == 2
@@ -120,8 +214,8 @@ def test_saved_file_has_every_seed_field_and_schema_version(
     assert data["progress"]["successful_items"] == 1
     assert data["progress"]["failed_items"] == 0
     assert data["progress"]["skipped_items"] == 0
-    assert data["progress"]["start_time"] == start
-    assert data["progress"]["last_update_time"] == start + 4
+    assert data["progress"]["start_time"] == iso_z(start)
+    assert data["progress"]["last_update_time"] == iso_z(start + 4)
     # 1 item in 4 s, 1 left: 4 s to go.
     assert data["progress"]["estimated_completion_time"] == pytest.approx(4.0)
     assert data["last_processed_item"] == "https://a"
@@ -217,13 +311,17 @@ def test_seed_003_file_is_migrated(checkpoint_dir: Path, make_checkpoint: MakeCh
 
     cp.save(force=True)
     data = _read(path)
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     original = json.loads(SEED_003_CHECKPOINT)
     for name in SEED_FIELDS:
-        if name not in ("status", "updated_at", "progress"):
+        if name == "created_at":  # the one time encoding: ISO 8601 UTC with a Z
+            assert data[name] == original[name] + "Z"
+        elif name not in ("status", "updated_at", "progress"):
             assert data[name] == original[name], name
     for name in SEED_PROGRESS_FIELDS:
-        if name != "estimated_completion_time":
+        if name in ("start_time", "last_update_time"):
+            assert data["progress"][name] == iso_z(original["progress"][name]), name
+        elif name != "estimated_completion_time":
             assert data["progress"][name] == original["progress"][name], name
     assert data["completion"]["watermark"] == 5001
     cp.close()

@@ -195,3 +195,35 @@ def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_pa
     with pytest.raises(ConfigError, match=re.escape(named)) as caught:
         load_config_file(path, ("https://docs.example.org/",))
     assert str(path) in str(caught.value)
+
+
+def test_a_stage_whose_every_item_failed_is_not_a_success(tmp_path: Path) -> None:
+    """Stage 3 refusing every page (an address policy, say) ends the run with the first
+    failure named; an empty input, where nothing failed, is fine."""
+    import json
+
+    from common import EnhancedCheckpoint, UnifiedCheckpointManager
+    from tools.orchestrator.stages import STAGES, fetched_nothing
+
+    enrichment = STAGES[2]
+    sidecar = tmp_path / enrichment.sidecar()
+    sidecar.parent.mkdir(parents=True)
+    failure = {"url": "http://10.0.0.7/", "error": "refused address: 10.0.0.7"}
+    sidecar.write_text(json.dumps(failure) + "\n")
+    checkpoint = EnhancedCheckpoint(tmp_path / "checkpoints" / f"{enrichment.name}.json")
+    checkpoint.start(enrichment.name, total_items=2)
+    checkpoint.update(processed=2, failed=2)
+    checkpoint.complete()
+    checkpoint.close()
+    manager = UnifiedCheckpointManager(tmp_path / "checkpoints")
+    try:
+        info = manager.inspect(enrichment.name)
+        reason = fetched_nothing(enrichment, tmp_path, info)
+        assert reason == "fetched nothing: http://10.0.0.7/: refused address: 10.0.0.7"
+        empty = EnhancedCheckpoint(tmp_path / "checkpoints" / "stage2_validation.json")
+        empty.start("stage2_validation", total_items=0)
+        empty.complete()
+        empty.close()
+        assert fetched_nothing(STAGES[1], tmp_path, manager.inspect("stage2_validation")) is None
+    finally:
+        manager.close()

@@ -130,11 +130,28 @@ def test_sigkill_at_the_point_then_the_same_command_finishes_exactly(
     (tmp_path / "input.txt").write_text("the stage's input\n")
     if scenario.setup is not None:
         scenario.setup(tmp_path)
+    checkpoint_dir, output, _input = child.paths(tmp_path)
+    starts_over = "--fresh" in scenario.args or "--reset" in scenario.args
+    committed, processed = b"", 0
     for skip in scenario.skips:
         crash(tmp_path, scenario.point, skip, *scenario.args)
-        # Whatever the step, what is on disk now loads: the old record or the new one.
-        checkpoint = EnhancedCheckpoint(child.paths(tmp_path)[0] / f"{child.STAGE}.json")
-        checkpoint.close()
+        # After every kill, not just the last (review A.1 #15): what is on disk loads (the
+        # old record or the new one, never the backup unless the main file was damaged on
+        # purpose), counts never go backwards, and committed output is never rewritten.
+        checkpoint = EnhancedCheckpoint(checkpoint_dir / f"{child.STAGE}.json")
+        try:
+            if scenario.setup is not _damaged:
+                assert checkpoint.restored_from_backup is False
+            now_processed = checkpoint.state.progress.processed_items
+            length = checkpoint.state.journals.get("output", 0)
+        finally:
+            checkpoint.close()
+        data = output.read_bytes()[:length] if output.exists() else b""
+        assert len(data) == length, "committed output bytes are missing"
+        if not starts_over:
+            assert now_processed >= processed, "progress went backwards"
+            assert data.startswith(committed), "committed output was rewritten"
+        committed, processed = data, now_processed
     final_args = tuple(a for a in scenario.args if a == "--tracker")
     result = run_child(tmp_path, *final_args)
     assert result.returncode == 0, result.stderr

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from common import CheckpointCorruptError, EnhancedCheckpoint, UnifiedCheckpointManager
-from common.state import parse_checkpoint
+from common.state import SCHEMA_VERSION, parse_checkpoint
 from common.stores.json_file import JsonFileStore
 from tools.checkpoint_cli import app as cli
 
@@ -403,7 +403,7 @@ def test_named_cases(workdir: Path, valid: bytes) -> None:
         "huge number": (variant(batch_id="__HUGE__"), "error", "digits"),
         "huge negative number": (variant(error_count="__NEG_HUGE__"), "error", "digits"),
         "unknown status": (variant(status="exploded"), "error", "'status'"),
-        "future schema": (variant(schema_version=3), "error", "newer version"),
+        "future schema": (variant(schema_version=SCHEMA_VERSION + 1), "error", "newer version"),
         "stage escaping the directory": (variant(stage="../../etc/passwd"), "error", "'stage'"),
         "journal name escaping": (variant(journals={"../x": 1}), "error", "journals"),
         "deep nesting": (variant(metadata={"deep": deep}), "error", "nested too deeply"),

@@ -460,13 +460,16 @@ def stopped_at_cap(log_path: Path, start: int) -> str | None:
 
 
 def fetched_nothing(stage: StageSpec, data_dir: Path, info: StageInfo) -> str | None:
-    """Why a completed discovery found no page at all (``None`` when it found some).
+    """Why a stage that ran got nothing at all (``None`` when something succeeded).
 
-    A crawl whose start URLs all failed is not a success: the verdict names the URL and its
-    error, from the stage's sidecar or output.
+    A discovery whose start URLs all failed, or a stage whose every item failed (stage 3
+    refusing every address, say), is not a success: the verdict names the first failed URL and
+    its error, from the stage's sidecar or output. An empty input (nothing to do) is fine.
     """
     snapshot = info.progress()
-    if stage.alias != "discovery" or snapshot is None or snapshot.successful > 0:
+    if snapshot is None or snapshot.successful > 0:
+        return None
+    if stage.alias != "discovery" and snapshot.processed == 0:
         return None
     for path in (data_dir / stage.sidecar(), data_dir / stage.output):
         try:
@@ -478,4 +481,6 @@ def fetched_nothing(stage: StageSpec, data_dir: Path, info: StageInfo) -> str | 
         if isinstance(record, dict) and record.get("url"):
             error = record.get("error") or f"HTTP {record.get('status')}"
             return f"fetched nothing: {record['url']}: {error}"
-    return "fetched nothing: no start URL could be crawled"
+    if stage.alias == "discovery":
+        return "fetched nothing: no start URL could be crawled"
+    return f"fetched nothing: all {snapshot.processed} items failed"
