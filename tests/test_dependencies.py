@@ -32,7 +32,10 @@ def _declared(requirements: list[str]) -> set[str]:
 
 
 def _imports(*folders: str) -> dict[str, set[str]]:
-    """Third-party top-level module -> the files importing it."""
+    """Third-party top-level module -> the files importing it. The benchmarks' optional peers
+    (the ``bench`` extra, imported only under ``tools/bench``) are checked by
+    :func:`test_the_benchmarks_optional_peers_are_in_the_bench_extra` instead: they need not be
+    installed to run the tests."""
     found: dict[str, set[str]] = {}
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -47,6 +50,8 @@ def _imports(*folders: str) -> dict[str, set[str]]:
                 for module in modules:
                     top = module.split(".")[0]
                     if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
+                        continue
+                    if _normalized(top) in BENCH and path.is_relative_to(ROOT / "tools" / "bench"):
                         continue
                     found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
@@ -66,6 +71,7 @@ def _distributions(modules: dict[str, set[str]]) -> dict[str, set[str]]:
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 RUNTIME = _declared(PROJECT["dependencies"])
 TEST = _declared(PROJECT["optional-dependencies"]["test"])
+BENCH = _declared(PROJECT["optional-dependencies"]["bench"])
 
 
 def test_every_direct_import_of_the_packages_is_a_declared_dependency() -> None:
@@ -86,3 +92,16 @@ def test_every_import_of_the_tests_is_declared() -> None:
         name: sorted(files)[:3] for name, files in used.items() if name not in RUNTIME | TEST
     }
     assert not undeclared, f"imported by tests but in neither dependency list: {undeclared}"
+
+
+def test_the_benchmarks_optional_peers_are_in_the_bench_extra() -> None:
+    """What only the benchmarks import is in the ``bench`` extra, and only there."""
+    peers: set[str] = set()
+    for path in sorted((ROOT / "tools" / "bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                peers.add(_normalized(node.module.split(".")[0]))
+            elif isinstance(node, ast.Import):
+                peers.update(_normalized(alias.name.split(".")[0]) for alias in node.names)
+    assert peers >= BENCH, f"in the bench extra but never imported by tools/bench: {BENCH - peers}"
+    assert not BENCH & RUNTIME, f"a benchmark peer is a runtime dependency: {BENCH & RUNTIME}"

@@ -44,7 +44,7 @@ async def crawl(start_url: str, storage_dir: Path, output: Path, storage: str, d
     )
     pages = 0
 
-    @crawler.router.default_handler
+    @crawler.router.default_handler  # type: ignore[untyped-decorator,unused-ignore]  # typed only with crawlee installed
     async def handler(context: ParselCrawlingContext) -> None:
         nonlocal pages
         pages += 1
