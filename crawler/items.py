@@ -18,6 +18,9 @@ class DiscoveryRecord:
     ok: bool
     redirect_to: str | None = None
     error: str | None = None
+    #: Seconds from sending the request to the response's headers (Scrapy's
+    #: ``download_latency``); ``checkpoint-manager results`` ranks hosts by it.
+    download_latency: float | None = None
 
 
 @dataclass
@@ -32,3 +35,5 @@ class ValidationRecord:
     redirect_chain: list[str] = field(default_factory=list)
     error: str | None = None
     checked_at: str = ""
+    #: Seconds from sending the (last) request to the response's headers.
+    download_latency: float | None = None

@@ -258,6 +258,22 @@ def test_validation_records_errors_as_not_ok(site: Site, validated: Validated) -
         assert (row["status"], row["ok"]) == (500, False), row
 
 
+def test_crawl_records_carry_scrapys_download_latency(
+    discovered: Discovered, validated: Validated
+) -> None:
+    """Each answered fetch records how long it took (what ``results`` ranks hosts by)."""
+    for output in (discovered.output, validated.output):
+        rows = records(output)
+        answered = [row for row in rows if row["status"] is not None]
+        assert answered
+        for row in answered:
+            assert isinstance(row["download_latency"], float), row
+            assert 0 <= row["download_latency"] < 600, row
+        for row in rows:
+            if row["status"] is None:
+                assert row.get("download_latency") is None, row
+
+
 def test_validation_follows_redirects(site: Site, validated: Validated) -> None:
     by_url = {row["url"]: row for row in records(validated.output)}
     redirects = [p for p in site.spec.paths_of_kind(PageKind.REDIRECT) if site.url(p) in by_url]

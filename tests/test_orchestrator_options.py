@@ -227,3 +227,21 @@ def test_a_stage_whose_every_item_failed_is_not_a_success(tmp_path: Path) -> Non
         assert fetched_nothing(STAGES[1], tmp_path, manager.inspect("stage2_validation")) is None
     finally:
         manager.close()
+
+
+def test_stage_3_gets_the_same_user_agent_and_delay_as_the_crawl(tmp_path: Path) -> None:
+    from tools.orchestrator.app import build_parser, resolve_config, stage_command
+    from tools.orchestrator.stages import STAGES as SPECS
+
+    args = build_parser().parse_args(
+        ["--start-url", "https://docs.example.org/", "--user-agent", "me (+mailto:a@b.c)",
+         "--download-delay", "3"]
+    )  # fmt: skip
+    config = resolve_config(args, None)
+    crawl = stage_command(SPECS[0], config, tmp_path, force=False, fresh=False)
+    enrich = stage_command(SPECS[2], config, tmp_path, force=False, fresh=False)
+    assert "USER_AGENT=me (+mailto:a@b.c)" in crawl and "DOWNLOAD_DELAY=3.0" in crawl
+    assert enrich[enrich.index("--user-agent") + 1] == "me (+mailto:a@b.c)"
+    assert float(enrich[enrich.index("--delay") + 1]) == 3.0
+    demo = resolve_config(build_parser().parse_args([]), "http://127.0.0.1:8000")
+    assert "--delay" not in stage_command(SPECS[2], demo, tmp_path, force=False, fresh=False)

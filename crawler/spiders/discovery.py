@@ -29,6 +29,7 @@ from crawler.spiders.common import (
     split_arg,
     stage_path,
 )
+from crawler.timing import latency
 
 META = {"dont_redirect": True, "handle_httpstatus_all": True}
 
@@ -99,6 +100,7 @@ class DiscoverySpider(scrapy.Spider):
             discovered_at=now_iso(),
             ok=200 <= response.status < 400,
             redirect_to=location,
+            download_latency=latency(response),
         )
         if location is not None:
             if self._allowed(location):

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from common.records import iter_records, unique_urls, validate_records
 from crawler.items import ValidationRecord
 from crawler.spiders.common import content_type, now_iso, stage_path
+from crawler.timing import latency
 
 
 def read_discovered_urls(path: Path) -> list[str]:
@@ -94,6 +95,7 @@ class ValidationSpider(scrapy.Spider):
             final_url=response.url,
             redirect_chain=[*chain, response.url] if chain else [],
             checked_at=now_iso(),
+            download_latency=latency(response),
         )
 
     def on_error(self, failure: Failure) -> Iterator[Any]:

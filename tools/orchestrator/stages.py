@@ -126,6 +126,11 @@ def stage_command(
             "--per-host",
             str(config.enrichment_per_host),
         ]
+        # Stage 3 is as polite as stages 1-2: the same user agent, the same pause per host.
+        if config.user_agent:
+            command += ["--user-agent", config.user_agent]
+        if config.download_delay > 0:
+            command += ["--delay", str(config.download_delay)]
         for domain in config.allowed_domains:
             command += ["--allowed-domain", domain]
         if config.block_private_addresses:
