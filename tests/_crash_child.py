@@ -56,10 +56,16 @@ def outcome(index: int) -> dict[str, object]:
     return {"processed": 1, "successful": 1, "record": {"url": url(index), "n": index}}
 
 
-def run_engine(workdir: Path, items: int, *, fresh: bool, reset: bool) -> None:
+def run_engine(
+    workdir: Path, items: int, *, fresh: bool, reset: bool, no_flush: bool = False
+) -> None:
     checkpoint_dir, output, input_file = paths(workdir)
+    # --no-flush: saves are coalesced and deferred (the saver's state machine and timer run
+    # while updates continue), so a kill can land in a save the timer took.
     checkpoint = EnhancedCheckpoint(
-        checkpoint_dir / f"{STAGE}.json", auto_save_interval=7, min_save_interval=0
+        checkpoint_dir / f"{STAGE}.json",
+        auto_save_interval=7,
+        min_save_interval=0.002 if no_flush else 0,
     )
     with checkpoint:
         checkpoint.acquire()
@@ -73,7 +79,8 @@ def run_engine(workdir: Path, items: int, *, fresh: bool, reset: bool) -> None:
             if checkpoint.should_skip(index):
                 continue
             checkpoint.update(index=index, key=url(index), last_item=url(index), **outcome(index))
-            checkpoint.flush()  # each auto-save (every 7th update) reaches the disk in turn
+            if not no_flush:
+                checkpoint.flush()  # each auto-save (every 7th update) reaches the disk in turn
         checkpoint.complete()
 
 
@@ -106,7 +113,7 @@ def main(argv: list[str]) -> int:
         if "--tracker" in argv:
             asyncio.run(run_tracker(workdir, items, fresh=fresh or reset))
         else:
-            run_engine(workdir, items, fresh=fresh, reset=reset)
+            run_engine(workdir, items, fresh=fresh, reset=reset, no_flush="--no-flush" in argv)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -107,6 +107,10 @@ SCENARIOS = [
     Scenario("after_journal_truncate", (0,), ("--tracker", "--fresh"), _partial),
     Scenario("after_damaged_aside", (0,), setup=_damaged),
     Scenario("after_reset_record", (0,), ("--fresh",), _partial),
+    # Saves coalesced and deferred while updates continue: arrival 1 is the first save after
+    # the start's, which the saver's timer (or the next due update) takes (review A.1 #9).
+    Scenario("after_journal_write", (1,), ("--no-flush",)),
+    Scenario("after_replace", (1,), ("--no-flush",)),
     Scenario("after_reset_record", (0,), ("--reset",), _partial),
 ]
 
