@@ -65,6 +65,15 @@ logger = logging.getLogger("common.work_queue")
 _SETTINGS_TTL = 10.0
 
 Outcome = Literal["ok", "skipped", "failed"]
+#: The rows of the batch this lease token holds, locked in key order: every statement that
+#: touches a batch (extend, commit, release) locks it the same way, so two of them never deadlock.
+_LOCK_MINE = """
+    WITH mine AS (
+        SELECT key FROM rcq_items
+        WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
+        ORDER BY key
+        FOR UPDATE
+    )"""
 _STATE_OF: dict[str, str] = {"ok": "done", "skipped": "done", "failed": "failed"}
 
 
@@ -431,13 +440,8 @@ class WorkQueue:
             # One batch per statement, rows locked in key order: the same order a commit takes,
             # so an extension and a commit of one batch never deadlock.
             row = self._conn.execute(
-                """
-                WITH mine AS (
-                    SELECT key FROM rcq_items
-                    WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
-                    ORDER BY key
-                    FOR UPDATE
-                )
+                _LOCK_MINE  # noqa: S608 - constant SQL; every value is a bound parameter
+                + """
                 UPDATE rcq_items AS i
                 SET lease_expires = clock_timestamp() + %(lease)s * interval '1 second'
                 WHERE i.stage = %(stage)s AND i.key = ANY(ARRAY(SELECT key FROM mine))
@@ -482,13 +486,9 @@ class WorkQueue:
         # One statement, so one round trip and atomic on its own: the items' states and their
         # lines land together or not at all. Rows are locked in key order, as extend() does.
         row = self._conn.execute(
-            """
-            WITH mine AS (
-                SELECT key FROM rcq_items
-                WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
-                ORDER BY key
-                FOR UPDATE
-            ), result AS (
+            _LOCK_MINE  # noqa: S608 - constant SQL; every value is a bound parameter
+            + """
+            , result AS (
                 SELECT * FROM unnest(%(keys)s::text[], %(states)s::text[], %(outcomes)s::text[],
                                      %(errors)s::text[], %(positions)s::int[],
                                      %(kinds)s::text[], %(lines)s::text[])
@@ -533,13 +533,8 @@ class WorkQueue:
         # Rows locked in key order, as extend() (the keeper may be extending this very batch)
         # and commit() do: never a deadlock between them.
         cursor = self._conn.execute(
-            """
-            WITH mine AS (
-                SELECT key FROM rcq_items
-                WHERE stage = %(stage)s AND lease_token = %(token)s AND state = 'leased'
-                ORDER BY key
-                FOR UPDATE
-            )
+            _LOCK_MINE  # noqa: S608 - constant SQL; every value is a bound parameter
+            + """
             UPDATE rcq_items AS i
             SET state = 'pending', lease_token = NULL, lease_expires = NULL, worker = NULL,
                 attempts = CASE WHEN %(error)s::text IS NULL THEN i.attempts - 1

@@ -4,7 +4,8 @@
     python -m tools.bench tracker     # tracker overhead on an async loop, event-loop stalls
     python -m tools.bench enrich      # enrichment throughput vs a bare aiohttp loop; its input
                                       # streamed by a worker thread vs aiofiles
-    python -m tools.bench pipeline    # whole pipeline: uninterrupted vs five SIGKILLs
+    python -m tools.bench pipeline    # whole pipeline: checkpointing on vs off; uninterrupted
+                                      # vs five SIGKILLs (:mod:`tools.bench.pipeline`)
 
 Nothing here is asserted by the test suite: speed is measured, not asserted.
 """
@@ -471,109 +472,9 @@ def run_enrich(args: argparse.Namespace) -> None:
         run_input(args.input_lines, max(args.rounds, 3))
 
 
-# Pipeline --------------------------------------------------------------------------------
-
-_OUTPUTS = (
-    "processed/stage01/discovery_output.jsonl",
-    "processed/stage02/validation_output.jsonl",
-    "processed/stage03/enrichment_output.jsonl",
-)
-
-
-def _site_requests(base_url: str, *, reset: bool = False) -> int:
-    from tools.demo_site import client
-
-    if reset:
-        client.reset(base_url)
-        return 0
-    return client.stats(base_url)["requests"]
-
-
-def _orchestrate(base_url: str, data_dir: Path, kill_after: float | None) -> tuple[float, bool]:
-    """Run the pipeline once; SIGKILL it after ``kill_after`` seconds. (seconds, finished)."""
-    import signal as signals
-
-    command = [
-        sys.executable, "-m", "tools.orchestrator", "--stage", "all", "--no-live",
-        "--start-url", base_url, "--data-dir", str(data_dir),
-    ]  # fmt: skip
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        code = process.wait(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signals.SIGKILL)
-        process.wait()
-        return time.perf_counter() - start, False
-    if code != 0:
-        raise RuntimeError(f"pipeline run failed with exit code {code}: {' '.join(command)}")
-    return time.perf_counter() - start, True
-
-
-def _output_urls(data_dir: Path) -> list[set[str]]:
-    result = []
-    for name in _OUTPUTS:
-        lines = (data_dir / name).read_bytes().split(b"\n")
-        if lines[-1]:
-            raise AssertionError(f"torn last line in {data_dir / name}")
-        urls = [json.loads(line)["url"] for line in lines[:-1]]
-        if len(urls) != len(set(urls)):
-            raise AssertionError(f"duplicate records in {data_dir / name}")
-        result.append(set(urls))
-    return result
-
-
-def run_pipeline(args: argparse.Namespace) -> None:
-    import random
-
-    from tools.demo_site import start_demo_site_process, stop_demo_site_process
-
-    process, base_url = start_demo_site_process(args.pages, 9, stderr=subprocess.DEVNULL)
-    base_url = base_url.rstrip("/") + "/"
-    rng = random.Random(args.seed)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-            reference = Path(tmp) / "reference"
-            _site_requests(base_url, reset=True)
-            ref_time, _ = _orchestrate(base_url, reference, None)
-            ref_fetches = _site_requests(base_url)
-            killed = Path(tmp) / "killed"
-            _site_requests(base_url, reset=True)
-            total_time = 0.0
-            kills = 0
-            while kills < args.kills:
-                elapsed, finished = _orchestrate(
-                    base_url, killed, rng.uniform(0.08, 0.35) * ref_time
-                )
-                total_time += elapsed
-                if finished:
-                    break
-                kills += 1
-            if kills == args.kills:
-                elapsed, _ = _orchestrate(base_url, killed, None)
-                total_time += elapsed
-            fetches = _site_requests(base_url)
-            same = _output_urls(reference) == _output_urls(killed)
-        print(f"pipeline on a {args.pages:,}-page demo site (all three stages, child processes)")
-        _row("wall time, uninterrupted", f"{ref_time:.1f} s", "", None)
-        _row(
-            f"wall time, {kills} SIGKILLs + final run",
-            f"{total_time:.1f} s",
-            f"{ref_time:.1f} s",
-            total_time / ref_time,
-        )
-        _row(
-            f"fetches, {kills} SIGKILLs + final run",
-            f"{fetches:,}",
-            f"{ref_fetches:,}",
-            fetches / ref_fetches,
-        )
-        print(f"  outputs identical to the uninterrupted run's (as URL sets): {same}")
-    finally:
-        stop_demo_site_process(process)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from tools.bench import pipeline as pipeline_bench
+
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench",
         description=__doc__,
@@ -597,10 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="stage-2 records for the input-streaming comparison (0 skips it)",
     )
-    pipeline = sub.add_parser("pipeline", help="whole pipeline: uninterrupted vs SIGKILLs")
-    pipeline.add_argument("--pages", type=int, default=2000)
-    pipeline.add_argument("--kills", type=int, default=5)
-    pipeline.add_argument("--seed", type=int, default=3)
+    pipeline = sub.add_parser(
+        "pipeline", help="whole pipeline: checkpointing on vs off; uninterrupted vs SIGKILLs"
+    )
+    pipeline_bench.add_arguments(pipeline)
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores")
     if args.command == "engine":
@@ -610,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "enrich":
         run_enrich(args)
     elif args.command == "pipeline":
-        run_pipeline(args)
+        pipeline_bench.run_pipeline(args)
     return 0
 
 

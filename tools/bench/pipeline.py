@@ -1,0 +1,270 @@
+"""Whole-pipeline benchmarks: what checkpointing costs, and what SIGKILLs cost.
+
+    python -m tools.bench pipeline [--pages 2000] [--profile university|dense|simple]
+                                   [--repeats 3] [--kills 5] [--seed 3]
+
+(a) **Checkpointing on vs off** (``--repeats`` runs of each, 0 skips it). The three stages run
+    as the orchestrator runs them (its :func:`~tools.orchestrator.stages.stage_command`, the
+    fast profile, one child process per stage), against the same pipeline with checkpointing
+    off: stages 1-2 with ``CHECKPOINT_ENABLED=False``, Scrapy's stock scheduler, no checkpoint
+    pipeline and a plain JSON Lines feed export (``-O``) at the same path; stage 3 through
+    :mod:`tools.bench.pipeline_off` (the processor's code path minus the tracker). Same pages,
+    same concurrency, same settings otherwise; the site's counters and transient failures are
+    reset before each run; runs alternate (on, off, off, on, ...). Each stage's time is its
+    child's wall time, start-up included (a checkpoint's load, lock and last save are part of
+    its cost); the figures are medians, on/off as ratios, and every run's record sets must be
+    equal by ``url``, stage by stage, to the first run's. The load average is printed with them.
+
+(b) **SIGKILLs** (``--kills`` of them, 0 skips it): the orchestrator killed at random moments
+    and run again until it finishes, against an uninterrupted run: wall time, fetches, and
+    whether the outputs are the same URL sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.orchestrator.config import PipelineConfig
+from tools.orchestrator.stages import STAGES, child_env, stage_command
+
+__all__ = ["add_arguments", "off_command", "run_pipeline", "run_stages"]
+
+_OUTPUTS = tuple(stage.output for stage in STAGES)
+_SHORT = {"stage1_discovery": "discovery", "stage2_validation": "validation"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``pipeline`` benchmark's options."""
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument(
+        "--profile", choices=("university", "dense", "simple"), default="university"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="on/off runs of each (0 skips the comparison)"
+    )
+    parser.add_argument("--kills", type=int, default=5, help="SIGKILLs (0 skips that part)")
+    parser.add_argument("--seed", type=int, default=3, help="when the SIGKILLs land")
+
+
+def _row(name: str, value: str, baseline: str, ratio: float | None) -> None:
+    ratio_text = f"{ratio:8.3f}x" if ratio is not None else "        -"
+    print(f"  {name:<40} {value:>12}   baseline {baseline:>12}   {ratio_text}")
+
+
+def _load() -> str:
+    return "{:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
+
+
+def _urls(path: Path) -> set[str]:
+    """The ``url``s of a JSON Lines output; a torn last line or a doubled record is an error."""
+    lines = path.read_bytes().split(b"\n")
+    if lines[-1]:
+        raise AssertionError(f"torn last line in {path}")
+    urls = [json.loads(line)["url"] for line in lines[:-1]]
+    if len(urls) != len(set(urls)):
+        raise AssertionError(f"duplicate records in {path}")
+    return set(urls)
+
+
+# (a) Checkpointing on vs off ---------------------------------------------------------------
+
+
+def off_command(on: list[str], output: Path) -> list[str]:
+    """``on`` (a stage's command) with checkpointing off, writing the same records to ``output``."""
+    if on[1:3] == ["-m", "enrich"]:
+        return [on[0], "-m", "tools.bench.pipeline_off", *on[3:]]
+    settings = {
+        "CHECKPOINT_ENABLED": "False",
+        "SCHEDULER": "scrapy.core.scheduler.Scheduler",
+        "ITEM_PIPELINES": "{}",
+    }
+    if "validation" in on:
+        # Its input is already unique; Scrapy's dupefilter would only drop a redirect whose
+        # target is also an input URL, losing the record of the URL that redirected (our
+        # scheduler lets a redirect through as the replacement of its request).
+        settings["DUPEFILTER_CLASS"] = "scrapy.dupefilters.BaseDupeFilter"
+    command = list(on)
+    for name, value in settings.items():
+        command += ["-s", f"{name}={value}"]
+    return [*command, "-O", str(output)]
+
+
+@dataclass
+class _Variant:
+    name: str
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    loads: list[str] = field(default_factory=list)
+
+    def median(self, stage: str) -> float:
+        return statistics.median(self.seconds[stage])
+
+    def total(self) -> float:
+        return statistics.median(
+            sum(self.seconds[s.name][i] for s in STAGES) for i in range(len(self.loads))
+        )
+
+
+def run_stages(
+    variant: str, base_url: str, data_dir: Path
+) -> tuple[dict[str, float], list[set[str]]]:
+    """The three stages in ``data_dir`` with checkpointing ``on`` or ``off`` (``variant``).
+
+    Returns each stage's wall time and its output's set of URLs.
+    """
+    config = PipelineConfig(start_urls=(base_url,), allowed_domains=("127.0.0.1",))
+    seconds: dict[str, float] = {}
+    for stage in STAGES:
+        command = stage_command(stage, config, data_dir, force=False, fresh=False)
+        if variant == "off":
+            command = off_command(command, data_dir / stage.output)
+        log = data_dir / "logs" / f"{stage.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as handle:
+            started = time.perf_counter()
+            code = subprocess.call(
+                command,
+                cwd=Path(__file__).resolve().parents[2],
+                env=child_env(),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+            seconds[stage.name] = time.perf_counter() - started
+        if code != 0:
+            raise RuntimeError(f"{variant}: {stage.name} exited {code}; see {log}")
+    return seconds, [_urls(data_dir / name) for name in _OUTPUTS]
+
+
+def bench_on_off(base_url: str, work: Path, repeats: int) -> dict[str, _Variant]:
+    """``repeats`` pipelines with checkpointing on and off, alternating; equal records checked."""
+    variants = {"on": _Variant("on"), "off": _Variant("off")}
+    reference: list[set[str]] | None = None
+    for round_ in range(repeats):
+        order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+        for name in order:
+            client.reset(base_url)
+            variant = variants[name]
+            seconds, urls = run_stages(name, base_url, work / f"{name}-{round_}")
+            if reference is None:
+                reference = urls
+            for stage, got, want in zip(STAGES, urls, reference, strict=True):
+                if got != want:
+                    raise AssertionError(
+                        f"{name} run {round_}: {stage.name} wrote {len(got)} URLs, "
+                        f"{len(got - want)} not in the first run's {len(want)}, "
+                        f"{len(want - got)} missing"
+                    )
+            for stage_name, value in seconds.items():
+                variant.seconds.setdefault(stage_name, []).append(value)
+            variant.loads.append(_load())
+            print(
+                f"  run {round_ + 1} {name:>3}: "
+                + ", ".join(f"{_SHORT.get(s, 'enrichment')} {v:.2f} s" for s, v in seconds.items())
+                + f"  (load {variant.loads[-1]})",
+                flush=True,
+            )
+    assert reference is not None
+    print(
+        "  records, equal by url in every run: "
+        + ", ".join(
+            f"{_SHORT.get(s.name, 'enrichment')} {len(u):,}"
+            for s, u in zip(STAGES, reference, strict=True)
+        )
+    )
+    return variants
+
+
+def print_on_off(variants: dict[str, _Variant]) -> None:
+    on, off = variants["on"], variants["off"]
+    runs = len(on.loads)
+    print(f"  checkpointing on vs off, median of {runs} runs each (child wall time, start-up in)")
+    for stage in STAGES:
+        _row(
+            f"{stage.name}",
+            f"{on.median(stage.name):.2f} s",
+            f"{off.median(stage.name):.2f} s",
+            on.median(stage.name) / off.median(stage.name),
+        )
+    _row(
+        "all three stages", f"{on.total():.2f} s", f"{off.total():.2f} s", on.total() / off.total()
+    )
+    print(f"  (target: within 1.05x; load during the runs {', '.join(on.loads + off.loads)})")
+
+
+# (b) SIGKILLs ------------------------------------------------------------------------------
+
+
+def _orchestrate(base_url: str, data_dir: Path, kill_after: float | None) -> tuple[float, bool]:
+    """Run the pipeline once; SIGKILL it after ``kill_after`` seconds. (seconds, finished)."""
+    command = [
+        sys.executable, "-m", "tools.orchestrator", "--stage", "all", "--no-live",
+        "--start-url", base_url, "--data-dir", str(data_dir),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        code = process.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return time.perf_counter() - start, False
+    if code != 0:
+        raise RuntimeError(f"pipeline run failed with exit code {code}: {' '.join(command)}")
+    return time.perf_counter() - start, True
+
+
+def bench_kills(base_url: str, work: Path, kills_wanted: int, seed: int) -> None:
+    rng = random.Random(seed)
+    reference = work / "reference"
+    client.reset(base_url)
+    ref_time, _ = _orchestrate(base_url, reference, None)
+    ref_fetches = client.stats(base_url)["requests"]
+    killed = work / "killed"
+    client.reset(base_url)
+    total_time = 0.0
+    kills = 0
+    while kills < kills_wanted:
+        elapsed, finished = _orchestrate(base_url, killed, rng.uniform(0.08, 0.35) * ref_time)
+        total_time += elapsed
+        if finished:
+            break
+        kills += 1
+    if kills == kills_wanted:
+        elapsed, _ = _orchestrate(base_url, killed, None)
+        total_time += elapsed
+    fetches = client.stats(base_url)["requests"]
+    same = [_urls(reference / n) for n in _OUTPUTS] == [_urls(killed / n) for n in _OUTPUTS]
+    _row("wall time, uninterrupted", f"{ref_time:.1f} s", "", None)
+    _row(f"wall time, {kills} SIGKILLs + final run", f"{total_time:.1f} s", f"{ref_time:.1f} s",
+         total_time / ref_time)  # fmt: skip
+    _row(f"fetches, {kills} SIGKILLs + final run", f"{fetches:,}", f"{ref_fetches:,}",
+         fetches / ref_fetches)  # fmt: skip
+    print(f"  outputs identical to the uninterrupted run's (as URL sets): {same}")
+
+
+def run_pipeline(args: argparse.Namespace) -> None:
+    """Both parts on one demo site (``--pages``, ``--profile``)."""
+    process, base_url = start_demo_site_process(
+        args.pages, 9, profile=args.profile, stderr=subprocess.DEVNULL
+    )
+    base_url = base_url.rstrip("/") + "/"
+    print(f"pipeline on a {args.pages:,}-page {args.profile} demo site (all three stages)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+            if args.repeats > 0:
+                print_on_off(bench_on_off(base_url, Path(tmp), args.repeats))
+            if args.kills > 0:
+                bench_kills(base_url, Path(tmp), args.kills, args.seed)
+    finally:
+        stop_demo_site_process(process)
