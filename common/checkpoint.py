@@ -48,6 +48,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -415,7 +416,7 @@ class EnhancedCheckpoint:
                 state.progress.start_time = now
                 state.created_at = state.created_at or utc_iso(now)
             if input_file is not None:
-                state.input_file = str(input_file)
+                state.input_file = os.path.abspath(input_file)
                 state.input_file_hash = input_hash
                 state.input_file_size = (
                     input_size if input_size is not None else Path(input_file).stat().st_size
@@ -423,7 +424,7 @@ class EnhancedCheckpoint:
             if new_config_hash is not None:
                 state.config_hash = new_config_hash
             if output_file is not None:
-                state.output_file = str(output_file)
+                state.output_file = os.path.abspath(output_file)
             if total_items is not None:
                 state.progress.total_items = total_items
             transition(state, CheckpointStatus.RUNNING, stage=self.stage)
@@ -983,7 +984,7 @@ class EnhancedCheckpoint:
             FAILED_JOURNAL,
             failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
         )
-        self.state.output_file = str(path)
+        self.state.output_file = os.path.abspath(path)
         return journal
 
     def journal(self, name: str) -> Journal:

@@ -165,7 +165,8 @@ def test_discovery_checkpoint_completed_and_files_private(discovered: Discovered
     state = checkpoint_state(discovered.data_dir, "stage1_discovery")
     assert state["status"] == "completed"
     assert state["progress"]["processed_items"] == len(records(discovered.output))
-    assert state["output_file"] == str(discovered.output)
+    # Stored relative to the data dir, so a moved data dir still resumes (issue 16 item 5).
+    assert state["output_file"] == discovered.output.relative_to(discovered.data_dir).as_posix()
     assert state["metadata"]["spider_name"] == "discovery"
     files = [p for p in discovered.data_dir.rglob("*") if p.is_file()]
     assert discovered.output in files
@@ -239,7 +240,7 @@ def test_validation_one_record_per_discovered_url(
         assert isinstance(row["redirect_chain"], list)
     state = checkpoint_state(validated.data_dir, "stage2_validation")
     assert state["status"] == "completed"
-    assert state["input_file"] == str(discovered.output)
+    assert state["input_file"] == discovered.output.relative_to(validated.data_dir).as_posix()
     assert state["input_file_hash"]
 
 

@@ -40,7 +40,8 @@ def test_after_a_save_the_output_holds_exactly_the_done_records(
     assert _lines(output.with_name("records.failed.jsonl")) == [{"url": "u3", "error": "404"}]
     saved = json.loads(cp.path.read_text())
     assert saved["journals"]["output"] == output.stat().st_size == journal.committed
-    assert saved["output_file"] == str(output)
+    assert saved["output_file"] == "out/records.jsonl"  # relative to the data dir
+    assert cp.state.output_file == str(output)
     assert list(journal.read_committed()) == _lines(output)
     assert journal.load_committed() == _lines(output)
 

@@ -221,9 +221,12 @@ def test_saved_file_has_every_seed_field_and_schema_version(
     assert data["last_processed_item"] == "https://a"
     assert data["last_processed_index"] == 0
     assert data["batch_id"] == 0
-    assert data["input_file"] == str(source)
+    # Paths under the data dir (the checkpoint directory's parent) are stored relative to it;
+    # the state in memory holds them absolute.
+    assert data["input_file"] == "input.jsonl"
+    assert cp.state.input_file == str(source)
     assert data["input_file_hash"].startswith("sha256:")
-    assert data["output_file"] == str(tmp_path / "out.jsonl")
+    assert data["output_file"] == "out.jsonl"
     assert data["created_at"] == utc_iso(start)
     assert data["updated_at"] == utc_iso(start + 4)
     assert data["error_message"] is None

@@ -320,7 +320,7 @@ async def test_every_outcome_is_recorded_once_where_it_belongs(
     saved = paths.checkpoint_json()
     assert saved["status"] == "completed"
     assert saved["progress"]["processed_items"] == len(urls)
-    assert saved["output_file"] == str(paths.output)
+    assert saved["output_file"] == paths.output.relative_to(paths.checkpoints.parent).as_posix()
 
 
 def closed_port_url() -> str:
@@ -562,7 +562,7 @@ async def test_process_file_reads_only_ok_html_records(
     assert set(server.state.hits) == {server.path_of(u) for u in wanted}
     assert server.total_hits == len(wanted)
     saved = paths.checkpoint_json()
-    assert saved["input_file"] == str(validation)
+    assert saved["input_file"] == validation.relative_to(paths.checkpoints.parent).as_posix()
     assert saved["input_file_hash"]
 
 

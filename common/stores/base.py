@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from common.datapaths import absolute_paths, relative_paths
 from common.errors import (
     CheckpointCorruptError,
     CheckpointSchemaError,
@@ -252,6 +253,17 @@ class CheckpointStore(ABC):
 
     #: A human-readable location for messages (a directory, a database URL without password).
     location: str
+    #: The data directory (the checkpoint directory's parent) when the store lives in one:
+    #: recorded input and output paths under it are kept relative to it (common.datapaths).
+    data_dir: Path | None = None
+
+    def paths_to_disk(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` as written: its paths under :attr:`data_dir` relative to it."""
+        return record if self.data_dir is None else relative_paths(record, self.data_dir)
+
+    def paths_from_disk(self, data: Any) -> Any:
+        """A record as read: its relative paths resolved under :attr:`data_dir`."""
+        return data if self.data_dir is None else absolute_paths(data, self.data_dir)
 
     @abstractmethod
     def describe(self, stage: str) -> str:

@@ -47,6 +47,7 @@ class JsonFileStore(CheckpointStore):
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.location = str(self.directory)
+        self.data_dir = Path(os.path.abspath(self.directory)).parent
         # Stages whose main file was found damaged: the next save moves it aside instead of
         # making it the backup, so the good backup is never replaced by garbage.
         self._damaged: set[str] = set()
@@ -81,7 +82,7 @@ class JsonFileStore(CheckpointStore):
         loaded = load_first_readable(
             stage,
             [(path, functools.partial(_read_json, path)) for path in (main, backup)],
-            parse,
+            lambda data, path: parse(self.paths_from_disk(data), path),
             error_path=main,
             advice="Nothing was changed; fix or move the files, or reset the stage.",
         )
@@ -106,7 +107,9 @@ class JsonFileStore(CheckpointStore):
         main = self.main_path(stage)
         try:
             ensure_private_dir(self.directory)
-            data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            data = json.dumps(
+                self.paths_to_disk(record), ensure_ascii=False, separators=(",", ":")
+            ).encode()
             if stage in self._damaged and main.exists():
                 stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
                 aside = main.with_name(f"{main.stem}.corrupt-{stamp}.json")
@@ -189,7 +192,10 @@ class JsonFileStore(CheckpointStore):
                 f"could not create {directory}: {exc.strerror or exc}", stage=stage, path=directory
             ) from exc
         snapshot_id = snapshot_id_for(reason, now)
-        body = {"snapshot": {"created": now, "reason": reason}, "record": record}
+        body = {
+            "snapshot": {"created": now, "reason": reason},
+            "record": self.paths_to_disk(record),
+        }
         target = directory / f"{snapshot_id}.json"
         try:
             atomic_write_bytes(
@@ -235,7 +241,7 @@ class JsonFileStore(CheckpointStore):
             raise CheckpointCorruptError(
                 f"snapshot {path} is not a checkpoint snapshot", stage=stage, path=path
             )
-        record: dict[str, Any] = body["record"]
+        record: dict[str, Any] = self.paths_from_disk(body["record"])
         return record
 
     def delete_history(self, stage: str, snapshot_id: str) -> None:

@@ -143,6 +143,7 @@ class SqliteStore(CheckpointStore):
         self.directory = Path(directory)
         self.path = self.directory / DATABASE_NAME
         self.location = str(self.path)
+        self.data_dir = Path(os.path.abspath(self.directory)).parent
         self._local = threading.local()
         self._guard = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -329,7 +330,7 @@ class SqliteStore(CheckpointStore):
         loaded = load_first_readable(
             stage,
             candidates,
-            parse,
+            lambda data, path: parse(self.paths_from_disk(data), path),
             error_path=self.path,
             advice="Nothing was changed; fix the database or reset the stage.",
         )
@@ -345,7 +346,7 @@ class SqliteStore(CheckpointStore):
 
     def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
         validate_stage_name(stage)
-        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(self.paths_to_disk(record), ensure_ascii=False, separators=(",", ":"))
         now = time.time()
         damaged = stage in self._damaged
         with self._transaction(f"save checkpoint {stage!r}") as conn:
@@ -568,7 +569,7 @@ class SqliteStore(CheckpointStore):
     def save_history(self, stage: str, record: dict[str, Any], reason: str, now: float) -> str:
         validate_stage_name(stage)
         snapshot_id = snapshot_id_for(reason, now)
-        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(self.paths_to_disk(record), ensure_ascii=False, separators=(",", ":"))
         with self._transaction(f"save a history snapshot of {stage!r}") as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO history (stage, snapshot_id, created, reason, body) "
@@ -604,7 +605,8 @@ class SqliteStore(CheckpointStore):
             raise CheckpointCorruptError(
                 f"snapshot {where} is not a checkpoint record", stage=stage, path=self.path
             )
-        return record
+        resolved: dict[str, Any] = self.paths_from_disk(record)
+        return resolved
 
     def delete_history(self, stage: str, snapshot_id: str) -> None:
         validate_stage_name(snapshot_id)
