@@ -831,6 +831,7 @@ class EnhancedCheckpoint:
                     path=self.path,
                 )
             previous = self.state.completion.watermark
+            self._refuse_a_position_that_would_double(index, part)
             window = CompletionWindow(index)
             if part is None:
                 self.state.completion = window
@@ -849,6 +850,30 @@ class EnhancedCheckpoint:
             logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
             self._submit(history_reason=f"set-{index}")
             self.flush()
+
+    def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
+        """``set_position`` must not break "none written twice": refuse what would.
+
+        A stage resumed by key (a URL per item, as the Scrapy stages are) has no index to move.
+        A stage whose output already holds records cannot be moved back over items it wrote:
+        their records would be appended a second time (they are not tied to indices in the
+        output, items finish out of order), so only a reset, which starts the output over,
+        redoes them.
+        """
+        if self.done_keys_count:
+            raise ValueError(
+                f"stage {self.stage!r} resumes by key ({self.done_keys_count} done), not by "
+                f"index: a position does not apply to it; reset the stage to redo it"
+            )
+        window = self.state.completion if part is None else self._part(part).window
+        highest = window.highest_done
+        written = sum(self.state.journals.get(name, 0) for name in (OUTPUT_JOURNAL, FAILED_JOURNAL))
+        if written and highest is not None and index <= highest:
+            raise ValueError(
+                f"moving stage {self.stage!r} back to {index} would write the records of items "
+                f"{index} to {highest} a second time (its output already holds them); set "
+                f"{highest + 1} or more, or reset the stage to redo everything"
+            )
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
