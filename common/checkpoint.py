@@ -180,6 +180,9 @@ class EnhancedCheckpoint:
         # Guards the state and the collaborators the saver's timer snapshots: held by every
         # change the owner makes, and by the timer while it takes a snapshot.
         self._guard = threading.RLock()
+        # update() takes no lock: these two flags keep the timer's snapshot out of it instead.
+        self._updating = 0  # owner: inside update() (a depth: hooks may update)
+        self._timer_snapshotting = False  # saver's timer: taking a snapshot
         self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
         self._waker: Callable[[], None] | None = None
         self._broken: CheckpointError | None = None
@@ -525,8 +528,20 @@ class EnhancedCheckpoint:
         index) is recorded too: ``done``, ``failed`` or ``skipped`` from the counts, the error
         from ``failed_record["error"]``, and ``attempts`` (how many tries it took).
         """
-        # The hot path of every integration: locals and one branch per optional argument.
-        with self._guard:
+        # The hot path of every integration (seed 003 calls it once per item): locals, one
+        # branch per optional argument, the common case (the next index in order) without a
+        # call into the completion window, and no lock. The only other thread that touches
+        # the state is the saver's timer, and it snapshots under _guard only: the owner raises
+        # _updating, the timer raises _timer_snapshotting and backs off if it sees _updating;
+        # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
+        # Under the GIL each attribute load and store is atomic and ordered, so one side
+        # always sees the other (Dekker's handshake); a lock per item cost more than the
+        # rest of the update.
+        self._updating += 1
+        try:
+            if self._timer_snapshotting:
+                with self._guard:
+                    pass
             if self._broken is not None:
                 raise self._broken
             state = self.state
@@ -541,15 +556,8 @@ class EnhancedCheckpoint:
                     f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
                     f">= 0 and successful + failed <= processed + skipped"
                 )
-            if (record is not None or failed_record is not None) and (
-                (record is not None and OUTPUT_JOURNAL not in self._journals)
-                or (failed_record is not None and FAILED_JOURNAL not in self._journals)
-            ):
-                raise CheckpointError(
-                    f"stage {self.stage!r}: update(record=...) needs attach_output() first",
-                    stage=self.stage,
-                    path=self.path,
-                )
+            if record is not None or failed_record is not None:
+                self._check_journals(record, failed_record)
             keys = None
             if key is not None:
                 keys = self._keys if self._keys is not None else self._load_keys()
@@ -557,7 +565,11 @@ class EnhancedCheckpoint:
                     return False
             if index is not None:
                 window = state.completion if part is None else self._part(part).window
-                if not window.mark(index, last_item):
+                if index == window.watermark and not window.above:
+                    window.watermark = index + 1
+                    if last_item is not None:
+                        window.prefix_item = last_item
+                elif not window.mark(index, last_item):
                     return False
                 state.last_processed_index = index
             if keys is not None:
@@ -576,8 +588,7 @@ class EnhancedCheckpoint:
                 self._journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
                 self._journals[FAILED_JOURNAL].append(failed_record)
-            now = self._clock()
-            progress.last_update_time = now
+            progress.last_update_time = now = self._clock()
             if self.ledger is not None:
                 self._record_ledger(
                     key,
@@ -592,16 +603,17 @@ class EnhancedCheckpoint:
                     now,
                 )
             self._dirty = True
-            updates = self._updates_since_save + 1
-            self._updates_since_save = updates
+            updates = self._updates_since_save = self._updates_since_save + 1
             policy = self.policy
-            since = now - self._last_save_time
             if updates >= policy.every_updates:
                 # Due by count: ask once (a save too soon is deferred to the timer), then
                 # again only once the minimum interval has passed.
-                if updates == policy.every_updates or since >= policy.min_interval:
+                if (
+                    updates == policy.every_updates
+                    or now - self._last_save_time >= policy.min_interval
+                ):
                     self._save_due(now)
-            elif since >= policy.every_seconds:
+            elif now - self._last_save_time >= policy.every_seconds:
                 self._save_due(now)
             if self.progress_log_every:
                 self._since_log += processed
@@ -609,6 +621,18 @@ class EnhancedCheckpoint:
                     self._since_log = 0
                     logger.info(self.progress_line())
             return True
+        finally:
+            self._updating -= 1
+
+    def _check_journals(self, record: Any, failed_record: Any) -> None:
+        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
+            failed_record is not None and FAILED_JOURNAL not in self._journals
+        ):
+            raise CheckpointError(
+                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
+                stage=self.stage,
+                path=self.path,
+            )
 
     def _record_ledger(
         self,
@@ -648,6 +672,12 @@ class EnhancedCheckpoint:
             self._dirty = True
             return True
 
+    def mark_changed(self) -> None:
+        """Note a change made directly to :attr:`state` (``state.metadata``, say): the next
+        save (the timer's at the latest, ``save_every_seconds`` on) carries it."""
+        with self._guard:
+            self._dirty = True
+
     def _not_running(self, action: str) -> None:
         status = self.state.status
         raise InvalidTransitionError(
@@ -660,7 +690,8 @@ class EnhancedCheckpoint:
     def should_skip(self, index: int, part: str | None = None) -> bool:
         """True when item ``index`` (of ``part``) is already done; exact under any order."""
         if part is None:
-            return self.state.completion.is_done(index)
+            window = self.state.completion  # inlined is_done(): one call per item, not two
+            return index < window.watermark or index in window.above
         progress = self.state.parts.get(part)
         if progress is None:
             return False
@@ -785,6 +816,7 @@ class EnhancedCheckpoint:
                     path=self.path,
                 )
             previous = self.state.completion.watermark
+            self._refuse_a_position_that_would_double(index, part)
             window = CompletionWindow(index)
             if part is None:
                 self.state.completion = window
@@ -803,6 +835,30 @@ class EnhancedCheckpoint:
             logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
             self._submit(history_reason=f"set-{index}")
             self.flush()
+
+    def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
+        """``set_position`` must not break "none written twice": refuse what would.
+
+        A stage resumed by key (a URL per item, as the Scrapy stages are) has no index to move.
+        A stage whose output already holds records cannot be moved back over items it wrote:
+        their records would be appended a second time (they are not tied to indices in the
+        output, items finish out of order), so only a reset, which starts the output over,
+        redoes them.
+        """
+        if self.done_keys_count:
+            raise ValueError(
+                f"stage {self.stage!r} resumes by key ({self.done_keys_count} done), not by "
+                f"index: a position does not apply to it; reset the stage to redo it"
+            )
+        window = self.state.completion if part is None else self._part(part).window
+        highest = window.highest_done
+        written = sum(self.state.journals.get(name, 0) for name in (OUTPUT_JOURNAL, FAILED_JOURNAL))
+        if written and highest is not None and index <= highest:
+            raise ValueError(
+                f"moving stage {self.stage!r} back to {index} would write the records of items "
+                f"{index} to {highest} a second time (its output already holds them); set "
+                f"{highest + 1} or more, or reset the stage to redo everything"
+            )
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
@@ -1026,7 +1082,11 @@ class EnhancedCheckpoint:
         if not self._guard.acquire(blocking=False):
             saves.arm(0.005)
             return
+        self._timer_snapshotting = True
         try:
+            if self._updating:
+                saves.arm(0.005)  # the owner is mid-update (see update()): come back shortly
+                return
             due = saves.timer_fired()
             if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
                 return
@@ -1046,6 +1106,7 @@ class EnhancedCheckpoint:
                     pass  # recorded: the owner hears of it at its next call
             # Hooks but no waker: only the owner may run them (its integration ticks).
         finally:
+            self._timer_snapshotting = False
             self._guard.release()
 
     def _reap(self) -> None:

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -37,12 +38,19 @@ from pathlib import Path
 
 from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
 from tools.orchestrator.config import PipelineConfig
-from tools.orchestrator.stages import STAGES, child_env, stage_command
+from tools.orchestrator.stages import STAGES, StageSpec, child_env, stage_command
 
-__all__ = ["add_arguments", "off_command", "run_pipeline", "run_stages"]
+__all__ = [
+    "OnOff",
+    "StageRun",
+    "add_arguments",
+    "off_command",
+    "run_pipeline",
+    "run_stage",
+    "run_stages",
+]
 
 _OUTPUTS = tuple(stage.output for stage in STAGES)
-_SHORT = {"stage1_discovery": "discovery", "stage2_validation": "validation"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,63 +109,93 @@ def off_command(on: list[str], output: Path) -> list[str]:
     return [*command, "-O", str(output)]
 
 
-@dataclass
-class _Variant:
-    name: str
-    seconds: dict[str, list[float]] = field(default_factory=dict)
-    loads: list[str] = field(default_factory=list)
+@dataclass(frozen=True, slots=True)
+class StageRun:
+    """One stage child: its wall time and the CPU time it used (user + system), in seconds."""
 
-    def median(self, stage: str) -> float:
-        return statistics.median(self.seconds[stage])
+    wall: float
+    cpu: float
 
-    def total(self) -> float:
-        return statistics.median(
-            sum(self.seconds[s.name][i] for s in STAGES) for i in range(len(self.loads))
+
+def run_stage(variant: str, stage: StageSpec, base_url: str, data_dir: Path) -> StageRun:
+    """One stage in ``data_dir`` with checkpointing ``on`` or ``off`` (``variant``)."""
+    config = PipelineConfig(start_urls=(base_url,), allowed_domains=("127.0.0.1",))
+    command = stage_command(stage, config, data_dir, force=False, fresh=False)
+    if variant == "off":
+        command = off_command(command, data_dir / stage.output)
+    log = data_dir / "logs" / f"{stage.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parents[2],
+            env=child_env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
+        # The kernel's account of the child: CPU time hardly moves with the machine's load.
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{variant}: {stage.name} exited {code}; see {log}")
+    return StageRun(wall, usage.ru_utime + usage.ru_stime)
 
 
 def run_stages(
     variant: str, base_url: str, data_dir: Path
-) -> tuple[dict[str, float], list[set[str]]]:
-    """The three stages in ``data_dir`` with checkpointing ``on`` or ``off`` (``variant``).
+) -> tuple[dict[str, StageRun], list[set[str]]]:
+    """The three stages in ``data_dir``, ``on`` or ``off``: each one's times, each output's URLs."""
+    runs = {stage.name: run_stage(variant, stage, base_url, data_dir) for stage in STAGES}
+    return runs, [_urls(data_dir / name) for name in _OUTPUTS]
 
-    Returns each stage's wall time and its output's set of URLs.
+
+def _pick(run: StageRun, what: str) -> float:
+    return run.wall if what == "wall" else run.cpu
+
+
+@dataclass
+class OnOff:
+    """Every stage run of the comparison, by variant and stage, and the load after each round."""
+
+    runs: dict[str, dict[str, list[StageRun]]] = field(
+        default_factory=lambda: {"on": {}, "off": {}}
+    )
+    loads: list[str] = field(default_factory=list)
+    records: list[int] = field(default_factory=list)
+
+    def median(self, variant: str, stage: str, what: str) -> float:
+        return statistics.median(_pick(r, what) for r in self.runs[variant][stage])
+
+    def total(self, variant: str, what: str) -> float:
+        rounds = len(self.loads)
+        by_stage = self.runs[variant]
+        return statistics.median(
+            sum(_pick(by_stage[s.name][i], what) for s in STAGES) for i in range(rounds)
+        )
+
+
+def bench_on_off(base_url: str, work: Path, repeats: int) -> OnOff:
+    """Each stage on and off back to back (order alternating), ``repeats`` rounds.
+
+    Every run's record sets must equal the first run's, stage by stage, by ``url``. The site's
+    counters and transient failures are reset before every stage run, so both see the same.
     """
-    config = PipelineConfig(start_urls=(base_url,), allowed_domains=("127.0.0.1",))
-    seconds: dict[str, float] = {}
-    for stage in STAGES:
-        command = stage_command(stage, config, data_dir, force=False, fresh=False)
-        if variant == "off":
-            command = off_command(command, data_dir / stage.output)
-        log = data_dir / "logs" / f"{stage.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as handle:
-            started = time.perf_counter()
-            code = subprocess.call(
-                command,
-                cwd=Path(__file__).resolve().parents[2],
-                env=child_env(),
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
-            seconds[stage.name] = time.perf_counter() - started
-        if code != 0:
-            raise RuntimeError(f"{variant}: {stage.name} exited {code}; see {log}")
-    return seconds, [_urls(data_dir / name) for name in _OUTPUTS]
-
-
-def bench_on_off(base_url: str, work: Path, repeats: int) -> dict[str, _Variant]:
-    """``repeats`` pipelines with checkpointing on and off, alternating; equal records checked."""
-    variants = {"on": _Variant("on"), "off": _Variant("off")}
+    result = OnOff()
     reference: list[set[str]] | None = None
     for round_ in range(repeats):
-        order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
-        for name in order:
-            client.reset(base_url)
-            variant = variants[name]
-            seconds, urls = run_stages(name, base_url, work / f"{name}-{round_}")
+        for position, stage in enumerate(STAGES):
+            order = ("on", "off") if (round_ + position) % 2 == 0 else ("off", "on")
+            for name in order:
+                client.reset(base_url)
+                run = run_stage(name, stage, base_url, work / f"{name}-{round_}")
+                result.runs[name].setdefault(stage.name, []).append(run)
+        for name in ("on", "off"):
+            urls = [_urls(work / f"{name}-{round_}" / output) for output in _OUTPUTS]
             if reference is None:
                 reference = urls
+                result.records = [len(u) for u in urls]
             for stage, got, want in zip(STAGES, urls, reference, strict=True):
                 if got != want:
                     raise AssertionError(
@@ -165,41 +203,41 @@ def bench_on_off(base_url: str, work: Path, repeats: int) -> dict[str, _Variant]
                         f"{len(got - want)} not in the first run's {len(want)}, "
                         f"{len(want - got)} missing"
                     )
-            for stage_name, value in seconds.items():
-                variant.seconds.setdefault(stage_name, []).append(value)
-            variant.loads.append(_load())
-            print(
-                f"  run {round_ + 1} {name:>3}: "
-                + ", ".join(f"{_SHORT.get(s, 'enrichment')} {v:.2f} s" for s, v in seconds.items())
-                + f"  (load {variant.loads[-1]})",
-                flush=True,
+            shutil.rmtree(work / f"{name}-{round_}")
+        result.loads.append(_load())
+        print(
+            f"  round {round_ + 1}: "
+            + "; ".join(
+                f"{s.alias} "
+                + " / ".join(
+                    f"{result.runs[n][s.name][-1].wall:.2f} s ({result.runs[n][s.name][-1].cpu:.2f}"
+                    " CPU)"
+                    for n in ("on", "off")
+                )
+                for s in STAGES
             )
-    assert reference is not None
+            + f"  on / off; load {result.loads[-1]}",
+            flush=True,
+        )
+    return result
+
+
+def print_on_off(result: OnOff) -> None:
+    """Medians per stage and in total, wall and CPU time, on against off."""
     print(
-        "  records, equal by url in every run: "
-        + ", ".join(
-            f"{_SHORT.get(s.name, 'enrichment')} {len(u):,}"
-            for s, u in zip(STAGES, reference, strict=True)
-        )
+        f"  checkpointing on vs off, median of {len(result.loads)} rounds (each stage's child; "
+        "records equal by url in every run: "
+        + ", ".join(f"{s.alias} {n:,}" for s, n in zip(STAGES, result.records, strict=True))
+        + ")"
     )
-    return variants
-
-
-def print_on_off(variants: dict[str, _Variant]) -> None:
-    on, off = variants["on"], variants["off"]
-    runs = len(on.loads)
-    print(f"  checkpointing on vs off, median of {runs} runs each (child wall time, start-up in)")
-    for stage in STAGES:
-        _row(
-            f"{stage.name}",
-            f"{on.median(stage.name):.2f} s",
-            f"{off.median(stage.name):.2f} s",
-            on.median(stage.name) / off.median(stage.name),
-        )
-    _row(
-        "all three stages", f"{on.total():.2f} s", f"{off.total():.2f} s", on.total() / off.total()
-    )
-    print(f"  (target: within 1.05x; load during the runs {', '.join(on.loads + off.loads)})")
+    for what, unit in (("wall", "wall time"), ("cpu", "CPU time")):
+        for stage in STAGES:
+            on = result.median("on", stage.name, what)
+            off = result.median("off", stage.name, what)
+            _row(f"{stage.name}, {unit}", f"{on:.2f} s", f"{off:.2f} s", on / off)
+        on, off = result.total("on", what), result.total("off", what)
+        _row(f"all three stages, {unit}", f"{on:.2f} s", f"{off:.2f} s", on / off)
+    print(f"  (target: within 1.05x; load after each round {', '.join(result.loads)})")
 
 
 # (b) SIGKILLs ------------------------------------------------------------------------------
