@@ -19,7 +19,8 @@ Usage (seed 003)::
 The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
 save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
-:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.journal`
+:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
+(the writer lock, and loading the record with crash detection), :mod:`common.journal`
 (append-only outputs) and :mod:`common.completion` (the exact resume index).
 
 Threads and the fields they own:
@@ -73,6 +74,7 @@ from common.hashing import config_hash, file_sha256
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.ownership import Ownership
 from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.saver import SavePolicy, SaverState, SaveScheduler
@@ -81,7 +83,6 @@ from common.state import (
     SCHEMA_VERSION,
     CheckpointState,
     ErrorRecord,
-    parse_checkpoint,
     utc_iso,
 )
 from common.status import CheckpointStatus, check_transition, transition
@@ -90,7 +91,6 @@ from common.stores.base import (
     KeySet,
     MemoryKeySet,
     StagedRows,
-    WriterLock,
     validate_stage_name,
 )
 from common.stores.factory import open_store
@@ -177,7 +177,8 @@ class EnhancedCheckpoint:
         self._last_history = clock()
         self.progress_log_every = progress_log_every
         self._clock = clock
-        self._lock: WriterLock | None = None
+        #: The stage's writer lock and its record's loads (crash detection).
+        self._owner = Ownership(self.store, self.stage, clock)
         # Guards the state and the collaborators the saver's timer snapshots: held by every
         # change the owner makes, and by the timer while it takes a snapshot.
         self._guard = threading.RLock()
@@ -198,7 +199,6 @@ class EnhancedCheckpoint:
         self._active_before = 0.0
         self._last_save_time = clock()
         self._pending_history: str | None = None
-        self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
         self._cut = False  # journals cut back to the record's committed lengths
@@ -210,16 +210,11 @@ class EnhancedCheckpoint:
     # Loading ---------------------------------------------------------------------------------
 
     def _load(self) -> CheckpointState:
-        self._loaded_mtime = self.store.modified_time(self.stage)
-        loaded = self.store.load(
-            self.stage, lambda data, path: parse_checkpoint(data, path=path, stage=self.stage)
-        )
-        now = self._clock()
-        if loaded is None:
-            return CheckpointState(
-                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now)
-            )
-        state, self.migrated = loaded.value
+        loaded = self._owner.load()
+        state = loaded.state
+        if loaded.source is None:
+            return state
+        self.migrated = loaded.migrated
         self.restored_from_backup = loaded.restored_from_backup
         if self.migrated:
             logger.info(
@@ -228,7 +223,7 @@ class EnhancedCheckpoint:
                 self.stage,
                 SCHEMA_VERSION,
             )
-        if state.status is CheckpointStatus.RUNNING and not self._writer_lock().is_held_elsewhere():
+        if loaded.crashed:
             logger.warning(
                 "Detected incomplete checkpoint for %s. Resuming from %d items",
                 self.stage,
@@ -241,15 +236,10 @@ class EnhancedCheckpoint:
         self._active_before = state.progress.active_seconds
         return state
 
-    def _writer_lock(self) -> WriterLock:
-        if self._lock is None:
-            self._lock = self.store.lock(self.stage)
-        return self._lock
-
     @property
     def is_locked_elsewhere(self) -> bool:
         """True when another live process (or object) is writing this stage."""
-        return self._writer_lock().is_held_elsewhere()
+        return self._owner.is_held_elsewhere()
 
     def acquire(self, *, cut: bool = True) -> None:
         """Become the stage's only writer now (otherwise done by the first change).
@@ -270,17 +260,12 @@ class EnhancedCheckpoint:
         in :meth:`_cut_journals`, once a start has passed every guard)."""
         if self._broken is not None:
             raise self._broken
-        lock = self._writer_lock()
-        if lock.held:
-            return
-        lock.acquire()
+        if not self._owner.acquire():
+            return  # already the writer
         try:
             # Another process may have saved since our load, or the process that held the
             # lock when we loaded "running" has died since: load again (crash detection).
-            if (
-                self.store.modified_time(self.stage) != self._loaded_mtime
-                or self.state.status is CheckpointStatus.RUNNING
-            ):
+            if self._owner.changed_since_load() or self.state.status is CheckpointStatus.RUNNING:
                 self.state = self._load()
             self._cut = False
             for journal in self._journals.values():
@@ -292,7 +277,7 @@ class EnhancedCheckpoint:
             if keys is not None:
                 self._keys = keys
         except BaseException:
-            lock.release()
+            self._owner.release()
             raise
 
     def _cut_journals(self) -> None:
@@ -970,7 +955,7 @@ class EnhancedCheckpoint:
             return journal
         journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
         committed = self.state.journals.get(KEYS_JOURNAL)
-        if self._writer_lock().held:
+        if self._owner.held:
             if self._cut:
                 journal.recover(committed)
             else:
@@ -1029,7 +1014,7 @@ class EnhancedCheckpoint:
                 return existing
             journal = Journal(name, path)
             self._journals[name] = journal
-            if self._writer_lock().held and self._cut:
+            if self._owner.held and self._cut:
                 journal.recover(self.state.journals.get(name))
             else:
                 journal.adopt(self.state.journals.get(name))
@@ -1278,8 +1263,7 @@ class EnhancedCheckpoint:
             self._saves.stop()
             for journal in self._journals.values():
                 journal.close()
-            if self._lock is not None:
-                self._lock.release()
+            self._owner.release()
             if self._owns_store:
                 self.store.close()
 
