@@ -19,7 +19,8 @@ Usage (seed 003)::
 The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
 save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
-:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.journal`
+:mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
+(the writer lock, and loading the record with crash detection), :mod:`common.journal`
 (append-only outputs) and :mod:`common.completion` (the exact resume index).
 
 Threads and the fields they own:
@@ -71,6 +72,7 @@ from common.hashing import config_hash, file_sha256
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.ownership import Ownership
 from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.saver import SavePolicy, SaverState, SaveScheduler
@@ -79,7 +81,6 @@ from common.state import (
     SCHEMA_VERSION,
     CheckpointState,
     ErrorRecord,
-    parse_checkpoint,
     utc_iso,
 )
 from common.status import CheckpointStatus, check_transition, transition
@@ -88,7 +89,6 @@ from common.stores.base import (
     KeySet,
     MemoryKeySet,
     StagedRows,
-    WriterLock,
     validate_stage_name,
 )
 from common.stores.factory import open_store
@@ -175,10 +175,14 @@ class EnhancedCheckpoint:
         self._last_history = clock()
         self.progress_log_every = progress_log_every
         self._clock = clock
-        self._lock: WriterLock | None = None
+        #: The stage's writer lock and its record's loads (crash detection).
+        self._owner = Ownership(self.store, self.stage, clock)
         # Guards the state and the collaborators the saver's timer snapshots: held by every
         # change the owner makes, and by the timer while it takes a snapshot.
         self._guard = threading.RLock()
+        # update() takes no lock: these two flags keep the timer's snapshot out of it instead.
+        self._updating = 0  # owner: inside update() (a depth: hooks may update)
+        self._timer_snapshotting = False  # saver's timer: taking a snapshot
         self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
         self._waker: Callable[[], None] | None = None
         self._broken: CheckpointError | None = None
@@ -193,7 +197,6 @@ class EnhancedCheckpoint:
         self._active_before = 0.0
         self._last_save_time = clock()
         self._pending_history: str | None = None
-        self._loaded_mtime: float | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
         self._cut = False  # journals cut back to the record's committed lengths
@@ -205,16 +208,11 @@ class EnhancedCheckpoint:
     # Loading ---------------------------------------------------------------------------------
 
     def _load(self) -> CheckpointState:
-        self._loaded_mtime = self.store.modified_time(self.stage)
-        loaded = self.store.load(
-            self.stage, lambda data, path: parse_checkpoint(data, path=path, stage=self.stage)
-        )
-        now = self._clock()
-        if loaded is None:
-            return CheckpointState(
-                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now)
-            )
-        state, self.migrated = loaded.value
+        loaded = self._owner.load()
+        state = loaded.state
+        if loaded.source is None:
+            return state
+        self.migrated = loaded.migrated
         self.restored_from_backup = loaded.restored_from_backup
         if self.migrated:
             logger.info(
@@ -223,7 +221,7 @@ class EnhancedCheckpoint:
                 self.stage,
                 SCHEMA_VERSION,
             )
-        if state.status is CheckpointStatus.RUNNING and not self._writer_lock().is_held_elsewhere():
+        if loaded.crashed:
             logger.warning(
                 "Detected incomplete checkpoint for %s. Resuming from %d items",
                 self.stage,
@@ -236,15 +234,10 @@ class EnhancedCheckpoint:
         self._active_before = state.progress.active_seconds
         return state
 
-    def _writer_lock(self) -> WriterLock:
-        if self._lock is None:
-            self._lock = self.store.lock(self.stage)
-        return self._lock
-
     @property
     def is_locked_elsewhere(self) -> bool:
         """True when another live process (or object) is writing this stage."""
-        return self._writer_lock().is_held_elsewhere()
+        return self._owner.is_held_elsewhere()
 
     def acquire(self, *, cut: bool = True) -> None:
         """Become the stage's only writer now (otherwise done by the first change).
@@ -265,17 +258,12 @@ class EnhancedCheckpoint:
         in :meth:`_cut_journals`, once a start has passed every guard)."""
         if self._broken is not None:
             raise self._broken
-        lock = self._writer_lock()
-        if lock.held:
-            return
-        lock.acquire()
+        if not self._owner.acquire():
+            return  # already the writer
         try:
             # Another process may have saved since our load, or the process that held the
             # lock when we loaded "running" has died since: load again (crash detection).
-            if (
-                self.store.modified_time(self.stage) != self._loaded_mtime
-                or self.state.status is CheckpointStatus.RUNNING
-            ):
+            if self._owner.changed_since_load() or self.state.status is CheckpointStatus.RUNNING:
                 self.state = self._load()
             self._cut = False
             for journal in self._journals.values():
@@ -287,7 +275,7 @@ class EnhancedCheckpoint:
             if keys is not None:
                 self._keys = keys
         except BaseException:
-            lock.release()
+            self._owner.release()
             raise
 
     def _cut_journals(self) -> None:
@@ -540,8 +528,20 @@ class EnhancedCheckpoint:
         index) is recorded too: ``done``, ``failed`` or ``skipped`` from the counts, the error
         from ``failed_record["error"]``, and ``attempts`` (how many tries it took).
         """
-        # The hot path of every integration: locals and one branch per optional argument.
-        with self._guard:
+        # The hot path of every integration (seed 003 calls it once per item): locals, one
+        # branch per optional argument, the common case (the next index in order) without a
+        # call into the completion window, and no lock. The only other thread that touches
+        # the state is the saver's timer, and it snapshots under _guard only: the owner raises
+        # _updating, the timer raises _timer_snapshotting and backs off if it sees _updating;
+        # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
+        # Under the GIL each attribute load and store is atomic and ordered, so one side
+        # always sees the other (Dekker's handshake); a lock per item cost more than the
+        # rest of the update.
+        self._updating += 1
+        try:
+            if self._timer_snapshotting:
+                with self._guard:
+                    pass
             if self._broken is not None:
                 raise self._broken
             state = self.state
@@ -556,15 +556,8 @@ class EnhancedCheckpoint:
                     f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
                     f">= 0 and successful + failed <= processed + skipped"
                 )
-            if (record is not None or failed_record is not None) and (
-                (record is not None and OUTPUT_JOURNAL not in self._journals)
-                or (failed_record is not None and FAILED_JOURNAL not in self._journals)
-            ):
-                raise CheckpointError(
-                    f"stage {self.stage!r}: update(record=...) needs attach_output() first",
-                    stage=self.stage,
-                    path=self.path,
-                )
+            if record is not None or failed_record is not None:
+                self._check_journals(record, failed_record)
             keys = None
             if key is not None:
                 keys = self._keys if self._keys is not None else self._load_keys()
@@ -572,7 +565,11 @@ class EnhancedCheckpoint:
                     return False
             if index is not None:
                 window = state.completion if part is None else self._part(part).window
-                if not window.mark(index, last_item):
+                if index == window.watermark and not window.above:
+                    window.watermark = index + 1
+                    if last_item is not None:
+                        window.prefix_item = last_item
+                elif not window.mark(index, last_item):
                     return False
                 state.last_processed_index = index
             if keys is not None:
@@ -591,8 +588,7 @@ class EnhancedCheckpoint:
                 self._journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
                 self._journals[FAILED_JOURNAL].append(failed_record)
-            now = self._clock()
-            progress.last_update_time = now
+            progress.last_update_time = now = self._clock()
             if self.ledger is not None:
                 self._record_ledger(
                     key,
@@ -607,16 +603,17 @@ class EnhancedCheckpoint:
                     now,
                 )
             self._dirty = True
-            updates = self._updates_since_save + 1
-            self._updates_since_save = updates
+            updates = self._updates_since_save = self._updates_since_save + 1
             policy = self.policy
-            since = now - self._last_save_time
             if updates >= policy.every_updates:
                 # Due by count: ask once (a save too soon is deferred to the timer), then
                 # again only once the minimum interval has passed.
-                if updates == policy.every_updates or since >= policy.min_interval:
+                if (
+                    updates == policy.every_updates
+                    or now - self._last_save_time >= policy.min_interval
+                ):
                     self._save_due(now)
-            elif since >= policy.every_seconds:
+            elif now - self._last_save_time >= policy.every_seconds:
                 self._save_due(now)
             if self.progress_log_every:
                 self._since_log += processed
@@ -624,6 +621,18 @@ class EnhancedCheckpoint:
                     self._since_log = 0
                     logger.info(self.progress_line())
             return True
+        finally:
+            self._updating -= 1
+
+    def _check_journals(self, record: Any, failed_record: Any) -> None:
+        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
+            failed_record is not None and FAILED_JOURNAL not in self._journals
+        ):
+            raise CheckpointError(
+                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
+                stage=self.stage,
+                path=self.path,
+            )
 
     def _record_ledger(
         self,
@@ -663,6 +672,12 @@ class EnhancedCheckpoint:
             self._dirty = True
             return True
 
+    def mark_changed(self) -> None:
+        """Note a change made directly to :attr:`state` (``state.metadata``, say): the next
+        save (the timer's at the latest, ``save_every_seconds`` on) carries it."""
+        with self._guard:
+            self._dirty = True
+
     def _not_running(self, action: str) -> None:
         status = self.state.status
         raise InvalidTransitionError(
@@ -675,7 +690,8 @@ class EnhancedCheckpoint:
     def should_skip(self, index: int, part: str | None = None) -> bool:
         """True when item ``index`` (of ``part``) is already done; exact under any order."""
         if part is None:
-            return self.state.completion.is_done(index)
+            window = self.state.completion  # inlined is_done(): one call per item, not two
+            return index < window.watermark or index in window.above
         progress = self.state.parts.get(part)
         if progress is None:
             return False
@@ -936,7 +952,7 @@ class EnhancedCheckpoint:
             return journal
         journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
         committed = self.state.journals.get(KEYS_JOURNAL)
-        if self._writer_lock().held:
+        if self._owner.held:
             if self._cut:
                 journal.recover(committed)
             else:
@@ -995,7 +1011,7 @@ class EnhancedCheckpoint:
                 return existing
             journal = Journal(name, path)
             self._journals[name] = journal
-            if self._writer_lock().held and self._cut:
+            if self._owner.held and self._cut:
                 journal.recover(self.state.journals.get(name))
             else:
                 journal.adopt(self.state.journals.get(name))
@@ -1066,7 +1082,11 @@ class EnhancedCheckpoint:
         if not self._guard.acquire(blocking=False):
             saves.arm(0.005)
             return
+        self._timer_snapshotting = True
         try:
+            if self._updating:
+                saves.arm(0.005)  # the owner is mid-update (see update()): come back shortly
+                return
             due = saves.timer_fired()
             if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
                 return
@@ -1086,6 +1106,7 @@ class EnhancedCheckpoint:
                     pass  # recorded: the owner hears of it at its next call
             # Hooks but no waker: only the owner may run them (its integration ticks).
         finally:
+            self._timer_snapshotting = False
             self._guard.release()
 
     def _reap(self) -> None:
@@ -1239,8 +1260,7 @@ class EnhancedCheckpoint:
             self._saves.stop()
             for journal in self._journals.values():
                 journal.close()
-            if self._lock is not None:
-                self._lock.release()
+            self._owner.release()
             if self._owns_store:
                 self.store.close()
 

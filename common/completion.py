@@ -35,7 +35,7 @@ class CompletionWindow:
     resuming an id-ordered source from it redoes a little and skips nothing.
     """
 
-    __slots__ = ("_above", "_labels", "prefix_item", "watermark")
+    __slots__ = ("_labels", "above", "prefix_item", "watermark")
 
     def __init__(
         self,
@@ -47,7 +47,8 @@ class CompletionWindow:
         if watermark < 0:
             raise ValueError(f"watermark must be >= 0, got {watermark}")
         self.watermark = watermark
-        self._above: set[int] = set()
+        #: Finished indices above the watermark (read directly on hot paths; changed by mark()).
+        self.above: set[int] = set()
         self._labels: dict[int, str] = dict(labels or {})
         self.prefix_item = prefix_item
         for index in done_above:
@@ -60,7 +61,7 @@ class CompletionWindow:
             watermark += 1
             if label is not None:
                 self.prefix_item = label
-            above = self._above
+            above = self.above
             if above:
                 labels = self._labels
                 while watermark in above:
@@ -72,9 +73,9 @@ class CompletionWindow:
             self.watermark = watermark
             return True
         if index > watermark:
-            if index in self._above:
+            if index in self.above:
                 return False
-            self._above.add(index)
+            self.above.add(index)
             if label is not None and len(self._labels) < MAX_LABELS:
                 self._labels[index] = label
             return True
@@ -84,39 +85,39 @@ class CompletionWindow:
 
     def is_done(self, index: int) -> bool:
         """True when ``index`` finished (exact, whatever the completion order)."""
-        return index < self.watermark or index in self._above
+        return index < self.watermark or index in self.above
 
     @property
     def done_count(self) -> int:
-        return self.watermark + len(self._above)
+        return self.watermark + len(self.above)
 
     @property
     def in_flight_gap(self) -> int:
         """How many finished indices are held above the watermark."""
-        return len(self._above)
+        return len(self.above)
 
     @property
     def highest_done(self) -> int | None:
         """The largest finished index, or None when nothing finished."""
-        if self._above:
-            return max(self._above)
+        if self.above:
+            return max(self.above)
         return self.watermark - 1 if self.watermark else None
 
     def done_above(self) -> list[int]:
-        return sorted(self._above)
+        return sorted(self.above)
 
     def pending_below(self, limit: int) -> Iterator[int]:
         """Indices below ``limit`` that are not done yet, in order."""
         index = self.watermark
         while index < limit:
-            if index not in self._above:
+            if index not in self.above:
                 yield index
             index += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "watermark": self.watermark,
-            "done_above": sorted(self._above),
+            "done_above": sorted(self.above),
             "prefix_item": self.prefix_item,
             "labels": {str(i): v for i, v in sorted(self._labels.items())},
         }

@@ -192,6 +192,7 @@ def run_distributed(
                 stage,
             )
             checkpoint.state.metadata["work_queue"] = {"location": queue.location, "stage": stage}
+            checkpoint.mark_changed()
             with contextlib.ExitStack() as stack:
                 if handle_signals:
                     stack.enter_context(stop.installed())
@@ -230,7 +231,7 @@ def _supervise(
     """Run the local workers until nothing remains, a signal arrives, or all of them died."""
     # A rerun after a crash during the export finds nothing left: no worker to start.
     idle = queue.remaining() == 0
-    workers = [] if idle else [_spawn_worker(options, stage, n) for n in range(options.workers)]
+    workers = [] if idle else [_spawn_worker(options, stage) for _ in range(options.workers)]
     stop.workers = workers
     last_log = 0.0
     try:
@@ -258,24 +259,16 @@ def _supervise(
     return queue.progress()
 
 
-def _spawn_worker(options: DistributedOptions, stage: str, number: int) -> subprocess.Popen[bytes]:
+def _spawn_worker(options: DistributedOptions, stage: str) -> subprocess.Popen[bytes]:
     # The connection string (and any password in it) goes by environment, never argv.
     env = {**os.environ, DSN_ENV: options.dsn, "PYTHONUNBUFFERED": "1"}
-    command = worker_command(options, stage, number)
+    command = worker_command(options, stage)
     return subprocess.Popen(command, env=env, **child_popen_options())  # noqa: S603 - our argv
 
 
-def worker_command(options: DistributedOptions, stage: str, number: int) -> list[str]:
-    """The command line of local worker ``number``."""
-    command = [
-        sys.executable,
-        "-m",
-        "enrich.worker",
-        "--stage",
-        stage,
-        "--worker-id",
-        f"{os.uname().nodename}:{os.getpid()}/{number}",
-    ]
+def worker_command(options: DistributedOptions, stage: str) -> list[str]:
+    """The command line of a local worker (its id is its own ``default_worker_id()``)."""
+    command = [sys.executable, "-m", "enrich.worker", "--stage", stage]
     if options.batch_size is not None:
         command += ["--batch-size", str(options.batch_size)]
     if options.per_host_delay:
@@ -309,6 +302,7 @@ def _mirror(checkpoint: EnhancedCheckpoint, progress: QueueProgress) -> None:
     metadata["workers"] = [worker.to_dict() for worker in progress.workers]
     metadata["in_flight"] = progress.leased
     metadata["throughput"] = round(progress.throughput, 2)
+    checkpoint.mark_changed()  # saved by the timer even when no count moved
     if successful or failed or skipped:
         checkpoint.update(
             processed=successful + failed + skipped,

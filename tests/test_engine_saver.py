@@ -291,3 +291,67 @@ def test_one_save_per_deferral(checkpoint_dir: Path, fake_clock: FakeClock) -> N
         assert store.saves == 2  # start, then the one deferred save
     finally:
         cp.close()
+
+
+class _GatedClock(FakeClock):
+    """A fake clock that holds one chosen thread inside its next call until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread: int | None = None
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> float:
+        if threading.get_ident() == self.thread:
+            self.thread = None
+            self.inside.set()
+            self.release.wait(60)
+        return self.now
+
+
+def test_the_timer_never_snapshots_an_update_half_done(make_checkpoint: MakeCheckpoint) -> None:
+    """update() takes no lock: the timer must back off while the owner is inside one, or it
+    would save counts moved by an update whose other fields are not set yet."""
+    clock = _GatedClock()
+    cp = make_checkpoint(
+        "half", clock=clock, auto_save_interval=1000, save_every_seconds=10, min_save_interval=0
+    )
+    cp.start(total_items=10)
+    cp.flush()
+    cp.mark_changed()  # unsaved work, so the timer has something to save
+    clock.advance(20)  # and its period has passed
+    snapshots: list[tuple[int, int]] = []
+    real_snapshot = cp._snapshot
+
+    def snapshot(*args: Any) -> Any:
+        snapshots.append((threading.get_ident(), cp._updating))
+        return real_snapshot(*args)
+
+    cp._snapshot = snapshot  # type: ignore[method-assign]
+    backoffs = threading.Event()
+    real_arm = cp._saves.arm
+
+    def arm(delay: float) -> None:
+        if cp._updating:
+            backoffs.set()
+        real_arm(delay)
+
+    cp._saves.arm = arm  # type: ignore[method-assign]
+
+    def owner() -> None:
+        clock.thread = threading.get_ident()
+        cp.update(processed=1, successful=1, last_item="https://site/0", index=0)
+
+    worker = threading.Thread(target=owner)
+    worker.start()
+    try:
+        assert clock.inside.wait(60), "the update never read the clock"
+        real_arm(0)  # the timer fires while the update is half done
+        assert backoffs.wait(60), "the timer did not back off"
+    finally:
+        clock.release.set()
+        worker.join(60)
+    cp.flush()
+    assert all(updating == 0 for thread, updating in snapshots if thread != worker.ident)
+    assert processed_on_disk(cp.path) == 1

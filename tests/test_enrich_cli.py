@@ -171,9 +171,9 @@ def test_pacing_reaches_shared_workers_without_entering_the_stored_settings() ->
     assert fetch_config(record).per_host_delay == 0.0
 
     paced = DistributedOptions(dsn="postgresql://x/y", workers=2, per_host_delay=2.5)
-    assert worker_command(paced, STAGE, 0)[-2:] == ["--delay", "2.5"]
+    assert worker_command(paced, STAGE)[-2:] == ["--delay", "2.5"]
     assert "--delay" not in worker_command(
-        DistributedOptions(dsn="postgresql://x/y", workers=2), STAGE, 0
+        DistributedOptions(dsn="postgresql://x/y", workers=2), STAGE
     )
     assert worker_build_parser().parse_args(["--delay", "2.5"]).delay == 2.5
 

@@ -346,6 +346,21 @@ def _print_seed_loop(n: int, rounds: int) -> None:
             f"{stand_in * 1e6:.2f} us",
             added / stand_in if stand_in > 0 else None,
         )
+    # CPU time (all threads): what the loop costs the machine, less disturbed by other load.
+    _row("bare loop, CPU per item", f"{figures.cpu_bare * 1e6:.2f} us", "-", None)
+    cpu_stand_in = figures.cpu_added(figures.cpu_stand_in)
+    for name, value in (
+        ("stand-in, CPU added per item", figures.cpu_stand_in),
+        ("EnhancedCheckpoint, CPU added per item", figures.cpu_engine),
+        ("AsyncCheckpointTracker, CPU added per item", figures.cpu_tracker),
+    ):
+        added = figures.cpu_added(value)
+        _row(
+            name,
+            f"{added * 1e6:.2f} us",
+            f"{cpu_stand_in * 1e6:.2f} us",
+            added / cpu_stand_in if cpu_stand_in > 0 else None,
+        )
 
 
 async def _timed_checkpoint_run(directory: Path, n: int, concurrency: int) -> float:
