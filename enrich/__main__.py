@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
@@ -402,6 +402,9 @@ def _leaves(exc: BaseException) -> list[str] | None:
                 return None
             messages += found
         return messages
+    if isinstance(exc, InputChangedError | ConfigChangedError):
+        # The engine's advice, in this command's words.
+        return [" ".join(str(exc).split()) + " (rerun with --force to resume anyway, or --fresh)"]
     if isinstance(exc, CheckpointError | ValueError):
         return [" ".join(str(exc).split())]
     if isinstance(exc, OSError):

@@ -1173,8 +1173,13 @@ def test_a_capped_crawl_continues_and_the_later_stages_follow_it(
 
 @pytest.mark.slow
 def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
+    """newcomer.md §2.1: a completed validation stage whose input gains a malformed line is
+    refused before it cuts anything, and the one verdict names the file and the line."""
     data_dir = tmp_path / "bad"
     assert run_orchestrator(data_dir, stage="discovery").returncode == 0
+    assert run_orchestrator(data_dir, stage="validation").returncode == 0
+    validation_output = output_path(data_dir, STAGES[1])
+    validated = validation_output.read_bytes()
     discovery_output = output_path(data_dir, STAGES[0])
     line = line_count(discovery_output) + 1
     with discovery_output.open("a") as handle:
@@ -1184,11 +1189,9 @@ def test_a_stage_that_fails_on_its_input_names_the_line(tmp_path: Path) -> None:
     no_traceback(result)
     verdicts = [v for v in result.stderr.splitlines() if v.startswith("error:")]
     assert len(verdicts) == 1, result.stderr
-    # Refused before it started (nothing changed), or failed at its first record: either way
-    # the verdict names the file and the line.
-    assert verdicts[0].startswith(
-        ("error: stage2_validation did not start: ", "error: stage2_validation failed: ")
-    ), verdicts
+    assert verdicts[0].startswith("error: stage2_validation did not start: "), verdicts
+    assert validation_output.read_bytes() == validated  # nothing cut, nothing appended
+    assert checkpoint(data_dir, STAGES[1])["status"] == "completed"
     assert f"{discovery_output}:{line}" in verdicts[0], verdicts  # the file and the bad line
     assert verdicts[0].count("error:") == 1, verdicts
 

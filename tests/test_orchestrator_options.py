@@ -35,8 +35,8 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     ("option", "value", "reason"),
     [
         ("--pages", "0", "must be at least 1"),
-        ("--pages", "-5", "must be >= 0"),
-        ("--depth-limit", "-1", "must be >= 0"),
+        ("--pages", "-5", "must be at least 1, got -5"),
+        ("--depth-limit", "-1", "must be at least 1, got -1"),
         ("--depth-limit", "0", "must be at least 1"),
         ("--max-pages", "0", "must be at least 1"),
         ("--max-time", "0", "must be > 0"),
@@ -245,3 +245,17 @@ def test_stage_3_gets_the_same_user_agent_and_delay_as_the_crawl(tmp_path: Path)
     assert float(enrich[enrich.index("--delay") + 1]) == 3.0
     demo = resolve_config(build_parser().parse_args([]), "http://127.0.0.1:8000")
     assert "--delay" not in stage_command(SPECS[2], demo, tmp_path, force=False, fresh=False)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_data_dir_on_a_file_is_one_line_naming_it(tmp_path: Path, nested: bool) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    data_dir = a_file / "sub" if nested else a_file
+    result = run_cli("--data-dir", str(data_dir), "--no-live")
+    assert result.returncode == 1, result.stderr
+    no_traceback(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert str(data_dir) in lines[0] and "Errno" not in lines[0] and "stage" not in lines[0]
+    assert a_file.read_text() == "mine\n"

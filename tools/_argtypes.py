@@ -26,7 +26,10 @@ def non_negative_int(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    value = non_negative_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -39,7 +39,13 @@ class Command(ScrapyCrawlCommand):
             super().run(args, opts)  # Scrapy's usage errors
             return
         assert self.crawler_process is not None
-        crawler = self._create_crawler(args[0])
+        try:
+            crawler = self._create_crawler(args[0])
+        except KeyError:  # Scrapy's spider loader: "Spider not found", as a traceback
+            known = ", ".join(sorted(self.crawler_process.spider_loader.list()))
+            raise UsageError(
+                f"no spider named {args[0]!r}; this project has: {known}", print_help=False
+            ) from None
         errors: list[BaseException] = []
         forced: list[int] = []
         process: Any = self.crawler_process

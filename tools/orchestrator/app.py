@@ -242,7 +242,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     # Every option and the config file are checked before the data directory is touched.
     resolve_config(args, demo_url(1) + "/" if _demo_mode(args) else None)
     data_dir: Path = args.data_dir.resolve()
-    ensure_private_dir(data_dir)  # outputs, checkpoints and logs are not for other users
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is not a directory (nothing was changed)")
+    try:
+        ensure_private_dir(data_dir)  # outputs, checkpoints and logs are not for other users
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the data directory {data_dir}: {exc.strerror or exc}"
+        ) from None
     lock = lock_data_dir(data_dir)
     try:
         ensure_private_dir(data_dir / "logs")
@@ -404,8 +411,17 @@ def _run(
                         reason += " (rerun with --force to resume anyway, or --fresh to start over)"
                     view.note(stage.name, info.status, reason)
                     view.close()
-                    # No checkpoint at all: the stage refused to start (it says why).
-                    status = "did not start" if info.status == "missing" else info.status
+                    # A refused start leaves the status it found (missing, paused, even
+                    # completed): naming that status next to the error would contradict it.
+                    if info.status == CheckpointStatus.FAILED.value:
+                        status = "failed"
+                    elif info.status in (
+                        CheckpointStatus.RUNNING.value,
+                        CheckpointStatus.RECOVERING.value,
+                    ):
+                        status = "stopped"
+                    else:
+                        status = "did not start"
                     verdict = f"{stage.name} {empty or f'{status}: {reason}'}"
                     print(f"error: {verdict} (log: {log_path})", file=sys.stderr)
                     return 1
