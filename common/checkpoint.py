@@ -20,7 +20,8 @@ The class is a facade; its collaborators each have one job: :mod:`common.saver` 
 save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
 :mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
-(the writer lock, and loading the record with crash detection), :mod:`common.journal`
+(the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
+save also keeps a history snapshot; writing and pruning them), :mod:`common.journal`
 (append-only outputs) and :mod:`common.completion` (the exact resume index).
 
 Threads and the fields they own:
@@ -29,14 +30,16 @@ Threads and the fields they own:
 owner thread       ``state`` and everything in it; the journals' pending buffers and
                    ``Journal.committed`` (applied from each :class:`~common.persist.SaveResult`
                    when the owner reaps its saves); the done keys; the ledger's pending rows;
-                   the counters of unsaved work. Every change holds ``_guard``.
+                   the counters of unsaved work. Every change holds ``_guard``, except
+                   :meth:`update`, which raises ``_updating`` instead (see its comment).
 saver thread       the files: journal appends and fsyncs, the store's writes, the history;
                    ``_last_saved`` (the record of its last completed save, which it marks
                    failed when a save breaks). It reads nothing of the owner's but the
                    snapshot it was handed.
 saver's timer      runs on the saver thread; takes a snapshot only while holding ``_guard``
-                   (never waiting for it) and only when no snapshot hook needs the owner's
-                   thread; otherwise it asks the owner through :meth:`set_owner_waker`.
+                   (never waiting for it), never while the owner is inside :meth:`update`,
+                   and only when no snapshot hook needs the owner's thread; otherwise it
+                   asks the owner through :meth:`set_owner_waker`.
 either, locked     the saver's state machine, in-flight count and futures
                    (:class:`~common.saver.SaveScheduler`'s own short lock).
 =================  =========================================================================
@@ -69,6 +72,7 @@ from common.errors import (
 )
 from common.guards import change_reason
 from common.hashing import config_hash, file_sha256
+from common.history import History
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
@@ -170,9 +174,14 @@ class EnhancedCheckpoint:
             if ledger and Ledger.available(self.store)
             else None
         )
-        self.history_keep = history_keep
-        self.history_every_seconds = history_every_seconds
-        self._last_history = clock()
+        #: When a save also keeps a history snapshot; writing and pruning them.
+        self._history = History(
+            self.store,
+            self.stage,
+            keep=history_keep,
+            every_seconds=history_every_seconds,
+            now=clock(),
+        )
         self.progress_log_every = progress_log_every
         self._clock = clock
         #: The stage's writer lock and its record's loads (crash detection).
@@ -196,7 +205,6 @@ class EnhancedCheckpoint:
         self._run_started: float | None = None
         self._active_before = 0.0
         self._last_save_time = clock()
-        self._pending_history: str | None = None
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
         self._cut = False  # journals cut back to the record's committed lengths
@@ -535,8 +543,8 @@ class EnhancedCheckpoint:
         # _updating, the timer raises _timer_snapshotting and backs off if it sees _updating;
         # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
         # Under the GIL each attribute load and store is atomic and ordered, so one side
-        # always sees the other (Dekker's handshake); a lock per item cost more than the
-        # rest of the update.
+        # always sees the other (Dekker's handshake). The lock's enter/exit was a fifth of
+        # the call.
         self._updating += 1
         try:
             if self._timer_snapshotting:
@@ -619,7 +627,8 @@ class EnhancedCheckpoint:
                 self._since_log += processed
                 if self._since_log >= self.progress_log_every:
                     self._since_log = 0
-                    logger.info(self.progress_line())
+                    if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
+                        logger.info(self.progress_line())
             return True
         finally:
             self._updating -= 1
@@ -783,11 +792,10 @@ class EnhancedCheckpoint:
                 self._accumulate_active_time()
             transition(self.state, new, stage=self.stage)
             self._dirty = True
-            self._pending_history = reason if old is not new else None
+            self._history.status_changed(reason if old is not new else None)
 
     def _finish_save(self, wait: bool) -> None:
-        self._submit(history_reason=self._pending_history)
-        self._pending_history = None
+        self._submit(history_reason=self._history.take_pending())
         if wait:
             self.flush()
 
@@ -874,9 +882,7 @@ class EnhancedCheckpoint:
             old = self.state
             check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
             if old.status is not CheckpointStatus.INITIALIZED:
-                self.store.save_history(
-                    self.stage, old.to_dict(), f"before-{reason}", self._clock()
-                )
+                self._history.record(old.to_dict(), f"before-{reason}", self._clock())
             now = self._clock()
             self.state = CheckpointState(
                 stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
@@ -1183,10 +1189,7 @@ class EnhancedCheckpoint:
         self._updates_since_save = 0
         self._last_save_time = now
         self._dirty = False
-        if history_reason is None and now - self._last_history >= self.history_every_seconds:
-            history_reason = "progress"
-        if history_reason is not None:
-            self._last_history = now
+        history_reason = self._history.reason_for(now, history_reason)
         return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
 
     def _submit(self, history_reason: str | None = None) -> None:
@@ -1201,7 +1204,7 @@ class EnhancedCheckpoint:
 
     def _persist(self, snapshot: Snapshot) -> SaveResult:
         """Saver thread: write the snapshot; the owner applies the result when it reaps."""
-        result = persist(self.store, self.stage, self.path, snapshot, self.history_keep)
+        result = persist(self.store, self.stage, self.path, snapshot, self._history)
         self._last_saved = result.record
         return result
 

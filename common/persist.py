@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CheckpointError, CheckpointSaveError
+from common.history import History, prune_history
 from common.journal import Journal
 from common.state import MAX_RECENT_ERRORS
 from common.status import CheckpointStatus
@@ -54,7 +55,7 @@ class SaveResult:
 
 
 def persist(
-    store: CheckpointStore, stage: str, path: Path, snapshot: Snapshot, history_keep: int
+    store: CheckpointStore, stage: str, path: Path, snapshot: Snapshot, history: History
 ) -> SaveResult:
     """Saver thread: journals first (fsynced), then the record that commits them."""
     for journal, data, _offset in snapshot.journal_writes:
@@ -72,21 +73,13 @@ def persist(
     else:  # stores written before ``rows`` existed keep working
         store.save(stage, snapshot.record)
     if snapshot.history_reason:
-        store.save_history(stage, snapshot.record, snapshot.history_reason, snapshot.now)
-        prune_history(store, stage, history_keep)
+        history.record_and_prune(snapshot.record, snapshot.history_reason, snapshot.now)
     return SaveResult(
         snapshot.record,
         tuple((journal, offset) for journal, _data, offset in snapshot.journal_writes),
         snapshot.keys,
         tuple(snapshot.rows.keys or ()),
     )
-
-
-def prune_history(store: CheckpointStore, stage: str, keep: int) -> None:
-    """Keep the ``keep`` newest history entries of ``stage``."""
-    entries = store.list_history(stage)
-    for entry in entries[: max(0, len(entries) - keep)]:
-        store.delete_history(stage, entry.snapshot_id)
 
 
 def failure_record(
