@@ -185,6 +185,14 @@ def test_cli_commands_that_write_fail_cleanly_and_change_nothing(tmp_path: Path)
     (tmp_path / "input.txt").write_text("input\n")
     run_child(tmp_path, CHECKPOINT_CRASH_AT="after_replace", CHECKPOINT_CRASH_SKIP="10")
     checkpoint_dir = child.paths(tmp_path)[0]
+    # The crash child's stage resumes by key, where `set` is refused before it writes anything;
+    # an index-based stage beside it gives `set` something to write.
+    plain = EnhancedCheckpoint(checkpoint_dir / "plain.json")
+    plain.start(total_items=10)
+    for index in range(3):
+        plain.update(processed=1, successful=1, index=index)
+    plain.pause()
+    plain.close()
 
     def files() -> dict[Path, bytes]:  # the lock file's content only names its last holder
         return {
@@ -196,10 +204,10 @@ def test_cli_commands_that_write_fail_cleanly_and_change_nothing(tmp_path: Path)
     before = files()
     cli = ("tools/checkpoint_manager_cli.py", "--checkpoint-dir", checkpoint_dir)
     for args, point in [
-        (("set", child.STAGE, "5"), "temp_open"),
+        (("set", "plain", "5"), "temp_open"),
         (("reset", child.STAGE, "--force"), "after_temp_write"),
         (("export", "--output", tmp_path / "export.json"), "temp_open"),
-        (("set", child.STAGE, "5"), "lock_open"),
+        (("set", "plain", "5"), "lock_open"),
     ]:
         result = run(*cli, *args, env=fault(point, errno.EROFS))
         assert result.returncode == 1, (args, result.stderr)
