@@ -276,12 +276,54 @@ def test_empty_and_missing_directories(tmp_path: Path) -> None:
 
 
 def test_unknown_and_invalid_stage_names(cps: Path) -> None:
-    line = assert_one_error_line(run_cli("--checkpoint-dir", cps, "show", "stage9"), "'stage9'")
-    assert line == (
-        f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {D1}, {D2}, {D3})"
-    )
+    before = snapshot_files(cps)
+    known = f"{D1} (discovery), {D2} (validation), {D3} (enrichment)"
+    for command in (
+        ["show", "stage9"],
+        ["history", "stage9"],
+        ["set", "stage9", "1"],
+        ["reset", "stage9", "--force"],
+        ["restore", "stage9", "20200101T000000_000000-x"],
+        ["ledger", "stage9"],
+        ["results", "--stage", "stage9"],
+        ["export-data", "--stage", "stage9"],
+    ):
+        result = run_cli("--checkpoint-dir", cps, *command)
+        assert result.returncode == 2, (command, result)  # a usage error
+        assert result.stderr.splitlines() == [
+            f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {known})"
+        ], command
+        assert snapshot_files(cps) == before, command
     for command in (["show", "../etc"], ["reset", "../etc", "--force"], ["set", "../x", "1"]):
         assert_one_error_line(run_cli("--checkpoint-dir", cps, *command), "invalid stage name")
+
+
+def test_short_stage_names_are_accepted_by_every_command_taking_a_stage(cps: Path) -> None:
+    """The orchestrator's short names (``--stage validation``) mean the same stages here."""
+    by_name = run_cli("--checkpoint-dir", cps, "show", D2, "--json")
+    by_alias = run_cli("--checkpoint-dir", cps, "show", "validation", "--json")
+    assert by_alias.returncode == 0, by_alias.stderr
+    assert json.loads(by_alias.stdout)["stage"] == D2
+    assert json.loads(by_alias.stdout)["progress"] == json.loads(by_name.stdout)["progress"]
+    history = run_cli("--checkpoint-dir", cps, "history", "validation", "--json")
+    assert history.returncode == 0, history.stderr
+    first = json.loads(history.stdout)["snapshots"][1]["id"]
+    dry = run_cli("--checkpoint-dir", cps, "reset", "enrichment", "--dry-run")
+    assert dry.returncode == 0 and f"would reset {D3}" in dry.stdout, dry
+    moved = run_cli("--checkpoint-dir", cps, "set", "validation", "12")
+    assert moved.returncode == 0, moved.stderr
+    assert f"{D2}: resume point moved from 20 to 12" in moved.stdout
+    restored = run_cli("--checkpoint-dir", cps, "restore", "validation", first)
+    assert restored.returncode == 0, restored.stderr
+    assert (
+        json.loads(run_cli("--checkpoint-dir", cps, "show", D2, "--json").stdout)["progress"][
+            "processed_items"
+        ]
+        == 10
+    )
+    reset = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
+    assert reset.returncode == 0 and f"reset {D1}" in reset.stdout, reset
+    assert not (cps / f"{D1}.json").exists()
 
 
 def test_usage_errors_exit_2(cps: Path) -> None:

@@ -125,7 +125,11 @@ def test_export_data_one_format_and_an_unknown_stage(data_dir: Path, tmp_path: P
     missing = run_cli(
         "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--stage", "stage9_nope"
     )
-    assert_one_error_line(missing, "stage9_nope")
+    assert missing.returncode == 2, missing  # a usage error, as for every command's STAGE
+    assert missing.stderr.splitlines() == [
+        f"error: no checkpoint for stage 'stage9_nope' in {data_dir / 'checkpoints'} "
+        f"(known stages: {STAGE} (validation))"
+    ]
 
 
 def test_a_damaged_output_line_is_one_error_naming_the_file(data_dir: Path) -> None:
@@ -134,3 +138,16 @@ def test_a_damaged_output_line_is_one_error_naming_the_file(data_dir: Path) -> N
     output.write_bytes(data.replace(b'{"url"', b'{"url"x', 1))
     result = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results")
     assert_one_error_line(result, f"{output}:1")
+
+
+def test_results_and_export_data_take_the_short_stage_name(data_dir: Path) -> None:
+    cps = data_dir / "checkpoints"
+    by_name = run_cli("--checkpoint-dir", cps, "results", "--json", "--stage", STAGE)
+    by_alias = run_cli("--checkpoint-dir", cps, "results", "--json", "--stage", "validation")
+    assert by_alias.returncode == 0, by_alias.stderr
+    assert json.loads(by_alias.stdout) == json.loads(by_name.stdout)
+    exported = run_cli(
+        "--checkpoint-dir", cps, "export-data", "--stage", "validation", "--format", "csv"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (data_dir / "exports" / f"{STAGE}.csv").is_file()

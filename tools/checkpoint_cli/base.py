@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from common.errors import CheckpointError, CheckpointLockedError, StageNotFoundError
+from common.errors import CheckpointError, CheckpointLockedError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import detect_store, open_store
 from common.stores.base import validate_stage_name
+from tools.orchestrator.stage_table import find_stage, short_name
 
 EXIT_OK = 0
 
@@ -33,6 +34,10 @@ log = logging.getLogger("checkpoint_manager_cli")
 
 class CliError(Exception):
     """An error the CLI reports itself (one line, exit 1)."""
+
+
+class CliUsageError(CliError):
+    """A command line naming what does not exist, such as an unknown stage (one line, exit 2)."""
 
 
 def out(text: str = "") -> None:
@@ -142,27 +147,35 @@ def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     return UnifiedCheckpointManager(directory, store=store)
 
 
-def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> StageNotFoundError:
-    known = tuple(manager.stages())
-    listing = ", ".join(known) if known else "none"
+def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> CliUsageError:
+    """The usage error for ``stage``: one line listing the stages the directory holds."""
+    known = [
+        name if short_name(name) == name else f"{name} ({short_name(name)})"
+        for name in manager.stages()
+    ]
     where = manager.store.location
     if not manager.checkpoint_dir.exists():
         where += ", which does not exist"
-    return StageNotFoundError(
-        f"no checkpoint for stage {stage!r} in {where} (known stages: {listing})",
-        stage=stage,
-        path=manager.store.describe(stage),
-        known=known,
+    return CliUsageError(
+        f"no checkpoint for stage {stage!r} in {where} "
+        f"(known stages: {', '.join(known) if known else 'none'})"
     )
 
 
 def require_stage(manager: UnifiedCheckpointManager, stage: str, *, history: bool = False) -> str:
-    """The stage name if it has a checkpoint (or, with ``history``, any snapshot)."""
+    """The checkpoint name ``stage`` means here: itself, or the pipeline stage whose short name
+    it is (``discovery`` -> ``stage1_discovery``); it must have a checkpoint (or, with
+    ``history``, any snapshot). The one place a command line's STAGE is resolved."""
     validate_stage_name(stage)
-    if stage in manager.stages():
-        return stage
-    if history and manager.store.list_history(stage):
-        return stage
+    names = [stage]
+    spec = find_stage(stage)
+    if spec is not None and spec.name != stage:
+        names.append(spec.name)  # a stage literally named "discovery" comes first
+    for name in names:
+        if name in manager.stages():
+            return name
+        if history and manager.store.list_history(name):
+            return name
     raise unknown_stage(manager, stage)
 
 

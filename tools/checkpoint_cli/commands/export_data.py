@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from common.io.atomic import FILE_MODE, ensure_private_dir
-from tools.checkpoint_cli.base import EXIT_OK, CliError, count, open_manager, out
+from tools.checkpoint_cli.base import EXIT_OK, CliError, count, open_manager, out, require_stage
 from tools.checkpoint_cli.commands.results import data_dir_of
 from tools.checkpoint_cli.data import read_records, stage_outputs
 
@@ -160,9 +160,10 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     data_dir = data_dir_of(args)
     target_dir = Path(args.output_dir) if args.output_dir else data_dir / "exports"
     formats = args.format or list(FORMATS)
-    outputs = stage_outputs(manager, data_dir, args.stage or None)
-    if args.stage:
-        missing = sorted(set(args.stage) - {o.stage for o in outputs})
+    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
+    outputs = stage_outputs(manager, data_dir, chosen)
+    if chosen:
+        missing = sorted(set(chosen) - {o.stage for o in outputs})
         if missing:
             raise CliError(
                 f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"

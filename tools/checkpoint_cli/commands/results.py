@@ -17,7 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tools.checkpoint_cli import render
-from tools.checkpoint_cli.base import EXIT_OK, CliError, open_manager, out, print_json
+from tools.checkpoint_cli.base import (
+    EXIT_OK,
+    CliError,
+    open_manager,
+    out,
+    print_json,
+    require_stage,
+)
 from tools.checkpoint_cli.data import StageOutput, read_records, stage_outputs
 
 __all__ = ["StageResults", "cmd_results", "data_dir_of", "summarize"]
@@ -194,9 +201,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     """``results``: pages per status, top failure reasons, hosts and samples, per stage."""
     manager = open_manager(args)
     data_dir = data_dir_of(args)
-    outputs = stage_outputs(manager, data_dir, args.stage or None)
-    if args.stage:
-        missing = sorted(set(args.stage) - {o.stage for o in outputs})
+    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
+    outputs = stage_outputs(manager, data_dir, chosen)
+    if chosen:
+        missing = sorted(set(chosen) - {o.stage for o in outputs})
         if missing:
             raise CliError(
                 f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
