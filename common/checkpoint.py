@@ -21,15 +21,17 @@ save: policy, state machine, saver thread and timer), :mod:`common.persist` (wha
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
 :mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
-save also keeps a history snapshot; writing and pruning them), :mod:`common.journal`
-(append-only outputs) and :mod:`common.completion` (the exact resume index).
+save also keeps a history snapshot; writing and pruning them), :mod:`common.outputs` (the
+journals and the done keys, kept true to the record), :mod:`common.journal` (one append-only
+output) and :mod:`common.completion` (the exact resume index).
 
 Threads and the fields they own:
 
 =================  =========================================================================
-owner thread       ``state`` and everything in it; the journals' pending buffers and
-                   ``Journal.committed`` (applied from each :class:`~common.persist.SaveResult`
-                   when the owner reaps its saves); the done keys; the ledger's pending rows;
+owner thread       ``state`` and everything in it; :class:`~common.outputs.Outputs`: the
+                   journals' pending buffers and ``Journal.committed`` (applied from each
+                   :class:`~common.persist.SaveResult` when the owner reaps its saves), the
+                   done keys, the ledger's pending rows;
                    the counters of unsaved work. Every change holds ``_guard``, except
                    :meth:`update`, which raises ``_updating`` instead (see its comment).
 saver thread       the files: journal appends and fsyncs, the store's writes, the history;
@@ -76,6 +78,7 @@ from common.history import History
 from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
 from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
@@ -88,13 +91,7 @@ from common.state import (
     utc_iso,
 )
 from common.status import CheckpointStatus, check_transition, transition
-from common.stores.base import (
-    CheckpointStore,
-    KeySet,
-    MemoryKeySet,
-    StagedRows,
-    validate_stage_name,
-)
+from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.factory import open_store
 
 __all__ = ["EnhancedCheckpoint"]
@@ -102,10 +99,6 @@ __all__ = ["EnhancedCheckpoint"]
 _RUNNING = CheckpointStatus.RUNNING
 
 logger = logging.getLogger("common.checkpoint")
-
-OUTPUT_JOURNAL = "output"
-FAILED_JOURNAL = "failed"
-KEYS_JOURNAL = "keys"
 
 
 class EnhancedCheckpoint:
@@ -197,8 +190,8 @@ class EnhancedCheckpoint:
         self._broken: CheckpointError | None = None
         self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
         self._failure_recorded = False
-        self._journals: dict[str, Journal] = {}
-        self._keys: KeySet | None = None
+        #: The journals and the done keys (common/outputs.py).
+        self._outputs = Outputs(self.store, self.stage, self.path, self._owner, self.ledger)
         self._updates_since_save = 0
         self._since_log = 0
         self._dirty = False
@@ -207,7 +200,6 @@ class EnhancedCheckpoint:
         self._last_save_time = clock()
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
-        self._cut = False  # journals cut back to the record's committed lengths
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -273,33 +265,13 @@ class EnhancedCheckpoint:
             # lock when we loaded "running" has died since: load again (crash detection).
             if self._owner.changed_since_load() or self.state.status is CheckpointStatus.RUNNING:
                 self.state = self._load()
-            self._cut = False
-            for journal in self._journals.values():
-                journal.adopt(self.state.journals.get(journal.name))
-            if self._keys is not None and KEYS_JOURNAL not in self._journals:
-                self._keys = None  # read before we were the writer: reload as the writer
-            self._keys_journal_if_present()
-            keys = self.store.key_set(self.stage)
-            if keys is not None:
-                self._keys = keys
+            self._outputs.adopt(self.state)
         except BaseException:
             self._owner.release()
             raise
 
     def _cut_journals(self) -> None:
-        """Cut every journal (and the store's done keys) back to what the record commits.
-
-        Called only once a start has passed every guard (input, config, lock) and its input
-        validated: a refused start writes nothing.
-        """
-        if self._cut:
-            return
-        for journal in self._journals.values():
-            journal.recover(self.state.journals.get(journal.name))
-        keys = self._keys
-        if keys is not None and keys.committed_by_store:
-            keys.recover(self.state.keys_done)  # keys the record does not count are dropped
-        self._cut = True
+        self._outputs.cut_back(self.state)
 
     def _validate_input(
         self, validator: Callable[[Path], object] | None, input_file: Path | str | None
@@ -565,10 +537,14 @@ class EnhancedCheckpoint:
                     f">= 0 and successful + failed <= processed + skipped"
                 )
             if record is not None or failed_record is not None:
-                self._check_journals(record, failed_record)
+                self._outputs.check_record(record, failed_record)
             keys = None
             if key is not None:
-                keys = self._keys if self._keys is not None else self._load_keys()
+                keys = (
+                    self._outputs.keys
+                    if self._outputs.keys is not None
+                    else self._outputs.load_keys(state)
+                )
                 if key in keys:
                     return False
             if index is not None:
@@ -593,9 +569,9 @@ class EnhancedCheckpoint:
             if last_item is not None:
                 state.last_processed_item = last_item
             if record is not None:
-                self._journals[OUTPUT_JOURNAL].append(record)
+                self._outputs.journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
-                self._journals[FAILED_JOURNAL].append(failed_record)
+                self._outputs.journals[FAILED_JOURNAL].append(failed_record)
             progress.last_update_time = now = self._clock()
             if self.ledger is not None:
                 self._record_ledger(
@@ -632,16 +608,6 @@ class EnhancedCheckpoint:
             return True
         finally:
             self._updating -= 1
-
-    def _check_journals(self, record: Any, failed_record: Any) -> None:
-        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
-            failed_record is not None and FAILED_JOURNAL not in self._journals
-        ):
-            raise CheckpointError(
-                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
-                stage=self.stage,
-                path=self.path,
-            )
 
     def _record_ledger(
         self,
@@ -889,31 +855,13 @@ class EnhancedCheckpoint:
             )
             self._active_before = 0.0
             self._run_started = None
-            keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
-            keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
-            if (
-                old.journals
-                or old.keys_done
-                or keys_on_disk
-                or any(j.committed for j in self._journals.values())
-            ):
-                # The record on disk must stop claiming the journals' bytes (and the store's keys)
-                # before they are cut: a crash in between would otherwise leave a record whose
-                # committed records are gone, which no later run could resume or start over from.
+
+            def commit_empty_record() -> None:
                 self.flush()
                 self.store.save(self.stage, self.state.to_dict())
                 fault_point("after_reset_record", self.path)
-            keys = self.store.key_set(self.stage)  # after the flush: no save adds keys any more
-            if keys is not None:
-                keys.clear()
-            self._keys = keys if keys is not None else MemoryKeySet()
-            if self.ledger is not None:
-                self.ledger.clear()
-            for journal in self._journals.values():
-                journal.recover(None)
-            if keys_on_disk:
-                Journal(KEYS_JOURNAL, keys_path).recover(None)
-            self._cut = True
+
+            self._outputs.reset(old, commit_empty_record)
             self._dirty = True
 
     # Parts -----------------------------------------------------------------------------------
@@ -951,50 +899,14 @@ class EnhancedCheckpoint:
 
     # Keys ------------------------------------------------------------------------------------
 
-    def _keys_journal(self) -> Journal:
-        """The keys journal: attached (and cut back) for a writer, read-only otherwise."""
-        journal = self._journals.get(KEYS_JOURNAL)
-        if journal is not None:
-            return journal
-        journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
-        committed = self.state.journals.get(KEYS_JOURNAL)
-        if self._owner.held:
-            if self._cut:
-                journal.recover(committed)
-            else:
-                journal.adopt(committed)
-            self._journals[KEYS_JOURNAL] = journal
-        else:
-            journal.adopt(committed)
-        return journal
-
-    def _keys_journal_if_present(self) -> None:
-        if (
-            self.state.journals.get(KEYS_JOURNAL)
-            or self.store.journal_path(self.stage, KEYS_JOURNAL).exists()
-        ):
-            self._keys_journal()
-
-    def _load_keys(self) -> KeySet:
-        """The done keys: the store's own table, or the keys journal read once into memory."""
-        if self._keys is not None:
-            return self._keys
-        keys = self.store.key_set(self.stage)
-        if keys is None:
-            keys = MemoryKeySet(self._keys_journal().load_committed())
-        self._keys = keys
-        return keys
-
     def is_key_done(self, key: str) -> bool:
         """True when ``key`` (a URL, an id) was marked done; O(1) in memory, or one indexed
         lookup in a store that keeps the keys itself (SQLite)."""
-        keys = self._keys if self._keys is not None else self._load_keys()
-        return key in keys
+        return key in self._outputs.load_keys(self.state)
 
     @property
     def done_keys_count(self) -> int:
-        keys = self._keys if self._keys is not None else self._load_keys()
-        return len(keys)
+        return len(self._outputs.load_keys(self.state))
 
     # Journals ----------------------------------------------------------------------------------
 
@@ -1005,37 +917,19 @@ class EnhancedCheckpoint:
         exactly the records of items counted as done.
         """
         with self._guard:
-            validate_stage_name(name)
-            if name in self._journals:
-                existing = self._journals[name]
-                if existing.path != Path(path):
-                    raise CheckpointError(
-                        f"journal {name!r} of stage {self.stage!r} is already {existing.path}",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                return existing
-            journal = Journal(name, path)
-            self._journals[name] = journal
-            if self._owner.held and self._cut:
-                journal.recover(self.state.journals.get(name))
-            else:
-                journal.adopt(self.state.journals.get(name))
-            return journal
+            return self._outputs.attach(name, path, self.state)
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
         """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
         path = Path(path)
-        journal = self.attach_journal(OUTPUT_JOURNAL, path)
-        self.attach_journal(
-            FAILED_JOURNAL,
-            failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
-        )
+        with self._guard:
+            journal = self._outputs.attach_output(path, failed_path, self.state)
         self.state.output_file = os.path.abspath(path)
         return journal
 
     def journal(self, name: str) -> Journal:
-        return self._journals[name]
+        """The attached journal ``name``."""
+        return self._outputs.journals[name]
 
     # Saving ----------------------------------------------------------------------------------
 
@@ -1164,26 +1058,7 @@ class EnhancedCheckpoint:
         # The record first: it is the one step that can fail (a dict changed under the copy),
         # and nothing has been taken from the journals yet.
         record = state.to_dict()
-        writes: list[tuple[Journal, bytes, int]] = []
-        rows = StagedRows()
-        keys = self._keys
-        if keys is not None:
-            new_keys = keys.take_pending()
-            if new_keys:
-                if keys.committed_by_store:
-                    rows.keys = new_keys  # committed in the record's own transaction
-                else:
-                    keys_journal = self._journals.get(KEYS_JOURNAL) or self._keys_journal()
-                    for key in new_keys:
-                        keys_journal.append(key)
-                state.keys_done = len(keys)
-        if self.ledger is not None:
-            rows.ledger = self.ledger.take_pending()
-        for journal in self._journals.values():
-            data, offset = journal.take_pending()
-            state.journals[journal.name] = offset
-            if data:
-                writes.append((journal, data, offset))
+        writes, rows, keys = self._outputs.take_pending(state)
         record["journals"] = dict(state.journals)
         record["keys_done"] = state.keys_done
         self._updates_since_save = 0
@@ -1261,8 +1136,7 @@ class EnhancedCheckpoint:
                 self.flush()
         finally:
             self._saves.stop()
-            for journal in self._journals.values():
-                journal.close()
+            self._outputs.close()
             self._owner.release()
             if self._owns_store:
                 self.store.close()
