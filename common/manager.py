@@ -196,8 +196,10 @@ class UnifiedCheckpointManager:
             lines.append(f"Progress: {percent:.1f}% ({snap.processed}/{total})")
             lines.append(f"Success Rate: {snap.success_rate:.1f}%")
             lines.append(f"Throughput: {snap.throughput:.1f} items/sec")
-            if status not in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED):
+            if status in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):
                 lines.append(f"ETA: {_long_duration(snap.eta_seconds)}")
+            elif status is CheckpointStatus.PAUSED:
+                lines.append("ETA: paused")
             lines.append(
                 f"Successful: {snap.successful} | Failed: {snap.failed} | Skipped: {snap.skipped}"
             )

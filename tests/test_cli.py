@@ -103,6 +103,8 @@ def make_stage(
         last = k == len(runs) - 1
         if last and end == "complete":
             checkpoint.complete()
+        elif last and end == "fail":
+            checkpoint.fail("the site went away")
         elif last and end == "running":
             checkpoint.save(force=True)  # a crash: left "running", then the lock goes away
         else:
@@ -224,7 +226,7 @@ def test_show_details_and_input_validation(cps: Path, tmp_path: Path) -> None:
     assert data["resume_point"]["watermark"] == 20
     assert data["errors"]["error_count"] == 3
     assert len(data["errors"]["recent_errors"]) == 3
-    assert data["performance"]["eta_seconds"] > 0
+    assert data["performance"]["eta_seconds"] is None  # paused: no estimate
 
 
 def test_show_of_a_crashed_stage_says_recovering_and_changes_nothing(cps: Path) -> None:
@@ -820,6 +822,28 @@ def test_watch_once_renders_every_stage(cps: Path) -> None:
     for stage in (D1, D2, D3):
         assert stage in result.stdout
     assert "Overall pipeline progress" in result.stdout
+
+
+def test_only_a_running_stage_shows_an_eta(cps: Path) -> None:
+    """Completed says done, paused says paused, failed says -, a stage that runs its estimate."""
+    make_stage(cps, "stage4_failing", total=30, runs=[6], end="fail")
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "watch", "--once").stdout)
+    eta = {stage: cells[5] for stage, cells in rows.items() if len(cells) == 7}
+    assert eta[D1] == "done"
+    assert eta[D2] == "paused"
+    assert eta["stage4_failing"] == "-"
+    assert re.fullmatch(r"[\d.]+ (sec|min|hours)", eta[D3]), eta  # saved as running
+    shown = run_cli("--checkpoint-dir", cps, "show", D2)
+    assert "  ETA: paused" in shown.stdout, shown.stdout
+    for stage in (D1, D2, "stage4_failing"):
+        data = json.loads(run_cli("--checkpoint-dir", cps, "show", stage, "--json").stdout)
+        assert data["performance"]["eta_seconds"] is None, stage
+    listed = json.loads(run_cli("--checkpoint-dir", cps, "list", "--json").stdout)
+    etas = {s["stage"]: s["progress"]["eta_seconds"] for s in listed["stages"]}
+    assert etas[D2] is None and etas["stage4_failing"] is None and etas[D3] > 0
+    report = run_cli("--checkpoint-dir", cps, "report").stdout
+    paused = report.split(f"Stage: {D2}", 1)[1].split("Stage:", 1)[0]
+    assert "ETA: paused" in paused, paused
 
 
 def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:

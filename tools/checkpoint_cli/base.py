@@ -17,6 +17,7 @@ from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import detect_store, open_store
 from common.stores.base import validate_stage_name
+from tools.checkpoint_cli.render.text import eta_seconds_of
 from tools.orchestrator.stage_table import find_stage, short_name
 
 EXIT_OK = 0
@@ -204,7 +205,7 @@ def figures(info: StageInfo) -> dict[str, Any] | None:
         "percent": round(snap.percent, 3),
         "success_rate": round(snap.success_rate, 3),
         "throughput": round(snap.throughput, 3),
-        "eta_seconds": snap.eta_seconds,
+        "eta_seconds": eta_seconds_of(info),
         "active_seconds": round(snap.active_seconds, 3),
     }
 

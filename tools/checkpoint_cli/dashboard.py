@@ -122,7 +122,7 @@ class Dashboard:
                 if info.state.status in _ACTIVE
                 else None
             ),
-            eta_seconds=None if completed else snap.eta_seconds,
+            eta_seconds=render.eta_seconds_of(info),
             eta=render.eta_text(info),
             updated_at=info.state.updated_at,
             last_error=info.state.error_message,
