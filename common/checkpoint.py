@@ -17,7 +17,8 @@ Usage (seed 003)::
     checkpoint.complete()
 
 The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
-save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
+save: policy, state machine, saver thread and timer), :mod:`common.save_coordinator` (taking
+the snapshots, applying the results, a failed save), :mod:`common.persist` (what a save
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
 :mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
@@ -31,14 +32,15 @@ Threads and the fields they own:
 owner thread       ``state`` and everything in it; :class:`~common.outputs.Outputs`: the
                    journals' pending buffers and ``Journal.committed`` (applied from each
                    :class:`~common.persist.SaveResult` when the owner reaps its saves), the
-                   done keys, the ledger's pending rows;
-                   the counters of unsaved work. Every change holds ``_guard``, except
-                   :meth:`update`, which raises ``_updating`` instead (see its comment).
+                   done keys, the ledger's pending rows; :class:`~common.save_coordinator.
+                   SaveCoordinator`: the counters of unsaved work. Every change holds the
+                   coordinator's ``guard``, except :meth:`update`, which raises its
+                   ``updating`` instead (see its comment).
 saver thread       the files: journal appends and fsyncs, the store's writes, the history;
-                   ``_last_saved`` (the record of its last completed save, which it marks
-                   failed when a save breaks). It reads nothing of the owner's but the
-                   snapshot it was handed.
-saver's timer      runs on the saver thread; takes a snapshot only while holding ``_guard``
+                   ``SaveCoordinator._last_saved`` (the record of its last completed save,
+                   which it marks failed when a save breaks). It reads nothing of the
+                   owner's but the snapshot it was handed.
+saver's timer      runs on the saver thread; takes a snapshot only while holding ``guard``
                    (never waiting for it), never while the owner is inside :meth:`update`,
                    and only when no snapshot hook needs the owner's thread; otherwise it
                    asks the owner through :meth:`set_owner_waker`.
@@ -51,24 +53,18 @@ either, locked     the saver's state machine, in-flight count and futures
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import anyio.to_thread
-
 from common import guards
 from common.completion import CompletionWindow, PartProgress
 from common.errors import (
     CheckpointError,
-    CheckpointSaveError,
     InputInvalidError,
     InvalidTransitionError,
 )
@@ -80,9 +76,9 @@ from common.journal import Journal
 from common.ledger import Ledger
 from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
-from common.persist import SaveResult, Snapshot, failure_record, persist
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
-from common.saver import SavePolicy, SaverState, SaveScheduler
+from common.save_coordinator import SaveCoordinator
+from common.saver import SavePolicy, SaverState
 from common.state import (
     MAX_RECENT_ERRORS,
     SCHEMA_VERSION,
@@ -179,27 +175,24 @@ class EnhancedCheckpoint:
         self._clock = clock
         #: The stage's writer lock and its record's loads (crash detection).
         self._owner = Ownership(self.store, self.stage, clock)
-        # Guards the state and the collaborators the saver's timer snapshots: held by every
-        # change the owner makes, and by the timer while it takes a snapshot.
-        self._guard = threading.RLock()
-        # update() takes no lock: these two flags keep the timer's snapshot out of it instead.
-        self._updating = 0  # owner: inside update() (a depth: hooks may update)
-        self._timer_snapshotting = False  # saver's timer: taking a snapshot
-        self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
-        self._waker: Callable[[], None] | None = None
-        self._broken: CheckpointError | None = None
-        self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
-        self._failure_recorded = False
         #: The journals and the done keys (common/outputs.py).
         self._outputs = Outputs(self.store, self.stage, self.path, self._owner, self.ledger)
-        self._updates_since_save = 0
         self._since_log = 0
-        self._dirty = False
         self._run_started: float | None = None
         self._active_before = 0.0
-        self._last_save_time = clock()
-        self._before_snapshot: list[Callable[[], None]] = []
-        self._snapshotting = False
+        #: Taking saves and applying their results; its ``guard`` is the checkpoint's lock.
+        self._saving = SaveCoordinator(
+            self.policy,
+            store=self.store,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            outputs=self._outputs,
+            history=self._history,
+            state=lambda: self.state,
+            become_writer=self._become_writer,
+            refresh_progress=self._refresh_progress,
+        )
         self.recovered_from_crash = False
         self.restored_from_backup = False
         self.migrated = False
@@ -248,7 +241,7 @@ class EnhancedCheckpoint:
         passed, so a refused start changes nothing). Blocking I/O: from async code call it in
         a worker thread.
         """
-        with self._guard:
+        with self._saving.guard:
             self._become_writer()
             if cut:
                 self._cut_journals()
@@ -256,8 +249,8 @@ class EnhancedCheckpoint:
     def _become_writer(self) -> None:
         """Take the stage's lock and read the journals' committed lengths (cut them later,
         in :meth:`_cut_journals`, once a start has passed every guard)."""
-        if self._broken is not None:
-            raise self._broken
+        if self._saving.broken is not None:
+            raise self._saving.broken
         if not self._owner.acquire():
             return  # already the writer
         try:
@@ -319,7 +312,7 @@ class EnhancedCheckpoint:
         a ``ValueError`` or ``OSError`` from it (naming ``FILE:LINE``) becomes
         :class:`InputInvalidError` and nothing is truncated.
         """
-        with self._guard:
+        with self._saving.guard:
             if stage is not None and stage != self.stage:
                 validate_stage_name(stage)
                 raise CheckpointError(
@@ -400,10 +393,10 @@ class EnhancedCheckpoint:
             state.error_message = None
             self._run_started = now
             self._active_before = state.progress.active_seconds
-            self._dirty = True
+            self._saving.dirty = True
             if resuming:
                 logger.info("Processing resumed")
-            self._submit(history_reason="start")
+            self._saving.submit(history_reason="start")
             return True
 
     def restart_if_changed(
@@ -419,7 +412,7 @@ class EnhancedCheckpoint:
         :meth:`start` does the same, but an integration calling ``start()`` on an event loop
         calls this first in a worker thread: starting over saves and truncates files.
         """
-        with self._guard:
+        with self._saving.guard:
             if self.state.status is not CheckpointStatus.COMPLETED:
                 return False
             self._become_writer()
@@ -446,7 +439,7 @@ class EnhancedCheckpoint:
         in a worker thread. A start that would be refused changes nothing here (its
         ``start()`` then raises).
         """
-        with self._guard:
+        with self._saving.guard:
             self._become_writer()
             state = self.state
             if state.status is CheckpointStatus.COMPLETED:
@@ -511,19 +504,19 @@ class EnhancedCheckpoint:
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
         # call into the completion window, and no lock. The only other thread that touches
-        # the state is the saver's timer, and it snapshots under _guard only: the owner raises
-        # _updating, the timer raises _timer_snapshotting and backs off if it sees _updating;
+        # the state is the saver's timer, and it snapshots under guard only: the owner raises
+        # updating, the timer raises timer_snapshotting and backs off if it sees updating;
         # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
         # Under the GIL each attribute load and store is atomic and ordered, so one side
         # always sees the other (Dekker's handshake). The lock's enter/exit was a fifth of
         # the call.
-        self._updating += 1
+        self._saving.updating += 1
         try:
-            if self._timer_snapshotting:
-                with self._guard:
+            if self._saving.timer_snapshotting:
+                with self._saving.guard:
                     pass
-            if self._broken is not None:
-                raise self._broken
+            if self._saving.broken is not None:
+                raise self._saving.broken
             state = self.state
             if state.status is not _RUNNING:
                 self._not_running("update")
@@ -586,19 +579,19 @@ class EnhancedCheckpoint:
                     attempts,
                     now,
                 )
-            self._dirty = True
-            updates = self._updates_since_save = self._updates_since_save + 1
+            self._saving.dirty = True
+            updates = self._saving.updates_since_save = self._saving.updates_since_save + 1
             policy = self.policy
             if updates >= policy.every_updates:
                 # Due by count: ask once (a save too soon is deferred to the timer), then
                 # again only once the minimum interval has passed.
                 if (
                     updates == policy.every_updates
-                    or now - self._last_save_time >= policy.min_interval
+                    or now - self._saving.last_save_time >= policy.min_interval
                 ):
-                    self._save_due(now)
-            elif now - self._last_save_time >= policy.every_seconds:
-                self._save_due(now)
+                    self._saving.save_due(now)
+            elif now - self._saving.last_save_time >= policy.every_seconds:
+                self._saving.save_due(now)
             if self.progress_log_every:
                 self._since_log += processed
                 if self._since_log >= self.progress_log_every:
@@ -607,7 +600,7 @@ class EnhancedCheckpoint:
                         logger.info(self.progress_line())
             return True
         finally:
-            self._updating -= 1
+            self._saving.updating -= 1
 
     def _record_ledger(
         self,
@@ -640,18 +633,18 @@ class EnhancedCheckpoint:
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
-        with self._guard:
+        with self._saving.guard:
             window = self.state.completion if part is None else self._part(part).window
             if not window.mark(index, label):
                 return False
-            self._dirty = True
+            self._saving.dirty = True
             return True
 
     def mark_changed(self) -> None:
         """Note a change made directly to :attr:`state` (``state.metadata``, say): the next
         save (the timer's at the latest, ``save_every_seconds`` on) carries it."""
-        with self._guard:
-            self._dirty = True
+        with self._saving.guard:
+            self._saving.dirty = True
 
     def _not_running(self, action: str) -> None:
         status = self.state.status
@@ -674,7 +667,7 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
-        self._raise_if_broken()
+        self._saving.raise_if_broken()
         self._set_status(CheckpointStatus.COMPLETED, "complete")
         self.state.progress.estimated_completion_time = 0.0
         self._finish_save(wait)
@@ -682,7 +675,7 @@ class EnhancedCheckpoint:
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
-        self._raise_if_broken()
+        self._saving.raise_if_broken()
         self.record_error(error)
         self._set_status(CheckpointStatus.FAILED, "fail")
         logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
@@ -692,53 +685,14 @@ class EnhancedCheckpoint:
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
-        self._raise_if_broken()
+        self._saving.raise_if_broken()
         self._set_status(CheckpointStatus.PAUSED, "pause")
         self._finish_save(wait)
         logger.info("Stage %s paused: %s", self.stage, self.progress_line())
 
-    def _raise_if_broken(self) -> None:
-        """After a failed save, stop: record the failure on disk (if it lets us) and raise.
-
-        The state in memory is ahead of the disk (its journal bytes may not have been written),
-        so it can never be saved; the last record that did reach the disk is marked failed.
-        """
-        if self._broken is None and self._saves.state is SaverState.BROKEN:
-            with contextlib.suppress(CheckpointError):
-                self._reap()
-        if self._broken is None:
-            return
-        self._record_failure_on_disk()
-        raise self._broken
-
-    def _record_failure_on_disk(self) -> None:
-        if self._failure_recorded or self._broken is None:
-            return
-        self._failure_recorded = True
-        error = self._broken
-        # On the saver thread, after any save still running: the event loop never waits on it.
-        self._saves.queue(lambda: self._write_failure(error))
-
-    def _write_failure(self, error: CheckpointError) -> None:
-        """Saver thread: mark the last record this run saved as failed, if it was running."""
-        failed = failure_record(self._last_saved, error, utc_iso(self._clock()))
-        if failed is None:
-            return
-        try:
-            self.store.save(self.stage, failed)
-        except (CheckpointError, OSError) as exc:
-            logger.error("Could not record the failure of %s on disk either: %s", self.stage, exc)
-        else:
-            self._last_saved = failed
-            logger.error(
-                "Stage %s failed: %s; its checkpoint keeps the progress of its last save",
-                self.stage,
-                error,
-            )
-
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
-        with self._guard:
+        with self._saving.guard:
             message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
             stamp = utc_iso(self._clock())
             state = self.state
@@ -747,23 +701,33 @@ class EnhancedCheckpoint:
             state.last_error_time = stamp
             state.recent_errors.append(ErrorRecord(stamp, message))
             del state.recent_errors[:-MAX_RECENT_ERRORS]
-            self._dirty = True
+            self._saving.dirty = True
 
     def _set_status(self, new: CheckpointStatus, reason: str) -> None:
-        with self._guard:
+        with self._saving.guard:
             self._become_writer()
             old = self.state.status
             check_transition(old, new, stage=self.stage)
             if old is CheckpointStatus.RUNNING and self._run_started is not None:
                 self._accumulate_active_time()
             transition(self.state, new, stage=self.stage)
-            self._dirty = True
+            self._saving.dirty = True
             self._history.status_changed(reason if old is not new else None)
 
     def _finish_save(self, wait: bool) -> None:
-        self._submit(history_reason=self._history.take_pending())
+        self._saving.submit(history_reason=self._history.take_pending())
         if wait:
-            self.flush()
+            self._saving.flush()
+
+    def _refresh_progress(self, state: CheckpointState, now: float) -> None:
+        """The active time and the ETA of a running stage as of ``now`` (for a snapshot)."""
+        progress = state.progress
+        if self._run_started is not None and state.status is CheckpointStatus.RUNNING:
+            progress.active_seconds = self._active_before + max(0.0, now - self._run_started)
+            rate = throughput(progress.processed_items, progress.active_seconds)
+            progress.estimated_completion_time = eta_seconds(
+                progress.processed_items, progress.total_items, rate
+            )
 
     def _accumulate_active_time(self) -> None:
         now = self._clock()
@@ -779,7 +743,7 @@ class EnhancedCheckpoint:
 
         Counts are set to match (``processed_items = index``). Recorded in the history.
         """
-        with self._guard:
+        with self._saving.guard:
             if index < 0:
                 raise ValueError(f"index must be >= 0, got {index}")
             self._become_writer()
@@ -805,9 +769,9 @@ class EnhancedCheckpoint:
                 self._part(part).window = window
             if self.state.status is CheckpointStatus.COMPLETED:
                 transition(self.state, CheckpointStatus.PAUSED, stage=self.stage, by="set_position")
-            self._dirty = True
+            self._saving.dirty = True
             logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
-            self._submit(history_reason=f"set-{index}")
+            self._saving.submit(history_reason=f"set-{index}")
             self.flush()
 
     def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
@@ -840,11 +804,11 @@ class EnhancedCheckpoint:
         self.flush()
         self._reset_in_memory("reset")
         self.store.delete(self.stage)
-        self._submit(history_reason=None)
+        self._saving.submit(history_reason=None)
         self.flush()
 
     def _reset_in_memory(self, reason: str) -> None:
-        with self._guard:
+        with self._saving.guard:
             old = self.state
             check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
             if old.status is not CheckpointStatus.INITIALIZED:
@@ -862,7 +826,7 @@ class EnhancedCheckpoint:
                 fault_point("after_reset_record", self.path)
 
             self._outputs.reset(old, commit_empty_record)
-            self._dirty = True
+            self._saving.dirty = True
 
     # Parts -----------------------------------------------------------------------------------
 
@@ -874,20 +838,20 @@ class EnhancedCheckpoint:
 
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        with self._guard:
+        with self._saving.guard:
             part = self._part(name)
             if total is not None:
                 part.total = total
-            self._dirty = True
+            self._saving.dirty = True
             return part
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        with self._guard:
+        with self._saving.guard:
             part = self._part(name)
             part.finished = True
-            self._dirty = True
-            self._save_due(self._clock(), throttle=False)
+            self._saving.dirty = True
+            self._saving.save_due(self._clock(), throttle=False)
 
     def is_part_finished(self, name: str) -> bool:
         part = self.state.parts.get(name)
@@ -916,13 +880,13 @@ class EnhancedCheckpoint:
         The file is cut back to its committed length (or emptied on a fresh start), so it holds
         exactly the records of items counted as done.
         """
-        with self._guard:
+        with self._saving.guard:
             return self._outputs.attach(name, path, self.state)
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
         """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
         path = Path(path)
-        with self._guard:
+        with self._saving.guard:
             journal = self._outputs.attach_output(path, failed_path, self.state)
         self.state.output_file = os.path.abspath(path)
         return journal
@@ -933,36 +897,13 @@ class EnhancedCheckpoint:
 
     # Saving ----------------------------------------------------------------------------------
 
-    def _save_due(self, now: float, *, throttle: bool = True) -> None:
-        """A save fell due on the owner's thread: take it now, or leave it to the saver."""
-        if self._snapshotting:
-            return  # a snapshot hook updated: the snapshot being taken carries it
-        if self._saves.due(now - self._last_save_time, throttle=throttle):
-            self._reap()
-            self._submit()
-
     def tick(self) -> bool:
         """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
 
         Never blocks. The saver's own timer already saves a burst of updates followed by a
         quiet spell; an integration may still call this from its own loop (it is cheap).
         """
-        with self._guard:
-            if (
-                self._broken is not None
-                or not self._dirty
-                or self.state.status is not CheckpointStatus.RUNNING
-                or self._saves.in_flight
-            ):
-                return False
-            if self._clock() - self._last_save_time < self.policy.min_interval:
-                return False
-            try:
-                self._reap()
-                self._submit()
-            except CheckpointError:
-                return False  # a failed save: the owner hears of it at its next update or save
-            return True
+        return self._saving.tick()
 
     def set_owner_waker(self, waker: Callable[[], None] | None) -> None:
         """Have the saver's timer ask the owner's thread to save instead of saving itself.
@@ -973,61 +914,7 @@ class EnhancedCheckpoint:
         only the owner's thread may touch (Scrapy's frontier); without hooks the timer takes
         the snapshot itself, under the checkpoint's lock.
         """
-        self._waker = waker
-
-    def _on_timer(self) -> None:
-        """Saver thread: a deferred save, or ``save_every_seconds`` since the last one."""
-        saves = self._saves
-        # Never wait for the owner here: it may hold the lock while it waits for this thread.
-        if not self._guard.acquire(blocking=False):
-            saves.arm(0.005)
-            return
-        self._timer_snapshotting = True
-        try:
-            if self._updating:
-                saves.arm(0.005)  # the owner is mid-update (see update()): come back shortly
-                return
-            due = saves.timer_fired()
-            if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
-                return
-            if not due:
-                wait = self.policy.every_seconds - (self._clock() - self._last_save_time)
-                if wait > 0.001:
-                    saves.arm(wait)
-                    return
-            if self._waker is not None:
-                self._waker()
-            elif not self._before_snapshot:
-                try:
-                    self._submit()
-                except RuntimeError:  # the owner changed a dict (metadata) as we copied it
-                    saves.arm(0.005)
-                except CheckpointError:
-                    pass  # recorded: the owner hears of it at its next call
-            # Hooks but no waker: only the owner may run them (its integration ticks).
-        finally:
-            self._timer_snapshotting = False
-            self._guard.release()
-
-    def _reap(self) -> None:
-        """Apply the results of finished saves; raise (for good) if one failed."""
-        try:
-            for result in self._saves.reap():
-                if isinstance(result, SaveResult):
-                    result.apply()
-        except BaseException as error:
-            if self._broken is None:
-                self._broken = (
-                    error
-                    if isinstance(error, CheckpointError)
-                    else CheckpointSaveError(
-                        f"could not save checkpoint {self.path}: {error}",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                )
-        if self._broken is not None:
-            raise self._broken
+        self._saving.set_owner_waker(waker)
 
     def add_snapshot_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` on the owner's thread right before each save's snapshot.
@@ -1036,106 +923,31 @@ class EnhancedCheckpoint:
         marks requests done this way), so every save carries the latest exact state. With a
         hook, the saver's timer saves through :meth:`set_owner_waker` only.
         """
-        self._before_snapshot.append(hook)
-
-    def _snapshot(self, history_reason: str | None = None) -> Snapshot:
-        self._snapshotting = True
-        try:
-            for hook in self._before_snapshot:
-                hook()
-        finally:
-            self._snapshotting = False
-        state = self.state
-        now = self._clock()
-        progress = state.progress
-        if self._run_started is not None and state.status is CheckpointStatus.RUNNING:
-            progress.active_seconds = self._active_before + max(0.0, now - self._run_started)
-            rate = throughput(progress.processed_items, progress.active_seconds)
-            progress.estimated_completion_time = eta_seconds(
-                progress.processed_items, progress.total_items, rate
-            )
-        state.updated_at = utc_iso(now)
-        # The record first: it is the one step that can fail (a dict changed under the copy),
-        # and nothing has been taken from the journals yet.
-        record = state.to_dict()
-        writes, rows, keys = self._outputs.take_pending(state)
-        record["journals"] = dict(state.journals)
-        record["keys_done"] = state.keys_done
-        self._updates_since_save = 0
-        self._last_save_time = now
-        self._dirty = False
-        history_reason = self._history.reason_for(now, history_reason)
-        return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
-
-    def _submit(self, history_reason: str | None = None) -> None:
-        if self._broken is None and self._saves.state is SaverState.BROKEN:
-            self._reap()
-        if self._broken is not None:
-            raise self._broken
-        with self._guard:
-            self._become_writer()
-            snapshot = self._snapshot(history_reason)
-            self._saves.submit(lambda: self._persist(snapshot))
-
-    def _persist(self, snapshot: Snapshot) -> SaveResult:
-        """Saver thread: write the snapshot; the owner applies the result when it reaps."""
-        result = persist(self.store, self.stage, self.path, snapshot, self._history)
-        self._last_saved = result.record
-        return result
+        self._saving.add_snapshot_hook(hook)
 
     def save(self, force: bool = False) -> bool:
         """Save now if anything changed (always with ``force``) and wait until it is on disk."""
-        if self._broken is not None:
-            raise self._broken
-        if not (force or self._dirty):
-            self.flush()
-            return False
-        self._submit()
-        self.flush()
-        return True
+        return self._saving.save(force)
 
     async def save_async(self, force: bool = False) -> bool:
         """:meth:`save` for async code: the snapshot is taken here, the I/O in a worker thread."""
-        if self._broken is not None:
-            raise self._broken
-        if not (force or self._dirty):
-            await self.flush_async()
-            return False
-        self._submit()
-        await self.flush_async()
-        return True
+        return await self._saving.save_async(force)
 
     def flush(self) -> None:
         """Wait until every submitted save is on disk, and take any save that fell due
         meanwhile (deferred by ``min_save_interval`` or queued behind a running save) now;
         raise if one failed."""
-        saves = self._saves
-        concurrent.futures.wait(saves.futures)
-        self._reap()
-        if saves.pending_due:
-            self._submit()
-            concurrent.futures.wait(saves.futures)
-            self._reap()
+        self._saving.flush()
 
     async def flush_async(self) -> None:
         """:meth:`flush` without blocking the event loop."""
-        saves = self._saves
-        pending = [f for f in saves.futures if not f.done()]
-        if pending:
-            await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
-        self._reap()
-        if saves.pending_due:
-            self._submit()
-            await anyio.to_thread.run_sync(concurrent.futures.wait, saves.futures)
-            self._reap()
+        await self._saving.flush_async()
 
     def close(self) -> None:
         """Wait for saves, stop the saver, close the journals and release the stage lock."""
         try:
-            if self._saves.futures:
-                self.flush()
+            self._saving.close()
         finally:
-            self._saves.stop()
             self._outputs.close()
             self._owner.release()
             if self._owns_store:
@@ -1155,8 +967,8 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self._broken is not None:
-                self._record_failure_on_disk()
+            if self._saving.broken is not None:
+                self._saving.record_failure_on_disk()
             elif self.state.status is CheckpointStatus.RUNNING:
                 if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
                     self.pause(wait=False)
@@ -1229,7 +1041,7 @@ class EnhancedCheckpoint:
     @property
     def saver_state(self) -> SaverState:
         """Where the saver's state machine stands (see :mod:`common.saver`)."""
-        return self._saves.state
+        return self._saving.scheduler.state
 
     def __repr__(self) -> str:
         return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"
