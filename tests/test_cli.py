@@ -433,6 +433,61 @@ def test_an_unreadable_checkpoint_is_not_corruption() -> None:
         shutil.rmtree(directory)
 
 
+def run_as_nobody(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The CLI run as ``nobody`` (setpriv), where a mode-0000 file cannot be read, even by root."""
+    assert SETPRIV is not None
+    drop = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return subprocess.run(
+        [*drop, sys.executable, SCRIPT, *map(str, args)],
+        cwd=ROOT,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def give_to_nobody(directory: Path) -> None:
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, 65534, 65534)
+
+
+@pytest.mark.skipif(
+    SETPRIV is None or os.geteuid() != 0, reason="needs root and setpriv to drop privileges"
+)
+def test_one_unreadable_checkpoint_does_not_hide_the_others() -> None:
+    """list, report and watch show every stage they can read, and one error line per file they
+    cannot (exit 1)."""
+    directory = Path(tempfile.mkdtemp(prefix="cli-eacces-"))
+    try:
+        cps = directory / "cps"
+        make_stage(cps, D1, total=40, runs=[20, 20], end="complete")
+        make_stage(cps, D2, total=50, runs=[10, 10])
+        make_stage(cps, D3, total=30, runs=[5])
+        give_to_nobody(directory)
+        target = cps / f"{D2}.json"
+        target.chmod(0)
+        before = snapshot_files(cps)
+        reason = f"error: cannot read {target}: permission denied"
+        for command in (["list"], ["report"], ["list", "--json"], ["report", "--json"]):
+            result = run_as_nobody("--checkpoint-dir", cps, *command)
+            line = assert_one_error_line(result)
+            assert line.startswith(reason), command
+            for shown in (D1, D3):
+                assert shown in result.stdout, (command, result.stdout)
+            assert f"Stage: {D2}" not in result.stdout and f'"{D2}"' not in result.stdout
+        rows = table_rows(run_as_nobody("--checkpoint-dir", cps, "list").stdout)
+        assert rows[D1][1] == "completed" and rows[D3][1] == "paused"
+        watched = run_as_nobody("--checkpoint-dir", cps, "watch", "--once")
+        assert watched.returncode == 1, watched
+        assert D1 in watched.stdout and D3 in watched.stdout
+        errors = [line for line in watched.stdout.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(reason), watched.stdout
+        assert snapshot_files(cps) == before
+    finally:
+        shutil.rmtree(directory)
+
+
 # --------------------------------------------------------------------------------------------
 # Reset
 

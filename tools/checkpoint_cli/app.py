@@ -74,9 +74,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from common.errors import CheckpointError
 from common.stores.factory import store_argument
-from tools._argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from tools.checkpoint_cli.base import (
     DEFAULT_DIR,
     EXIT_ERROR,

@@ -8,11 +8,12 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from common.errors import CheckpointError, CheckpointLockedError
+from common.errors import CheckpointError, CheckpointLockedError, CheckpointUnreadableError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import detect_store, open_store
@@ -178,6 +179,45 @@ def require_stage(manager: UnifiedCheckpointManager, stage: str, *, history: boo
         if history and manager.store.list_history(name):
             return name
     raise unknown_stage(manager, stage)
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stage whose checkpoint could not be read, and the ``error:`` line that says why."""
+
+    stage: str
+    line: str
+
+
+def read_stages(manager: UnifiedCheckpointManager) -> tuple[list[StageInfo], list[Unreadable]]:
+    """Every stage that can be read (a corrupt one too: its info says so), and one
+    :class:`Unreadable` per stage whose file this process may not read (EACCES, EIO), so that
+    one such file does not hide the others."""
+    infos: list[StageInfo] = []
+    unreadable: list[Unreadable] = []
+    for stage in manager.stages():
+        try:
+            infos.append(manager.inspect(stage))
+        except CheckpointUnreadableError as exc:
+            unreadable.append(Unreadable(stage, error_line(exc)))
+    return infos, unreadable
+
+
+def corrupt_stages(infos: Sequence[StageInfo]) -> list[Unreadable]:
+    """The stages whose checkpoint holds no readable record, as ``error:`` lines naming the
+    files (for commands that cannot show such a stage at all)."""
+    return [
+        Unreadable(info.stage, "error: " + " ".join(info.error.split()))
+        for info in infos
+        if info.state is None and info.error and info.status == "corrupt"
+    ]
+
+
+def say_unreadable(unreadable: Sequence[Unreadable]) -> int:
+    """Print each line on stderr; the exit code: 1 when anything could not be read, else 0."""
+    for item in unreadable:
+        print(item.line, file=sys.stderr)
+    return EXIT_ERROR if unreadable else EXIT_OK
 
 
 def no_checkpoints_line(manager: UnifiedCheckpointManager) -> str:
