@@ -17,26 +17,31 @@ Usage (seed 003)::
     checkpoint.complete()
 
 The class is a facade; its collaborators each have one job: :mod:`common.saver` (when to
-save: policy, state machine, saver thread and timer), :mod:`common.persist` (what a save
+save: policy, state machine, saver thread and timer), :mod:`common.save_coordinator` (taking
+the snapshots, applying the results, a failed save), :mod:`common.persist` (what a save
 writes, and writing it), :mod:`common.guards` (input and config guards, pure functions),
 :mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
-save also keeps a history snapshot; writing and pruning them), :mod:`common.journal`
-(append-only outputs) and :mod:`common.completion` (the exact resume index).
+save also keeps a history snapshot; writing and pruning them), :mod:`common.outputs` (the
+journals and the done keys, kept true to the record), :mod:`common.lifecycle` (load, start
+and resume, status and active time, reset, position, parts), :mod:`common.journal` (one
+append-only output) and :mod:`common.completion` (the exact resume index).
 
 Threads and the fields they own:
 
 =================  =========================================================================
-owner thread       ``state`` and everything in it; the journals' pending buffers and
-                   ``Journal.committed`` (applied from each :class:`~common.persist.SaveResult`
-                   when the owner reaps its saves); the done keys; the ledger's pending rows;
-                   the counters of unsaved work. Every change holds ``_guard``, except
-                   :meth:`update`, which raises ``_updating`` instead (see its comment).
+owner thread       ``state`` and everything in it; :class:`~common.outputs.Outputs`: the
+                   journals' pending buffers and ``Journal.committed`` (applied from each
+                   :class:`~common.persist.SaveResult` when the owner reaps its saves), the
+                   done keys, the ledger's pending rows; :class:`~common.save_coordinator.
+                   SaveCoordinator`: the counters of unsaved work. Every change holds the
+                   coordinator's ``guard``, except :meth:`update`, which raises its
+                   ``updating`` instead (see its comment).
 saver thread       the files: journal appends and fsyncs, the store's writes, the history;
-                   ``_last_saved`` (the record of its last completed save, which it marks
-                   failed when a save breaks). It reads nothing of the owner's but the
-                   snapshot it was handed.
-saver's timer      runs on the saver thread; takes a snapshot only while holding ``_guard``
+                   ``SaveCoordinator._last_saved`` (the record of its last completed save,
+                   which it marks failed when a save breaks). It reads nothing of the
+                   owner's but the snapshot it was handed.
+saver's timer      runs on the saver thread; takes a snapshot only while holding ``guard``
                    (never waiting for it), never while the owner is inside :meth:`update`,
                    and only when no snapshot hook needs the owner's thread; otherwise it
                    asks the owner through :meth:`set_owner_waker`.
@@ -49,52 +54,29 @@ either, locked     the saver's state machine, in-flight count and futures
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import anyio.to_thread
-
 from common import guards
-from common.completion import CompletionWindow, PartProgress
-from common.errors import (
-    CheckpointError,
-    CheckpointSaveError,
-    InputInvalidError,
-    InvalidTransitionError,
-)
-from common.guards import change_reason
-from common.hashing import config_hash, file_sha256
+from common.completion import PartProgress
+from common.errors import InvalidTransitionError
 from common.history import History
-from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.lifecycle import Lifecycle
+from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
-from common.persist import SaveResult, Snapshot, failure_record, persist
-from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
-from common.saver import SavePolicy, SaverState, SaveScheduler
-from common.state import (
-    MAX_RECENT_ERRORS,
-    SCHEMA_VERSION,
-    CheckpointState,
-    ErrorRecord,
-    utc_iso,
-)
-from common.status import CheckpointStatus, check_transition, transition
-from common.stores.base import (
-    CheckpointStore,
-    KeySet,
-    MemoryKeySet,
-    StagedRows,
-    validate_stage_name,
-)
+from common.progress import ProgressSnapshot, format_progress_line
+from common.save_coordinator import SaveCoordinator
+from common.saver import SavePolicy, SaverState
+from common.state import CheckpointState
+from common.status import CheckpointStatus
+from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.factory import open_store
 
 __all__ = ["EnhancedCheckpoint"]
@@ -102,10 +84,6 @@ __all__ = ["EnhancedCheckpoint"]
 _RUNNING = CheckpointStatus.RUNNING
 
 logger = logging.getLogger("common.checkpoint")
-
-OUTPUT_JOURNAL = "output"
-FAILED_JOURNAL = "failed"
-KEYS_JOURNAL = "keys"
 
 
 class EnhancedCheckpoint:
@@ -137,6 +115,11 @@ class EnhancedCheckpoint:
             time can be charted (``report --html``).
         progress_log_every: log the seed's progress line every N processed items (0: never).
     """
+
+    #: The stage's state in memory: counts, resume index, metadata (seed 003's
+    #: ``checkpoint.state.metadata``). Replaced on a reload and on a reset.
+    state: CheckpointState
+    _life: Lifecycle
 
     def __init__(
         self,
@@ -186,61 +169,38 @@ class EnhancedCheckpoint:
         self._clock = clock
         #: The stage's writer lock and its record's loads (crash detection).
         self._owner = Ownership(self.store, self.stage, clock)
-        # Guards the state and the collaborators the saver's timer snapshots: held by every
-        # change the owner makes, and by the timer while it takes a snapshot.
-        self._guard = threading.RLock()
-        # update() takes no lock: these two flags keep the timer's snapshot out of it instead.
-        self._updating = 0  # owner: inside update() (a depth: hooks may update)
-        self._timer_snapshotting = False  # saver's timer: taking a snapshot
-        self._saves = SaveScheduler(self.policy, f"checkpoint-{self.stage}", self._on_timer)
-        self._waker: Callable[[], None] | None = None
-        self._broken: CheckpointError | None = None
-        self._last_saved: dict[str, Any] | None = None  # the record of the last completed save
-        self._failure_recorded = False
-        self._journals: dict[str, Journal] = {}
-        self._keys: KeySet | None = None
-        self._updates_since_save = 0
+        #: The journals and the done keys (common/outputs.py).
+        self._outputs = Outputs(self.store, self.stage, self.path, self._owner, self.ledger)
         self._since_log = 0
-        self._dirty = False
-        self._run_started: float | None = None
-        self._active_before = 0.0
-        self._last_save_time = clock()
-        self._before_snapshot: list[Callable[[], None]] = []
-        self._snapshotting = False
-        self._cut = False  # journals cut back to the record's committed lengths
-        self.recovered_from_crash = False
-        self.restored_from_backup = False
-        self.migrated = False
-        self.state = self._load()
+        #: Taking saves and applying their results; its ``guard`` is the checkpoint's lock.
+        self._saving = SaveCoordinator(
+            self.policy,
+            store=self.store,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            outputs=self._outputs,
+            history=self._history,
+            state=lambda: self.state,
+            # Late-bound: the lifecycle, built next, drives this coordinator.
+            become_writer=lambda: self._life.become_writer(),
+            refresh_progress=lambda state, now: self._life.refresh_progress(state, now),
+        )
+        #: Load, start, status, reset, position, parts (common/lifecycle.py).
+        self._life = Lifecycle(
+            self,
+            store=self.store,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            owner=self._owner,
+            outputs=self._outputs,
+            saving=self._saving,
+            history=self._history,
+        )
+        self.state = self._life.load()
 
-    # Loading ---------------------------------------------------------------------------------
-
-    def _load(self) -> CheckpointState:
-        loaded = self._owner.load()
-        state = loaded.state
-        if loaded.source is None:
-            return state
-        self.migrated = loaded.migrated
-        self.restored_from_backup = loaded.restored_from_backup
-        if self.migrated:
-            logger.info(
-                "Migrated checkpoint %s for %s to schema %d",
-                loaded.source,
-                self.stage,
-                SCHEMA_VERSION,
-            )
-        if loaded.crashed:
-            logger.warning(
-                "Detected incomplete checkpoint for %s. Resuming from %d items",
-                self.stage,
-                state.progress.processed_items,
-            )
-            transition(state, CheckpointStatus.RECOVERING, stage=self.stage)
-            state.recoveries += 1
-            logger.info("Checkpoint status changed: running -> recovering")
-            self.recovered_from_crash = True
-        self._active_before = state.progress.active_seconds
-        return state
+    # Lifecycle -------------------------------------------------------------------------------
 
     @property
     def is_locked_elsewhere(self) -> bool:
@@ -256,67 +216,7 @@ class EnhancedCheckpoint:
         passed, so a refused start changes nothing). Blocking I/O: from async code call it in
         a worker thread.
         """
-        with self._guard:
-            self._become_writer()
-            if cut:
-                self._cut_journals()
-
-    def _become_writer(self) -> None:
-        """Take the stage's lock and read the journals' committed lengths (cut them later,
-        in :meth:`_cut_journals`, once a start has passed every guard)."""
-        if self._broken is not None:
-            raise self._broken
-        if not self._owner.acquire():
-            return  # already the writer
-        try:
-            # Another process may have saved since our load, or the process that held the
-            # lock when we loaded "running" has died since: load again (crash detection).
-            if self._owner.changed_since_load() or self.state.status is CheckpointStatus.RUNNING:
-                self.state = self._load()
-            self._cut = False
-            for journal in self._journals.values():
-                journal.adopt(self.state.journals.get(journal.name))
-            if self._keys is not None and KEYS_JOURNAL not in self._journals:
-                self._keys = None  # read before we were the writer: reload as the writer
-            self._keys_journal_if_present()
-            keys = self.store.key_set(self.stage)
-            if keys is not None:
-                self._keys = keys
-        except BaseException:
-            self._owner.release()
-            raise
-
-    def _cut_journals(self) -> None:
-        """Cut every journal (and the store's done keys) back to what the record commits.
-
-        Called only once a start has passed every guard (input, config, lock) and its input
-        validated: a refused start writes nothing.
-        """
-        if self._cut:
-            return
-        for journal in self._journals.values():
-            journal.recover(self.state.journals.get(journal.name))
-        keys = self._keys
-        if keys is not None and keys.committed_by_store:
-            keys.recover(self.state.keys_done)  # keys the record does not count are dropped
-        self._cut = True
-
-    def _validate_input(
-        self, validator: Callable[[Path], object] | None, input_file: Path | str | None
-    ) -> None:
-        """Read the whole input with ``validator`` before anything is cut or reset."""
-        if validator is None or input_file is None:
-            return
-        try:
-            validator(Path(input_file))
-        except (ValueError, OSError) as exc:
-            raise InputInvalidError(
-                f"stage {self.stage!r}: {exc}; nothing was changed",
-                stage=self.stage,
-                path=input_file,
-            ) from None
-
-    # Lifecycle -------------------------------------------------------------------------------
+        self._life.acquire(cut=cut)
 
     def start(
         self,
@@ -347,92 +247,18 @@ class EnhancedCheckpoint:
         a ``ValueError`` or ``OSError`` from it (naming ``FILE:LINE``) becomes
         :class:`InputInvalidError` and nothing is truncated.
         """
-        with self._guard:
-            if stage is not None and stage != self.stage:
-                validate_stage_name(stage)
-                raise CheckpointError(
-                    f"checkpoint {self.path} belongs to stage {self.stage!r}, not {stage!r}",
-                    stage=self.stage,
-                    path=self.path,
-                )
-            if total_items is not None and total_items < 0:
-                raise ValueError(f"total_items must be >= 0, got {total_items}")
-            self._become_writer()
-            now = self._clock()
-            new_config_hash = config_hash(config) if config is not None else None
-            if input_file is not None and input_hash is None:
-                try:
-                    input_hash = file_sha256(input_file)
-                except FileNotFoundError:
-                    raise CheckpointError(
-                        f"stage {self.stage!r}: input file {input_file} does not exist",
-                        stage=self.stage,
-                        path=input_file,
-                    ) from None
-            state = self.state
-
-            if fresh and state.status is not CheckpointStatus.INITIALIZED:
-                self._validate_input(input_validator, input_file)
-                self._reset_in_memory("fresh start requested")
-                state = self.state
-            elif state.status is CheckpointStatus.COMPLETED:
-                if not self._restart_if_changed(
-                    input_file, input_hash, new_config_hash, input_validator
-                ):
-                    logger.info("Stage %s already completed; nothing to do", self.stage)
-                    return False
-                state = self.state
-            elif state.status is not CheckpointStatus.INITIALIZED:
-                change = change_reason(state, input_file, input_hash, new_config_hash)
-                if change is not None and not force:
-                    raise change.error(
-                        f"cannot resume stage {self.stage!r}: {change}. Reset the stage, start "
-                        f"it fresh, or force the resume",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                if change is not None:
-                    logger.warning("Resuming %s although %s (forced)", self.stage, change)
-            else:
-                self._validate_input(input_validator, input_file)
-            self._cut_journals()  # every guard passed: now the files may change
-
-            resuming = state.status is not CheckpointStatus.INITIALIZED
-            check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
-            if resuming:
-                logger.info(
-                    "Resuming from last processed index: %s (first unfinished index %d, %d done "
-                    "beyond it)",
-                    state.last_processed_index,
-                    state.completion.watermark,
-                    state.completion.in_flight_gap,
-                )
-                logger.info("Skipping already processed items...")
-            else:
-                state.progress.start_time = now
-                state.created_at = state.created_at or utc_iso(now)
-            if input_file is not None:
-                state.input_file = os.path.abspath(input_file)
-                state.input_file_hash = input_hash
-                state.input_file_size = (
-                    input_size if input_size is not None else Path(input_file).stat().st_size
-                )
-            if new_config_hash is not None:
-                state.config_hash = new_config_hash
-            if output_file is not None:
-                state.output_file = os.path.abspath(output_file)
-            if total_items is not None:
-                state.progress.total_items = total_items
-            transition(state, CheckpointStatus.RUNNING, stage=self.stage)
-            state.run_count += 1
-            state.error_message = None
-            self._run_started = now
-            self._active_before = state.progress.active_seconds
-            self._dirty = True
-            if resuming:
-                logger.info("Processing resumed")
-            self._submit(history_reason="start")
-            return True
+        return self._life.start(
+            stage,
+            total_items,
+            input_file,
+            config=config,
+            output_file=output_file,
+            force=force,
+            fresh=fresh,
+            input_hash=input_hash,
+            input_size=input_size,
+            input_validator=input_validator,
+        )
 
     def restart_if_changed(
         self,
@@ -447,16 +273,9 @@ class EnhancedCheckpoint:
         :meth:`start` does the same, but an integration calling ``start()`` on an event loop
         calls this first in a worker thread: starting over saves and truncates files.
         """
-        with self._guard:
-            if self.state.status is not CheckpointStatus.COMPLETED:
-                return False
-            self._become_writer()
-            if input_file is not None and input_hash is None:
-                input_hash = file_sha256(input_file)
-            new_config_hash = config_hash(config) if config is not None else None
-            return self._restart_if_changed(
-                input_file, input_hash, new_config_hash, input_validator
-            )
+        return self._life.restart_if_changed(
+            input_file, config=config, input_hash=input_hash, input_validator=input_validator
+        )
 
     def prepare_start(
         self,
@@ -474,41 +293,13 @@ class EnhancedCheckpoint:
         in a worker thread. A start that would be refused changes nothing here (its
         ``start()`` then raises).
         """
-        with self._guard:
-            self._become_writer()
-            state = self.state
-            if state.status is CheckpointStatus.COMPLETED:
-                if not self.restart_if_changed(
-                    input_file,
-                    config=config,
-                    input_hash=input_hash,
-                    input_validator=input_validator,
-                ):
-                    return
-            elif state.status is CheckpointStatus.INITIALIZED:
-                self._validate_input(input_validator, input_file)
-            elif not force:
-                if input_file is not None and input_hash is None:
-                    input_hash = file_sha256(input_file)
-                new_config_hash = config_hash(config) if config is not None else None
-                if change_reason(state, input_file, input_hash, new_config_hash) is not None:
-                    return
-            self._cut_journals()
-
-    def _restart_if_changed(
-        self,
-        input_file: Path | str | None,
-        input_hash: str | None,
-        new_config_hash: str | None,
-        input_validator: Callable[[Path], object] | None = None,
-    ) -> bool:
-        change = change_reason(self.state, input_file, input_hash, new_config_hash)
-        if change is None:
-            return False
-        self._validate_input(input_validator, input_file)
-        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, change)
-        self._reset_in_memory(str(change))
-        return True
+        self._life.prepare_start(
+            input_file,
+            config=config,
+            input_hash=input_hash,
+            force=force,
+            input_validator=input_validator,
+        )
 
     def update(
         self,
@@ -539,19 +330,19 @@ class EnhancedCheckpoint:
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
         # call into the completion window, and no lock. The only other thread that touches
-        # the state is the saver's timer, and it snapshots under _guard only: the owner raises
-        # _updating, the timer raises _timer_snapshotting and backs off if it sees _updating;
+        # the state is the saver's timer, and it snapshots under guard only: the owner raises
+        # updating, the timer raises timer_snapshotting and backs off if it sees updating;
         # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
         # Under the GIL each attribute load and store is atomic and ordered, so one side
         # always sees the other (Dekker's handshake). The lock's enter/exit was a fifth of
         # the call.
-        self._updating += 1
+        self._saving.updating += 1
         try:
-            if self._timer_snapshotting:
-                with self._guard:
+            if self._saving.timer_snapshotting:
+                with self._saving.guard:
                     pass
-            if self._broken is not None:
-                raise self._broken
+            if self._saving.broken is not None:
+                raise self._saving.broken
             state = self.state
             if state.status is not _RUNNING:
                 self._not_running("update")
@@ -565,14 +356,18 @@ class EnhancedCheckpoint:
                     f">= 0 and successful + failed <= processed + skipped"
                 )
             if record is not None or failed_record is not None:
-                self._check_journals(record, failed_record)
+                self._outputs.check_record(record, failed_record)
             keys = None
             if key is not None:
-                keys = self._keys if self._keys is not None else self._load_keys()
+                keys = (
+                    self._outputs.keys
+                    if self._outputs.keys is not None
+                    else self._outputs.load_keys(state)
+                )
                 if key in keys:
                     return False
             if index is not None:
-                window = state.completion if part is None else self._part(part).window
+                window = state.completion if part is None else self._life.part(part).window
                 if index == window.watermark and not window.above:
                     window.watermark = index + 1
                     if last_item is not None:
@@ -593,9 +388,9 @@ class EnhancedCheckpoint:
             if last_item is not None:
                 state.last_processed_item = last_item
             if record is not None:
-                self._journals[OUTPUT_JOURNAL].append(record)
+                self._outputs.journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
-                self._journals[FAILED_JOURNAL].append(failed_record)
+                self._outputs.journals[FAILED_JOURNAL].append(failed_record)
             progress.last_update_time = now = self._clock()
             if self.ledger is not None:
                 self._record_ledger(
@@ -610,19 +405,19 @@ class EnhancedCheckpoint:
                     attempts,
                     now,
                 )
-            self._dirty = True
-            updates = self._updates_since_save = self._updates_since_save + 1
+            self._saving.dirty = True
+            updates = self._saving.updates_since_save = self._saving.updates_since_save + 1
             policy = self.policy
             if updates >= policy.every_updates:
                 # Due by count: ask once (a save too soon is deferred to the timer), then
                 # again only once the minimum interval has passed.
                 if (
                     updates == policy.every_updates
-                    or now - self._last_save_time >= policy.min_interval
+                    or now - self._saving.last_save_time >= policy.min_interval
                 ):
-                    self._save_due(now)
-            elif now - self._last_save_time >= policy.every_seconds:
-                self._save_due(now)
+                    self._saving.save_due(now)
+            elif now - self._saving.last_save_time >= policy.every_seconds:
+                self._saving.save_due(now)
             if self.progress_log_every:
                 self._since_log += processed
                 if self._since_log >= self.progress_log_every:
@@ -631,17 +426,7 @@ class EnhancedCheckpoint:
                         logger.info(self.progress_line())
             return True
         finally:
-            self._updating -= 1
-
-    def _check_journals(self, record: Any, failed_record: Any) -> None:
-        if (record is not None and OUTPUT_JOURNAL not in self._journals) or (
-            failed_record is not None and FAILED_JOURNAL not in self._journals
-        ):
-            raise CheckpointError(
-                f"stage {self.stage!r}: update(record=...) needs attach_output() first",
-                stage=self.stage,
-                path=self.path,
-            )
+            self._saving.updating -= 1
 
     def _record_ledger(
         self,
@@ -674,18 +459,18 @@ class EnhancedCheckpoint:
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
-        with self._guard:
-            window = self.state.completion if part is None else self._part(part).window
+        with self._saving.guard:
+            window = self.state.completion if part is None else self._life.part(part).window
             if not window.mark(index, label):
                 return False
-            self._dirty = True
+            self._saving.dirty = True
             return True
 
     def mark_changed(self) -> None:
         """Note a change made directly to :attr:`state` (``state.metadata``, say): the next
         save (the timer's at the latest, ``save_every_seconds`` on) carries it."""
-        with self._guard:
-            self._dirty = True
+        with self._saving.guard:
+            self._saving.dirty = True
 
     def _not_running(self, action: str) -> None:
         status = self.state.status
@@ -708,103 +493,32 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
-        self._raise_if_broken()
-        self._set_status(CheckpointStatus.COMPLETED, "complete")
+        self._saving.raise_if_broken()
+        self._life.set_status(CheckpointStatus.COMPLETED, "complete")
         self.state.progress.estimated_completion_time = 0.0
-        self._finish_save(wait)
+        self._life.finish_save(wait)
         logger.info("Stage %s completed: %s", self.stage, self.progress_line())
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
-        self._raise_if_broken()
+        self._saving.raise_if_broken()
         self.record_error(error)
-        self._set_status(CheckpointStatus.FAILED, "fail")
+        self._life.set_status(CheckpointStatus.FAILED, "fail")
         logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
         logger.error("Error count: %d", self.state.error_count)
         logger.error("Last error time: %s", self.state.last_error_time)
-        self._finish_save(wait)
+        self._life.finish_save(wait)
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
-        self._raise_if_broken()
-        self._set_status(CheckpointStatus.PAUSED, "pause")
-        self._finish_save(wait)
+        self._saving.raise_if_broken()
+        self._life.set_status(CheckpointStatus.PAUSED, "pause")
+        self._life.finish_save(wait)
         logger.info("Stage %s paused: %s", self.stage, self.progress_line())
-
-    def _raise_if_broken(self) -> None:
-        """After a failed save, stop: record the failure on disk (if it lets us) and raise.
-
-        The state in memory is ahead of the disk (its journal bytes may not have been written),
-        so it can never be saved; the last record that did reach the disk is marked failed.
-        """
-        if self._broken is None and self._saves.state is SaverState.BROKEN:
-            with contextlib.suppress(CheckpointError):
-                self._reap()
-        if self._broken is None:
-            return
-        self._record_failure_on_disk()
-        raise self._broken
-
-    def _record_failure_on_disk(self) -> None:
-        if self._failure_recorded or self._broken is None:
-            return
-        self._failure_recorded = True
-        error = self._broken
-        # On the saver thread, after any save still running: the event loop never waits on it.
-        self._saves.queue(lambda: self._write_failure(error))
-
-    def _write_failure(self, error: CheckpointError) -> None:
-        """Saver thread: mark the last record this run saved as failed, if it was running."""
-        failed = failure_record(self._last_saved, error, utc_iso(self._clock()))
-        if failed is None:
-            return
-        try:
-            self.store.save(self.stage, failed)
-        except (CheckpointError, OSError) as exc:
-            logger.error("Could not record the failure of %s on disk either: %s", self.stage, exc)
-        else:
-            self._last_saved = failed
-            logger.error(
-                "Stage %s failed: %s; its checkpoint keeps the progress of its last save",
-                self.stage,
-                error,
-            )
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
-        with self._guard:
-            message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            stamp = utc_iso(self._clock())
-            state = self.state
-            state.error_message = message
-            state.error_count += 1
-            state.last_error_time = stamp
-            state.recent_errors.append(ErrorRecord(stamp, message))
-            del state.recent_errors[:-MAX_RECENT_ERRORS]
-            self._dirty = True
-
-    def _set_status(self, new: CheckpointStatus, reason: str) -> None:
-        with self._guard:
-            self._become_writer()
-            old = self.state.status
-            check_transition(old, new, stage=self.stage)
-            if old is CheckpointStatus.RUNNING and self._run_started is not None:
-                self._accumulate_active_time()
-            transition(self.state, new, stage=self.stage)
-            self._dirty = True
-            self._history.status_changed(reason if old is not new else None)
-
-    def _finish_save(self, wait: bool) -> None:
-        self._submit(history_reason=self._history.take_pending())
-        if wait:
-            self.flush()
-
-    def _accumulate_active_time(self) -> None:
-        now = self._clock()
-        if self._run_started is not None:
-            self._active_before += max(0.0, now - self._run_started)
-            self._run_started = now
-        self.state.progress.active_seconds = self._active_before
+        self._life.record_error(error)
 
     # Manual control ----------------------------------------------------------------------------
 
@@ -812,189 +526,45 @@ class EnhancedCheckpoint:
         """Move the resume point by hand: items below ``index`` are done, the rest are not.
 
         Counts are set to match (``processed_items = index``). Recorded in the history.
+        Refused (``ValueError``) for a stage resumed by key, and for a position that would
+        write records a second time.
         """
-        with self._guard:
-            if index < 0:
-                raise ValueError(f"index must be >= 0, got {index}")
-            self._become_writer()
-            if self.state.status is CheckpointStatus.RUNNING:
-                raise InvalidTransitionError(
-                    f"stage {self.stage!r} is running; stop it before moving its position",
-                    stage=self.stage,
-                    path=self.path,
-                )
-            previous = self.state.completion.watermark
-            self._refuse_a_position_that_would_double(index, part)
-            window = CompletionWindow(index)
-            if part is None:
-                self.state.completion = window
-                progress = self.state.progress
-                progress.processed_items = index
-                progress.successful_items = min(progress.successful_items, index)
-                progress.failed_items = min(
-                    progress.failed_items, index - progress.successful_items
-                )
-                self.state.last_processed_index = index - 1 if index else None
-            else:
-                self._part(part).window = window
-            if self.state.status is CheckpointStatus.COMPLETED:
-                transition(self.state, CheckpointStatus.PAUSED, stage=self.stage, by="set_position")
-            self._dirty = True
-            logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
-            self._submit(history_reason=f"set-{index}")
-            self.flush()
-
-    def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
-        """``set_position`` must not break "none written twice": refuse what would.
-
-        A stage resumed by key (a URL per item, as the Scrapy stages are) has no index to move.
-        A stage whose output already holds records cannot be moved back over items it wrote:
-        their records would be appended a second time (they are not tied to indices in the
-        output, items finish out of order), so only a reset, which starts the output over,
-        redoes them.
-        """
-        if self.done_keys_count:
-            raise ValueError(
-                f"stage {self.stage!r} resumes by key ({self.done_keys_count} done), not by "
-                f"index: a position does not apply to it; reset the stage to redo it"
-            )
-        window = self.state.completion if part is None else self._part(part).window
-        highest = window.highest_done
-        written = sum(self.state.journals.get(name, 0) for name in (OUTPUT_JOURNAL, FAILED_JOURNAL))
-        if written and highest is not None and index <= highest:
-            raise ValueError(
-                f"moving stage {self.stage!r} back to {index} would write the records of items "
-                f"{index} to {highest} a second time (its output already holds them); set "
-                f"{highest + 1} or more, or reset the stage to redo everything"
-            )
+        self._life.set_position(index, part)
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
-        self._become_writer()
-        self.flush()
-        self._reset_in_memory("reset")
-        self.store.delete(self.stage)
-        self._submit(history_reason=None)
-        self.flush()
-
-    def _reset_in_memory(self, reason: str) -> None:
-        with self._guard:
-            old = self.state
-            check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
-            if old.status is not CheckpointStatus.INITIALIZED:
-                self._history.record(old.to_dict(), f"before-{reason}", self._clock())
-            now = self._clock()
-            self.state = CheckpointState(
-                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
-            )
-            self._active_before = 0.0
-            self._run_started = None
-            keys_path = self.store.journal_path(self.stage, KEYS_JOURNAL)
-            keys_on_disk = KEYS_JOURNAL not in self._journals and keys_path.exists()
-            if (
-                old.journals
-                or old.keys_done
-                or keys_on_disk
-                or any(j.committed for j in self._journals.values())
-            ):
-                # The record on disk must stop claiming the journals' bytes (and the store's keys)
-                # before they are cut: a crash in between would otherwise leave a record whose
-                # committed records are gone, which no later run could resume or start over from.
-                self.flush()
-                self.store.save(self.stage, self.state.to_dict())
-                fault_point("after_reset_record", self.path)
-            keys = self.store.key_set(self.stage)  # after the flush: no save adds keys any more
-            if keys is not None:
-                keys.clear()
-            self._keys = keys if keys is not None else MemoryKeySet()
-            if self.ledger is not None:
-                self.ledger.clear()
-            for journal in self._journals.values():
-                journal.recover(None)
-            if keys_on_disk:
-                Journal(KEYS_JOURNAL, keys_path).recover(None)
-            self._cut = True
-            self._dirty = True
+        self._life.reset()
 
     # Parts -----------------------------------------------------------------------------------
 
-    def _part(self, name: str) -> PartProgress:
-        part = self.state.parts.get(name)
-        if part is None:
-            part = self.state.parts[name] = PartProgress(name)
-        return part
-
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        with self._guard:
-            part = self._part(name)
-            if total is not None:
-                part.total = total
-            self._dirty = True
-            return part
+        return self._life.start_part(name, total)
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        with self._guard:
-            part = self._part(name)
-            part.finished = True
-            self._dirty = True
-            self._save_due(self._clock(), throttle=False)
+        self._life.finish_part(name)
 
     def is_part_finished(self, name: str) -> bool:
+        """True when part ``name`` was finished whole."""
         part = self.state.parts.get(name)
         return part is not None and part.finished
 
     @property
     def parts(self) -> dict[str, PartProgress]:
+        """The parts of the input declared so far, by name."""
         return self.state.parts
 
     # Keys ------------------------------------------------------------------------------------
 
-    def _keys_journal(self) -> Journal:
-        """The keys journal: attached (and cut back) for a writer, read-only otherwise."""
-        journal = self._journals.get(KEYS_JOURNAL)
-        if journal is not None:
-            return journal
-        journal = Journal(KEYS_JOURNAL, self.store.journal_path(self.stage, KEYS_JOURNAL))
-        committed = self.state.journals.get(KEYS_JOURNAL)
-        if self._owner.held:
-            if self._cut:
-                journal.recover(committed)
-            else:
-                journal.adopt(committed)
-            self._journals[KEYS_JOURNAL] = journal
-        else:
-            journal.adopt(committed)
-        return journal
-
-    def _keys_journal_if_present(self) -> None:
-        if (
-            self.state.journals.get(KEYS_JOURNAL)
-            or self.store.journal_path(self.stage, KEYS_JOURNAL).exists()
-        ):
-            self._keys_journal()
-
-    def _load_keys(self) -> KeySet:
-        """The done keys: the store's own table, or the keys journal read once into memory."""
-        if self._keys is not None:
-            return self._keys
-        keys = self.store.key_set(self.stage)
-        if keys is None:
-            keys = MemoryKeySet(self._keys_journal().load_committed())
-        self._keys = keys
-        return keys
-
     def is_key_done(self, key: str) -> bool:
         """True when ``key`` (a URL, an id) was marked done; O(1) in memory, or one indexed
         lookup in a store that keeps the keys itself (SQLite)."""
-        keys = self._keys if self._keys is not None else self._load_keys()
-        return key in keys
+        return key in self._outputs.load_keys(self.state)
 
     @property
     def done_keys_count(self) -> int:
-        keys = self._keys if self._keys is not None else self._load_keys()
-        return len(keys)
+        return len(self._outputs.load_keys(self.state))
 
     # Journals ----------------------------------------------------------------------------------
 
@@ -1004,48 +574,22 @@ class EnhancedCheckpoint:
         The file is cut back to its committed length (or emptied on a fresh start), so it holds
         exactly the records of items counted as done.
         """
-        with self._guard:
-            validate_stage_name(name)
-            if name in self._journals:
-                existing = self._journals[name]
-                if existing.path != Path(path):
-                    raise CheckpointError(
-                        f"journal {name!r} of stage {self.stage!r} is already {existing.path}",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                return existing
-            journal = Journal(name, path)
-            self._journals[name] = journal
-            if self._owner.held and self._cut:
-                journal.recover(self.state.journals.get(name))
-            else:
-                journal.adopt(self.state.journals.get(name))
-            return journal
+        with self._saving.guard:
+            return self._outputs.attach(name, path, self.state)
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
         """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
         path = Path(path)
-        journal = self.attach_journal(OUTPUT_JOURNAL, path)
-        self.attach_journal(
-            FAILED_JOURNAL,
-            failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
-        )
+        with self._saving.guard:
+            journal = self._outputs.attach_output(path, failed_path, self.state)
         self.state.output_file = os.path.abspath(path)
         return journal
 
     def journal(self, name: str) -> Journal:
-        return self._journals[name]
+        """The attached journal ``name``."""
+        return self._outputs.journals[name]
 
     # Saving ----------------------------------------------------------------------------------
-
-    def _save_due(self, now: float, *, throttle: bool = True) -> None:
-        """A save fell due on the owner's thread: take it now, or leave it to the saver."""
-        if self._snapshotting:
-            return  # a snapshot hook updated: the snapshot being taken carries it
-        if self._saves.due(now - self._last_save_time, throttle=throttle):
-            self._reap()
-            self._submit()
 
     def tick(self) -> bool:
         """Save now if unsaved work is older than ``min_save_interval`` and no save is running.
@@ -1053,22 +597,7 @@ class EnhancedCheckpoint:
         Never blocks. The saver's own timer already saves a burst of updates followed by a
         quiet spell; an integration may still call this from its own loop (it is cheap).
         """
-        with self._guard:
-            if (
-                self._broken is not None
-                or not self._dirty
-                or self.state.status is not CheckpointStatus.RUNNING
-                or self._saves.in_flight
-            ):
-                return False
-            if self._clock() - self._last_save_time < self.policy.min_interval:
-                return False
-            try:
-                self._reap()
-                self._submit()
-            except CheckpointError:
-                return False  # a failed save: the owner hears of it at its next update or save
-            return True
+        return self._saving.tick()
 
     def set_owner_waker(self, waker: Callable[[], None] | None) -> None:
         """Have the saver's timer ask the owner's thread to save instead of saving itself.
@@ -1079,61 +608,7 @@ class EnhancedCheckpoint:
         only the owner's thread may touch (Scrapy's frontier); without hooks the timer takes
         the snapshot itself, under the checkpoint's lock.
         """
-        self._waker = waker
-
-    def _on_timer(self) -> None:
-        """Saver thread: a deferred save, or ``save_every_seconds`` since the last one."""
-        saves = self._saves
-        # Never wait for the owner here: it may hold the lock while it waits for this thread.
-        if not self._guard.acquire(blocking=False):
-            saves.arm(0.005)
-            return
-        self._timer_snapshotting = True
-        try:
-            if self._updating:
-                saves.arm(0.005)  # the owner is mid-update (see update()): come back shortly
-                return
-            due = saves.timer_fired()
-            if due is None or not self._dirty or self.state.status is not CheckpointStatus.RUNNING:
-                return
-            if not due:
-                wait = self.policy.every_seconds - (self._clock() - self._last_save_time)
-                if wait > 0.001:
-                    saves.arm(wait)
-                    return
-            if self._waker is not None:
-                self._waker()
-            elif not self._before_snapshot:
-                try:
-                    self._submit()
-                except RuntimeError:  # the owner changed a dict (metadata) as we copied it
-                    saves.arm(0.005)
-                except CheckpointError:
-                    pass  # recorded: the owner hears of it at its next call
-            # Hooks but no waker: only the owner may run them (its integration ticks).
-        finally:
-            self._timer_snapshotting = False
-            self._guard.release()
-
-    def _reap(self) -> None:
-        """Apply the results of finished saves; raise (for good) if one failed."""
-        try:
-            for result in self._saves.reap():
-                if isinstance(result, SaveResult):
-                    result.apply()
-        except BaseException as error:
-            if self._broken is None:
-                self._broken = (
-                    error
-                    if isinstance(error, CheckpointError)
-                    else CheckpointSaveError(
-                        f"could not save checkpoint {self.path}: {error}",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                )
-        if self._broken is not None:
-            raise self._broken
+        self._saving.set_owner_waker(waker)
 
     def add_snapshot_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` on the owner's thread right before each save's snapshot.
@@ -1142,127 +617,32 @@ class EnhancedCheckpoint:
         marks requests done this way), so every save carries the latest exact state. With a
         hook, the saver's timer saves through :meth:`set_owner_waker` only.
         """
-        self._before_snapshot.append(hook)
-
-    def _snapshot(self, history_reason: str | None = None) -> Snapshot:
-        self._snapshotting = True
-        try:
-            for hook in self._before_snapshot:
-                hook()
-        finally:
-            self._snapshotting = False
-        state = self.state
-        now = self._clock()
-        progress = state.progress
-        if self._run_started is not None and state.status is CheckpointStatus.RUNNING:
-            progress.active_seconds = self._active_before + max(0.0, now - self._run_started)
-            rate = throughput(progress.processed_items, progress.active_seconds)
-            progress.estimated_completion_time = eta_seconds(
-                progress.processed_items, progress.total_items, rate
-            )
-        state.updated_at = utc_iso(now)
-        # The record first: it is the one step that can fail (a dict changed under the copy),
-        # and nothing has been taken from the journals yet.
-        record = state.to_dict()
-        writes: list[tuple[Journal, bytes, int]] = []
-        rows = StagedRows()
-        keys = self._keys
-        if keys is not None:
-            new_keys = keys.take_pending()
-            if new_keys:
-                if keys.committed_by_store:
-                    rows.keys = new_keys  # committed in the record's own transaction
-                else:
-                    keys_journal = self._journals.get(KEYS_JOURNAL) or self._keys_journal()
-                    for key in new_keys:
-                        keys_journal.append(key)
-                state.keys_done = len(keys)
-        if self.ledger is not None:
-            rows.ledger = self.ledger.take_pending()
-        for journal in self._journals.values():
-            data, offset = journal.take_pending()
-            state.journals[journal.name] = offset
-            if data:
-                writes.append((journal, data, offset))
-        record["journals"] = dict(state.journals)
-        record["keys_done"] = state.keys_done
-        self._updates_since_save = 0
-        self._last_save_time = now
-        self._dirty = False
-        history_reason = self._history.reason_for(now, history_reason)
-        return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)
-
-    def _submit(self, history_reason: str | None = None) -> None:
-        if self._broken is None and self._saves.state is SaverState.BROKEN:
-            self._reap()
-        if self._broken is not None:
-            raise self._broken
-        with self._guard:
-            self._become_writer()
-            snapshot = self._snapshot(history_reason)
-            self._saves.submit(lambda: self._persist(snapshot))
-
-    def _persist(self, snapshot: Snapshot) -> SaveResult:
-        """Saver thread: write the snapshot; the owner applies the result when it reaps."""
-        result = persist(self.store, self.stage, self.path, snapshot, self._history)
-        self._last_saved = result.record
-        return result
+        self._saving.add_snapshot_hook(hook)
 
     def save(self, force: bool = False) -> bool:
         """Save now if anything changed (always with ``force``) and wait until it is on disk."""
-        if self._broken is not None:
-            raise self._broken
-        if not (force or self._dirty):
-            self.flush()
-            return False
-        self._submit()
-        self.flush()
-        return True
+        return self._saving.save(force)
 
     async def save_async(self, force: bool = False) -> bool:
         """:meth:`save` for async code: the snapshot is taken here, the I/O in a worker thread."""
-        if self._broken is not None:
-            raise self._broken
-        if not (force or self._dirty):
-            await self.flush_async()
-            return False
-        self._submit()
-        await self.flush_async()
-        return True
+        return await self._saving.save_async(force)
 
     def flush(self) -> None:
         """Wait until every submitted save is on disk, and take any save that fell due
         meanwhile (deferred by ``min_save_interval`` or queued behind a running save) now;
         raise if one failed."""
-        saves = self._saves
-        concurrent.futures.wait(saves.futures)
-        self._reap()
-        if saves.pending_due:
-            self._submit()
-            concurrent.futures.wait(saves.futures)
-            self._reap()
+        self._saving.flush()
 
     async def flush_async(self) -> None:
         """:meth:`flush` without blocking the event loop."""
-        saves = self._saves
-        pending = [f for f in saves.futures if not f.done()]
-        if pending:
-            await anyio.to_thread.run_sync(concurrent.futures.wait, pending)
-        self._reap()
-        if saves.pending_due:
-            self._submit()
-            await anyio.to_thread.run_sync(concurrent.futures.wait, saves.futures)
-            self._reap()
+        await self._saving.flush_async()
 
     def close(self) -> None:
         """Wait for saves, stop the saver, close the journals and release the stage lock."""
         try:
-            if self._saves.futures:
-                self.flush()
+            self._saving.close()
         finally:
-            self._saves.stop()
-            for journal in self._journals.values():
-                journal.close()
+            self._outputs.close()
             self._owner.release()
             if self._owns_store:
                 self.store.close()
@@ -1281,8 +661,8 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self._broken is not None:
-                self._record_failure_on_disk()
+            if self._saving.broken is not None:
+                self._saving.record_failure_on_disk()
             elif self.state.status is CheckpointStatus.RUNNING:
                 if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
                     self.pause(wait=False)
@@ -1315,13 +695,7 @@ class EnhancedCheckpoint:
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """Counts and derived figures (throughput, ETA) as of now."""
-        progress = self.state.progress
-        active = self._active_before
-        if self._run_started is not None and self.state.status is CheckpointStatus.RUNNING:
-            active += max(0.0, self._clock() - self._run_started)
-        elif not active:
-            active = progress.active_seconds
-        return progress.snapshot(active)
+        return self.state.progress.snapshot(self._life.active_seconds())
 
     def progress_line(self) -> str:
         """The seed's progress line for this stage."""
@@ -1335,6 +709,21 @@ class EnhancedCheckpoint:
         """
         window = self.state.completion
         return window.watermark, window.prefix_item
+
+    @property
+    def recovered_from_crash(self) -> bool:
+        """The record loaded said running and no live process held it: its run crashed."""
+        return self._life.recovered_from_crash
+
+    @property
+    def restored_from_backup(self) -> bool:
+        """The main file was damaged and the backup was loaded."""
+        return self._life.restored_from_backup
+
+    @property
+    def migrated(self) -> bool:
+        """The record was written by an older schema and migrated on load."""
+        return self._life.migrated
 
     @property
     def status(self) -> CheckpointStatus:
@@ -1355,7 +744,7 @@ class EnhancedCheckpoint:
     @property
     def saver_state(self) -> SaverState:
         """Where the saver's state machine stands (see :mod:`common.saver`)."""
-        return self._saves.state
+        return self._saving.scheduler.state
 
     def __repr__(self) -> str:
         return f"<EnhancedCheckpoint {self.stage} {self.state.status.value} {self.path}>"

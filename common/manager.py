@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,9 +175,9 @@ class UnifiedCheckpointManager:
             total += stage_total
         return 100.0 * processed / total if total else 0.0
 
-    def report(self) -> str:
-        """Seed 003's "Pipeline Progress Report" as text."""
-        infos = self.list_checkpoints()
+    def report(self, infos: Sequence[StageInfo] | None = None) -> str:
+        """Seed 003's "Pipeline Progress Report" as text (of ``infos``, default every stage)."""
+        infos = self.list_checkpoints() if infos is None else infos
         lines = [_REPORT_RULE, "Pipeline Progress Report", _REPORT_RULE, ""]
         active = completed = failed = 0
         for info in infos:
@@ -196,8 +196,10 @@ class UnifiedCheckpointManager:
             lines.append(f"Progress: {percent:.1f}% ({snap.processed}/{total})")
             lines.append(f"Success Rate: {snap.success_rate:.1f}%")
             lines.append(f"Throughput: {snap.throughput:.1f} items/sec")
-            if status not in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED):
+            if status in (CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING):
                 lines.append(f"ETA: {_long_duration(snap.eta_seconds)}")
+            elif status is CheckpointStatus.PAUSED:
+                lines.append("ETA: paused")
             lines.append(
                 f"Successful: {snap.successful} | Failed: {snap.failed} | Skipped: {snap.skipped}"
             )

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.checkpoint import FAILED_JOURNAL, OUTPUT_JOURNAL
 from common.errors import CheckpointCorruptError, CheckpointError, CheckpointLockedError
+from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL
 from common.state import CheckpointState, parse_checkpoint
 from common.stores.base import CheckpointStore, validate_stage_name
 

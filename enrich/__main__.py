@@ -34,17 +34,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
-from enrich.config import (
-    DEFAULT_USER_AGENT,
-    EnrichmentConfig,
-    count_argument,
-    seconds_argument,
-)
+from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, DistributedSummary, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls

@@ -47,7 +47,6 @@ Settings (all keyword arguments, all optional):
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -81,28 +80,6 @@ def normalize_host(host: str) -> str:
     if raw is None:
         raise ValueError(f"invalid host name {host!r}")
     return raw.lower()
-
-
-def seconds_argument(text: str) -> float:
-    """An argparse ``type``: a finite number of seconds >= 0 (``--delay``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be >= 0 and finite, got {text}")
-    return value
-
-
-def count_argument(text: str) -> int:
-    """An argparse ``type``: a whole number >= 1 (``--concurrency``, ``--per-host``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

@@ -35,6 +35,7 @@ import anyio
 import anyio.to_thread
 import psycopg
 
+from common.argtypes import seconds_argument
 from common.errors import CheckpointError
 from common.work_queue import (
     Batch,
@@ -48,7 +49,7 @@ from common.work_queue import (
 )
 from common.work_queue.dsn import DSN_ENV
 from enrich.async_enrichment import STAGE_NAME
-from enrich.config import EnrichmentConfig, seconds_argument
+from enrich.config import EnrichmentConfig
 from enrich.fetch import PageFetcher
 from enrich.page import enrich_page, extraction_limiter
 

@@ -103,6 +103,8 @@ def make_stage(
         last = k == len(runs) - 1
         if last and end == "complete":
             checkpoint.complete()
+        elif last and end == "fail":
+            checkpoint.fail("the site went away")
         elif last and end == "running":
             checkpoint.save(force=True)  # a crash: left "running", then the lock goes away
         else:
@@ -224,7 +226,7 @@ def test_show_details_and_input_validation(cps: Path, tmp_path: Path) -> None:
     assert data["resume_point"]["watermark"] == 20
     assert data["errors"]["error_count"] == 3
     assert len(data["errors"]["recent_errors"]) == 3
-    assert data["performance"]["eta_seconds"] > 0
+    assert data["performance"]["eta_seconds"] is None  # paused: no estimate
 
 
 def test_show_of_a_crashed_stage_says_recovering_and_changes_nothing(cps: Path) -> None:
@@ -276,12 +278,54 @@ def test_empty_and_missing_directories(tmp_path: Path) -> None:
 
 
 def test_unknown_and_invalid_stage_names(cps: Path) -> None:
-    line = assert_one_error_line(run_cli("--checkpoint-dir", cps, "show", "stage9"), "'stage9'")
-    assert line == (
-        f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {D1}, {D2}, {D3})"
-    )
+    before = snapshot_files(cps)
+    known = f"{D1} (discovery), {D2} (validation), {D3} (enrichment)"
+    for command in (
+        ["show", "stage9"],
+        ["history", "stage9"],
+        ["set", "stage9", "1"],
+        ["reset", "stage9", "--force"],
+        ["restore", "stage9", "20200101T000000_000000-x"],
+        ["ledger", "stage9"],
+        ["results", "--stage", "stage9"],
+        ["export-data", "--stage", "stage9"],
+    ):
+        result = run_cli("--checkpoint-dir", cps, *command)
+        assert result.returncode == 2, (command, result)  # a usage error
+        assert result.stderr.splitlines() == [
+            f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {known})"
+        ], command
+        assert snapshot_files(cps) == before, command
     for command in (["show", "../etc"], ["reset", "../etc", "--force"], ["set", "../x", "1"]):
         assert_one_error_line(run_cli("--checkpoint-dir", cps, *command), "invalid stage name")
+
+
+def test_short_stage_names_are_accepted_by_every_command_taking_a_stage(cps: Path) -> None:
+    """The orchestrator's short names (``--stage validation``) mean the same stages here."""
+    by_name = run_cli("--checkpoint-dir", cps, "show", D2, "--json")
+    by_alias = run_cli("--checkpoint-dir", cps, "show", "validation", "--json")
+    assert by_alias.returncode == 0, by_alias.stderr
+    assert json.loads(by_alias.stdout)["stage"] == D2
+    assert json.loads(by_alias.stdout)["progress"] == json.loads(by_name.stdout)["progress"]
+    history = run_cli("--checkpoint-dir", cps, "history", "validation", "--json")
+    assert history.returncode == 0, history.stderr
+    first = json.loads(history.stdout)["snapshots"][1]["id"]
+    dry = run_cli("--checkpoint-dir", cps, "reset", "enrichment", "--dry-run")
+    assert dry.returncode == 0 and f"would reset {D3}" in dry.stdout, dry
+    moved = run_cli("--checkpoint-dir", cps, "set", "validation", "12")
+    assert moved.returncode == 0, moved.stderr
+    assert f"{D2}: resume point moved from 20 to 12" in moved.stdout
+    restored = run_cli("--checkpoint-dir", cps, "restore", "validation", first)
+    assert restored.returncode == 0, restored.stderr
+    assert (
+        json.loads(run_cli("--checkpoint-dir", cps, "show", D2, "--json").stdout)["progress"][
+            "processed_items"
+        ]
+        == 10
+    )
+    reset = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
+    assert reset.returncode == 0 and f"reset {D1}" in reset.stdout, reset
+    assert not (cps / f"{D1}.json").exists()
 
 
 def test_usage_errors_exit_2(cps: Path) -> None:
@@ -385,6 +429,61 @@ def test_an_unreadable_checkpoint_is_not_corruption() -> None:
             assert line.startswith(f"error: cannot read {target}: permission denied"), command
             assert snapshot_files(cps) == before, command  # nothing restored or moved aside
         assert not list(cps.glob("*corrupt*"))
+    finally:
+        shutil.rmtree(directory)
+
+
+def run_as_nobody(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The CLI run as ``nobody`` (setpriv), where a mode-0000 file cannot be read, even by root."""
+    assert SETPRIV is not None
+    drop = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return subprocess.run(
+        [*drop, sys.executable, SCRIPT, *map(str, args)],
+        cwd=ROOT,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def give_to_nobody(directory: Path) -> None:
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, 65534, 65534)
+
+
+@pytest.mark.skipif(
+    SETPRIV is None or os.geteuid() != 0, reason="needs root and setpriv to drop privileges"
+)
+def test_one_unreadable_checkpoint_does_not_hide_the_others() -> None:
+    """list, report and watch show every stage they can read, and one error line per file they
+    cannot (exit 1)."""
+    directory = Path(tempfile.mkdtemp(prefix="cli-eacces-"))
+    try:
+        cps = directory / "cps"
+        make_stage(cps, D1, total=40, runs=[20, 20], end="complete")
+        make_stage(cps, D2, total=50, runs=[10, 10])
+        make_stage(cps, D3, total=30, runs=[5])
+        give_to_nobody(directory)
+        target = cps / f"{D2}.json"
+        target.chmod(0)
+        before = snapshot_files(cps)
+        reason = f"error: cannot read {target}: permission denied"
+        for command in (["list"], ["report"], ["list", "--json"], ["report", "--json"]):
+            result = run_as_nobody("--checkpoint-dir", cps, *command)
+            line = assert_one_error_line(result)
+            assert line.startswith(reason), command
+            for shown in (D1, D3):
+                assert shown in result.stdout, (command, result.stdout)
+            assert f"Stage: {D2}" not in result.stdout and f'"{D2}"' not in result.stdout
+        rows = table_rows(run_as_nobody("--checkpoint-dir", cps, "list").stdout)
+        assert rows[D1][1] == "completed" and rows[D3][1] == "paused"
+        watched = run_as_nobody("--checkpoint-dir", cps, "watch", "--once")
+        assert watched.returncode == 1, watched
+        assert D1 in watched.stdout and D3 in watched.stdout
+        errors = [line for line in watched.stdout.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(reason), watched.stdout
+        assert snapshot_files(cps) == before
     finally:
         shutil.rmtree(directory)
 
@@ -778,6 +877,28 @@ def test_watch_once_renders_every_stage(cps: Path) -> None:
     for stage in (D1, D2, D3):
         assert stage in result.stdout
     assert "Overall pipeline progress" in result.stdout
+
+
+def test_only_a_running_stage_shows_an_eta(cps: Path) -> None:
+    """Completed says done, paused says paused, failed says -, a stage that runs its estimate."""
+    make_stage(cps, "stage4_failing", total=30, runs=[6], end="fail")
+    rows = table_rows(run_cli("--checkpoint-dir", cps, "watch", "--once").stdout)
+    eta = {stage: cells[5] for stage, cells in rows.items() if len(cells) == 7}
+    assert eta[D1] == "done"
+    assert eta[D2] == "paused"
+    assert eta["stage4_failing"] == "-"
+    assert re.fullmatch(r"[\d.]+ (sec|min|hours)", eta[D3]), eta  # saved as running
+    shown = run_cli("--checkpoint-dir", cps, "show", D2)
+    assert "  ETA: paused" in shown.stdout, shown.stdout
+    for stage in (D1, D2, "stage4_failing"):
+        data = json.loads(run_cli("--checkpoint-dir", cps, "show", stage, "--json").stdout)
+        assert data["performance"]["eta_seconds"] is None, stage
+    listed = json.loads(run_cli("--checkpoint-dir", cps, "list", "--json").stdout)
+    etas = {s["stage"]: s["progress"]["eta_seconds"] for s in listed["stages"]}
+    assert etas[D2] is None and etas["stage4_failing"] is None and etas[D3] > 0
+    report = run_cli("--checkpoint-dir", cps, "report").stdout
+    paused = report.split(f"Stage: {D2}", 1)[1].split("Stage:", 1)[0]
+    assert "ETA: paused" in paused, paused
 
 
 def test_watch_on_a_terminal_refreshes_until_ctrl_c(cps: Path) -> None:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from common import EnhancedCheckpoint
-from tests.test_cli import assert_one_error_line, run_cli
+from tests.test_cli import (
+    SETPRIV,
+    assert_one_error_line,
+    give_to_nobody,
+    run_as_nobody,
+    run_cli,
+)
 
 STAGE = "stage2_validation"
 
@@ -125,7 +134,11 @@ def test_export_data_one_format_and_an_unknown_stage(data_dir: Path, tmp_path: P
     missing = run_cli(
         "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--stage", "stage9_nope"
     )
-    assert_one_error_line(missing, "stage9_nope")
+    assert missing.returncode == 2, missing  # a usage error, as for every command's STAGE
+    assert missing.stderr.splitlines() == [
+        f"error: no checkpoint for stage 'stage9_nope' in {data_dir / 'checkpoints'} "
+        f"(known stages: {STAGE} (validation))"
+    ]
 
 
 def test_a_damaged_output_line_is_one_error_naming_the_file(data_dir: Path) -> None:
@@ -134,3 +147,65 @@ def test_a_damaged_output_line_is_one_error_naming_the_file(data_dir: Path) -> N
     output.write_bytes(data.replace(b'{"url"', b'{"url"x', 1))
     result = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results")
     assert_one_error_line(result, f"{output}:1")
+
+
+def test_results_and_export_data_take_the_short_stage_name(data_dir: Path) -> None:
+    cps = data_dir / "checkpoints"
+    by_name = run_cli("--checkpoint-dir", cps, "results", "--json", "--stage", STAGE)
+    by_alias = run_cli("--checkpoint-dir", cps, "results", "--json", "--stage", "validation")
+    assert by_alias.returncode == 0, by_alias.stderr
+    assert json.loads(by_alias.stdout) == json.loads(by_name.stdout)
+    exported = run_cli(
+        "--checkpoint-dir", cps, "export-data", "--stage", "validation", "--format", "csv"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (data_dir / "exports" / f"{STAGE}.csv").is_file()
+
+
+def _discovery_beside(data: Path) -> Path:
+    """A completed discovery stage with one record, beside the fixture's validation stage."""
+    output = data / "processed" / "stage01" / "discovery_output.jsonl"
+    checkpoint = EnhancedCheckpoint(data / "checkpoints" / "stage1_discovery.json")
+    checkpoint.start("stage1_discovery", total_items=1, output_file=output)
+    checkpoint.attach_output(output)
+    checkpoint.update(processed=1, successful=1, index=0, record={"url": "https://a.test/"})
+    checkpoint.complete()
+    checkpoint.close()
+    return data / "checkpoints" / "stage1_discovery.json"
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_the_other_stages_are_shown(data_dir: Path) -> None:
+    main = _discovery_beside(data_dir)
+    for copy in (main, main.with_name("stage1_discovery.backup.json")):
+        copy.write_bytes(b"{not json")
+    for extra in ([], ["--json"]):
+        result = run_cli("--checkpoint-dir", data_dir / "checkpoints", "results", *extra)
+        line = assert_one_error_line(result, "stage1_discovery", str(main), "invalid JSON")
+        assert "Traceback" not in line
+        assert STAGE in result.stdout and "page-0" in result.stdout  # validation still shown
+        assert "stage1_discovery" not in result.stdout
+    exported = run_cli("--checkpoint-dir", data_dir / "checkpoints", "export-data")
+    assert_one_error_line(exported, str(main))
+    assert (data_dir / "exports" / f"{STAGE}.csv").is_file()
+    assert not (data_dir / "exports" / "stage1_discovery.csv").exists()
+
+
+@pytest.mark.skipif(
+    SETPRIV is None or os.geteuid() != 0, reason="needs root and setpriv to drop privileges"
+)
+def test_an_unreadable_checkpoint_is_one_line_and_the_other_stages_are_shown(
+    data_dir: Path,
+) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="results-eacces-"))
+    try:
+        data = directory / "data"
+        shutil.copytree(data_dir, data)
+        main = _discovery_beside(data)
+        give_to_nobody(directory)
+        main.chmod(0)
+        result = run_as_nobody("--checkpoint-dir", data / "checkpoints", "results")
+        line = assert_one_error_line(result)
+        assert line.startswith(f"error: cannot read {main}: permission denied"), line
+        assert f"Stage: {STAGE}" in result.stdout and "36 records" in result.stdout
+    finally:
+        shutil.rmtree(directory)

@@ -199,12 +199,14 @@ def test_the_json_endpoint_is_read_only_and_serves_only_gets(
 def test_an_unreadable_checkpoint_is_reported_not_served_as_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The dashboard in process over a checkpoint whose read fails with EACCES."""
+    """The dashboard in process over a checkpoint whose read fails with EACCES: the other
+    stages are served, ``error`` names the file and the reason."""
     cps = tmp_path / "cps"
-    checkpoint = EnhancedCheckpoint(cps / f"{STAGE}.json")
-    checkpoint.start(STAGE, total_items=10)
-    checkpoint.pause()
-    checkpoint.close()
+    for name in (STAGE, "stage1_discovery"):
+        checkpoint = EnhancedCheckpoint(cps / f"{name}.json")
+        checkpoint.start(name, total_items=10)
+        checkpoint.pause()
+        checkpoint.close()
     real = Path.read_bytes
 
     def read_bytes(self: Path) -> bytes:
@@ -214,7 +216,7 @@ def test_an_unreadable_checkpoint_is_reported_not_served_as_corrupt(
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     data = asyncio.run(Dashboard(UnifiedCheckpointManager(cps)).progress())
-    assert data["stages"] == []
+    assert [stage["stage"] for stage in data["stages"]] == ["stage1_discovery"]
     assert data["error"].startswith(f"cannot read {cps / STAGE}.json: permission denied")
 
 

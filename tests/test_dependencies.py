@@ -105,3 +105,35 @@ def test_the_benchmarks_optional_peers_are_in_the_bench_extra() -> None:
                 peers.update(_normalized(alias.name.split(".")[0]) for alias in node.names)
     assert peers >= BENCH, f"in the bench extra but never imported by tools/bench: {BENCH - peers}"
     assert not BENCH & RUNTIME, f"a benchmark peer is a runtime dependency: {BENCH & RUNTIME}"
+
+
+def _number_parsers(path: Path) -> list[str]:
+    """Functions in ``path`` that parse a number themselves (``int(...)``/``float(...)``) and
+    raise ``argparse.ArgumentTypeError``: command-line number validators."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        calls = {
+            inner.func.id
+            for inner in ast.walk(node)
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name)
+        }
+        raises = any(
+            isinstance(inner, ast.Raise) and "ArgumentTypeError" in ast.unparse(inner)
+            for inner in ast.walk(node)
+        )
+        if raises and calls & {"int", "float"}:
+            found.append(f"{path.relative_to(ROOT)}:{node.name}")
+    return found
+
+
+def test_command_line_number_validators_live_in_one_module() -> None:
+    """tools and enrich (which may not import tools) share common/argtypes.py."""
+    found = [
+        name
+        for package in RUNTIME_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in _number_parsers(path)
+    ]
+    assert found and all(name.startswith("common/argtypes.py:") for name in found), found

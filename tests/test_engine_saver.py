@@ -206,7 +206,7 @@ def test_the_timer_never_waits_for_a_busy_owner(
     timer, which runs on the saver thread, must give way instead of deadlocking."""
     cp = make_checkpoint("busy", clock=fake_clock, auto_save_interval=1, save_every_seconds=3600)
     spy = _SpyLock()
-    cp._guard = spy  # type: ignore[assignment]
+    cp._saving.guard = spy  # type: ignore[assignment]
     cp.start(total_items=10)
     cp.flush()
     with spy:
@@ -322,22 +322,22 @@ def test_the_timer_never_snapshots_an_update_half_done(make_checkpoint: MakeChec
     cp.mark_changed()  # unsaved work, so the timer has something to save
     clock.advance(20)  # and its period has passed
     snapshots: list[tuple[int, int]] = []
-    real_snapshot = cp._snapshot
+    real_snapshot = cp._saving._snapshot
 
     def snapshot(*args: Any) -> Any:
-        snapshots.append((threading.get_ident(), cp._updating))
+        snapshots.append((threading.get_ident(), cp._saving.updating))
         return real_snapshot(*args)
 
-    cp._snapshot = snapshot  # type: ignore[method-assign]
+    cp._saving._snapshot = snapshot  # type: ignore[method-assign]
     backoffs = threading.Event()
-    real_arm = cp._saves.arm
+    real_arm = cp._saving.scheduler.arm
 
     def arm(delay: float) -> None:
-        if cp._updating:
+        if cp._saving.updating:
             backoffs.set()
         real_arm(delay)
 
-    cp._saves.arm = arm  # type: ignore[method-assign]
+    cp._saving.scheduler.arm = arm  # type: ignore[method-assign]
 
     def owner() -> None:
         clock.thread = threading.get_ident()

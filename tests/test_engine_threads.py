@@ -1,4 +1,5 @@
-"""Which thread writes which field (the table in common/checkpoint.py's docstring)."""
+"""Which thread writes which field (the tables in the docstrings of common/checkpoint.py and
+common/save_coordinator.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from common import EnhancedCheckpoint
 from common.journal import Journal
+from common.save_coordinator import SaveCoordinator
 from tests._waiting import wait_for
 from tests.conftest import FakeClock
 
@@ -40,7 +42,7 @@ def test_each_field_has_one_writing_thread(
 ) -> None:
     writers = _Writers()
     writers.spy(monkeypatch, Journal, "committed")
-    writers.spy(monkeypatch, EnhancedCheckpoint, "_last_saved")
+    writers.spy(monkeypatch, SaveCoordinator, "_last_saved")
     owner = threading.get_ident()
     cp = EnhancedCheckpoint(
         tmp_path / "checkpoints/threads.json",
@@ -55,7 +57,7 @@ def test_each_field_has_one_writing_thread(
         for i in range(40):  # saves by count, deferred saves taken by the timer
             cp.update(processed=1, successful=1, index=i, record={"url": f"u{i}"})
         wait_for(
-            lambda: cp.saver_state.value == "idle" and not cp._saves.in_flight,
+            lambda: cp.saver_state.value == "idle" and not cp._saving.scheduler.in_flight,
             60,
             "the timer's save",
         )
@@ -63,9 +65,9 @@ def test_each_field_has_one_writing_thread(
     finally:
         cp.close()
     assert writers.threads["Journal.committed"] == {owner}
-    saver_threads = writers.threads["EnhancedCheckpoint._last_saved"] - {owner}
+    saver_threads = writers.threads["SaveCoordinator._last_saved"] - {owner}
     assert len(saver_threads) == 1  # the saver thread, and no other
-    assert writers.threads["EnhancedCheckpoint._last_saved"] <= {owner} | saver_threads
+    assert writers.threads["SaveCoordinator._last_saved"] <= {owner} | saver_threads
     # The owner only sets its initial None; every record comes from the saver thread.
     out = (tmp_path / "out.jsonl").read_bytes()
     assert out.count(b"\n") == 40

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,11 @@ from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, worker_command
 from enrich.worker import build_parser as worker_build_parser
 from enrich.worker import fetch_config
+from tests._enrich_stage import run_enrich, write_stage2
 from tests.test_enrich_extract import reference_extract
 from tools.bench.load import LoadSite, start_load_site
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGE = "stage3_async_enrichment"
 
 
@@ -32,27 +31,6 @@ def load_site() -> Iterator[LoadSite]:
     site = start_load_site(40, 3, transient_share=0.0, transient_failures=1)
     yield site
     site.stop()
-
-
-def enrich(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "enrich", "--allowed-domain", "127.0.0.1", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,  # bounds a hang, not a speed
-        check=False,
-    )
-
-
-def write_stage2(data_dir: Path, urls: list[str]) -> None:
-    stage2 = data_dir / "processed/stage02/validation_output.jsonl"
-    stage2.parent.mkdir(parents=True)
-    stage2.write_text(
-        "".join(
-            json.dumps({"url": u, "ok": True, "content_type": "text/html"}) + "\n" for u in urls
-        )
-    )
 
 
 def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_do(
@@ -67,7 +45,7 @@ def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_d
     output = tmp_path / "processed/stage03/enrichment_output.jsonl"
     failed = output.with_name("enrichment_output.failed.jsonl")
 
-    first = enrich("--data-dir", str(tmp_path))
+    first = run_enrich("--data-dir", str(tmp_path))
 
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.splitlines()[-3:] == [
@@ -80,7 +58,7 @@ def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_d
     assert len(failed.read_text().splitlines()) == len(broken)
 
     load_site.reset()
-    again = enrich("--data-dir", str(tmp_path))
+    again = run_enrich("--data-dir", str(tmp_path))
 
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.splitlines()[0] == (
@@ -195,7 +173,7 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
         plain = [u for u in urls if "?" not in u]  # a query may change the page: kept apart
         assert any(u.endswith("/index.html") for u in plain)
         write_stage2(tmp_path, urls)
-        run = enrich("--data-dir", str(tmp_path))
+        run = run_enrich("--data-dir", str(tmp_path))
         assert run.returncode == 0, run.stderr[-2000:]
         output = tmp_path / "processed/stage03/enrichment_output.jsonl"
         records = [json.loads(line) for line in output.read_text().splitlines()]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests._enrich_stage import run_enrich, write_stage2
 from tools.bench.load import LoadSite, start_load_site
 from tools.testing.jsonl_audit import audit_jsonl
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -23,33 +19,15 @@ def load_site() -> Iterator[LoadSite]:
     site.stop()
 
 
-def enrich(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "enrich", "--allowed-domain", "127.0.0.1", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,  # bounds a hang, not a speed
-        check=False,
-    )
-
-
 def test_retry_failed_fetches_only_the_failed_urls_and_leaves_the_output(
     load_site: LoadSite, tmp_path: Path
 ) -> None:
     site, base = load_site.site, load_site.base_url
     good = [base + spec.path for spec in site.html_pages()[:5]]
     broken = [base + path for path in site.broken_paths[:2]]
-    stage2 = tmp_path / "processed/stage02/validation_output.jsonl"
-    stage2.parent.mkdir(parents=True)
-    stage2.write_text(
-        "".join(
-            json.dumps({"url": url, "ok": True, "content_type": "text/html"}) + "\n"
-            for url in [*good, *broken, good[0]]  # a repeat is enriched once
-        )
-    )
+    write_stage2(tmp_path, [*good, *broken, good[0]])  # a repeat is enriched once
     load_site.reset()
-    first = enrich("--data-dir", str(tmp_path))
+    first = run_enrich("--data-dir", str(tmp_path))
     assert first.returncode == 0, first.stderr[-2000:]
     out_dir = tmp_path / "processed/stage03"
     output = out_dir / "enrichment_output.jsonl"
@@ -58,7 +36,7 @@ def test_retry_failed_fetches_only_the_failed_urls_and_leaves_the_output(
     assert set(audit_jsonl(out_dir / "enrichment_output.failed.jsonl").urls) == set(broken)
 
     load_site.reset()
-    retry = enrich("--data-dir", str(tmp_path), "--retry-failed")
+    retry = run_enrich("--data-dir", str(tmp_path), "--retry-failed")
     assert retry.returncode == 0, retry.stderr[-2000:]
     assert load_site.stats() == {url.removeprefix(base): 1 for url in broken}
     still = audit_jsonl(out_dir / "enrichment_output.retry.failed.jsonl")

@@ -366,6 +366,40 @@ async def test_the_tracker_checkpoint_is_an_enhanced_checkpoint(checkpoint_dir: 
         assert tracker.output is None
 
 
+async def test_the_per_item_calls_are_the_engines_own_and_need_async_with(
+    checkpoint_dir: Path,
+) -> None:
+    """should_skip/update are the engine's bound methods once entered (no layer per call),
+    raise the "async with" error before, and a subclass's own override is kept."""
+    tracker = AsyncCheckpointTracker(checkpoint_dir, "bound")
+    for name in ("should_skip", "update"):
+        with pytest.raises(RuntimeError, match="async with"):
+            getattr(tracker, name)
+    async with tracker:
+        checkpoint = tracker.checkpoint
+        assert tracker.should_skip == checkpoint.should_skip
+        assert tracker.update == checkpoint.update
+        assert "update" in vars(tracker)  # a plain attribute read per item
+        tracker.start(total_items=2)
+        assert tracker.update(processed=1, successful=1, index=0)
+        assert tracker.should_skip(0) and not tracker.should_skip(1)
+
+    seen: list[int | None] = []
+
+    class Counting(AsyncCheckpointTracker):
+        def update(self, *args: Any, **kwargs: Any) -> bool:
+            seen.append(kwargs.get("index"))
+            result: bool = super().update(*args, **kwargs)
+            return result
+
+    async with Counting(checkpoint_dir, "bound_sub") as counting:
+        counting.start(total_items=2)
+        counting.update(processed=1, successful=1, index=0)
+        assert counting.should_skip(0)
+    assert seen == [0]
+    assert _saved(checkpoint_dir, "bound_sub")["progress"]["processed_items"] == 1
+
+
 async def test_sigterm_pauses_the_stage_and_ends_the_block_normally(checkpoint_dir: Path) -> None:
     """handle_signals=True: SIGTERM cancels the body, saves the stage as paused, sets
     stopped_by_signal, and the ``async with`` block ends without an exception (review A.1 #14)."""

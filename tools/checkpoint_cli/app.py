@@ -48,6 +48,8 @@ Commands:
 
 ``--checkpoint-dir`` (default ``data/checkpoints``) and ``--store`` (default: ``sqlite`` when
 the directory holds ``checkpoints.sqlite3``, else ``json``) may come before or after the command.
+STAGE is a stage name or the pipeline's short name for it (``discovery``, ``validation``,
+``enrichment``; see :func:`.base.require_stage`).
 Reading commands (list, show, report, export, history, watch) never take a stage's lock and never
 write a checkpoint. Tables use rich on a terminal and plain aligned text otherwise.
 
@@ -55,7 +57,7 @@ Exit codes:
 
     0   success (also: an empty or missing checkpoint directory, Ctrl-C in ``watch``)
     1   error: one line on stderr starting with ``error:`` naming the stage or file
-    2   usage error (bad arguments)
+    2   usage error (bad arguments, or a STAGE the directory has no checkpoint for)
     130 interrupted by Ctrl-C
 """
 
@@ -72,14 +74,16 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from common.errors import CheckpointError
 from common.stores.factory import store_argument
-from tools._argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from tools.checkpoint_cli.base import (
     DEFAULT_DIR,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     CliError,
+    CliUsageError,
     configure_logging,
     error_line,
     os_error_line,
@@ -101,10 +105,12 @@ EPILOG = """\
 exit codes:
   0    success (an empty or missing checkpoint directory is not an error)
   1    error: one line on stderr starting with 'error:' naming the stage or file
-  2    usage error
+  2    usage error (also: a STAGE the directory has no checkpoint for)
   130  interrupted (Ctrl-C), except in 'watch', which exits 0
 
---checkpoint-dir and --store may be given before or after the command.
+STAGE is a stage name (stage1_discovery, ...) or the pipeline's short name for it
+(discovery, validation, enrichment). --checkpoint-dir and --store may be given before or
+after the command.
 """
 
 
@@ -326,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as args.cleanup:
             return func(args)
+    except CliUsageError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
     except CliError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
     except CheckpointError as exc:

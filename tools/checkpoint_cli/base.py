@@ -8,15 +8,18 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from common.errors import CheckpointError, CheckpointLockedError, StageNotFoundError
+from common.errors import CheckpointError, CheckpointLockedError, CheckpointUnreadableError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import detect_store, open_store
 from common.stores.base import validate_stage_name
+from tools.checkpoint_cli.render.text import eta_seconds_of
+from tools.orchestrator.stage_table import find_stage, short_name
 
 EXIT_OK = 0
 
@@ -33,6 +36,10 @@ log = logging.getLogger("checkpoint_manager_cli")
 
 class CliError(Exception):
     """An error the CLI reports itself (one line, exit 1)."""
+
+
+class CliUsageError(CliError):
+    """A command line naming what does not exist, such as an unknown stage (one line, exit 2)."""
 
 
 def out(text: str = "") -> None:
@@ -142,28 +149,75 @@ def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     return UnifiedCheckpointManager(directory, store=store)
 
 
-def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> StageNotFoundError:
-    known = tuple(manager.stages())
-    listing = ", ".join(known) if known else "none"
+def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> CliUsageError:
+    """The usage error for ``stage``: one line listing the stages the directory holds."""
+    known = [
+        name if short_name(name) == name else f"{name} ({short_name(name)})"
+        for name in manager.stages()
+    ]
     where = manager.store.location
     if not manager.checkpoint_dir.exists():
         where += ", which does not exist"
-    return StageNotFoundError(
-        f"no checkpoint for stage {stage!r} in {where} (known stages: {listing})",
-        stage=stage,
-        path=manager.store.describe(stage),
-        known=known,
+    return CliUsageError(
+        f"no checkpoint for stage {stage!r} in {where} "
+        f"(known stages: {', '.join(known) if known else 'none'})"
     )
 
 
 def require_stage(manager: UnifiedCheckpointManager, stage: str, *, history: bool = False) -> str:
-    """The stage name if it has a checkpoint (or, with ``history``, any snapshot)."""
+    """The checkpoint name ``stage`` means here: itself, or the pipeline stage whose short name
+    it is (``discovery`` -> ``stage1_discovery``); it must have a checkpoint (or, with
+    ``history``, any snapshot). The one place a command line's STAGE is resolved."""
     validate_stage_name(stage)
-    if stage in manager.stages():
-        return stage
-    if history and manager.store.list_history(stage):
-        return stage
+    names = [stage]
+    spec = find_stage(stage)
+    if spec is not None and spec.name != stage:
+        names.append(spec.name)  # a stage literally named "discovery" comes first
+    for name in names:
+        if name in manager.stages():
+            return name
+        if history and manager.store.list_history(name):
+            return name
     raise unknown_stage(manager, stage)
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stage whose checkpoint could not be read, and the ``error:`` line that says why."""
+
+    stage: str
+    line: str
+
+
+def read_stages(manager: UnifiedCheckpointManager) -> tuple[list[StageInfo], list[Unreadable]]:
+    """Every stage that can be read (a corrupt one too: its info says so), and one
+    :class:`Unreadable` per stage whose file this process may not read (EACCES, EIO), so that
+    one such file does not hide the others."""
+    infos: list[StageInfo] = []
+    unreadable: list[Unreadable] = []
+    for stage in manager.stages():
+        try:
+            infos.append(manager.inspect(stage))
+        except CheckpointUnreadableError as exc:
+            unreadable.append(Unreadable(stage, error_line(exc)))
+    return infos, unreadable
+
+
+def corrupt_stages(infos: Sequence[StageInfo]) -> list[Unreadable]:
+    """The stages whose checkpoint holds no readable record, as ``error:`` lines naming the
+    files (for commands that cannot show such a stage at all)."""
+    return [
+        Unreadable(info.stage, "error: " + " ".join(info.error.split()))
+        for info in infos
+        if info.state is None and info.error and info.status == "corrupt"
+    ]
+
+
+def say_unreadable(unreadable: Sequence[Unreadable]) -> int:
+    """Print each line on stderr; the exit code: 1 when anything could not be read, else 0."""
+    for item in unreadable:
+        print(item.line, file=sys.stderr)
+    return EXIT_ERROR if unreadable else EXIT_OK
 
 
 def no_checkpoints_line(manager: UnifiedCheckpointManager) -> str:
@@ -191,7 +245,7 @@ def figures(info: StageInfo) -> dict[str, Any] | None:
         "percent": round(snap.percent, 3),
         "success_rate": round(snap.success_rate, 3),
         "throughput": round(snap.throughput, 3),
-        "eta_seconds": snap.eta_seconds,
+        "eta_seconds": eta_seconds_of(info),
         "active_seconds": round(snap.active_seconds, 3),
     }
 

@@ -27,6 +27,7 @@ from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.status import CheckpointStatus
 from tools.checkpoint_cli import render
+from tools.checkpoint_cli.base import Unreadable, read_stages
 from tools.checkpoint_cli.render import dashboard_assets
 
 __all__ = ["Dashboard", "make_app"]
@@ -53,10 +54,11 @@ class Dashboard:
     series: dict[str, collections.deque[tuple[float, int]]] = field(default_factory=dict)
     _read_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def read(self) -> list[StageInfo]:
-        """Every stage as the files say now (one read at a time, off the event loop)."""
+    async def read(self) -> tuple[list[StageInfo], list[Unreadable]]:
+        """Every stage as the files say now, and those this process may not read (one read at
+        a time, off the event loop)."""
         async with self._read_lock:
-            return await asyncio.to_thread(self.manager.list_checkpoints)
+            return await asyncio.to_thread(read_stages, self.manager)
 
     def record(self, infos: list[StageInfo], now: float) -> None:
         """Add a point per readable stage (at most one per half interval)."""
@@ -71,11 +73,11 @@ class Dashboard:
                 points.append((now, snap.processed))
 
     async def progress(self) -> dict[str, Any]:
-        """The ``/api/progress`` document; ``error`` says why no stage could be read (an
-        unreadable checkpoint file stops the read as it stops the CLI's commands)."""
+        """The ``/api/progress`` document; ``error`` says which checkpoint files could not be
+        read, and why (the other stages are served), or why none could."""
         now = self.clock()
         try:
-            infos = await self.read()
+            infos, unreadable = await self.read()
         except CheckpointError as exc:
             return {
                 "checkpoint_dir": str(self.manager.checkpoint_dir),
@@ -86,13 +88,16 @@ class Dashboard:
                 "stages": [],
             }
         self.record(infos, now)
-        return {
+        document: dict[str, Any] = {
             "checkpoint_dir": str(self.manager.checkpoint_dir),
             "generated_at": utc_iso(now),
             "interval_seconds": self.interval,
             "overall_progress": round(self.manager.overall_progress(infos), 3),
             "stages": [self._stage(info, now) for info in infos],
         }
+        if unreadable:
+            document["error"] = "; ".join(u.line.removeprefix("error: ") for u in unreadable)
+        return document
 
     def _stage(self, info: StageInfo, now: float) -> dict[str, Any]:
         points = list(self.series.get(info.stage, ()))
@@ -122,7 +127,7 @@ class Dashboard:
                 if info.state.status in _ACTIVE
                 else None
             ),
-            eta_seconds=None if completed else snap.eta_seconds,
+            eta_seconds=render.eta_seconds_of(info),
             eta=render.eta_text(info),
             updated_at=info.state.updated_at,
             last_error=info.state.error_message,
@@ -132,7 +137,8 @@ class Dashboard:
     async def sample_forever(self) -> None:
         """Read every stage each ``interval`` seconds (the chart's points), until cancelled."""
         while True:
-            self.record(await self.read(), self.clock())
+            infos, _ = await self.read()
+            self.record(infos, self.clock())
             await asyncio.sleep(self.interval)
 
 

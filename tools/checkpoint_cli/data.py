@@ -9,12 +9,12 @@ checkpoint does not count yet (the next run cuts them), and those are not result
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.manager import StageInfo, UnifiedCheckpointManager
+from common.manager import StageInfo
 
 __all__ = ["StageOutput", "read_records", "stage_outputs"]
 
@@ -63,11 +63,12 @@ def _output_of(info: StageInfo, data_dir: Path) -> StageOutput | None:
 
 
 def stage_outputs(
-    manager: UnifiedCheckpointManager, data_dir: Path, stages: list[str] | None = None
+    infos: Iterable[StageInfo], data_dir: Path, stages: list[str] | None = None
 ) -> list[StageOutput]:
-    """Every stage (or those named) whose checkpoint names an output file, in stage order."""
+    """Every stage of ``infos`` (or those named) whose checkpoint names an output file, in
+    stage order."""
     outputs = []
-    for info in manager.list_checkpoints():
+    for info in infos:
         if stages is not None and info.stage not in stages:
             continue
         found = _output_of(info, data_dir)

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tools._argtypes import fraction, non_negative_float, positive_int
+from common.argtypes import fraction, non_negative_float, positive_int
 from tools.demo_site.builder import PROFILES, build_site
 from tools.demo_site.model import DEFAULT_SLOW_MS, DEFAULT_TRANSIENT_SHARE
 from tools.demo_site.server import serve_site

@@ -39,6 +39,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from common.errors import CheckpointError, CheckpointLockedError
 from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
@@ -47,7 +48,6 @@ from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
 from common.stores.factory import store_argument
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
-from tools._argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
     ConfigError,

@@ -25,6 +25,7 @@ from common.manager import StageInfo, UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.work_queue.dsn import DSN_ENV
 from tools.orchestrator.config import PROJECT_ROOT, ConfigError, PipelineConfig, UsageError
+from tools.orchestrator.stage_table import STAGES, StageSpec, find_stage
 
 if TYPE_CHECKING:
     from tools.orchestrator.view import ProgressView
@@ -42,37 +43,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class StageSpec:
-    """One pipeline stage: its checkpoint name, alias, input and output files."""
-
-    name: str
-    alias: str
-    output: str
-    input: str | None
-
-    def sidecar(self) -> str:
-        """Where the stage's failed items go (``<output>.failed.jsonl``)."""
-        return self.output.removesuffix(".jsonl") + ".failed.jsonl"
-
-
-STAGES: tuple[StageSpec, ...] = (
-    StageSpec("stage1_discovery", "discovery", "processed/stage01/discovery_output.jsonl", None),
-    StageSpec(
-        "stage2_validation",
-        "validation",
-        "processed/stage02/validation_output.jsonl",
-        "processed/stage01/discovery_output.jsonl",
-    ),
-    StageSpec(
-        "stage3_async_enrichment",
-        "enrichment",
-        "processed/stage03/enrichment_output.jsonl",
-        "processed/stage02/validation_output.jsonl",
-    ),
-)
-
-
 @dataclass
 class RunState:
     """What the signal handlers share with the main loop."""
@@ -87,9 +57,9 @@ def select_stages(choice: str) -> list[StageSpec]:
     """The stages ``--stage`` names (``all``, an alias or a stage name)."""
     if choice == "all":
         return list(STAGES)
-    for stage in STAGES:
-        if choice in (stage.name, stage.alias):
-            return [stage]
+    stage = find_stage(choice)
+    if stage is not None:
+        return [stage]
     names = ", ".join(["all", *(s.alias for s in STAGES), *(s.name for s in STAGES)])
     raise UsageError(f"unknown stage {choice!r}: choose one of {names}")
 

@@ -21,17 +21,11 @@ from rich.table import Table
 from common.manager import StageInfo
 from common.progress import format_progress_line
 from common.status import CheckpointStatus
-from tools.orchestrator.stages import StageSpec
+from tools.orchestrator.stage_table import StageSpec, short_name
 
 __all__ = ["ProgressView", "StageOutcome", "short_duration", "summary_lines", "summary_table"]
 
 logger = logging.getLogger("tools.orchestrator")
-
-_ALIASES = {
-    "stage1_discovery": "discovery",
-    "stage2_validation": "validation",
-    "stage3_async_enrichment": "enrichment",
-}
 
 
 def short_duration(seconds: float | None) -> str:
@@ -154,7 +148,7 @@ def summary_table(outcomes: Sequence[StageOutcome]) -> Table:
     for outcome in outcomes:
         info = outcome.info
         snapshot = info.progress()
-        name = _ALIASES.get(info.stage, info.stage)
+        name = short_name(info.stage)
         if snapshot is None:
             table.add_row(name, info.status, "-", "-", "-", "-", "-")
             continue

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common.argtypes import non_negative_int
 from common.manager import MAX_INDEX, UnifiedCheckpointManager
-from tools._argtypes import non_negative_int
 from tools.checkpoint_cli.base import (
     EXIT_OK,
     CliError,

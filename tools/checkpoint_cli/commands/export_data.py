@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from common.io.atomic import FILE_MODE, ensure_private_dir
-from tools.checkpoint_cli.base import EXIT_OK, CliError, count, open_manager, out
+from tools.checkpoint_cli.base import (
+    CliError,
+    corrupt_stages,
+    count,
+    open_manager,
+    out,
+    read_stages,
+    require_stage,
+    say_unreadable,
+)
 from tools.checkpoint_cli.commands.results import data_dir_of
 from tools.checkpoint_cli.data import read_records, stage_outputs
 
@@ -160,16 +169,22 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     data_dir = data_dir_of(args)
     target_dir = Path(args.output_dir) if args.output_dir else data_dir / "exports"
     formats = args.format or list(FORMATS)
-    outputs = stage_outputs(manager, data_dir, args.stage or None)
-    if args.stage:
-        missing = sorted(set(args.stage) - {o.stage for o in outputs})
+    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
+    infos, unreadable = read_stages(manager)
+    # A stage this process cannot read is one error line (exit 1), not the end of the others.
+    unreadable = [
+        u for u in unreadable + corrupt_stages(infos) if chosen is None or u.stage in chosen
+    ]
+    outputs = stage_outputs(infos, data_dir, chosen)
+    if chosen:
+        missing = sorted(set(chosen) - {o.stage for o in outputs} - {u.stage for u in unreadable})
         if missing:
             raise CliError(
                 f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
             )
     if not outputs:
         out(f"no stage outputs recorded in {manager.checkpoint_dir}; nothing exported")
-        return EXIT_OK
+        return say_unreadable(unreadable)
     written = 0
     for output in outputs:
         for suffix, path, committed in (
@@ -191,4 +206,4 @@ def cmd_export_data(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise CliError(str(exc)) from None
     out(f"exported {count(len(outputs), 'stage')} into {count(written, 'file')} in {target_dir}")
-    return EXIT_OK
+    return say_unreadable(unreadable)

@@ -15,13 +15,16 @@ from tools.checkpoint_cli.base import (
     open_manager,
     out,
     print_json,
+    read_stages,
+    say_unreadable,
 )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``list``: one line per stage; corrupt stages are listed with their error."""
+    """``list``: one line per stage; corrupt stages are listed with their error, and each
+    checkpoint this process may not read gets an ``error:`` line (exit 1)."""
     manager = open_manager(args)
-    infos = manager.list_checkpoints()
+    infos, unreadable = read_stages(manager)
     if args.json:
         print_json(
             {
@@ -30,8 +33,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "stages": [info_json(info) for info in infos],
             }
         )
-        return EXIT_OK
-    if not infos:
+        return say_unreadable(unreadable)
+    if not infos and not unreadable:
         out(no_checkpoints_line(manager))
         return EXIT_OK
     modified = modified_times(manager, infos)
@@ -39,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         from rich.console import Console
 
         Console().print(render.rich_stage_table(infos, modified))
-        return EXIT_OK
+        return say_unreadable(unreadable)
     rows = [render.list_row(info, mtime) for info, mtime in zip(infos, modified, strict=True)]
     out(render.format_plain_table(render.LIST_HEADERS, rows))
     notes = [f"{info.stage}: {info.error}" for info in infos if info.error]
@@ -52,4 +55,4 @@ def cmd_list(args: argparse.Namespace) -> int:
         out()
         for note in notes:
             out(note)
-    return EXIT_OK
+    return say_unreadable(unreadable)

@@ -25,6 +25,8 @@ from tools.checkpoint_cli.base import (
     out,
     parse_iso,
     print_json,
+    read_stages,
+    say_unreadable,
 )
 
 
@@ -82,7 +84,7 @@ def _report_json(manager: UnifiedCheckpointManager, infos: Sequence[StageInfo]) 
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``: seed 003's progress report as text, JSON or a self-contained HTML page."""
     manager = open_manager(args)
-    infos = manager.list_checkpoints()
+    infos, unreadable = read_stages(manager)  # each unreadable file: one error line, exit 1
     if args.html is not None:
         target = Path(args.html)
         series = {info.stage: history_points(manager, info) for info in infos}
@@ -100,15 +102,15 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         else:
             out(note)
-            return EXIT_OK
+            return say_unreadable(unreadable)
     if args.json:
         print_json(_report_json(manager, infos))
-        return EXIT_OK
-    if not infos:
+        return say_unreadable(unreadable)
+    if not infos and not unreadable:
         out(no_checkpoints_line(manager))
         return EXIT_OK
-    out(manager.report())
-    return EXIT_OK
+    out(manager.report(infos))
+    return say_unreadable(unreadable)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -17,7 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tools.checkpoint_cli import render
-from tools.checkpoint_cli.base import EXIT_OK, CliError, open_manager, out, print_json
+from tools.checkpoint_cli.base import (
+    EXIT_OK,
+    CliError,
+    corrupt_stages,
+    open_manager,
+    out,
+    print_json,
+    read_stages,
+    require_stage,
+    say_unreadable,
+)
 from tools.checkpoint_cli.data import StageOutput, read_records, stage_outputs
 
 __all__ = ["StageResults", "cmd_results", "data_dir_of", "summarize"]
@@ -194,9 +204,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     """``results``: pages per status, top failure reasons, hosts and samples, per stage."""
     manager = open_manager(args)
     data_dir = data_dir_of(args)
-    outputs = stage_outputs(manager, data_dir, args.stage or None)
-    if args.stage:
-        missing = sorted(set(args.stage) - {o.stage for o in outputs})
+    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
+    infos, unreadable = read_stages(manager)
+    # A stage this process cannot read is one error line (exit 1), not the end of the others.
+    unreadable = [
+        u for u in unreadable + corrupt_stages(infos) if chosen is None or u.stage in chosen
+    ]
+    outputs = stage_outputs(infos, data_dir, chosen)
+    if chosen:
+        missing = sorted(set(chosen) - {o.stage for o in outputs} - {u.stage for u in unreadable})
         if missing:
             raise CliError(
                 f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
@@ -207,9 +223,10 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.json:
         print_json({"data_dir": str(data_dir), "stages": stages})
-        return EXIT_OK
-    if not stages:
+        return say_unreadable(unreadable)
+    if not stages and not unreadable:
         out(f"no stage outputs recorded in {manager.checkpoint_dir}")
         return EXIT_OK
-    out("\n\n".join(_text(stage) for stage in stages))
-    return EXIT_OK
+    if stages:
+        out("\n\n".join(_text(stage) for stage in stages))
+    return say_unreadable(unreadable)

@@ -11,7 +11,6 @@ from common.checkpoint import EnhancedCheckpoint
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.progress import format_duration
 from common.state import CheckpointState
-from common.status import CheckpointStatus
 from tools.checkpoint_cli.base import (
     EXIT_OK,
     CliError,
@@ -23,6 +22,7 @@ from tools.checkpoint_cli.base import (
     quiet_engine,
     require_stage,
 )
+from tools.checkpoint_cli.render.text import eta_label, eta_seconds_of
 
 
 def _input_validation(manager: UnifiedCheckpointManager, state: CheckpointState) -> dict[str, Any]:
@@ -88,11 +88,7 @@ def _show_data(manager: UnifiedCheckpointManager, info: StageInfo) -> dict[str, 
         "performance": {
             "success_rate": round(snap.success_rate, 3),
             "throughput": round(snap.throughput, 3),
-            "eta_seconds": (
-                None
-                if status in (CheckpointStatus.COMPLETED, CheckpointStatus.FAILED)
-                else snap.eta_seconds
-            ),
+            "eta_seconds": eta_seconds_of(info),
             "elapsed_seconds": None if elapsed is None else round(elapsed, 3),
             "active_seconds": round(snap.active_seconds, 3),
         },
@@ -160,14 +156,7 @@ def _show_text(data: dict[str, Any]) -> str:
         "Performance",
         f"  Success rate: {perf['success_rate']:.1f}%",
         f"  Throughput: {perf['throughput']:.1f} items/sec",
-        "  ETA: "
-        + (
-            "done"
-            if data["status"] == "completed"
-            else "-"
-            if data["status"] == "failed"
-            else format_duration(perf["eta_seconds"])
-        ),
+        f"  ETA: {eta_label(data['status'], perf['eta_seconds'])}",
         f"  Elapsed (first start to {'now' if data['live'] else 'last update'}): "
         f"{format_duration(perf['elapsed_seconds'])}",
         f"  Active time (all runs): {format_duration(perf['active_seconds'])}",

@@ -12,6 +12,8 @@ from tools.checkpoint_cli.render.tables import rich_stage_table
 from tools.checkpoint_cli.render.text import (
     LIST_HEADERS,
     WATCH_HEADERS,
+    eta_label,
+    eta_seconds_of,
     eta_text,
     format_plain_table,
     iso_text,
@@ -27,6 +29,8 @@ __all__ = [
     "LIST_HEADERS",
     "WATCH_HEADERS",
     "ChartPoint",
+    "eta_label",
+    "eta_seconds_of",
     "eta_text",
     "format_plain_table",
     "iso_text",

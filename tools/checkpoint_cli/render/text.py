@@ -44,16 +44,34 @@ def success_text(snap: ProgressSnapshot | None) -> str:
     return f"{snap.success_rate:.1f}%"
 
 
-def eta_text(info: StageInfo) -> str:
-    """``done`` for a completed stage, ``-`` for a failed one, else the estimate."""
+#: A stage is worked on only in these statuses: only they have an ETA.
+ACTIVE_STATUSES = frozenset({CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING})
+
+
+def eta_seconds_of(info: StageInfo) -> float | None:
+    """Seconds to go while the stage runs (or recovers); None for any other status."""
     snap = info.progress()
-    if snap is None or info.state is None:
-        return "-"
-    if info.state.status is CheckpointStatus.COMPLETED:
+    if snap is None or info.state is None or info.state.status not in ACTIVE_STATUSES:
+        return None
+    return snap.eta_seconds
+
+
+def eta_label(status: str, eta_seconds: float | None) -> str:
+    """The ETA cell: ``done`` (completed), ``paused``, the estimate while running, else ``-``."""
+    if status == CheckpointStatus.COMPLETED.value:
         return "done"
-    if info.state.status is CheckpointStatus.FAILED:
+    if status == CheckpointStatus.PAUSED.value:
+        return "paused"
+    if status in {s.value for s in ACTIVE_STATUSES}:
+        return format_duration(eta_seconds)
+    return "-"
+
+
+def eta_text(info: StageInfo) -> str:
+    """:func:`eta_label` of a stage (``-`` when its checkpoint is unreadable)."""
+    if info.state is None:
         return "-"
-    return format_duration(snap.eta_seconds)
+    return eta_label(info.state.status.value, eta_seconds_of(info))
 
 
 def _throughput_text(snap: ProgressSnapshot | None) -> str:

@@ -1,0 +1,245 @@
+"""A stage's outputs and done keys: the journals its saves commit, and the keys of items done.
+
+An :class:`Outputs` holds a checkpoint's :class:`~common.journal.Journal` files by name (the
+stage's ``output`` and its ``failed`` sidecar, the ``keys`` journal, any other an integration
+attaches) and its done keys (the store's own key set, or the keys journal read into memory).
+It keeps them true to the record: adopted from it while reading, cut back to what it commits
+once the checkpoint becomes the stage's writer and a start has passed every guard, emptied on a
+reset. Each save takes what is new here (journal bytes, keys, ledger rows) into its snapshot.
+
+Threads: all of it belongs to the checkpoint's owner thread, including ``Journal.committed``
+and the store's committed keys (they catch up when the owner applies a
+:class:`~common.persist.SaveResult`); the saver thread only writes the snapshot's bytes to the
+files. The owner calls in here under the checkpoint's lock, except from ``update()`` (see
+:mod:`common.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common.errors import CheckpointError
+from common.journal import Journal
+from common.ledger import Ledger
+from common.ownership import Ownership
+from common.state import CheckpointState
+from common.stores.base import (
+    CheckpointStore,
+    KeySet,
+    MemoryKeySet,
+    StagedRows,
+    validate_stage_name,
+)
+
+__all__ = ["FAILED_JOURNAL", "KEYS_JOURNAL", "OUTPUT_JOURNAL", "JournalWrite", "Outputs"]
+
+OUTPUT_JOURNAL = "output"
+FAILED_JOURNAL = "failed"
+KEYS_JOURNAL = "keys"
+
+#: A journal's new bytes in a snapshot, and the length they bring it to.
+JournalWrite = tuple[Journal, bytes, int]
+
+
+class Outputs:
+    """The journals and done keys of ``stage`` in ``store`` (``path`` names it in messages)."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        stage: str,
+        path: Path,
+        owner: Ownership,
+        ledger: Ledger | None,
+    ) -> None:
+        self._store = store
+        self._stage = stage
+        self._path = path
+        self._owner = owner
+        self._ledger = ledger
+        #: Attached journals by name (read by ``update()`` directly).
+        self.journals: dict[str, Journal] = {}
+        #: The done keys, once loaded (None: not read yet).
+        self.keys: KeySet | None = None
+        #: True once the journals are cut back to the record's committed lengths.
+        self.cut = False
+
+    # Attaching ---------------------------------------------------------------------------------
+
+    def attach(self, name: str, path: Path | str, state: CheckpointState) -> Journal:
+        """Attach journal ``name`` at ``path`` (the same one again is a no-op)."""
+        validate_stage_name(name)  # journal names follow the stage names' rules
+        if name in self.journals:
+            existing = self.journals[name]
+            if existing.path != Path(path):
+                raise CheckpointError(
+                    f"journal {name!r} of stage {self._stage!r} is already {existing.path}",
+                    stage=self._stage,
+                    path=self._path,
+                )
+            return existing
+        journal = Journal(name, path)
+        self.journals[name] = journal
+        if self._owner.held and self.cut:
+            journal.recover(state.journals.get(name))
+        else:
+            journal.adopt(state.journals.get(name))
+        return journal
+
+    def attach_output(
+        self, path: Path, failed_path: Path | str | None, state: CheckpointState
+    ) -> Journal:
+        """Attach the stage's output and its ``.failed.jsonl`` sidecar; the output journal."""
+        journal = self.attach(OUTPUT_JOURNAL, path, state)
+        self.attach(
+            FAILED_JOURNAL,
+            failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
+            state,
+        )
+        return journal
+
+    def check_record(self, record: Any, failed_record: Any) -> None:
+        """Refuse an ``update(record=...)`` with no output attached for it."""
+        if (record is not None and OUTPUT_JOURNAL not in self.journals) or (
+            failed_record is not None and FAILED_JOURNAL not in self.journals
+        ):
+            raise CheckpointError(
+                f"stage {self._stage!r}: update(record=...) needs attach_output() first",
+                stage=self._stage,
+                path=self._path,
+            )
+
+    # Done keys ---------------------------------------------------------------------------------
+
+    def keys_journal(self, state: CheckpointState) -> Journal:
+        """The keys journal: attached (and cut back) for a writer, read-only otherwise."""
+        journal = self.journals.get(KEYS_JOURNAL)
+        if journal is not None:
+            return journal
+        journal = Journal(KEYS_JOURNAL, self._store.journal_path(self._stage, KEYS_JOURNAL))
+        committed = state.journals.get(KEYS_JOURNAL)
+        if self._owner.held:
+            if self.cut:
+                journal.recover(committed)
+            else:
+                journal.adopt(committed)
+            self.journals[KEYS_JOURNAL] = journal
+        else:
+            journal.adopt(committed)
+        return journal
+
+    def keys_journal_if_present(self, state: CheckpointState) -> None:
+        """Attach the keys journal when the record or the disk has one."""
+        if (
+            state.journals.get(KEYS_JOURNAL)
+            or self._store.journal_path(self._stage, KEYS_JOURNAL).exists()
+        ):
+            self.keys_journal(state)
+
+    def load_keys(self, state: CheckpointState) -> KeySet:
+        """The done keys: the store's own table, or the keys journal read once into memory."""
+        if self.keys is not None:
+            return self.keys
+        keys = self._store.key_set(self._stage)
+        if keys is None:
+            keys = MemoryKeySet(self.keys_journal(state).load_committed())
+        self.keys = keys
+        return keys
+
+    # Becoming the writer -----------------------------------------------------------------------
+
+    def adopt(self, state: CheckpointState) -> None:
+        """The checkpoint just became the writer over ``state``: read (not cut) the journals'
+        committed lengths, and take the done keys as the writer."""
+        self.cut = False
+        for journal in self.journals.values():
+            journal.adopt(state.journals.get(journal.name))
+        if self.keys is not None and KEYS_JOURNAL not in self.journals:
+            self.keys = None  # read before we were the writer: reload as the writer
+        self.keys_journal_if_present(state)
+        keys = self._store.key_set(self._stage)
+        if keys is not None:
+            self.keys = keys
+
+    def cut_back(self, state: CheckpointState) -> None:
+        """Cut every journal (and the store's done keys) back to what ``state`` commits.
+
+        Only once a start has passed every guard (input, config, lock) and its input
+        validated: a refused start writes nothing.
+        """
+        if self.cut:
+            return
+        for journal in self.journals.values():
+            journal.recover(state.journals.get(journal.name))
+        keys = self.keys
+        if keys is not None and keys.committed_by_store:
+            keys.recover(state.keys_done)  # keys the record does not count are dropped
+        self.cut = True
+
+    # Saving --------------------------------------------------------------------------------------
+
+    def take_pending(
+        self, state: CheckpointState
+    ) -> tuple[list[JournalWrite], StagedRows, KeySet | None]:
+        """A snapshot's part: the new journal bytes, the rows the store commits with the record
+        (new keys, ledger rows) and the key set; ``state.journals`` and ``state.keys_done``
+        move to the lengths and count this save commits."""
+        writes: list[JournalWrite] = []
+        rows = StagedRows()
+        keys = self.keys
+        if keys is not None:
+            new_keys = keys.take_pending()
+            if new_keys:
+                if keys.committed_by_store:
+                    rows.keys = new_keys  # committed in the record's own transaction
+                else:
+                    keys_journal = self.journals.get(KEYS_JOURNAL) or self.keys_journal(state)
+                    for key in new_keys:
+                        keys_journal.append(key)
+                state.keys_done = len(keys)
+        if self._ledger is not None:
+            rows.ledger = self._ledger.take_pending()
+        for journal in self.journals.values():
+            data, offset = journal.take_pending()
+            state.journals[journal.name] = offset
+            if data:
+                writes.append((journal, data, offset))
+        return writes, rows, keys
+
+    # Reset and close -----------------------------------------------------------------------------
+
+    def reset(self, old: CheckpointState, commit_empty_record: Callable[[], None]) -> None:
+        """Empty the journals, the done keys and the ledger of a stage starting over.
+
+        When ``old`` (the record being forgotten) claims journal bytes or keys,
+        ``commit_empty_record()`` first puts a record on disk that claims none: a crash in
+        between would otherwise leave a record whose committed records are gone, which no
+        later run could resume or start over from.
+        """
+        keys_path = self._store.journal_path(self._stage, KEYS_JOURNAL)
+        keys_on_disk = KEYS_JOURNAL not in self.journals and keys_path.exists()
+        if (
+            old.journals
+            or old.keys_done
+            or keys_on_disk
+            or any(j.committed for j in self.journals.values())
+        ):
+            commit_empty_record()
+        keys = self._store.key_set(self._stage)  # after the flush: no save adds keys any more
+        if keys is not None:
+            keys.clear()
+        self.keys = keys if keys is not None else MemoryKeySet()
+        if self._ledger is not None:
+            self._ledger.clear()
+        for journal in self.journals.values():
+            journal.recover(None)
+        if keys_on_disk:
+            Journal(KEYS_JOURNAL, keys_path).recover(None)
+        self.cut = True
+
+    def close(self) -> None:
+        """Close every journal's file."""
+        for journal in self.journals.values():
+            journal.close()
