@@ -93,6 +93,7 @@ from common.stores.factory import open_store
 __all__ = ["EnhancedCheckpoint"]
 
 _RUNNING = CheckpointStatus.RUNNING
+_NEVER = 1 << 62  # more items than any stage processes: "no progress line"
 
 logger = logging.getLogger("common.checkpoint")
 
@@ -171,13 +172,14 @@ class EnhancedCheckpoint:
             every_seconds=history_every_seconds,
             now=clock(),
         )
-        self.progress_log_every = progress_log_every
         self._clock = clock
         #: The stage's writer lock and its record's loads (crash detection).
         self._owner = Ownership(self.store, self.stage, clock)
         #: The journals and the done keys (common/outputs.py).
         self._outputs = Outputs(self.store, self.stage, self.path, self._owner, self.ledger)
-        self._since_log = 0
+        self._progress_log_every = 0
+        self._log_left = _NEVER  # processed items until update() logs the progress line
+        self.progress_log_every = progress_log_every
         self._run_started: float | None = None
         self._active_before = 0.0
         #: Taking saves and applying their results; its ``guard`` is the checkpoint's lock.
@@ -503,26 +505,32 @@ class EnhancedCheckpoint:
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
-        # call into the completion window, and no lock. The only other thread that touches
-        # the state is the saver's timer, and it snapshots under guard only: the owner raises
+        # call into the completion window, one comparison each for the save policy and the
+        # progress line, and no lock. The only other thread that touches the state is the
+        # saver's timer, and it snapshots under guard only: the owner raises
         # updating, the timer raises timer_snapshotting and backs off if it sees updating;
         # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
         # Under the GIL each attribute load and store is atomic and ordered, so one side
         # always sees the other (Dekker's handshake). The lock's enter/exit was a fifth of
         # the call.
-        self._saving.updating += 1
+        saving = self._saving
+        outer = saving.updating
+        saving.updating = True
         try:
-            if self._saving.timer_snapshotting:
-                with self._saving.guard:
+            if saving.timer_snapshotting:
+                with saving.guard:
                     pass
-            if self._saving.broken is not None:
-                raise self._saving.broken
+            if saving.broken is not None:
+                raise saving.broken
             state = self.state
             if state.status is not _RUNNING:
                 self._not_running("update")
-            if (
+            if (  # comparisons with 0, not `|`: each is one specialised instruction
                 successful + failed > processed + skipped
-                or (processed | successful | failed | skipped) < 0
+                or processed < 0
+                or successful < 0
+                or failed < 0
+                or skipped < 0
             ):
                 raise ValueError(
                     f"stage {self.stage!r}: inconsistent update (processed={processed}, "
@@ -565,7 +573,8 @@ class EnhancedCheckpoint:
                 self._outputs.journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
                 self._outputs.journals[FAILED_JOURNAL].append(failed_record)
-            progress.last_update_time = now = self._clock()
+            clock = self._clock  # an attribute read and a call: self._clock() is not specialised
+            progress.last_update_time = now = clock()
             if self.ledger is not None:
                 self._record_ledger(
                     key,
@@ -579,28 +588,32 @@ class EnhancedCheckpoint:
                     attempts,
                     now,
                 )
-            self._saving.dirty = True
-            updates = self._saving.updates_since_save = self._saving.updates_since_save + 1
-            policy = self.policy
-            if updates >= policy.every_updates:
-                # Due by count: ask once (a save too soon is deferred to the timer), then
-                # again only once the minimum interval has passed.
-                if (
-                    updates == policy.every_updates
-                    or now - self._saving.last_save_time >= policy.min_interval
-                ):
-                    self._saving.save_due(now)
-            elif now - self._saving.last_save_time >= policy.every_seconds:
-                self._saving.save_due(now)
-            if self.progress_log_every:
-                self._since_log += processed
-                if self._since_log >= self.progress_log_every:
-                    self._since_log = 0
-                    if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
-                        logger.info(self.progress_line())
+            saving.dirty = True
+            updates = saving.updates_since_save = saving.updates_since_save + 1
+            if updates == saving.every_updates or now >= saving.check_save_at:
+                saving.update_due(updates, now)
+            left = self._log_left = self._log_left - processed
+            if left <= 0:
+                self._log_progress()
             return True
         finally:
-            self._saving.updating -= 1
+            saving.updating = outer
+
+    @property
+    def progress_log_every(self) -> int:
+        """Log the seed's progress line every this many processed items (0: never); set,
+        it counts from the items processed by then."""
+        return self._progress_log_every
+
+    @progress_log_every.setter
+    def progress_log_every(self, every: int) -> None:
+        self._progress_log_every = every
+        self._log_left = every if every > 0 else _NEVER
+
+    def _log_progress(self) -> None:
+        self._log_left = self._progress_log_every or _NEVER  # the next line, N items on
+        if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
+            logger.info(self.progress_line())
 
     def _record_ledger(
         self,
