@@ -24,8 +24,9 @@ writes, and writing it), :mod:`common.guards` (input and config guards, pure fun
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
 save also keeps a history snapshot; writing and pruning them), :mod:`common.outputs` (the
 journals and the done keys, kept true to the record), :mod:`common.lifecycle` (load, start
-and resume, status and active time, reset, position, parts), :mod:`common.journal` (one
-append-only output) and :mod:`common.completion` (the exact resume index).
+and resume, status and active time, reset), :mod:`common.position` (the position moved by
+hand, the parts), :mod:`common.journal` (one append-only output) and :mod:`common.completion`
+(the exact resume index).
 
 Threads: the facade's own fields (``state`` and everything in it, the progress-log count)
 belong to the owner thread, the one doing the work. Each collaborator's docstring says which
@@ -55,7 +56,8 @@ from common.ledger import Ledger
 from common.lifecycle import Lifecycle
 from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
-from common.progress import ProgressSnapshot, format_progress_line
+from common.position import Position
+from common.progress import ProgressSnapshot
 from common.save_coordinator import SaveCoordinator
 from common.saver import SavePolicy, SaverState
 from common.state import CheckpointState
@@ -123,13 +125,9 @@ class EnhancedCheckpoint:
         #: When saves happen (frozen: validated once, read on every update).
         self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
         path = Path(path)
-        if isinstance(store, CheckpointStore):
-            # With a store, ``path`` is the stage name itself: no directory part to drop.
-            stage = str(path)
-            stage = stage[: -len(".json")] if stage.endswith(".json") else stage
-        else:
-            stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
-        self.stage = validate_stage_name(stage)
+        # With a store, ``path`` is the stage name itself: no directory part to drop.
+        stage = str(path) if isinstance(store, CheckpointStore) else path.name
+        self.stage = validate_stage_name(stage.removesuffix(".json"))
         self._owns_store = not isinstance(store, CheckpointStore)
         self.store: CheckpointStore = (
             store if isinstance(store, CheckpointStore) else open_store(store, path.parent)
@@ -181,6 +179,16 @@ class EnhancedCheckpoint:
             outputs=self._outputs,
             saving=self._saving,
             history=self._history,
+        )
+        #: Moving the position by hand, and the parts (common/position.py).
+        self._position = Position(
+            self,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            outputs=self._outputs,
+            saving=self._saving,
+            become_writer=self._life.become_writer,
         )
         self.state = self._life.load()
 
@@ -351,7 +359,7 @@ class EnhancedCheckpoint:
                 if key in keys:
                     return False
             if index is not None:
-                window = state.completion if part is None else self._life.part(part).window
+                window = state.completion if part is None else state.part(part).window
                 if index == window.watermark and not window.above:
                     window.watermark = index + 1
                     if last_item is not None:
@@ -415,7 +423,7 @@ class EnhancedCheckpoint:
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
         with self._saving.guard:
-            window = self.state.completion if part is None else self._life.part(part).window
+            window = self.state.completion if part is None else self.state.part(part).window
             if not window.mark(index, label):
                 return False
             self._saving.dirty = True
@@ -448,28 +456,15 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
-        self._saving.raise_if_broken()
-        self._life.set_status(CheckpointStatus.COMPLETED, "complete")
-        self.state.progress.estimated_completion_time = 0.0
-        self._life.finish_save(wait)
-        logger.info("Stage %s completed: %s", self.stage, self.progress_line())
+        self._life.complete(wait)
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
-        self._saving.raise_if_broken()
-        self.record_error(error)
-        self._life.set_status(CheckpointStatus.FAILED, "fail")
-        logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
-        logger.error("Error count: %d", self.state.error_count)
-        logger.error("Last error time: %s", self.state.last_error_time)
-        self._life.finish_save(wait)
+        self._life.fail(error, wait)
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
-        self._saving.raise_if_broken()
-        self._life.set_status(CheckpointStatus.PAUSED, "pause")
-        self._life.finish_save(wait)
-        logger.info("Stage %s paused: %s", self.stage, self.progress_line())
+        self._life.pause(wait)
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
@@ -484,7 +479,7 @@ class EnhancedCheckpoint:
         Refused (``ValueError``) for a stage resumed by key, and for a position that would
         write records a second time.
         """
-        self._life.set_position(index, part)
+        self._position.set_position(index, part)
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
@@ -494,11 +489,11 @@ class EnhancedCheckpoint:
 
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        return self._life.start_part(name, total)
+        return self._position.start_part(name, total)
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        self._life.finish_part(name)
+        self._position.finish_part(name)
 
     def is_part_finished(self, name: str) -> bool:
         """True when part ``name`` was finished whole."""
@@ -616,13 +611,7 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self._saving.broken is not None:
-                self._saving.record_failure_on_disk()
-            elif self.state.status is CheckpointStatus.RUNNING:
-                if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
-                    self.pause(wait=False)
-                else:
-                    self.fail(exc, wait=False)
+            self._life.leave(exc)
         finally:
             self.close()
 
@@ -650,11 +639,11 @@ class EnhancedCheckpoint:
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """Counts and derived figures (throughput, ETA) as of now."""
-        return self.state.progress.snapshot(self._life.active_seconds())
+        return self._life.progress_snapshot()
 
     def progress_line(self) -> str:
         """The seed's progress line for this stage."""
-        return format_progress_line(self.progress_snapshot())
+        return self._life.progress_line()
 
     @property
     def resume_point(self) -> tuple[int, str | None]:
