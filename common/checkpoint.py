@@ -27,29 +27,13 @@ journals and the done keys, kept true to the record), :mod:`common.lifecycle` (l
 and resume, status and active time, reset, position, parts), :mod:`common.journal` (one
 append-only output) and :mod:`common.completion` (the exact resume index).
 
-Threads and the fields they own:
-
-=================  =========================================================================
-owner thread       ``state`` and everything in it; :class:`~common.outputs.Outputs`: the
-                   journals' pending buffers and ``Journal.committed`` (applied from each
-                   :class:`~common.persist.SaveResult` when the owner reaps its saves), the
-                   done keys, the ledger's pending rows; :class:`~common.save_coordinator.
-                   SaveCoordinator`: the counters of unsaved work. Every change holds the
-                   coordinator's ``guard``, except :meth:`update`, which raises its
-                   ``updating`` instead (see its comment).
-saver thread       the files: journal appends and fsyncs, the store's writes, the history;
-                   ``SaveCoordinator._last_saved`` (the record of its last completed save,
-                   which it marks failed when a save breaks). It reads nothing of the
-                   owner's but the snapshot it was handed.
-saver's timer      runs on the saver thread; takes a snapshot only while holding ``guard``
-                   (never waiting for it), never while the owner is inside :meth:`update`,
-                   and only when no snapshot hook needs the owner's thread; otherwise it
-                   asks the owner through :meth:`set_owner_waker`.
-either, locked     the saver's state machine, in-flight count and futures
-                   (:class:`~common.saver.SaveScheduler`'s own short lock).
-=================  =========================================================================
-
-``tests/test_engine_threads.py`` checks this table.
+Threads: the facade's own fields (``state`` and everything in it, the progress-log count)
+belong to the owner thread, the one doing the work. Each collaborator's docstring says which
+thread writes its fields: :mod:`common.save_coordinator` (the counters of unsaved work, the
+saver thread's last record, the timer's handshake with :meth:`EnhancedCheckpoint.update`, which
+takes no lock), :mod:`common.outputs` (journals and done keys: the owner's),
+:mod:`common.lifecycle` (active time: the owner's) and :mod:`common.saver` (the state machine,
+under its own short lock from either thread). ``tests/test_engine_threads.py`` checks them.
 """
 
 from __future__ import annotations
@@ -393,7 +377,7 @@ class EnhancedCheckpoint:
                 self._outputs.journals[FAILED_JOURNAL].append(failed_record)
             progress.last_update_time = now = self._clock()
             if self.ledger is not None:
-                self._record_ledger(
+                self.ledger.record_update(
                     key,
                     last_item,
                     index,
@@ -427,35 +411,6 @@ class EnhancedCheckpoint:
             return True
         finally:
             self._saving.updating -= 1
-
-    def _record_ledger(
-        self,
-        key: str | None,
-        last_item: str | None,
-        index: int | None,
-        part: str | None,
-        successful: int,
-        failed: int,
-        skipped: int,
-        failed_record: Any,
-        attempts: int,
-        now: float,
-    ) -> None:
-        assert self.ledger is not None
-        item = key if key is not None else last_item
-        if item is None and index is not None:
-            item = str(index) if part is None else f"{part}:{index}"
-        if item is None:
-            return
-        status = "failed" if failed else "skipped" if skipped and not successful else "done"
-        error = failed_record.get("error") if isinstance(failed_record, dict) else None
-        self.ledger.record(
-            item,
-            status,
-            at=now,
-            attempts=attempts,
-            error=None if error is None else str(error),
-        )
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
