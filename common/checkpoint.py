@@ -23,32 +23,18 @@ writes, and writing it), :mod:`common.guards` (input and config guards, pure fun
 :mod:`common.status` (the status machine, the only writer of a status), :mod:`common.ownership`
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
 save also keeps a history snapshot; writing and pruning them), :mod:`common.outputs` (the
-journals and the done keys, kept true to the record), :mod:`common.journal` (one append-only
-output) and :mod:`common.completion` (the exact resume index).
+journals and the done keys, kept true to the record), :mod:`common.lifecycle` (load, start
+and resume, status and active time, reset), :mod:`common.position` (the position moved by
+hand, the parts), :mod:`common.journal` (one append-only output) and :mod:`common.completion`
+(the exact resume index).
 
-Threads and the fields they own:
-
-=================  =========================================================================
-owner thread       ``state`` and everything in it; :class:`~common.outputs.Outputs`: the
-                   journals' pending buffers and ``Journal.committed`` (applied from each
-                   :class:`~common.persist.SaveResult` when the owner reaps its saves), the
-                   done keys, the ledger's pending rows; :class:`~common.save_coordinator.
-                   SaveCoordinator`: the counters of unsaved work. Every change holds the
-                   coordinator's ``guard``, except :meth:`update`, which raises its
-                   ``updating`` instead (see its comment).
-saver thread       the files: journal appends and fsyncs, the store's writes, the history;
-                   ``SaveCoordinator._last_saved`` (the record of its last completed save,
-                   which it marks failed when a save breaks). It reads nothing of the
-                   owner's but the snapshot it was handed.
-saver's timer      runs on the saver thread; takes a snapshot only while holding ``guard``
-                   (never waiting for it), never while the owner is inside :meth:`update`,
-                   and only when no snapshot hook needs the owner's thread; otherwise it
-                   asks the owner through :meth:`set_owner_waker`.
-either, locked     the saver's state machine, in-flight count and futures
-                   (:class:`~common.saver.SaveScheduler`'s own short lock).
-=================  =========================================================================
-
-``tests/test_engine_threads.py`` checks this table.
+Threads: the facade's own fields (``state`` and everything in it, the progress-log count)
+belong to the owner thread, the one doing the work. Each collaborator's docstring says which
+thread writes its fields: :mod:`common.save_coordinator` (the counters of unsaved work, the
+saver thread's last record, the timer's handshake with :meth:`EnhancedCheckpoint.update`, which
+takes no lock), :mod:`common.outputs` (journals and done keys: the owner's),
+:mod:`common.lifecycle` (active time: the owner's) and :mod:`common.saver` (the state machine,
+under its own short lock from either thread). ``tests/test_engine_threads.py`` checks them.
 """
 
 from __future__ import annotations
@@ -62,31 +48,20 @@ from types import TracebackType
 from typing import Any, Self
 
 from common import guards
-from common.completion import CompletionWindow, PartProgress
-from common.errors import (
-    CheckpointError,
-    InputInvalidError,
-    InvalidTransitionError,
-)
-from common.guards import change_reason
-from common.hashing import config_hash, file_sha256
+from common.completion import PartProgress
+from common.errors import InvalidTransitionError
 from common.history import History
-from common.io.faults import fault_point
 from common.journal import Journal
 from common.ledger import Ledger
+from common.lifecycle import Lifecycle
 from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
-from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
+from common.position import Position
+from common.progress import ProgressSnapshot
 from common.save_coordinator import SaveCoordinator
 from common.saver import SavePolicy, SaverState
-from common.state import (
-    MAX_RECENT_ERRORS,
-    SCHEMA_VERSION,
-    CheckpointState,
-    ErrorRecord,
-    utc_iso,
-)
-from common.status import CheckpointStatus, check_transition, transition
+from common.state import CheckpointState
+from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.factory import open_store
 
@@ -128,6 +103,11 @@ class EnhancedCheckpoint:
         progress_log_every: log the seed's progress line every N processed items (0: never).
     """
 
+    #: The stage's state in memory: counts, resume index, metadata (seed 003's
+    #: ``checkpoint.state.metadata``). Replaced on a reload and on a reset.
+    state: CheckpointState
+    _life: Lifecycle
+
     def __init__(
         self,
         path: Path | str,
@@ -146,13 +126,9 @@ class EnhancedCheckpoint:
         #: When saves happen (frozen: validated once, read on every update).
         self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
         path = Path(path)
-        if isinstance(store, CheckpointStore):
-            # With a store, ``path`` is the stage name itself: no directory part to drop.
-            stage = str(path)
-            stage = stage[: -len(".json")] if stage.endswith(".json") else stage
-        else:
-            stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
-        self.stage = validate_stage_name(stage)
+        # With a store, ``path`` is the stage name itself: no directory part to drop.
+        stage = str(path) if isinstance(store, CheckpointStore) else path.name
+        self.stage = validate_stage_name(stage.removesuffix(".json"))
         self._owns_store = not isinstance(store, CheckpointStore)
         self.store: CheckpointStore = (
             store if isinstance(store, CheckpointStore) else open_store(store, path.parent)
@@ -180,8 +156,6 @@ class EnhancedCheckpoint:
         self._progress_log_every = 0
         self._log_left = _NEVER  # processed items until update() logs the progress line
         self.progress_log_every = progress_log_every
-        self._run_started: float | None = None
-        self._active_before = 0.0
         #: Taking saves and applying their results; its ``guard`` is the checkpoint's lock.
         self._saving = SaveCoordinator(
             self.policy,
@@ -192,42 +166,35 @@ class EnhancedCheckpoint:
             outputs=self._outputs,
             history=self._history,
             state=lambda: self.state,
-            become_writer=self._become_writer,
-            refresh_progress=self._refresh_progress,
+            # Late-bound: the lifecycle, built next, drives this coordinator.
+            become_writer=lambda: self._life.become_writer(),
+            refresh_progress=lambda state, now: self._life.refresh_progress(state, now),
         )
-        self.recovered_from_crash = False
-        self.restored_from_backup = False
-        self.migrated = False
-        self.state = self._load()
+        #: Load, start, status, reset, position, parts (common/lifecycle.py).
+        self._life = Lifecycle(
+            self,
+            store=self.store,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            owner=self._owner,
+            outputs=self._outputs,
+            saving=self._saving,
+            history=self._history,
+        )
+        #: Moving the position by hand, and the parts (common/position.py).
+        self._position = Position(
+            self,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            outputs=self._outputs,
+            saving=self._saving,
+            become_writer=self._life.become_writer,
+        )
+        self.state = self._life.load()
 
-    # Loading ---------------------------------------------------------------------------------
-
-    def _load(self) -> CheckpointState:
-        loaded = self._owner.load()
-        state = loaded.state
-        if loaded.source is None:
-            return state
-        self.migrated = loaded.migrated
-        self.restored_from_backup = loaded.restored_from_backup
-        if self.migrated:
-            logger.info(
-                "Migrated checkpoint %s for %s to schema %d",
-                loaded.source,
-                self.stage,
-                SCHEMA_VERSION,
-            )
-        if loaded.crashed:
-            logger.warning(
-                "Detected incomplete checkpoint for %s. Resuming from %d items",
-                self.stage,
-                state.progress.processed_items,
-            )
-            transition(state, CheckpointStatus.RECOVERING, stage=self.stage)
-            state.recoveries += 1
-            logger.info("Checkpoint status changed: running -> recovering")
-            self.recovered_from_crash = True
-        self._active_before = state.progress.active_seconds
-        return state
+    # Lifecycle -------------------------------------------------------------------------------
 
     @property
     def is_locked_elsewhere(self) -> bool:
@@ -243,47 +210,7 @@ class EnhancedCheckpoint:
         passed, so a refused start changes nothing). Blocking I/O: from async code call it in
         a worker thread.
         """
-        with self._saving.guard:
-            self._become_writer()
-            if cut:
-                self._cut_journals()
-
-    def _become_writer(self) -> None:
-        """Take the stage's lock and read the journals' committed lengths (cut them later,
-        in :meth:`_cut_journals`, once a start has passed every guard)."""
-        if self._saving.broken is not None:
-            raise self._saving.broken
-        if not self._owner.acquire():
-            return  # already the writer
-        try:
-            # Another process may have saved since our load, or the process that held the
-            # lock when we loaded "running" has died since: load again (crash detection).
-            if self._owner.changed_since_load() or self.state.status is CheckpointStatus.RUNNING:
-                self.state = self._load()
-            self._outputs.adopt(self.state)
-        except BaseException:
-            self._owner.release()
-            raise
-
-    def _cut_journals(self) -> None:
-        self._outputs.cut_back(self.state)
-
-    def _validate_input(
-        self, validator: Callable[[Path], object] | None, input_file: Path | str | None
-    ) -> None:
-        """Read the whole input with ``validator`` before anything is cut or reset."""
-        if validator is None or input_file is None:
-            return
-        try:
-            validator(Path(input_file))
-        except (ValueError, OSError) as exc:
-            raise InputInvalidError(
-                f"stage {self.stage!r}: {exc}; nothing was changed",
-                stage=self.stage,
-                path=input_file,
-            ) from None
-
-    # Lifecycle -------------------------------------------------------------------------------
+        self._life.acquire(cut=cut)
 
     def start(
         self,
@@ -314,92 +241,18 @@ class EnhancedCheckpoint:
         a ``ValueError`` or ``OSError`` from it (naming ``FILE:LINE``) becomes
         :class:`InputInvalidError` and nothing is truncated.
         """
-        with self._saving.guard:
-            if stage is not None and stage != self.stage:
-                validate_stage_name(stage)
-                raise CheckpointError(
-                    f"checkpoint {self.path} belongs to stage {self.stage!r}, not {stage!r}",
-                    stage=self.stage,
-                    path=self.path,
-                )
-            if total_items is not None and total_items < 0:
-                raise ValueError(f"total_items must be >= 0, got {total_items}")
-            self._become_writer()
-            now = self._clock()
-            new_config_hash = config_hash(config) if config is not None else None
-            if input_file is not None and input_hash is None:
-                try:
-                    input_hash = file_sha256(input_file)
-                except FileNotFoundError:
-                    raise CheckpointError(
-                        f"stage {self.stage!r}: input file {input_file} does not exist",
-                        stage=self.stage,
-                        path=input_file,
-                    ) from None
-            state = self.state
-
-            if fresh and state.status is not CheckpointStatus.INITIALIZED:
-                self._validate_input(input_validator, input_file)
-                self._reset_in_memory("fresh start requested")
-                state = self.state
-            elif state.status is CheckpointStatus.COMPLETED:
-                if not self._restart_if_changed(
-                    input_file, input_hash, new_config_hash, input_validator
-                ):
-                    logger.info("Stage %s already completed; nothing to do", self.stage)
-                    return False
-                state = self.state
-            elif state.status is not CheckpointStatus.INITIALIZED:
-                change = change_reason(state, input_file, input_hash, new_config_hash)
-                if change is not None and not force:
-                    raise change.error(
-                        f"cannot resume stage {self.stage!r}: {change}. Reset the stage, start "
-                        f"it fresh, or force the resume",
-                        stage=self.stage,
-                        path=self.path,
-                    )
-                if change is not None:
-                    logger.warning("Resuming %s although %s (forced)", self.stage, change)
-            else:
-                self._validate_input(input_validator, input_file)
-            self._cut_journals()  # every guard passed: now the files may change
-
-            resuming = state.status is not CheckpointStatus.INITIALIZED
-            check_transition(state.status, CheckpointStatus.RUNNING, stage=self.stage)
-            if resuming:
-                logger.info(
-                    "Resuming from last processed index: %s (first unfinished index %d, %d done "
-                    "beyond it)",
-                    state.last_processed_index,
-                    state.completion.watermark,
-                    state.completion.in_flight_gap,
-                )
-                logger.info("Skipping already processed items...")
-            else:
-                state.progress.start_time = now
-                state.created_at = state.created_at or utc_iso(now)
-            if input_file is not None:
-                state.input_file = os.path.abspath(input_file)
-                state.input_file_hash = input_hash
-                state.input_file_size = (
-                    input_size if input_size is not None else Path(input_file).stat().st_size
-                )
-            if new_config_hash is not None:
-                state.config_hash = new_config_hash
-            if output_file is not None:
-                state.output_file = os.path.abspath(output_file)
-            if total_items is not None:
-                state.progress.total_items = total_items
-            transition(state, CheckpointStatus.RUNNING, stage=self.stage)
-            state.run_count += 1
-            state.error_message = None
-            self._run_started = now
-            self._active_before = state.progress.active_seconds
-            self._saving.dirty = True
-            if resuming:
-                logger.info("Processing resumed")
-            self._saving.submit(history_reason="start")
-            return True
+        return self._life.start(
+            stage,
+            total_items,
+            input_file,
+            config=config,
+            output_file=output_file,
+            force=force,
+            fresh=fresh,
+            input_hash=input_hash,
+            input_size=input_size,
+            input_validator=input_validator,
+        )
 
     def restart_if_changed(
         self,
@@ -414,16 +267,9 @@ class EnhancedCheckpoint:
         :meth:`start` does the same, but an integration calling ``start()`` on an event loop
         calls this first in a worker thread: starting over saves and truncates files.
         """
-        with self._saving.guard:
-            if self.state.status is not CheckpointStatus.COMPLETED:
-                return False
-            self._become_writer()
-            if input_file is not None and input_hash is None:
-                input_hash = file_sha256(input_file)
-            new_config_hash = config_hash(config) if config is not None else None
-            return self._restart_if_changed(
-                input_file, input_hash, new_config_hash, input_validator
-            )
+        return self._life.restart_if_changed(
+            input_file, config=config, input_hash=input_hash, input_validator=input_validator
+        )
 
     def prepare_start(
         self,
@@ -441,41 +287,13 @@ class EnhancedCheckpoint:
         in a worker thread. A start that would be refused changes nothing here (its
         ``start()`` then raises).
         """
-        with self._saving.guard:
-            self._become_writer()
-            state = self.state
-            if state.status is CheckpointStatus.COMPLETED:
-                if not self.restart_if_changed(
-                    input_file,
-                    config=config,
-                    input_hash=input_hash,
-                    input_validator=input_validator,
-                ):
-                    return
-            elif state.status is CheckpointStatus.INITIALIZED:
-                self._validate_input(input_validator, input_file)
-            elif not force:
-                if input_file is not None and input_hash is None:
-                    input_hash = file_sha256(input_file)
-                new_config_hash = config_hash(config) if config is not None else None
-                if change_reason(state, input_file, input_hash, new_config_hash) is not None:
-                    return
-            self._cut_journals()
-
-    def _restart_if_changed(
-        self,
-        input_file: Path | str | None,
-        input_hash: str | None,
-        new_config_hash: str | None,
-        input_validator: Callable[[Path], object] | None = None,
-    ) -> bool:
-        change = change_reason(self.state, input_file, input_hash, new_config_hash)
-        if change is None:
-            return False
-        self._validate_input(input_validator, input_file)
-        logger.warning("Stage %s completed before, but %s: starting it again", self.stage, change)
-        self._reset_in_memory(str(change))
-        return True
+        self._life.prepare_start(
+            input_file,
+            config=config,
+            input_hash=input_hash,
+            force=force,
+            input_validator=input_validator,
+        )
 
     def update(
         self,
@@ -549,7 +367,7 @@ class EnhancedCheckpoint:
                 if key in keys:
                     return False
             if index is not None:
-                window = state.completion if part is None else self._part(part).window
+                window = state.completion if part is None else state.part(part).window
                 if index == window.watermark and not window.above:
                     window.watermark = index + 1
                     if last_item is not None:
@@ -576,7 +394,7 @@ class EnhancedCheckpoint:
             clock = self._clock  # an attribute read and a call: self._clock() is not specialised
             progress.last_update_time = now = clock()
             if self.ledger is not None:
-                self._record_ledger(
+                self.ledger.record_update(
                     key,
                     last_item,
                     index,
@@ -615,39 +433,10 @@ class EnhancedCheckpoint:
         if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
             logger.info(self.progress_line())
 
-    def _record_ledger(
-        self,
-        key: str | None,
-        last_item: str | None,
-        index: int | None,
-        part: str | None,
-        successful: int,
-        failed: int,
-        skipped: int,
-        failed_record: Any,
-        attempts: int,
-        now: float,
-    ) -> None:
-        assert self.ledger is not None
-        item = key if key is not None else last_item
-        if item is None and index is not None:
-            item = str(index) if part is None else f"{part}:{index}"
-        if item is None:
-            return
-        status = "failed" if failed else "skipped" if skipped and not successful else "done"
-        error = failed_record.get("error") if isinstance(failed_record, dict) else None
-        self.ledger.record(
-            item,
-            status,
-            at=now,
-            attempts=attempts,
-            error=None if error is None else str(error),
-        )
-
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
         with self._saving.guard:
-            window = self.state.completion if part is None else self._part(part).window
+            window = self.state.completion if part is None else self.state.part(part).window
             if not window.mark(index, label):
                 return False
             self._saving.dirty = True
@@ -680,74 +469,19 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
-        self._saving.raise_if_broken()
-        self._set_status(CheckpointStatus.COMPLETED, "complete")
-        self.state.progress.estimated_completion_time = 0.0
-        self._finish_save(wait)
-        logger.info("Stage %s completed: %s", self.stage, self.progress_line())
+        self._life.complete(wait)
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
-        self._saving.raise_if_broken()
-        self.record_error(error)
-        self._set_status(CheckpointStatus.FAILED, "fail")
-        logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
-        logger.error("Error count: %d", self.state.error_count)
-        logger.error("Last error time: %s", self.state.last_error_time)
-        self._finish_save(wait)
+        self._life.fail(error, wait)
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
-        self._saving.raise_if_broken()
-        self._set_status(CheckpointStatus.PAUSED, "pause")
-        self._finish_save(wait)
-        logger.info("Stage %s paused: %s", self.stage, self.progress_line())
+        self._life.pause(wait)
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
-        with self._saving.guard:
-            message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            stamp = utc_iso(self._clock())
-            state = self.state
-            state.error_message = message
-            state.error_count += 1
-            state.last_error_time = stamp
-            state.recent_errors.append(ErrorRecord(stamp, message))
-            del state.recent_errors[:-MAX_RECENT_ERRORS]
-            self._saving.dirty = True
-
-    def _set_status(self, new: CheckpointStatus, reason: str) -> None:
-        with self._saving.guard:
-            self._become_writer()
-            old = self.state.status
-            check_transition(old, new, stage=self.stage)
-            if old is CheckpointStatus.RUNNING and self._run_started is not None:
-                self._accumulate_active_time()
-            transition(self.state, new, stage=self.stage)
-            self._saving.dirty = True
-            self._history.status_changed(reason if old is not new else None)
-
-    def _finish_save(self, wait: bool) -> None:
-        self._saving.submit(history_reason=self._history.take_pending())
-        if wait:
-            self._saving.flush()
-
-    def _refresh_progress(self, state: CheckpointState, now: float) -> None:
-        """The active time and the ETA of a running stage as of ``now`` (for a snapshot)."""
-        progress = state.progress
-        if self._run_started is not None and state.status is CheckpointStatus.RUNNING:
-            progress.active_seconds = self._active_before + max(0.0, now - self._run_started)
-            rate = throughput(progress.processed_items, progress.active_seconds)
-            progress.estimated_completion_time = eta_seconds(
-                progress.processed_items, progress.total_items, rate
-            )
-
-    def _accumulate_active_time(self) -> None:
-        now = self._clock()
-        if self._run_started is not None:
-            self._active_before += max(0.0, now - self._run_started)
-            self._run_started = now
-        self.state.progress.active_seconds = self._active_before
+        self._life.record_error(error)
 
     # Manual control ----------------------------------------------------------------------------
 
@@ -755,123 +489,33 @@ class EnhancedCheckpoint:
         """Move the resume point by hand: items below ``index`` are done, the rest are not.
 
         Counts are set to match (``processed_items = index``). Recorded in the history.
+        Refused (``ValueError``) for a stage resumed by key, and for a position that would
+        write records a second time.
         """
-        with self._saving.guard:
-            if index < 0:
-                raise ValueError(f"index must be >= 0, got {index}")
-            self._become_writer()
-            if self.state.status is CheckpointStatus.RUNNING:
-                raise InvalidTransitionError(
-                    f"stage {self.stage!r} is running; stop it before moving its position",
-                    stage=self.stage,
-                    path=self.path,
-                )
-            previous = self.state.completion.watermark
-            self._refuse_a_position_that_would_double(index, part)
-            window = CompletionWindow(index)
-            if part is None:
-                self.state.completion = window
-                progress = self.state.progress
-                progress.processed_items = index
-                progress.successful_items = min(progress.successful_items, index)
-                progress.failed_items = min(
-                    progress.failed_items, index - progress.successful_items
-                )
-                self.state.last_processed_index = index - 1 if index else None
-            else:
-                self._part(part).window = window
-            if self.state.status is CheckpointStatus.COMPLETED:
-                transition(self.state, CheckpointStatus.PAUSED, stage=self.stage, by="set_position")
-            self._saving.dirty = True
-            logger.info("Stage %s position set by hand: %d -> %d", self.stage, previous, index)
-            self._saving.submit(history_reason=f"set-{index}")
-            self.flush()
-
-    def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
-        """``set_position`` must not break "none written twice": refuse what would.
-
-        A stage resumed by key (a URL per item, as the Scrapy stages are) has no index to move.
-        A stage whose output already holds records cannot be moved back over items it wrote:
-        their records would be appended a second time (they are not tied to indices in the
-        output, items finish out of order), so only a reset, which starts the output over,
-        redoes them.
-        """
-        if self.done_keys_count:
-            raise ValueError(
-                f"stage {self.stage!r} resumes by key ({self.done_keys_count} done), not by "
-                f"index: a position does not apply to it; reset the stage to redo it"
-            )
-        window = self.state.completion if part is None else self._part(part).window
-        highest = window.highest_done
-        written = sum(self.state.journals.get(name, 0) for name in (OUTPUT_JOURNAL, FAILED_JOURNAL))
-        if written and highest is not None and index <= highest:
-            raise ValueError(
-                f"moving stage {self.stage!r} back to {index} would write the records of items "
-                f"{index} to {highest} a second time (its output already holds them); set "
-                f"{highest + 1} or more, or reset the stage to redo everything"
-            )
+        self._position.set_position(index, part)
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
-        self._become_writer()
-        self.flush()
-        self._reset_in_memory("reset")
-        self.store.delete(self.stage)
-        self._saving.submit(history_reason=None)
-        self.flush()
-
-    def _reset_in_memory(self, reason: str) -> None:
-        with self._saving.guard:
-            old = self.state
-            check_transition(old.status, CheckpointStatus.INITIALIZED, stage=self.stage, by="reset")
-            if old.status is not CheckpointStatus.INITIALIZED:
-                self._history.record(old.to_dict(), f"before-{reason}", self._clock())
-            now = self._clock()
-            self.state = CheckpointState(
-                stage=self.stage, created_at=utc_iso(now), updated_at=utc_iso(now), metadata={}
-            )
-            self._active_before = 0.0
-            self._run_started = None
-
-            def commit_empty_record() -> None:
-                self.flush()
-                self.store.save(self.stage, self.state.to_dict())
-                fault_point("after_reset_record", self.path)
-
-            self._outputs.reset(old, commit_empty_record)
-            self._saving.dirty = True
+        self._life.reset()
 
     # Parts -----------------------------------------------------------------------------------
 
-    def _part(self, name: str) -> PartProgress:
-        part = self.state.parts.get(name)
-        if part is None:
-            part = self.state.parts[name] = PartProgress(name)
-        return part
-
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        with self._saving.guard:
-            part = self._part(name)
-            if total is not None:
-                part.total = total
-            self._saving.dirty = True
-            return part
+        return self._position.start_part(name, total)
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        with self._saving.guard:
-            part = self._part(name)
-            part.finished = True
-            self._saving.dirty = True
-            self._saving.save_due(self._clock(), throttle=False)
+        self._position.finish_part(name)
 
     def is_part_finished(self, name: str) -> bool:
+        """True when part ``name`` was finished whole."""
         part = self.state.parts.get(name)
         return part is not None and part.finished
 
     @property
     def parts(self) -> dict[str, PartProgress]:
+        """The parts of the input declared so far, by name."""
         return self.state.parts
 
     # Keys ------------------------------------------------------------------------------------
@@ -980,13 +624,7 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self._saving.broken is not None:
-                self._saving.record_failure_on_disk()
-            elif self.state.status is CheckpointStatus.RUNNING:
-                if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
-                    self.pause(wait=False)
-                else:
-                    self.fail(exc, wait=False)
+            self._life.leave(exc)
         finally:
             self.close()
 
@@ -1014,17 +652,11 @@ class EnhancedCheckpoint:
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """Counts and derived figures (throughput, ETA) as of now."""
-        progress = self.state.progress
-        active = self._active_before
-        if self._run_started is not None and self.state.status is CheckpointStatus.RUNNING:
-            active += max(0.0, self._clock() - self._run_started)
-        elif not active:
-            active = progress.active_seconds
-        return progress.snapshot(active)
+        return self._life.progress_snapshot()
 
     def progress_line(self) -> str:
         """The seed's progress line for this stage."""
-        return format_progress_line(self.progress_snapshot())
+        return self._life.progress_line()
 
     @property
     def resume_point(self) -> tuple[int, str | None]:
@@ -1034,6 +666,21 @@ class EnhancedCheckpoint:
         """
         window = self.state.completion
         return window.watermark, window.prefix_item
+
+    @property
+    def recovered_from_crash(self) -> bool:
+        """The record loaded said running and no live process held it: its run crashed."""
+        return self._life.recovered_from_crash
+
+    @property
+    def restored_from_backup(self) -> bool:
+        """The main file was damaged and the backup was loaded."""
+        return self._life.restored_from_backup
+
+    @property
+    def migrated(self) -> bool:
+        """The record was written by an older schema and migrated on load."""
+        return self._life.migrated
 
     @property
     def status(self) -> CheckpointStatus:

@@ -39,9 +39,9 @@ from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
-from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor
+from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
 from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
-from enrich.distributed import DistributedOptions, run_distributed
+from enrich.distributed import DistributedOptions, DistributedSummary, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
 
@@ -219,24 +219,18 @@ def prepare(args: argparse.Namespace) -> Job | int:
     return Job(stage, source, input_file, output_file, checkpoint_dir, config)
 
 
-async def run(args: argparse.Namespace, job: Job) -> int:
-    """The stage in this one process."""
-    processor = AsyncEnrichmentProcessor(
-        job.output_file,
-        checkpoint_dir=job.checkpoint_dir,
-        config=job.config,
-        stage=job.stage,
-        force=args.force,
-        fresh=args.fresh,
-        handle_signals=True,
-        store=args.store or detect_store(job.checkpoint_dir),
-        worker_id=args.worker_id,
-    )
-    async with processor:
-        summary = await processor.process_urls(job.source, input_file=job.input_file)
+def run_stage(args: argparse.Namespace, job: Job) -> int:
+    """Run the stage (in this process, or shared through PostgreSQL with ``--workers``), print
+    its summary and return the exit code."""
+    store = args.store or detect_store(job.checkpoint_dir)
+    summary: EnrichmentSummary | DistributedSummary
+    if args.workers is None:
+        summary = asyncio.run(run(args, job, store))
+    else:
+        summary = run_shared(args, job, store)
     progress = summary.progress
-    _print_summary(
-        summary_lines(
+    if progress is not None:  # None: a shared stage that had completed already
+        lines = summary_lines(
             job.stage,
             summary.status,
             written=progress.successful,
@@ -247,16 +241,29 @@ async def run(args: argparse.Namespace, job: Job) -> int:
             stopped_by_signal=summary.stopped_by_signal,
             already_completed=summary.already_completed,
         )
-    )
+        for line in lines:
+            print(line, flush=True)
     return _exit_code(summary.status, summary.stopped_by_signal)
 
 
-def _print_summary(lines: list[str]) -> None:
-    for line in lines:
-        print(line, flush=True)
+async def run(args: argparse.Namespace, job: Job, store: str) -> EnrichmentSummary:
+    """The stage in this one process."""
+    processor = AsyncEnrichmentProcessor(
+        job.output_file,
+        checkpoint_dir=job.checkpoint_dir,
+        config=job.config,
+        stage=job.stage,
+        force=args.force,
+        fresh=args.fresh,
+        handle_signals=True,
+        store=store,
+        worker_id=args.worker_id,
+    )
+    async with processor:
+        return await processor.process_urls(job.source, input_file=job.input_file)
 
 
-def run_shared(args: argparse.Namespace, job: Job) -> int:
+def run_shared(args: argparse.Namespace, job: Job, store: str) -> DistributedSummary:
     """The stage shared by worker processes through PostgreSQL (a supervisor: no event loop)."""
     options = DistributedOptions(
         dsn=args.dsn,
@@ -266,7 +273,7 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         batch_size=args.batch_size,
         per_host_delay=args.delay,
     )
-    summary = run_distributed(
+    return run_distributed(
         list(job.source),  # loaded once into the database
         options=options,
         output_file=job.output_file,
@@ -276,23 +283,8 @@ def run_shared(args: argparse.Namespace, job: Job) -> int:
         stage=job.stage,
         force=args.force,
         fresh=args.fresh,
-        store=args.store or detect_store(job.checkpoint_dir),
+        store=store,
     )
-    progress = summary.progress
-    if progress is not None:
-        _print_summary(
-            summary_lines(
-                job.stage,
-                summary.status,
-                written=progress.successful,
-                failed=progress.failed,
-                skipped=progress.skipped,
-                total=progress.total,
-                output_file=job.output_file,
-                stopped_by_signal=summary.stopped_by_signal,
-            )
-        )
-    return _exit_code(summary.status, summary.stopped_by_signal)
 
 
 def summary_lines(
@@ -370,9 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         job = prepare(args)
         if isinstance(job, int):
             return job
-        if args.workers is not None:
-            return run_shared(args, job)
-        return asyncio.run(run(args, job))
+        return run_stage(args, job)
     except KeyboardInterrupt:
         return 130
     except (CheckpointError, OSError, ValueError, BaseExceptionGroup) as exc:

@@ -92,6 +92,8 @@ class DistributedSummary:
     status: str
     progress: QueueProgress | None
     stopped_by_signal: str | None
+    #: The stage had completed before this call: nothing was loaded or fetched.
+    already_completed: bool = False
 
 
 class _Stop:
@@ -168,7 +170,7 @@ def run_distributed(
             fresh=fresh,
         ):
             logger.info("Stage %s already completed; nothing to fetch", stage)
-            return DistributedSummary(checkpoint.status.value, None, None)
+            return DistributedSummary(checkpoint.status.value, None, None, already_completed=True)
         with WorkQueue(options.dsn, stage) as queue:
             loaded = queue.load(
                 ((url, None) for url in urls),
