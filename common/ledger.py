@@ -176,6 +176,40 @@ class Ledger:
         with self._guard:
             self._pending.append(entry)
 
+    def record_update(
+        self,
+        key: str | None,
+        last_item: str | None,
+        index: int | None,
+        part: str | None,
+        successful: int,
+        failed: int,
+        skipped: int,
+        failed_record: Any,
+        attempts: int,
+        now: float,
+    ) -> None:
+        """Buffer the row of one accepted ``EnhancedCheckpoint.update()`` (its arguments).
+
+        The item is ``key``, else ``last_item``, else the index (``part:index`` in a part); an
+        update naming none records nothing. Its status comes from the counts, its error from
+        ``failed_record["error"]``.
+        """
+        item = key if key is not None else last_item
+        if item is None and index is not None:
+            item = str(index) if part is None else f"{part}:{index}"
+        if item is None:
+            return
+        status = "failed" if failed else "skipped" if skipped and not successful else "done"
+        error = failed_record.get("error") if isinstance(failed_record, dict) else None
+        self.record(
+            item,
+            status,
+            at=now,
+            attempts=attempts,
+            error=None if error is None else str(error),
+        )
+
     def take_pending(self) -> list[LedgerEntry]:
         """The buffered entries, handed to a save (owner thread, at the snapshot)."""
         with self._guard:

@@ -14,7 +14,7 @@ wakes ``every_seconds`` after each save, so unsaved work never waits longer than
 when updates stop. The owner's hot path only counts and compares; it never signals the thread
 except on a deferral.
 
-States (:class:`SaverState`), all changed under the checkpoint's lock::
+States (:class:`SaverState`), changed by either thread under the scheduler's own short lock::
 
     IDLE ──due──▶ SAVING ──written──▶ IDLE
       │             │ ▲

@@ -1,5 +1,5 @@
-"""Which thread writes which field (the tables in the docstrings of common/checkpoint.py and
-common/save_coordinator.py)."""
+"""Which thread writes which field (the docstrings of common/checkpoint.py and of its
+collaborators: common/save_coordinator.py's table, common/outputs.py)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ import pytest
 
 from common.errors import CheckpointLockedError
 from common.io.locking import StageLock
+from tests._terminal import Terminal
 from tests._waiting import wait_for
 from tools.demo_site import (
     DemoSite,
@@ -1206,35 +1207,8 @@ def test_verbose_copies_the_stage_logs_to_the_terminal(tmp_path: Path) -> None:
 def _run_on_a_terminal(command: list[str], columns: int, timeout: float) -> tuple[int, str]:
     """Run ``command`` with a pseudo-terminal of ``columns`` columns as its stdout and stderr;
     its exit code and everything it wrote."""
-    import pty
-    import select
-
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "24", "TERM": "xterm"}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: every writer closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif process.poll() is not None:
-                break
-        code = process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-        os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    with Terminal(command, cwd=REPO_ROOT, columns=columns) as terminal:
+        return terminal.finish(timeout), terminal.screen
 
 
 @pytest.mark.slow

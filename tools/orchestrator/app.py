@@ -76,6 +76,8 @@ __all__ = ["STAGES", "PipelineConfig", "build_parser", "main", "resolve_config",
 
 logger = logging.getLogger("tools.orchestrator")
 
+STOPPED_AT_ONCE = "stopped at once; checkpoints are valid: run the same command to resume"
+
 
 # One run per data directory --------------------------------------------------------------------
 
@@ -194,29 +196,43 @@ def build_parser() -> argparse.ArgumentParser:
 # Signals ---------------------------------------------------------------------------------------
 
 
+class StoppedAtOnce(BaseException):
+    """A second SIGINT/SIGTERM: the stage child is killed and the run unwinds from here.
+
+    Raised by the handler in the main thread, wherever it is, like :class:`KeyboardInterrupt`
+    (and, like it, no ``except Exception`` holds it up): the ``with`` blocks on the way close
+    the live view the way rich does on a normal exit and stop the demo site.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
 def signal_handling(state: RunState, console: Console) -> Iterator[None]:
-    """First SIGINT/SIGTERM: forward it to the running stage; second: stop at once."""
+    """First SIGINT/SIGTERM: forward it to the running stage; second: stop at once
+    (:class:`StoppedAtOnce`); a third, while that unwinds: exit on the spot."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         state.signals_seen += 1
         state.stop_signal = state.stop_signal or signum
         child = state.child
-        if state.signals_seen == 1:
-            if child is not None and child.poll() is None:
-                child.send_signal(signum)
-            return
         if child is not None and child.poll() is None:
-            child.kill()
-        # The live view hid the cursor mid-line: show it and end the line before going.
+            if state.signals_seen == 1:
+                child.send_signal(signum)
+            else:
+                child.kill()
+        if state.signals_seen == 1:
+            return
+        if state.signals_seen == 2:
+            raise StoppedAtOnce(state.stop_signal)
+        # The unwinding is stuck (a demo site slow to stop, say): leave without it. The live
+        # view hid the cursor mid-line: show it and end the line before going.
         restore = b"\x1b[?25h\n" if console.is_terminal else b""
         with contextlib.suppress(OSError):
-            os.write(
-                sys.stdout.fileno(),
-                restore
-                + b"stopped at once; checkpoints are valid: run the same command to resume\n",
-            )
-        os._exit(128 + (state.stop_signal or signum))
+            os.write(sys.stdout.fileno(), restore + STOPPED_AT_ONCE.encode() + b"\n")
+        os._exit(128 + state.stop_signal)
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -224,6 +240,17 @@ def signal_handling(state: RunState, console: Console) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def showing_stop_at_once(view: ProgressView) -> Iterator[None]:
+    """On :class:`StoppedAtOnce`, the bar of the stage that was running says so before the
+    view closes (not the rate and ETA it had when the child was killed)."""
+    try:
+        yield
+    except StoppedAtOnce:
+        view.stop_running("at once: rerun to resume")
+        raise
 
 
 # The run ---------------------------------------------------------------------------------------
@@ -348,8 +375,8 @@ def _run(
     if live:
         logger.setLevel(logging.WARNING)  # the bars say it; log lines would tear the view
     capped: str | None = None
-    try:
-        with signal_handling(state, console):
+    with signal_handling(state, console):
+        try:
             if demo_mode:
                 with open(open_private_append(log_dir / "demo_site.log"), "a") as site_log:
                     demo = start_demo_site(data_dir, args.pages, args.seed, site_log)
@@ -362,7 +389,7 @@ def _run(
             pending = _pending(args, stages, base_commands, record, manager)
             run_config = _with_crawl_delay(config, pending)
             commands = _commands(args, run_config, data_dir, stages, store_name)
-            with ProgressView(console, stages, live) as view:
+            with ProgressView(console, stages, live) as view, showing_stop_at_once(view):
                 for stage in stages:
                     if state.stop_signal is not None:
                         break
@@ -440,11 +467,11 @@ def _run(
                     )
                 for line in summary_lines(outcomes, data_dir, demo=demo_mode):
                     console.print(line, highlight=False, soft_wrap=True)
-    finally:
-        if demo is not None:
-            from tools.demo_site import stop_demo_site_process
+        finally:
+            if demo is not None:
+                from tools.demo_site import stop_demo_site_process
 
-            stop_demo_site_process(demo.process)
+                stop_demo_site_process(demo.process)
     if state.stop_signal is not None:
         name = signal.Signals(state.stop_signal).name
         console.print(
@@ -482,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=100)
     try:
         return run(args, console)
+    except StoppedAtOnce as stop:
+        console.print(STOPPED_AT_ONCE, highlight=False)
+        return 128 + stop.signum
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

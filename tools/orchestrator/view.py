@@ -27,6 +27,11 @@ __all__ = ["ProgressView", "StageOutcome", "short_duration", "summary_lines", "s
 
 logger = logging.getLogger("tools.orchestrator")
 
+_IN_FLIGHT = frozenset(
+    s.value
+    for s in (CheckpointStatus.INITIALIZED, CheckpointStatus.RUNNING, CheckpointStatus.RECOVERING)
+)
+
 
 def short_duration(seconds: float | None) -> str:
     """``45s``, ``2m05s``, ``1h02m``; ``-`` when unknown."""
@@ -126,6 +131,14 @@ class ProgressView:
     def note(self, stage: str, status: str, detail: str = "") -> None:
         """Set a stage's status text (``running``, ``skipped`` ...)."""
         self.progress.update(self.tasks[stage], status=status, detail=detail[:30])
+        if self._live is not None:
+            self._live.refresh()
+
+    def stop_running(self, detail: str) -> None:
+        """Every bar of a stage in flight (``running``) says ``stopped`` and ``detail`` instead."""
+        for task in self.progress.tasks:
+            if task.fields.get("status") in _IN_FLIGHT:
+                self.progress.update(task.id, status="stopped", detail=detail[:30])
         if self._live is not None:
             self._live.refresh()
 
