@@ -24,8 +24,9 @@ writes, and writing it), :mod:`common.guards` (input and config guards, pure fun
 (the writer lock, and loading the record with crash detection), :mod:`common.history` (when a
 save also keeps a history snapshot; writing and pruning them), :mod:`common.outputs` (the
 journals and the done keys, kept true to the record), :mod:`common.lifecycle` (load, start
-and resume, status and active time, reset, position, parts), :mod:`common.journal` (one
-append-only output) and :mod:`common.completion` (the exact resume index).
+and resume, status and active time, reset), :mod:`common.position` (the position moved by
+hand, the parts), :mod:`common.journal` (one append-only output) and :mod:`common.completion`
+(the exact resume index).
 
 Threads: the facade's own fields (``state`` and everything in it, the progress-log count)
 belong to the owner thread, the one doing the work. Each collaborator's docstring says which
@@ -34,6 +35,12 @@ saver thread's last record, the timer's handshake with :meth:`EnhancedCheckpoint
 takes no lock), :mod:`common.outputs` (journals and done keys: the owner's),
 :mod:`common.lifecycle` (active time: the owner's) and :mod:`common.saver` (the state machine,
 under its own short lock from either thread). ``tests/test_engine_threads.py`` checks them.
+
+Why this file is ~700 lines and not ~500: the hot path stays here (``update()`` with its
+progress-line countdown, ``should_skip()``, ``mark_done()``: ~170 lines, reading the state and
+the journals directly), and the public API is ~50 methods and properties, each a signature, a
+docstring and a line or two of delegation (~340 lines); construction wires the collaborators
+(~85). Everything else is theirs.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ from common.ledger import Ledger
 from common.lifecycle import Lifecycle
 from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
-from common.progress import ProgressSnapshot, format_progress_line
+from common.position import Position
+from common.progress import ProgressSnapshot
 from common.save_coordinator import SaveCoordinator
 from common.saver import SavePolicy, SaverState
 from common.state import CheckpointState
@@ -66,6 +74,7 @@ from common.stores.factory import open_store
 __all__ = ["EnhancedCheckpoint"]
 
 _RUNNING = CheckpointStatus.RUNNING
+_NEVER = 1 << 62  # more items than any stage processes: "no progress line"
 
 logger = logging.getLogger("common.checkpoint")
 
@@ -123,13 +132,9 @@ class EnhancedCheckpoint:
         #: When saves happen (frozen: validated once, read on every update).
         self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
         path = Path(path)
-        if isinstance(store, CheckpointStore):
-            # With a store, ``path`` is the stage name itself: no directory part to drop.
-            stage = str(path)
-            stage = stage[: -len(".json")] if stage.endswith(".json") else stage
-        else:
-            stage = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
-        self.stage = validate_stage_name(stage)
+        # With a store, ``path`` is the stage name itself: no directory part to drop.
+        stage = str(path) if isinstance(store, CheckpointStore) else path.name
+        self.stage = validate_stage_name(stage.removesuffix(".json"))
         self._owns_store = not isinstance(store, CheckpointStore)
         self.store: CheckpointStore = (
             store if isinstance(store, CheckpointStore) else open_store(store, path.parent)
@@ -149,13 +154,14 @@ class EnhancedCheckpoint:
             every_seconds=history_every_seconds,
             now=clock(),
         )
-        self.progress_log_every = progress_log_every
         self._clock = clock
         #: The stage's writer lock and its record's loads (crash detection).
         self._owner = Ownership(self.store, self.stage, clock)
         #: The journals and the done keys (common/outputs.py).
         self._outputs = Outputs(self.store, self.stage, self.path, self._owner, self.ledger)
-        self._since_log = 0
+        self._progress_log_every = 0
+        self._log_left = _NEVER  # processed items until update() logs the progress line
+        self.progress_log_every = progress_log_every
         #: Taking saves and applying their results; its ``guard`` is the checkpoint's lock.
         self._saving = SaveCoordinator(
             self.policy,
@@ -181,6 +187,16 @@ class EnhancedCheckpoint:
             outputs=self._outputs,
             saving=self._saving,
             history=self._history,
+        )
+        #: Moving the position by hand, and the parts (common/position.py).
+        self._position = Position(
+            self,
+            stage=self.stage,
+            path=self.path,
+            clock=clock,
+            outputs=self._outputs,
+            saving=self._saving,
+            become_writer=self._life.become_writer,
         )
         self.state = self._life.load()
 
@@ -313,26 +329,32 @@ class EnhancedCheckpoint:
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
-        # call into the completion window, and no lock. The only other thread that touches
-        # the state is the saver's timer, and it snapshots under guard only: the owner raises
+        # call into the completion window, one comparison each for the save policy and the
+        # progress line, and no lock. The only other thread that touches the state is the
+        # saver's timer, and it snapshots under guard only: the owner raises
         # updating, the timer raises timer_snapshotting and backs off if it sees updating;
         # the owner, if it sees the timer's flag, waits for the lock (the snapshot's end).
         # Under the GIL each attribute load and store is atomic and ordered, so one side
         # always sees the other (Dekker's handshake). The lock's enter/exit was a fifth of
         # the call.
-        self._saving.updating += 1
+        saving = self._saving
+        outer = saving.updating
+        saving.updating = True
         try:
-            if self._saving.timer_snapshotting:
-                with self._saving.guard:
+            if saving.timer_snapshotting:
+                with saving.guard:
                     pass
-            if self._saving.broken is not None:
-                raise self._saving.broken
+            if saving.broken is not None:
+                raise saving.broken
             state = self.state
             if state.status is not _RUNNING:
                 self._not_running("update")
-            if (
+            if (  # comparisons with 0, not `|`: each is one specialised instruction
                 successful + failed > processed + skipped
-                or (processed | successful | failed | skipped) < 0
+                or processed < 0
+                or successful < 0
+                or failed < 0
+                or skipped < 0
             ):
                 raise ValueError(
                     f"stage {self.stage!r}: inconsistent update (processed={processed}, "
@@ -351,7 +373,7 @@ class EnhancedCheckpoint:
                 if key in keys:
                     return False
             if index is not None:
-                window = state.completion if part is None else self._life.part(part).window
+                window = state.completion if part is None else state.part(part).window
                 if index == window.watermark and not window.above:
                     window.watermark = index + 1
                     if last_item is not None:
@@ -375,7 +397,8 @@ class EnhancedCheckpoint:
                 self._outputs.journals[OUTPUT_JOURNAL].append(record)
             if failed_record is not None:
                 self._outputs.journals[FAILED_JOURNAL].append(failed_record)
-            progress.last_update_time = now = self._clock()
+            clock = self._clock  # an attribute read and a call: self._clock() is not specialised
+            progress.last_update_time = now = clock()
             if self.ledger is not None:
                 self.ledger.record_update(
                     key,
@@ -389,33 +412,37 @@ class EnhancedCheckpoint:
                     attempts,
                     now,
                 )
-            self._saving.dirty = True
-            updates = self._saving.updates_since_save = self._saving.updates_since_save + 1
-            policy = self.policy
-            if updates >= policy.every_updates:
-                # Due by count: ask once (a save too soon is deferred to the timer), then
-                # again only once the minimum interval has passed.
-                if (
-                    updates == policy.every_updates
-                    or now - self._saving.last_save_time >= policy.min_interval
-                ):
-                    self._saving.save_due(now)
-            elif now - self._saving.last_save_time >= policy.every_seconds:
-                self._saving.save_due(now)
-            if self.progress_log_every:
-                self._since_log += processed
-                if self._since_log >= self.progress_log_every:
-                    self._since_log = 0
-                    if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
-                        logger.info(self.progress_line())
+            saving.dirty = True
+            updates = saving.updates_since_save = saving.updates_since_save + 1
+            if updates == saving.every_updates or now >= saving.check_save_at:
+                saving.update_due(updates, now)
+            left = self._log_left = self._log_left - processed
+            if left <= 0:
+                self._log_progress()
             return True
         finally:
-            self._saving.updating -= 1
+            saving.updating = outer
+
+    @property
+    def progress_log_every(self) -> int:
+        """Log the seed's progress line every this many processed items (0: never); set,
+        it counts from the items processed by then."""
+        return self._progress_log_every
+
+    @progress_log_every.setter
+    def progress_log_every(self, every: int) -> None:
+        self._progress_log_every = every
+        self._log_left = every if every > 0 else _NEVER
+
+    def _log_progress(self) -> None:
+        self._log_left = self._progress_log_every or _NEVER  # the next line, N items on
+        if logger.isEnabledFor(logging.INFO):  # the line costs ~5 us to format
+            logger.info(self.progress_line())
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
         with self._saving.guard:
-            window = self.state.completion if part is None else self._life.part(part).window
+            window = self.state.completion if part is None else self.state.part(part).window
             if not window.mark(index, label):
                 return False
             self._saving.dirty = True
@@ -448,28 +475,15 @@ class EnhancedCheckpoint:
 
     def complete(self, *, wait: bool = True) -> None:
         """Mark the stage completed and save (waiting for the disk unless ``wait=False``)."""
-        self._saving.raise_if_broken()
-        self._life.set_status(CheckpointStatus.COMPLETED, "complete")
-        self.state.progress.estimated_completion_time = 0.0
-        self._life.finish_save(wait)
-        logger.info("Stage %s completed: %s", self.stage, self.progress_line())
+        self._life.complete(wait)
 
     def fail(self, error: BaseException | str, *, wait: bool = True) -> None:
         """Record a fatal error, mark the stage failed and save."""
-        self._saving.raise_if_broken()
-        self.record_error(error)
-        self._life.set_status(CheckpointStatus.FAILED, "fail")
-        logger.error("Checkpoint %s failed: %s", self.stage, self.state.error_message)
-        logger.error("Error count: %d", self.state.error_count)
-        logger.error("Last error time: %s", self.state.last_error_time)
-        self._life.finish_save(wait)
+        self._life.fail(error, wait)
 
     def pause(self, *, wait: bool = True) -> None:
         """Mark the stage paused (an intended stop) and save."""
-        self._saving.raise_if_broken()
-        self._life.set_status(CheckpointStatus.PAUSED, "pause")
-        self._life.finish_save(wait)
-        logger.info("Stage %s paused: %s", self.stage, self.progress_line())
+        self._life.pause(wait)
 
     def record_error(self, error: BaseException | str) -> None:
         """Count an error and keep its message and time, without changing the status."""
@@ -484,7 +498,7 @@ class EnhancedCheckpoint:
         Refused (``ValueError``) for a stage resumed by key, and for a position that would
         write records a second time.
         """
-        self._life.set_position(index, part)
+        self._position.set_position(index, part)
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
@@ -494,11 +508,11 @@ class EnhancedCheckpoint:
 
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
-        return self._life.start_part(name, total)
+        return self._position.start_part(name, total)
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
-        self._life.finish_part(name)
+        self._position.finish_part(name)
 
     def is_part_finished(self, name: str) -> bool:
         """True when part ``name`` was finished whole."""
@@ -616,13 +630,7 @@ class EnhancedCheckpoint:
         Completion is never guessed: call :meth:`complete` when the work is done.
         """
         try:
-            if self._saving.broken is not None:
-                self._saving.record_failure_on_disk()
-            elif self.state.status is CheckpointStatus.RUNNING:
-                if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
-                    self.pause(wait=False)
-                else:
-                    self.fail(exc, wait=False)
+            self._life.leave(exc)
         finally:
             self.close()
 
@@ -650,11 +658,11 @@ class EnhancedCheckpoint:
 
     def progress_snapshot(self) -> ProgressSnapshot:
         """Counts and derived figures (throughput, ETA) as of now."""
-        return self.state.progress.snapshot(self._life.active_seconds())
+        return self._life.progress_snapshot()
 
     def progress_line(self) -> str:
         """The seed's progress line for this stage."""
-        return format_progress_line(self.progress_snapshot())
+        return self._life.progress_line()
 
     @property
     def resume_point(self) -> tuple[int, str | None]:

@@ -1,18 +1,19 @@
 """A stage's lifecycle: loading and becoming the writer, start and resume, status changes and
-active time, reset, moving the position by hand, and parts.
+active time, reset.
 
 A :class:`Lifecycle` decides what happens to the checkpoint's state between items: whether a
 ``start()`` resumes, starts over or is refused (the input and config guards run, and the whole
-input is validated, before anything on disk is cut); how the status moves (through
-:func:`common.status.transition`, the only writer of a status) and how long the stage has
-actually run; what a reset forgets and in which order (the record stops claiming the journals
-before they are cut); when a position set by hand would write records twice. It owns no file:
-it drives the stage's :class:`~common.ownership.Ownership` (lock, loads),
+input is validated, before anything on disk is cut); how the status moves (``complete``,
+``fail``, ``pause``, leaving a ``with`` block; through :func:`common.status.transition`, the
+only writer of a status) and how long the stage has actually run; what a reset forgets and in
+which order (the record stops claiming the journals before they are cut). It owns no file: it
+drives the stage's :class:`~common.ownership.Ownership` (lock, loads),
 :class:`~common.outputs.Outputs` (journals, done keys) and
-:class:`~common.save_coordinator.SaveCoordinator` (saves).
+:class:`~common.save_coordinator.SaveCoordinator` (saves). Moving the position by hand and the
+parts are :mod:`common.position`'s.
 
 The checkpoint's state belongs to the facade (``checkpoint.state``, the seed's API); a reload
-or a reset replaces it through :class:`StateHolder`.
+or a reset replaces it through a :class:`~common.state.StateHolder`.
 
 Threads: everything here runs on the checkpoint's owner thread under the coordinator's
 ``guard``; ``_run_started`` and ``_active_before`` are the owner's. The saver's timer reads
@@ -26,37 +27,31 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from common.completion import CompletionWindow, PartProgress
-from common.errors import CheckpointError, InputInvalidError, InvalidTransitionError
+from common.errors import CheckpointError, InputInvalidError
 from common.guards import change_reason
 from common.hashing import config_hash, file_sha256
 from common.history import History
 from common.io.faults import fault_point
-from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
+from common.outputs import Outputs
 from common.ownership import Ownership
-from common.progress import eta_seconds, throughput
+from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.save_coordinator import SaveCoordinator
 from common.state import (
     MAX_RECENT_ERRORS,
     SCHEMA_VERSION,
     CheckpointState,
     ErrorRecord,
+    StateHolder,
     utc_iso,
 )
 from common.status import CheckpointStatus, check_transition, transition
 from common.stores.base import CheckpointStore, validate_stage_name
 
-__all__ = ["Lifecycle", "StateHolder"]
+__all__ = ["Lifecycle"]
 
 logger = logging.getLogger("common.checkpoint")
-
-
-class StateHolder(Protocol):
-    """Where the checkpoint's current state lives (the facade: ``checkpoint.state``)."""
-
-    state: CheckpointState
 
 
 class Lifecycle:
@@ -361,11 +356,48 @@ class Lifecycle:
             self._saving.dirty = True
             self._history.status_changed(reason if old is not new else None)
 
-    def finish_save(self, wait: bool) -> None:
+    def _finish_save(self, wait: bool) -> None:
         """Save the status change just made (waiting for the disk when ``wait``)."""
         self._saving.submit(history_reason=self._history.take_pending())
         if wait:
             self._saving.flush()
+
+    def complete(self, wait: bool) -> None:
+        """:meth:`common.checkpoint.EnhancedCheckpoint.complete`."""
+        self._saving.raise_if_broken()
+        self.set_status(CheckpointStatus.COMPLETED, "complete")
+        self._holder.state.progress.estimated_completion_time = 0.0
+        self._finish_save(wait)
+        logger.info("Stage %s completed: %s", self._stage, self.progress_line())
+
+    def fail(self, error: BaseException | str, wait: bool) -> None:
+        """:meth:`common.checkpoint.EnhancedCheckpoint.fail`."""
+        self._saving.raise_if_broken()
+        self.record_error(error)
+        self.set_status(CheckpointStatus.FAILED, "fail")
+        state = self._holder.state
+        logger.error("Checkpoint %s failed: %s", self._stage, state.error_message)
+        logger.error("Error count: %d", state.error_count)
+        logger.error("Last error time: %s", state.last_error_time)
+        self._finish_save(wait)
+
+    def pause(self, wait: bool) -> None:
+        """:meth:`common.checkpoint.EnhancedCheckpoint.pause`."""
+        self._saving.raise_if_broken()
+        self.set_status(CheckpointStatus.PAUSED, "pause")
+        self._finish_save(wait)
+        logger.info("Stage %s paused: %s", self._stage, self.progress_line())
+
+    def leave(self, exc: BaseException | None) -> None:
+        """Leave a ``with`` block: a running stage is paused (or failed, on an exception);
+        a broken save is recorded on disk instead. Completion is never guessed."""
+        if self._saving.broken is not None:
+            self._saving.record_failure_on_disk()
+        elif self._holder.state.status is CheckpointStatus.RUNNING:
+            if exc is None or isinstance(exc, KeyboardInterrupt | SystemExit):
+                self.pause(wait=False)
+            else:
+                self.fail(exc, wait=False)
 
     def refresh_progress(self, state: CheckpointState, now: float) -> None:
         """The active time and the ETA of a running stage as of ``now`` (for a snapshot)."""
@@ -386,6 +418,14 @@ class Lifecycle:
             active = self._holder.state.progress.active_seconds
         return active
 
+    def progress_snapshot(self) -> ProgressSnapshot:
+        """Counts and derived figures (throughput, ETA) as of now."""
+        return self._holder.state.progress.snapshot(self.active_seconds())
+
+    def progress_line(self) -> str:
+        """The seed's progress line for this stage."""
+        return format_progress_line(self.progress_snapshot())
+
     def _accumulate_active_time(self) -> None:
         now = self._clock()
         if self._run_started is not None:
@@ -393,67 +433,7 @@ class Lifecycle:
             self._run_started = now
         self._holder.state.progress.active_seconds = self._active_before
 
-    # Manual control ----------------------------------------------------------------------------
-
-    def set_position(self, index: int, part: str | None = None) -> None:
-        """:meth:`common.checkpoint.EnhancedCheckpoint.set_position`."""
-        with self._saving.guard:
-            if index < 0:
-                raise ValueError(f"index must be >= 0, got {index}")
-            self.become_writer()
-            state = self._holder.state
-            if state.status is CheckpointStatus.RUNNING:
-                raise InvalidTransitionError(
-                    f"stage {self._stage!r} is running; stop it before moving its position",
-                    stage=self._stage,
-                    path=self._path,
-                )
-            previous = state.completion.watermark
-            self._refuse_a_position_that_would_double(index, part)
-            window = CompletionWindow(index)
-            if part is None:
-                state.completion = window
-                progress = state.progress
-                progress.processed_items = index
-                progress.successful_items = min(progress.successful_items, index)
-                progress.failed_items = min(
-                    progress.failed_items, index - progress.successful_items
-                )
-                state.last_processed_index = index - 1 if index else None
-            else:
-                self.part(part).window = window
-            if state.status is CheckpointStatus.COMPLETED:
-                transition(state, CheckpointStatus.PAUSED, stage=self._stage, by="set_position")
-            self._saving.dirty = True
-            logger.info("Stage %s position set by hand: %d -> %d", self._stage, previous, index)
-            self._saving.submit(history_reason=f"set-{index}")
-            self._saving.flush()
-
-    def _refuse_a_position_that_would_double(self, index: int, part: str | None) -> None:
-        """``set_position`` must not break "none written twice": refuse what would.
-
-        A stage resumed by key (a URL per item, as the Scrapy stages are) has no index to move.
-        A stage whose output already holds records cannot be moved back over items it wrote:
-        their records would be appended a second time (they are not tied to indices in the
-        output, items finish out of order), so only a reset, which starts the output over,
-        redoes them.
-        """
-        state = self._holder.state
-        done_keys = len(self._outputs.load_keys(state))
-        if done_keys:
-            raise ValueError(
-                f"stage {self._stage!r} resumes by key ({done_keys} done), not by "
-                f"index: a position does not apply to it; reset the stage to redo it"
-            )
-        window = state.completion if part is None else self.part(part).window
-        highest = window.highest_done
-        written = sum(state.journals.get(name, 0) for name in (OUTPUT_JOURNAL, FAILED_JOURNAL))
-        if written and highest is not None and index <= highest:
-            raise ValueError(
-                f"moving stage {self._stage!r} back to {index} would write the records of items "
-                f"{index} to {highest} a second time (its output already holds them); set "
-                f"{highest + 1} or more, or reset the stage to redo everything"
-            )
+    # Reset -------------------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Forget all progress (a snapshot of the old state stays in the history)."""
@@ -487,30 +467,3 @@ class Lifecycle:
 
             self._outputs.reset(old, commit_empty_record)
             self._saving.dirty = True
-
-    # Parts -------------------------------------------------------------------------------------
-
-    def part(self, name: str) -> PartProgress:
-        """Part ``name`` of the input, declared now if it was not."""
-        parts = self._holder.state.parts
-        part = parts.get(name)
-        if part is None:
-            part = parts[name] = PartProgress(name)
-        return part
-
-    def start_part(self, name: str, total: int | None = None) -> PartProgress:
-        """Declare a part of the input (a split, shard or file) and its size."""
-        with self._saving.guard:
-            part = self.part(name)
-            if total is not None:
-                part.total = total
-            self._saving.dirty = True
-            return part
-
-    def finish_part(self, name: str) -> None:
-        """Mark a whole part done: it is skipped whole on resume."""
-        with self._saving.guard:
-            part = self.part(name)
-            part.finished = True
-            self._saving.dirty = True
-            self._saving.save_due(self._clock(), throttle=False)

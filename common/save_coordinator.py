@@ -91,7 +91,7 @@ class SaveCoordinator:
         #: the owner makes, and by the timer while it takes a snapshot.
         self.guard = threading.RLock()
         # update() takes no lock: these two flags keep the timer's snapshot out of it instead.
-        self.updating = 0  # owner: inside update() (a depth: hooks may update)
+        self.updating = False  # owner: inside update() (a hook's nested update restores it)
         self.timer_snapshotting = False  # saver's timer: taking a snapshot
         #: The saver's state machine, thread and saves in flight.
         self.scheduler = SaveScheduler(policy, f"checkpoint-{stage}", self._on_timer)
@@ -102,12 +102,32 @@ class SaveCoordinator:
         self._failure_recorded = False
         #: Unsaved work: updates since the last snapshot, and whether anything changed.
         self.updates_since_save = 0
+        self.every_updates = policy.every_updates
         self.dirty = False
         self.last_save_time = clock()
+        #: update() compares the clock with this alone: the end of the period since the last
+        #: save, or, once the count fell due, of the minimum interval (see :meth:`update_due`).
+        self.check_save_at = self.last_save_time + policy.every_seconds
         self._before_snapshot: list[Callable[[], None]] = []
         self._snapshotting = False
 
     # Owner thread: asking for saves ----------------------------------------------------------------
+
+    def update_due(self, updates: int, now: float) -> None:
+        """``update()``'s save policy, once its count reached ``every_updates`` or its clock
+        :attr:`check_save_at`: ask for a save if one is due, else move the threshold."""
+        policy = self.policy
+        since = now - self.last_save_time
+        if updates >= policy.every_updates:
+            # Due by count: ask once (a save too soon is deferred to the timer), then again
+            # only once the minimum interval has passed.
+            self.check_save_at = self.last_save_time + policy.min_interval
+            if updates == policy.every_updates or since >= policy.min_interval:
+                self.save_due(now)
+        elif since >= policy.every_seconds:
+            self.save_due(now)
+        else:
+            self.check_save_at = self.last_save_time + policy.every_seconds
 
     def save_due(self, now: float, *, throttle: bool = True) -> None:
         """A save fell due on the owner's thread: take it now, or leave it to the saver."""
@@ -275,6 +295,7 @@ class SaveCoordinator:
         record["keys_done"] = state.keys_done
         self.updates_since_save = 0
         self.last_save_time = now
+        self.check_save_at = now + self.policy.every_seconds
         self.dirty = False
         history_reason = self._history.reason_for(now, history_reason)
         return Snapshot(record, writes, history_reason, now, rows=rows, keys=keys)

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from common.completion import CompletionWindow, PartProgress
 from common.errors import CheckpointSchemaError
@@ -31,6 +31,7 @@ __all__ = [
     "CheckpointState",
     "ErrorRecord",
     "ProgressState",
+    "StateHolder",
     "parse_checkpoint",
     "utc_iso",
 ]
@@ -139,6 +140,13 @@ class CheckpointState:
     recoveries: int = 0
     schema_version: int = SCHEMA_VERSION
 
+    def part(self, name: str) -> PartProgress:
+        """Part ``name`` of the input, declared now if it was not."""
+        part = self.parts.get(name)
+        if part is None:
+            part = self.parts[name] = PartProgress(name)
+        return part
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (seed 003's fields first)."""
         return {
@@ -168,6 +176,13 @@ class CheckpointState:
             "run_count": self.run_count,
             "recoveries": self.recoveries,
         }
+
+
+class StateHolder(Protocol):
+    """Where a checkpoint's current state lives (the facade: ``checkpoint.state``); a reload
+    or a reset replaces it there."""
+
+    state: CheckpointState
 
 
 class _Reader:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench.pipeline import run_stages
+from tools.bench.pipeline import OnOff, StageRun, run_stages
 from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
 
 
@@ -35,3 +35,17 @@ def test_off_writes_the_same_records_without_a_checkpoint(site: str, tmp_path: P
     assert list((tmp_path / "on" / "checkpoints").glob("stage*.json"))
     off_checkpoints = tmp_path / "off" / "checkpoints"
     assert not off_checkpoints.exists() or not any(off_checkpoints.iterdir())
+
+
+def test_paired_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
+    result = OnOff()
+    # Each round's runs share its load (round 2 busier); the medians of each variant would
+    # give 1.10 / 1.20 = 0.92x, the rounds' own ratios are 1.10, 1.20 and 0.75.
+    result.runs["on"]["s"] = [StageRun(1.0, 1.10), StageRun(4.0, 3.00), StageRun(1.0, 0.90)]
+    result.runs["off"]["s"] = [StageRun(1.0, 1.00), StageRun(4.0, 2.50), StageRun(1.0, 1.20)]
+
+    ratio, above = result.paired("s", "cpu")
+
+    assert ratio == pytest.approx(1.10)
+    assert above == 2
+    assert result.paired("s", "wall") == (1.0, 0)

@@ -217,3 +217,29 @@ def test_fake_clock_fixture_moves_only_when_told(fake_clock: FakeClock) -> None:
     before = fake_clock()
     assert fake_clock() == before
     assert fake_clock.advance(2.5) == before + 2.5
+
+
+def test_progress_log_every_can_change_while_running(
+    make_checkpoint: MakeCheckpoint, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cp = make_checkpoint("relogged", clock=fake_clock, auto_save_interval=1000)
+    cp.start(total_items=100)
+    caplog.set_level(logging.INFO, logger="common.checkpoint")
+
+    def logged_after(indices: range) -> list[int]:
+        caplog.clear()
+        at = []
+        for i in indices:
+            cp.update(processed=1, successful=1, index=i)
+            if any(r.getMessage().startswith("Progress:") for r in caplog.records):
+                at.append(i + 1)
+                caplog.clear()
+        return at
+
+    cp.progress_log_every = 0
+    assert logged_after(range(0, 30)) == []
+    cp.progress_log_every = 10  # counted from here: 30 processed
+    assert cp.progress_log_every == 10
+    assert logged_after(range(30, 55)) == [40, 50]
+    cp.progress_log_every = 0
+    assert logged_after(range(55, 70)) == []

@@ -91,6 +91,54 @@ def test_tick_saves_only_dirty_running_work_past_the_interval(
     assert cp.tick() is False  # nothing unsaved
 
 
+def test_update_asks_for_saves_by_count_and_by_period(
+    checkpoint_dir: Path, fake_clock: FakeClock
+) -> None:
+    """update()'s own policy, no timer involved (its period is an hour of real time): a save
+    at every ``auto_save_interval``-th update and at the first update ``save_every_seconds``
+    after the last save, none before either."""
+    store = _CountingStore(checkpoint_dir)
+    cp = EnhancedCheckpoint(
+        "policy",
+        store=store,
+        clock=fake_clock,
+        auto_save_interval=5,
+        save_every_seconds=3600,
+        min_save_interval=0,
+    )
+    done = 0
+
+    def updates(count: int) -> int:
+        nonlocal done
+        _burst_from(cp, done, count)
+        done += count
+        cp.flush()
+        return store.saves
+
+    try:
+        cp.start(total_items=100)
+        cp.flush()
+        started = store.saves
+        assert updates(4) == started
+        assert updates(1) == started + 1  # the fifth
+        assert processed_on_disk(cp.path) == 5
+        assert updates(5) == started + 2  # the tenth
+        fake_clock.advance(3599.5)
+        assert updates(1) == started + 2  # 3,599.5 s after the last save: not yet
+        fake_clock.advance(0.5)
+        assert updates(1) == started + 3  # the period has passed: this update saves
+        assert processed_on_disk(cp.path) == 12
+        assert updates(4) == started + 3  # and the count starts again from that save
+        assert updates(1) == started + 4
+    finally:
+        cp.close()
+
+
+def _burst_from(cp: EnhancedCheckpoint, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        cp.update(processed=1, successful=1, last_item=f"https://site/{i}", index=i)
+
+
 # The timer ------------------------------------------------------------------------------------
 
 

@@ -40,10 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 900.0
 # Work redone after a kill is bounded by what completed since the last save plus what was in
 # flight: the CLI runs 64 workers (16 requests at a time to one host) and saves every 10
-# updates, but saves are coalesced, so while one fsyncs the next one grows (~100 records were
-# seen uncommitted at a kill). Generous, because the box is shared; "from the beginning" would
-# be thousands.
-MAX_REFETCH_PER_KILL = 300
+# updates but at most every 0.25 s (enrich.async_enrichment.MIN_SAVE_INTERVAL), and saves are
+# coalesced, so while one fsyncs the next one grows: up to two intervals of pages (~175 each
+# at the ~700 pages/s of a quiet machine) plus 64 in flight, ~414; 273 was seen. Generous,
+# because the box is shared; "from the beginning" would be thousands.
+MAX_REFETCH_PER_KILL = 500
 
 
 def stats(base_url: str) -> Counter[str]:

@@ -12,8 +12,9 @@
     same concurrency, same settings otherwise; the site's counters and transient failures are
     reset before each run; runs alternate (on, off, off, on, ...). Each stage's time is its
     child's wall time, start-up included (a checkpoint's load, lock and last save are part of
-    its cost); the figures are medians, on/off as ratios, and every run's record sets must be
-    equal by ``url``, stage by stage, to the first run's. The load average is printed with them.
+    its cost); the figures are medians, on/off as ratios, then the median of each round's own
+    ratio and in how many rounds on took more; every run's record sets must be equal by
+    ``url``, stage by stage, to the first run's. The load average is printed with them.
 
 (b) **SIGKILLs** (``--kills`` of them, 0 skips it): the orchestrator killed at random moments
     and run again until it finishes, against an uninterrupted run: wall time, fetches, and
@@ -168,6 +169,16 @@ class OnOff:
     def median(self, variant: str, stage: str, what: str) -> float:
         return statistics.median(_pick(r, what) for r in self.runs[variant][stage])
 
+    def paired(self, stage: str, what: str) -> tuple[float, int]:
+        """The median of the rounds' own on/off ratios for ``stage``, and in how many rounds
+        on took more. A round's two runs are back to back, so they share the machine's load:
+        steadier than a ratio of medians when neighbouring runs differ by tens of percent."""
+        ratios = [
+            _pick(on, what) / _pick(off, what)
+            for on, off in zip(self.runs["on"][stage], self.runs["off"][stage], strict=True)
+        ]
+        return statistics.median(ratios), sum(ratio > 1 for ratio in ratios)
+
     def total(self, variant: str, what: str) -> float:
         rounds = len(self.loads)
         by_stage = self.runs[variant]
@@ -237,6 +248,17 @@ def print_on_off(result: OnOff) -> None:
             _row(f"{stage.name}, {unit}", f"{on:.2f} s", f"{off:.2f} s", on / off)
         on, off = result.total("on", what), result.total("off", what)
         _row(f"all three stages, {unit}", f"{on:.2f} s", f"{off:.2f} s", on / off)
+    rounds = len(result.loads)
+    for what, unit in (("wall", "wall"), ("cpu", "CPU")):
+        print(
+            f"  per round, {unit} on/off: "
+            + "; ".join(
+                "{} {:.3f}x (on above off in {} of {})".format(
+                    stage.alias, *result.paired(stage.name, what), rounds
+                )
+                for stage in STAGES
+            )
+        )
     print(f"  (target: within 1.05x; load after each round {', '.join(result.loads)})")
 
 
