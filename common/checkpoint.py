@@ -36,11 +36,11 @@ takes no lock), :mod:`common.outputs` (journals and done keys: the owner's),
 :mod:`common.lifecycle` (active time: the owner's) and :mod:`common.saver` (the state machine,
 under its own short lock from either thread). ``tests/test_engine_threads.py`` checks them.
 
-Why this file is ~700 lines and not ~500: the hot path stays here (``update()``,
-``should_skip()``, ``mark_done()``: ~160 lines, reading the state and the journals directly),
-and the public API is ~50 methods and properties, each a signature, a docstring and a line
-or two of delegation (~340 lines); construction wires the collaborators (~85). Everything else
-is theirs.
+Why this file is ~700 lines and not ~500: the hot path stays here (``update()`` with its
+progress-line countdown, ``should_skip()``, ``mark_done()``: ~170 lines, reading the state and
+the journals directly), and the public API is ~50 methods and properties, each a signature, a
+docstring and a line or two of delegation (~340 lines); construction wires the collaborators
+(~85). Everything else is theirs.
 """
 
 from __future__ import annotations

@@ -189,6 +189,7 @@ class SaveScheduler:
         self._lock = threading.Lock()  # short sections only; never held while waiting
         self.state = SaverState.IDLE
         self.in_flight = 0
+        self._submitted_at = float("-inf")  # time.monotonic() of the last save's snapshot
         self._thread: SaverThread | None = None
         self._futures: list[concurrent.futures.Future[Any]] = []
 
@@ -219,6 +220,7 @@ class SaveScheduler:
         """Queue a save's I/O on the saver thread."""
         with self._lock:
             self.in_flight += 1
+            self._submitted_at = time.monotonic()
             if self.state is not SaverState.BROKEN:
                 self.state = SaverState.SAVING
         try:
@@ -306,14 +308,22 @@ class SaveScheduler:
 
     def timer_fired(self) -> bool | None:
         """On the timer: True if a deferred save is due now, False if only the period is to
-        be checked, None if nothing may be saved (a save is in flight, or the saver broke)."""
+        be checked, None if nothing may be saved (a save is in flight, the saver broke, or
+        the deferred save is still too soon: the timer is re-armed for the rest)."""
         with self._lock:
             if self.state is SaverState.BROKEN or self.in_flight:
                 return None
-            if self.state is SaverState.DEFERRED:
+            if self.state is not SaverState.DEFERRED:
+                return False
+            # The timer keeps its earliest deadline: one armed for an earlier deferral fires
+            # even after the owner took that save itself. Count the interval from the last
+            # save actually taken (in real time: tests inject a clock that stands still).
+            wait = self._submitted_at + self.policy.min_interval - time.monotonic()
+            if wait <= 0:
                 self.state = SaverState.IDLE
                 return True
-            return False
+        self.arm(wait)
+        return None
 
     def arm(self, delay: float) -> None:
         thread = self._thread

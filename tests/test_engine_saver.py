@@ -7,8 +7,10 @@ bound a hang, never a speed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +341,34 @@ def test_one_save_per_deferral(checkpoint_dir: Path, fake_clock: FakeClock) -> N
         assert store.saves == 2  # start, then the one deferred save
     finally:
         cp.close()
+
+
+def test_saves_never_closer_than_min_save_interval(make_checkpoint: MakeCheckpoint) -> None:
+    """A save due by count every update, updates nonstop: one snapshot per interval, whoever
+    takes it (the owner's update or the timer, whose deadline may be left from an earlier
+    deferral the owner has taken itself since)."""
+    cp = make_checkpoint(
+        "spaced", auto_save_interval=1, save_every_seconds=5, min_save_interval=0.1
+    )
+    ends: list[float] = []
+    real_snapshot = cp._saving._snapshot
+
+    def snapshot(*args: Any) -> Any:
+        try:
+            return real_snapshot(*args)
+        finally:
+            ends.append(time.monotonic())
+
+    cp._saving._snapshot = snapshot  # type: ignore[method-assign]
+    cp.start(total_items=10**7)
+    i = 0
+    while len(ends) < 10 and i < 10**7:
+        cp.update(processed=1, successful=1, index=i)
+        i += 1
+    cp.flush()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ends)]
+    assert len(gaps) >= 9
+    assert min(gaps) >= 0.09, gaps  # the interval, less a snapshot's own time
 
 
 class _GatedClock(FakeClock):

@@ -625,6 +625,53 @@ def test_the_runtime_handles_the_spider_signals_itself(tmp_path: Path) -> None:
         assert handler in receivers, signal
 
 
+# A process that built crawlers and dropped them: the runtimes go with them, before exit.
+_DROPPED_CRAWLERS = """
+import gc, sys, weakref
+from pydispatch import dispatcher
+from scrapy import Spider, signals
+from scrapy.utils.test import get_crawler
+from common.scrapy.pipeline import CheckpointPipeline
+
+class UnitSpider(Spider):
+    name = "unit"
+
+runtimes, senders = [], []
+for n in range(3):
+    crawler = get_crawler(
+        UnitSpider, {"CHECKPOINT_ENABLED": True, "CHECKPOINT_DIR": sys.argv[1]}
+    )
+    runtimes.append(weakref.ref(CheckpointPipeline.from_crawler(crawler).runtime))
+    senders.append(id(crawler))
+del crawler
+gc.collect()
+alive = sum(r() is not None for r in runtimes)
+still_connected = sum(key in dispatcher.connections for key in senders)
+print(f"ALIVE {alive} CONNECTED {still_connected}")
+"""
+
+
+def test_a_dropped_crawler_takes_its_runtime_and_receivers_with_it(tmp_path: Path) -> None:
+    """The runtime lives as long as its crawler: kept in a registry that never let go, every
+    crawler stayed to interpreter exit, where pydispatch, half torn down, printed
+    "Exception during saferef BoundMethodWeakref( CrawlCheckpoint.spider_closed ) ..."."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _DROPPED_CRAWLERS, str(tmp_path / "checkpoints")],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ALIVE 0 CONNECTED 0" in result.stdout, result.stdout
+    for stream in (result.stdout, result.stderr):
+        assert "saferef" not in stream and "Traceback" not in stream, stream[-3000:]
+
+
 @pytest.mark.parametrize("case", ["refused", "completed"])
 def test_spider_opened_closes_a_crawl_with_nothing_to_do(tmp_path: Path, case: str) -> None:
     import asyncio

@@ -58,7 +58,6 @@ with the same identity closes at once as ``checkpoint_already_completed``.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +108,12 @@ REFUSED = "checkpoint_refused"
 ALREADY_COMPLETED = "checkpoint_already_completed"
 FETCHED_NOTHING = "fetched_nothing"
 
-_RUNTIMES: weakref.WeakKeyDictionary[Crawler, CrawlCheckpoint] = weakref.WeakKeyDictionary()
+#: The crawler attribute that holds its runtime, so that the runtime (and the receivers it
+#: connects to the crawler's signals) lives exactly as long as the crawler. A module-level
+#: WeakKeyDictionary did not: its values refer to their crawlers, so no entry ever let go of
+#: its key, every crawler of the process stayed to interpreter exit, and its receivers were
+#: torn down with pydispatch half gone ("Exception during saferef BoundMethodWeakref(...)").
+_RUNTIME_ATTRIBUTE = "_checkpoint_runtime"
 
 
 @dataclass
@@ -156,9 +160,10 @@ class CrawlCheckpoint:
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> CrawlCheckpoint:
         """The crawl's runtime, created (and wired to the crawl's signals) on first use."""
-        runtime = _RUNTIMES.get(crawler)
+        runtime: CrawlCheckpoint | None = getattr(crawler, _RUNTIME_ATTRIBUTE, None)
         if runtime is None:
-            runtime = _RUNTIMES[crawler] = cls(crawler)
+            runtime = cls(crawler)
+            setattr(crawler, _RUNTIME_ATTRIBUTE, runtime)
             if runtime.enabled:
                 crawler.signals.connect(runtime.spider_opened, signal=signals.spider_opened)
                 crawler.signals.connect(runtime.spider_closed, signal=signals.spider_closed)
