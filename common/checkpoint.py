@@ -393,10 +393,15 @@ class EnhancedCheckpoint:
                 progress.skipped_items += skipped
             if last_item is not None:
                 state.last_processed_item = last_item
-            if record is not None:
-                self._outputs.journals[OUTPUT_JOURNAL].append(record)
-            if failed_record is not None:
-                self._outputs.journals[FAILED_JOURNAL].append(failed_record)
+            if record is not None or failed_record is not None:
+                journals = self._outputs.journals
+                buffered = 0
+                if record is not None:
+                    buffered = journals[OUTPUT_JOURNAL].append(record)
+                if failed_record is not None:
+                    buffered = max(buffered, journals[FAILED_JOURNAL].append(failed_record))
+                if buffered >= saving.max_buffered_bytes:
+                    saving.check_save_at = 0.0  # the save policy below takes a save now
             clock = self._clock  # an attribute read and a call: self._clock() is not specialised
             progress.last_update_time = now = clock()
             if self.ledger is not None:

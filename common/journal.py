@@ -85,11 +85,13 @@ class Journal:
 
     # Owner thread ----------------------------------------------------------------------------
 
-    def append(self, record: Any) -> None:
-        """Buffer one record; it reaches disk with the next checkpoint save."""
+    def append(self, record: Any) -> int:
+        """Buffer one record; it reaches disk with the next checkpoint save. Returns the
+        bytes buffered now."""
         line = encode_record(record)
         self._pending.append(line)
         self._pending_bytes += len(line)
+        return self._pending_bytes
 
     @property
     def pending_bytes(self) -> int:

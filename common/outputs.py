@@ -180,6 +180,10 @@ class Outputs:
 
     # Saving --------------------------------------------------------------------------------------
 
+    def buffered_bytes(self) -> int:
+        """The most record bytes any journal holds for the next save."""
+        return max((journal.pending_bytes for journal in self.journals.values()), default=0)
+
     def take_pending(
         self, state: CheckpointState
     ) -> tuple[list[JournalWrite], StagedRows, KeySet | None]:

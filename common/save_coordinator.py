@@ -103,6 +103,9 @@ class SaveCoordinator:
         #: Unsaved work: updates since the last snapshot, and whether anything changed.
         self.updates_since_save = 0
         self.every_updates = policy.every_updates
+        #: ``update()`` asks for a save at once when a journal buffers this much (see
+        #: :class:`~common.saver.SavePolicy`).
+        self.max_buffered_bytes = policy.max_buffered_bytes
         self.dirty = False
         self.last_save_time = clock()
         #: update() compares the clock with this alone: the end of the period since the last
@@ -118,7 +121,12 @@ class SaveCoordinator:
         :attr:`check_save_at`: ask for a save if one is due, else move the threshold."""
         policy = self.policy
         since = now - self.last_save_time
-        if updates >= policy.every_updates:
+        if self._outputs.buffered_bytes() >= policy.max_buffered_bytes:
+            # Memory before spacing: save now, or right after the save being written (until
+            # then every update comes back here, as check_save_at stays behind the clock).
+            self.check_save_at = 0.0
+            self.save_due(now, throttle=False)
+        elif updates >= policy.every_updates:
             # Due by count: ask once (a save too soon is deferred to the timer), then again
             # only once the minimum interval has passed.
             self.check_save_at = self.last_save_time + policy.min_interval

@@ -53,11 +53,15 @@ class SavePolicy:
         min_interval: but never two saves closer than this (seconds): more saves per second
             buy no durability and cost the owner snapshots and GIL time. A save that falls due
             sooner is taken by the timer once the interval has passed.
+        max_buffered_bytes: except when an output journal buffers this many bytes of records
+            not yet saved: then the save is taken at once, so the records held in memory are
+            bounded by this and not by how many items finish within ``min_interval``.
     """
 
     every_updates: int = 10
     every_seconds: float = 5.0
     min_interval: float = 0.05
+    max_buffered_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         if isinstance(self.every_updates, bool) or self.every_updates < 1:
@@ -66,6 +70,8 @@ class SavePolicy:
             raise ValueError(f"save_every_seconds must be > 0, got {self.every_seconds}")
         if not self.min_interval >= 0:
             raise ValueError(f"min_save_interval must be >= 0, got {self.min_interval}")
+        if self.max_buffered_bytes < 1:
+            raise ValueError(f"max_buffered_bytes must be >= 1, got {self.max_buffered_bytes}")
         if self.min_interval > self.every_seconds:
             raise ValueError(
                 f"min_save_interval ({self.min_interval}) must not exceed save_every_seconds "

@@ -371,6 +371,48 @@ def test_saves_never_closer_than_min_save_interval(make_checkpoint: MakeCheckpoi
     assert min(gaps) >= 0.09, gaps  # the interval, less a snapshot's own time
 
 
+def test_records_buffered_past_the_cap_are_saved_at_once(
+    checkpoint_dir: Path, fake_clock: FakeClock
+) -> None:
+    """Records wait in memory for the next save; once a journal buffers ``max_buffered_bytes``
+    the save is taken by that update, whatever the count and the intervals say (an hour here),
+    so the memory held is bounded by bytes, not by items finished within the interval."""
+    cap = SavePolicy().max_buffered_bytes
+    store = _CountingStore(checkpoint_dir)
+    cp = EnhancedCheckpoint(
+        "buffered",
+        store=store,
+        clock=fake_clock,
+        auto_save_interval=1000,
+        save_every_seconds=3600,
+        min_save_interval=3600,
+    )
+    output = checkpoint_dir / "out.jsonl"
+    cp.attach_output(output)
+    big = "x" * (cap * 6 // 10)
+    try:
+        cp.start(total_items=10)
+        cp.flush()
+        started = store.saves
+        cp.update(processed=1, successful=1, index=0, record={"page": big})
+        cp.flush()
+        assert store.saves == started  # under the cap: nothing due
+        cp.update(processed=1, successful=1, index=1, record={"page": big})
+        cp.flush()
+        assert store.saves == started + 1  # over it: saved by this update
+        assert processed_on_disk(cp.path) == 2
+        assert output.read_bytes().count(b"\n") == 2
+        cp.update(processed=1, failed=1, index=2, failed_record={"error": big + big})
+        cp.flush()
+        assert store.saves == started + 2  # the failed sidecar's buffer counts the same
+        assert processed_on_disk(cp.path) == 3
+        cp.update(processed=1, successful=1, index=3, record={"page": "small"})
+        cp.flush()
+        assert store.saves == started + 2  # the buffers were emptied by the save
+    finally:
+        cp.close()
+
+
 class _GatedClock(FakeClock):
     """A fake clock that holds one chosen thread inside its next call until released."""
 

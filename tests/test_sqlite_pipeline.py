@@ -9,8 +9,10 @@ with every checkpoint in the database and no ``<stage>.json`` file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -96,6 +98,23 @@ class Enrich:
             return self.output.read_bytes().count(b"\n")
         except FileNotFoundError:
             return 0
+
+    def runs_on_disk(self) -> int:
+        """The ``run_count`` of the stage's record in the database (0 before the first save).
+
+        A run's start is saved on the saver thread: until it is on disk, a kill leaves no trace
+        of that run (its output is cut back on the next start), and the file still holds the
+        lines the previous run wrote after its last save.
+        """
+        database = self.checkpoints / DATABASE_NAME
+        if not database.is_file():
+            return 0
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+        with contextlib.closing(connection):
+            row = connection.execute(
+                "SELECT body FROM records WHERE stage = ?", (STAGE_NAME,)
+            ).fetchone()
+        return 0 if row is None else int(json.loads(row[0])["run_count"])
 
 
 def _without_time(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
