@@ -33,7 +33,14 @@ from common.stores.base import (
     validate_stage_name,
 )
 
-__all__ = ["FAILED_JOURNAL", "KEYS_JOURNAL", "OUTPUT_JOURNAL", "JournalWrite", "Outputs"]
+__all__ = [
+    "FAILED_JOURNAL",
+    "KEYS_JOURNAL",
+    "OUTPUT_JOURNAL",
+    "JournalWrite",
+    "Outputs",
+    "failed_sidecar_path",
+]
 
 OUTPUT_JOURNAL = "output"
 FAILED_JOURNAL = "failed"
@@ -41,6 +48,13 @@ KEYS_JOURNAL = "keys"
 
 #: A journal's new bytes in a snapshot, and the length they bring it to.
 JournalWrite = tuple[Journal, bytes, int]
+
+
+def failed_sidecar_path(output: Path | str) -> Path:
+    """Where the failed records of the output file ``output`` go: ``<stem>.failed.jsonl``
+    beside it (``out.jsonl`` -> ``out.failed.jsonl``)."""
+    output = Path(output)
+    return output.with_name(output.stem + ".failed.jsonl")
 
 
 class Outputs:
@@ -95,7 +109,7 @@ class Outputs:
         journal = self.attach(OUTPUT_JOURNAL, path, state)
         self.attach(
             FAILED_JOURNAL,
-            failed_path if failed_path is not None else path.with_name(path.stem + ".failed.jsonl"),
+            failed_path if failed_path is not None else failed_sidecar_path(path),
             state,
         )
         return journal

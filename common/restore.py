@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CheckpointCorruptError, CheckpointError, CheckpointLockedError
-from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL
+from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, failed_sidecar_path
 from common.state import CheckpointState, parse_checkpoint
 from common.stores.base import CheckpointStore, validate_stage_name
 
@@ -156,5 +156,5 @@ def _journal_file(
             output = beside if beside.exists() else output
         if name == OUTPUT_JOURNAL:
             return output
-        return output.with_name(output.stem + ".failed.jsonl")
+        return failed_sidecar_path(output)
     return store.journal_path(stage, name)

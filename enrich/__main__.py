@@ -36,6 +36,7 @@ from pathlib import Path
 
 from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
+from common.outputs import failed_sidecar_path
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
@@ -191,7 +192,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
     same_page = page_key_function(args.directory_index)
     source = JsonlUrls.valid_pages(input_file, same_page=same_page)
     if args.retry_failed:
-        input_file = failed_sidecar(output_file)
+        input_file = failed_sidecar_path(output_file)
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
         source = JsonlUrls.failed_items(input_file, same_page=same_page)
@@ -319,13 +320,8 @@ def summary_lines(
         head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
     lines = [head, f"  records: {output_file}"]
     if failed:
-        lines.append(f"  failed:  {failed_sidecar(output_file)} (retry: --retry-failed)")
+        lines.append(f"  failed:  {failed_sidecar_path(output_file)} (retry: --retry-failed)")
     return lines
-
-
-def failed_sidecar(output_file: Path) -> Path:
-    """Where the failed records of ``output_file`` go."""
-    return output_file.with_name(output_file.stem + ".failed.jsonl")
 
 
 def _exit_code(status: str, stopped_by_signal: str | None) -> int:

@@ -36,6 +36,7 @@ from types import FrameType
 from common.checkpoint import EnhancedCheckpoint
 from common.hashing import config_hash
 from common.io.process import child_popen_options
+from common.outputs import failed_sidecar_path
 from common.status import CheckpointStatus
 from common.work_queue import (
     DSN_ENV,
@@ -144,7 +145,7 @@ def run_distributed(
     """
     urls = list(dict.fromkeys(urls))
     output_file = Path(output_file)
-    failed_file = output_file.with_name(output_file.stem + ".failed.jsonl")
+    failed_file = failed_sidecar_path(output_file)
     # "mode" keeps a single-process checkpoint (whose output is a local journal) from being
     # resumed as a shared one, and the other way round: switching needs --fresh.
     guard = {

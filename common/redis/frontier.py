@@ -37,6 +37,7 @@ import redis
 
 from common.errors import FrontierConfigError
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
+from common.outputs import failed_sidecar_path
 
 __all__ = [
     "Ack",
@@ -476,11 +477,7 @@ def export_records(
     failed records). A record with an ``error`` also goes to ``failed_output`` (default
     ``<output>.failed.jsonl``), like the local pipeline's sidecar."""
     output = Path(output)
-    failed_path = (
-        Path(failed_output)
-        if failed_output is not None
-        else output.with_name(output.stem + ".failed.jsonl")
-    )
+    failed_path = Path(failed_output) if failed_output is not None else failed_sidecar_path(output)
     rows = sorted(frontier.iter_records())
     failed = [record for _url, record in rows if json.loads(record).get("error")]
     _replace(output, b"".join(record + b"\n" for _url, record in rows))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from common.outputs import failed_sidecar_path
 from enrich.config import EnrichmentConfig
 from tools.demo_site import (
     DemoSite,
@@ -275,7 +276,7 @@ def run_enrich(
         seconds=time.monotonic() - start,
         peak_rss_kib=peak,
         output=output,
-        failed=output.with_name(output.stem + ".failed.jsonl"),
+        failed=failed_sidecar_path(output),
         log=log,
     )
 

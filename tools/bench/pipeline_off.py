@@ -24,7 +24,8 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from enrich.__main__ import Job, build_parser, failed_sidecar, prepare
+from common.outputs import failed_sidecar_path
+from enrich.__main__ import Job, build_parser, prepare
 from enrich.fetch import PageFetcher
 from enrich.page import enrich_page, extraction_limiter
 
@@ -45,7 +46,9 @@ async def run_untracked(job: Job) -> tuple[int, int, int]:
     # Large buffers: the baseline writes as cheaply as a plain script can.
     with (
         job.output_file.open("w", encoding="utf-8", buffering=1 << 20) as output,
-        failed_sidecar(job.output_file).open("w", encoding="utf-8", buffering=1 << 20) as failed,
+        failed_sidecar_path(job.output_file).open(
+            "w", encoding="utf-8", buffering=1 << 20
+        ) as failed,
     ):
 
         async def feed(send: MemoryObjectSendStream[tuple[int, str]]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common.manager import StageInfo
+from common.outputs import failed_sidecar_path
 
 __all__ = ["StageOutput", "read_records", "stage_outputs"]
 
@@ -56,7 +57,7 @@ def _output_of(info: StageInfo, data_dir: Path) -> StageOutput | None:
         stage=info.stage,
         status=info.status,
         output=output,
-        failed=output.with_name(output.stem + ".failed.jsonl"),
+        failed=failed_sidecar_path(output),
         committed=state.journals.get(OUTPUT_JOURNAL),
         failed_committed=state.journals.get(FAILED_JOURNAL),
     )

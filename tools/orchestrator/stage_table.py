@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.outputs import failed_sidecar_path
+
 __all__ = ["STAGES", "StageSpec", "find_stage", "short_name"]
 
 
@@ -22,7 +24,7 @@ class StageSpec:
 
     def sidecar(self) -> str:
         """Where the stage's failed items go (``<output>.failed.jsonl``)."""
-        return self.output.removesuffix(".jsonl") + ".failed.jsonl"
+        return failed_sidecar_path(self.output).as_posix()
 
 
 STAGES: tuple[StageSpec, ...] = (
