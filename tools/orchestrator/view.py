@@ -111,10 +111,11 @@ class ProgressView:
             total = snapshot.total or None
             if info.state.status is CheckpointStatus.COMPLETED:
                 total = snapshot.processed
-            detail = (
-                f"{snapshot.success_rate:.0f}% ok {snapshot.throughput:.0f}/s "
-                f"ETA {short_duration(snapshot.eta_seconds)}"
+            # No rate before an item finished: "100% ok" at 0 of 0 said more than was known.
+            rate = (
+                f"{snapshot.success_rate:.0f}% ok " if snapshot.successful + snapshot.failed else ""
             )
+            detail = f"{rate}{snapshot.throughput:.0f}/s ETA {short_duration(snapshot.eta_seconds)}"
             detail += _workers_detail(info)
             self.progress.update(
                 task, total=total, completed=snapshot.processed, status=status, detail=detail
