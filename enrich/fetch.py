@@ -26,6 +26,9 @@ What a fetch does:
 * downloads only ``text/html`` and ``application/xhtml+xml`` bodies, streamed and abandoned as soon
   as they exceed ``config.max_body_bytes`` (or refused up front on a larger ``Content-Length``).
 
+The fetcher applies the retry and redirect policy; one request and what its answer means is
+:mod:`enrich.hop`, the slots and pacing :mod:`enrich.slots`, the result :mod:`enrich.fetch_result`.
+
 aiohttp runs on asyncio only, so the fetcher does too; the anyio primitives it uses are
 backend-neutral and the event loop is never blocked.
 """
@@ -34,23 +37,28 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
 import aiohttp
 import anyio
 from aiohttp import hdrs
 from yarl import URL
 
-from enrich.addresses import BlockedAddressError, GuardedResolver, refusal_reason
+from enrich.addresses import GuardedResolver, refusal_reason
 from enrich.config import EnrichmentConfig
+from enrich.fetch_result import FetchOutcome, FetchResult
+from enrich.hop import (
+    HTML_CONTENT_TYPES,
+    Hop,
+    HopFinal,
+    HopTransient,
+    describe_error,
+    parse_retry_after,
+    send_hop,
+)
+from enrich.slots import RequestSlots
 
 __all__ = [
     "HTML_CONTENT_TYPES",
@@ -62,145 +70,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HTML_CONTENT_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
-_REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
-_CHUNK_SIZE: Final = 64 * 1024
-# Failures that a retry cannot fix: a malformed URL, or a TLS certificate/fingerprint problem.
-_PERMANENT_CLIENT_ERRORS: Final = (
-    aiohttp.InvalidURL,
-    aiohttp.ClientSSLError,
-    aiohttp.ServerFingerprintMismatch,
-)
-
-
-class FetchOutcome(enum.StrEnum):
-    """How a fetch ended; the value is what goes into output records."""
-
-    OK = "ok"
-    """An HTML body was downloaded in full."""
-    SKIPPED_NON_HTML = "skipped_non_html"
-    """The final response was 2xx but not HTML; its body was not downloaded."""
-    FAILED_PERMANENT = "failed_permanent"
-    """An error a retry cannot fix: 4xx (not 429), bad URL, redirect loop or too many hops."""
-    FAILED_TRANSIENT_EXHAUSTED = "failed_transient_exhausted"
-    """Connection errors, timeouts, 429 or 5xx persisted through every retry."""
-    REFUSED_DOMAIN = "refused_domain"
-    """The URL, or a redirect hop, points outside ``allowed_domains``; nothing was sent there."""
-    TOO_LARGE = "too_large"
-    """The HTML body is larger than ``max_body_bytes``."""
-    REFUSED_ADDRESS = "refused_address"
-    """With ``block_private_addresses``: the URL, or a redirect hop, is or resolves to a
-    private, loopback or link-local address; no connection was made to it."""
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """The outcome of :meth:`PageFetcher.fetch` for one URL.
-
-    ``url`` is the URL as passed in; ``final_url`` the last URL requested (after redirects).
-    ``redirect_chain`` lists, in order, the URLs that answered with a redirect that was followed.
-    ``body`` is set only when ``outcome`` is :attr:`FetchOutcome.OK`. ``content_type`` is the raw
-    ``Content-Type`` header (charset included), ready for :func:`enrich.extract.extract_page`.
-    ``attempts`` counts every request sent, retries and redirect hops included.
-    """
-
-    url: str
-    final_url: str
-    outcome: FetchOutcome
-    status: int | None = None
-    content_type: str | None = None
-    body: bytes | None = None
-    redirect_chain: tuple[str, ...] = ()
-    error: str | None = None
-    attempts: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True if an HTML body was downloaded."""
-        return self.outcome is FetchOutcome.OK
-
-    def to_dict(self) -> dict[str, object]:
-        """Return a JSON-safe summary for output records: all fields but the body, plus its size."""
-        return {
-            "url": self.url,
-            "final_url": self.final_url,
-            "outcome": self.outcome.value,
-            "status": self.status,
-            "content_type": self.content_type,
-            "body_size": None if self.body is None else len(self.body),
-            "redirect_chain": list(self.redirect_chain),
-            "error": self.error,
-            "attempts": self.attempts,
-        }
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` header into seconds from ``now``; ``None`` if absent or unusable.
-
-    Accepts delay-seconds (fractions too, which some servers send) and HTTP dates; a date in the
-    past gives 0.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-# One hop's answer, before retry and redirect policy is applied.
-@dataclass(frozen=True, slots=True)
-class _Final:
-    outcome: FetchOutcome
-    status: int | None = None
-    content_type: str | None = None
-    body: bytes | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Redirect:
-    status: int
-    location: URL
-
-
-@dataclass(frozen=True, slots=True)
-class _Transient:
-    error: str
-    status: int | None = None
-    retry_after: float | None = None
-
-
-@dataclass(slots=True)
-class _HostSlot:
-    semaphore: anyio.Semaphore
-    users: int = 0
-
-
-#: Hosts whose next request start is remembered past their last request, before the fetcher
-#: forgets those whose time has passed.
-_PACED_HOSTS_KEPT = 1024
-
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _unfetchable(url: URL) -> str | None:
@@ -239,11 +113,7 @@ class PageFetcher:
         self._state = _State.UNOPENED
         self._timeout = self._config.client_timeout()
         self._headers = {hdrs.USER_AGENT: self._config.user_agent}
-        self._global_slots = anyio.Semaphore(self._config.concurrency)
-        self._host_slots: dict[str, _HostSlot] = {}
-        # host -> the earliest start of its next request (anyio clock), with per_host_delay.
-        self._next_start: dict[str, float] = {}
-        self._prune_at = _PACED_HOSTS_KEPT
+        self._slots = RequestSlots(self._config)
         self._networks = self._config.networks()
         if self._config.block_private_addresses and session is not None:
             raise ValueError(
@@ -313,7 +183,10 @@ class PageFetcher:
             current = URL(url)
         except (TypeError, ValueError) as exc:
             return FetchResult(
-                url=url, final_url=url, outcome=FetchOutcome.FAILED_PERMANENT, error=_describe(exc)
+                url=url,
+                final_url=url,
+                outcome=FetchOutcome.FAILED_PERMANENT,
+                error=describe_error(exc),
             )
         if (problem := _unfetchable(current)) is not None:
             return FetchResult(
@@ -360,7 +233,7 @@ class PageFetcher:
             attempts += 1
             hop = await self._request(session, current)
 
-            if isinstance(hop, _Transient):
+            if isinstance(hop, HopTransient):
                 if retries >= config.max_retries:
                     return finish(
                         FetchOutcome.FAILED_TRANSIENT_EXHAUSTED,
@@ -380,7 +253,7 @@ class PageFetcher:
                 await anyio.sleep(delay)
                 continue
 
-            if isinstance(hop, _Final):
+            if isinstance(hop, HopFinal):
                 return finish(
                     hop.outcome,
                     status=hop.status,
@@ -443,120 +316,12 @@ class PageFetcher:
             return min(retry_after, self._config.backoff_max)
         return self._config.backoff_delay(retry_number, self._rng)
 
-    @asynccontextmanager
-    async def _slot(self, url: URL) -> AsyncIterator[None]:
-        # Host first, then global: a fetch queued behind a busy host must not sit on one of
-        # the global slots that fetches for idle hosts could use.
-        host = (url.raw_host or "").rstrip(".").lower()
-        slot = self._host_slots.get(host)
-        if slot is None:
-            slot = self._host_slots[host] = _HostSlot(
-                anyio.Semaphore(self._config.per_host_concurrency)
+    async def _request(self, session: aiohttp.ClientSession, url: URL) -> Hop:
+        async with self._slots.slot(url):
+            return await send_hop(
+                session,
+                url,
+                client_timeout=self._timeout,
+                headers=self._headers,
+                max_body_bytes=self._config.max_body_bytes,
             )
-        slot.users += 1
-        try:
-            async with slot.semaphore:
-                if self._config.per_host_delay:
-                    await self._pace(host)
-                async with self._global_slots:
-                    yield
-        finally:
-            slot.users -= 1
-            # Forget idle hosts so a crawl over millions of hosts does not grow this dict.
-            if slot.users == 0:
-                del self._host_slots[host]
-
-    async def _pace(self, host: str) -> None:
-        # Reserve this request's start before sleeping (no await in between), so concurrent
-        # fetches to one host line up one delay apart.
-        now = anyio.current_time()
-        start = max(now, self._next_start.get(host, now))
-        if len(self._next_start) >= self._prune_at:
-            self._next_start = {h: t for h, t in self._next_start.items() if t > now}
-            # Amortised: with thousands of hosts all paced, prune again only after doubling.
-            self._prune_at = max(_PACED_HOSTS_KEPT, 2 * len(self._next_start))
-        self._next_start[host] = start + self._config.per_host_delay
-        if start > now:
-            await anyio.sleep(start - now)
-
-    async def _request(
-        self, session: aiohttp.ClientSession, url: URL
-    ) -> _Final | _Redirect | _Transient:
-        async with self._slot(url):
-            try:
-                async with session.get(
-                    url,
-                    allow_redirects=False,
-                    raise_for_status=False,
-                    timeout=self._timeout,
-                    headers=self._headers,
-                ) as response:
-                    return await self._read(response)
-            except _PERMANENT_CLIENT_ERRORS as exc:
-                return _Final(FetchOutcome.FAILED_PERMANENT, error=_describe(exc))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                refused = getattr(exc, "os_error", None)  # the resolver's refusal, if it is one
-                if isinstance(refused, BlockedAddressError):
-                    return _Final(FetchOutcome.REFUSED_ADDRESS, error=refused.strerror)
-                return _Transient(_describe(exc))
-
-    async def _read(self, response: aiohttp.ClientResponse) -> _Final | _Redirect | _Transient:
-        status = response.status
-        content_type = response.headers.get(hdrs.CONTENT_TYPE)
-
-        location = response.headers.get(hdrs.LOCATION)
-        if status in _REDIRECT_STATUSES and location:
-            try:
-                target = response.url.join(URL(location))
-            except ValueError as exc:
-                return _Final(
-                    FetchOutcome.FAILED_PERMANENT,
-                    status=status,
-                    error=f"invalid redirect Location {location!r}: {exc}",
-                )
-            return _Redirect(status, target)
-        if status == 429 or 500 <= status <= 599:
-            retry_after = parse_retry_after(response.headers.get(hdrs.RETRY_AFTER))
-            return _Transient(f"HTTP {status}", status=status, retry_after=retry_after)
-        if not 200 <= status <= 299:
-            return _Final(
-                FetchOutcome.FAILED_PERMANENT,
-                status=status,
-                content_type=content_type,
-                error=f"HTTP {status}",
-            )
-        # A missing Content-Type reads as application/octet-stream here, so it is skipped too.
-        # Leaving the response unread makes aiohttp drop the connection instead of draining it.
-        if response.content_type not in HTML_CONTENT_TYPES:
-            return _Final(FetchOutcome.SKIPPED_NON_HTML, status=status, content_type=content_type)
-
-        limit = self._config.max_body_bytes
-        declared = response.content_length
-        if declared is not None and declared > limit:
-            return _Final(
-                FetchOutcome.TOO_LARGE,
-                status=status,
-                content_type=content_type,
-                error=f"Content-Length {declared} exceeds max_body_bytes {limit}",
-            )
-        if declared is not None and response.headers.get(hdrs.CONTENT_ENCODING) is None:
-            # Declared and within the cap: one read (a decoded size can only exceed it when
-            # the body is compressed, which goes the streaming way below).
-            return _Final(
-                FetchOutcome.OK,
-                status=status,
-                content_type=content_type,
-                body=await response.read(),
-            )
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(_CHUNK_SIZE):
-            body += chunk
-            if len(body) > limit:
-                return _Final(
-                    FetchOutcome.TOO_LARGE,
-                    status=status,
-                    content_type=content_type,
-                    error=f"body exceeds max_body_bytes {limit} "
-                    f"(stopped reading after {len(body)} bytes)",
-                )
-        return _Final(FetchOutcome.OK, status=status, content_type=content_type, body=bytes(body))

@@ -25,9 +25,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
 
-import enrich.fetch as fetch_module
+import enrich.slots as slots_module
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, FetchResult, PageFetcher, parse_retry_after
+from enrich.slots import RequestSlots
 
 HTML = b"<html><head><title>t</title></head><body><p>hello</p></body></html>"
 STREAM_TOTAL = 64 * 1024 * 1024  # far more than any socket buffer, so an early close is seen
@@ -733,12 +734,12 @@ def test_per_host_delay_must_be_seconds() -> None:
 async def test_paced_hosts_are_forgotten_once_their_time_has_passed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fetch_module, "_PACED_HOSTS_KEPT", 4)
-    fetcher = PageFetcher(make_config(per_host_delay=0.001))
+    monkeypatch.setattr(slots_module, "_PACED_HOSTS_KEPT", 4)
+    slots = RequestSlots(make_config(per_host_delay=0.001))
     for n in range(4):
-        await fetcher._pace(f"h{n}.test")
+        await slots._pace(f"h{n}.test")
     # Past every reserved start (a lower bound: waiting longer changes nothing).
     await asyncio.sleep(0.01)
-    await fetcher._pace("h4.test")
+    await slots._pace("h4.test")
 
-    assert set(fetcher._next_start) == {"h4.test"}
+    assert set(slots._next_start) == {"h4.test"}

@@ -151,7 +151,7 @@ def test_reading_a_missing_directory_creates_nothing(tmp_path: Path) -> None:
     assert sq.load("s", _parse("s")) is None
     assert sq.list_history("s") == []
     assert sq.modified_time("s") is None
-    assert sq.ledger_statistics("s").total == 0
+    assert sq.ledger_backend().ledger_statistics("s").total == 0
     assert not (tmp_path / "none").exists()
 
 

@@ -18,6 +18,9 @@ from typing import Any
 
 import psycopg
 
+#: A connection as the queue's modules use it (rows as tuples).
+Connection = psycopg.Connection[tuple[Any, ...]]
+
 __all__ = ["SCHEMA_VERSION", "ensure_schema"]
 
 SCHEMA_VERSION = 1
