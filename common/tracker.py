@@ -380,8 +380,8 @@ class AsyncCheckpointTracker:
     )
     update = _EngineMethod(
         """``update(processed=1, successful=0, failed=0, skipped=0, last_item=None,
-        index=None, *, key, part, record, failed_record, attempts)``: record finished work;
-        never blocks. :meth:`EnhancedCheckpoint.update` of this stage."""
+        index=None, key=None, part=None, record=None, failed_record=None, attempts=1)``:
+        record finished work; never blocks. :meth:`EnhancedCheckpoint.update` of this stage."""
     )
 
     def _bind_engine_methods(self, checkpoint: EnhancedCheckpoint) -> None:

@@ -46,6 +46,30 @@ def test_after_a_save_the_output_holds_exactly_the_done_records(
     assert journal.load_committed() == _lines(output)
 
 
+def test_update_takes_every_argument_by_position_in_the_documented_order(
+    make_checkpoint: MakeCheckpoint, tmp_path: Path
+) -> None:
+    """The order is API: processed, successful, failed, skipped, last_item, index, key, part,
+    record, failed_record, attempts."""
+    output = tmp_path / "records.jsonl"
+    cp = make_checkpoint("positional", auto_save_interval=1000)
+    cp.attach_output(output)
+    cp.start(total_items=4)
+    assert cp.update(1, 1, 0, 0, "u0", 0, None, None, {"url": "u0"}, None, 1)
+    assert cp.update(1, 0, 1, 0, "u1", 1, "k1", None, None, {"url": "u1", "error": "404"}, 3)
+    assert cp.update(1, 0, 0, 1, "u2", 0, None, "shard")
+    assert not cp.update(1, 1, 0, 0, "u1 again", 2, "k1")  # the key was done
+    cp.save()
+    progress = cp.state.progress
+    assert (progress.processed_items, progress.successful_items) == (3, 1)
+    assert (progress.failed_items, progress.skipped_items) == (1, 1)
+    assert cp.should_skip(0) and cp.should_skip(1) and not cp.should_skip(2)
+    assert cp.should_skip(0, "shard") and not cp.should_skip(1, "shard")
+    assert cp.is_key_done("k1") and cp.state.last_processed_item == "u2"
+    assert _lines(output) == [{"url": "u0"}]
+    assert _lines(output.with_name("records.failed.jsonl")) == [{"url": "u1", "error": "404"}]
+
+
 def test_records_written_after_the_last_save_are_cut(
     make_checkpoint: MakeCheckpoint, tmp_path: Path
 ) -> None:
