@@ -238,6 +238,8 @@ class Journal:
             written = os.write(self._fd, view)
             view = view[written:]
         fault_point("after_journal_write", self.path)
+        # Before the record that counts these bytes is written: a power cut must never leave
+        # a record committing bytes the disk lost.
         os.fsync(self._fd)
         fault_point("after_journal_fsync", self.path)
 

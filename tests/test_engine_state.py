@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import stat
 from collections.abc import Callable
@@ -465,6 +466,69 @@ def test_atomic_save_layout_after_two_saves(checkpoint_dir: Path) -> None:
         assert ".twice.tmp.json" not in names
         assert not [n for n in names if n.endswith((".tmp", ".link")) or ".tmp." in n]
         assert names >= {"twice.json", "twice.backup.json", "twice.lock"}
+    finally:
+        cp.close()
+
+
+def _save_one_more(cp: EnhancedCheckpoint, index: int) -> None:
+    cp.update(processed=1, successful=1, index=index)
+    cp.save()
+
+
+def test_record_and_backup_take_turns_on_two_inodes(checkpoint_dir: Path) -> None:
+    """Each save rewrites the oldest backup's inode as its temporary file instead of creating
+    one and freeing another (a third of a save's CPU); the backup is still the previous file."""
+    cp = _two_saves(checkpoint_dir)
+    main, backup = checkpoint_dir / "twice.json", checkpoint_dir / "twice.backup.json"
+    try:
+        inodes = set()
+        for index in range(1, 6):
+            before = main.stat().st_ino
+            _save_one_more(cp, index)
+            assert backup.stat().st_ino == before  # the previous file, linked, not copied
+            assert _read(main)["progress"]["processed_items"] == index + 1
+            assert _read(backup)["progress"]["processed_items"] == index
+            assert stat.S_IMODE(main.stat().st_mode) == 0o600
+            inodes |= {main.stat().st_ino, backup.stat().st_ino}
+        assert len(inodes) == 2
+        assert not (checkpoint_dir / ".twice.tmp.json").exists()
+    finally:
+        cp.close()
+
+
+def test_a_backup_with_another_name_is_replaced_never_written_through(
+    checkpoint_dir: Path,
+) -> None:
+    cp = _two_saves(checkpoint_dir)
+    backup = checkpoint_dir / "twice.backup.json"
+    victim = checkpoint_dir.parent / "victim.json"
+    victim.write_text("precious\n")
+    victim.chmod(0o600)
+    try:
+        backup.unlink()
+        os.link(victim, backup)  # planted: the backup is another file's second name
+        _save_one_more(cp, 1)
+        assert victim.read_text() == "precious\n"
+        assert _read(backup)["progress"]["processed_items"] == 1
+        assert _read(checkpoint_dir / "twice.json")["progress"]["processed_items"] == 2
+    finally:
+        cp.close()
+
+
+def test_a_backup_that_is_the_current_file_is_not_rewritten(checkpoint_dir: Path) -> None:
+    """A save killed between the backup's link and its replace leaves the backup a second name
+    of the current file; the next save must not rewrite that file in place."""
+    cp = _two_saves(checkpoint_dir)
+    main, backup = checkpoint_dir / "twice.json", checkpoint_dir / "twice.backup.json"
+    try:
+        backup.unlink()
+        os.link(main, backup)
+        current = main.read_bytes()
+        _save_one_more(cp, 1)
+        assert backup.read_bytes() == current
+        assert _read(main)["progress"]["processed_items"] == 2
+        assert main.stat().st_ino != backup.stat().st_ino
+        assert not (checkpoint_dir / ".twice.tmp.json").exists()
     finally:
         cp.close()
 

@@ -53,7 +53,8 @@ SAVE_POINTS = (
     "temp_open",  # before the temporary record file is created
     "after_temp_write",
     "after_temp_fsync",
-    "after_backup_link",  # the current file hard-linked under a temporary backup name
+    "after_backup_link",  # the current file hard-linked as the backup (or under a temporary
+    # name, when an old backup that could not be recycled is replaced)
     "after_backup",  # the backup in place, the new record not yet
     "after_replace",  # the new record in place, its directory not yet fsynced
     "after_dir_fsync",  # the save is complete and durable

@@ -40,6 +40,9 @@ T = TypeVar("T")
 
 _SUFFIXES = (".backup.json", ".json")
 
+#: One encoder for every save (``json.dumps`` with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 class JsonFileStore(CheckpointStore):
     """Checkpoint records as JSON files in ``directory``."""
@@ -51,6 +54,7 @@ class JsonFileStore(CheckpointStore):
         # Stages whose main file was found damaged: the next save moves it aside instead of
         # making it the backup, so the good backup is never replaced by garbage.
         self._damaged: set[str] = set()
+        self._save_paths: dict[str, tuple[Path, Path, Path]] = {}  # per save: built once
 
     # Paths -----------------------------------------------------------------------------------
 
@@ -104,24 +108,27 @@ class JsonFileStore(CheckpointStore):
     def save(self, stage: str, record: dict[str, Any], rows: StagedRows | None = None) -> None:
         if rows:
             raise ValueError("the JSON store keeps no key table or ledger: use the sqlite store")
-        main = self.main_path(stage)
+        paths = self._save_paths.get(stage)
+        if paths is None:
+            paths = self._save_paths[stage] = (
+                self.main_path(stage),
+                self.temp_path(stage),
+                self.backup_path(stage),
+            )
+        main, temp, backup = paths
         try:
             ensure_private_dir(self.directory)
-            data = json.dumps(
-                self.paths_to_disk(record), ensure_ascii=False, separators=(",", ":")
-            ).encode()
+            data = _encode(self.paths_to_disk(record)).encode()
             if stage in self._damaged and main.exists():
                 stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 10**9:09d}"
                 aside = main.with_name(f"{main.stem}.corrupt-{stamp}.json")
                 os.replace(main, aside)
                 fault_point("after_damaged_aside", aside)
                 logger.warning("Moved damaged checkpoint %s aside to %s", main, aside)
-                atomic_write_bytes(main, data, temp_path=self.temp_path(stage))
+                atomic_write_bytes(main, data, temp_path=temp)
                 self._damaged.discard(stage)
                 return
-            atomic_write_bytes(
-                main, data, temp_path=self.temp_path(stage), backup_path=self.backup_path(stage)
-            )
+            atomic_write_bytes(main, data, temp_path=temp, backup_path=backup)
         except OSError as exc:
             raise CheckpointSaveError(
                 f"could not save checkpoint {main}: {exc.strerror or exc}; the previous "
@@ -200,7 +207,7 @@ class JsonFileStore(CheckpointStore):
         try:
             atomic_write_bytes(
                 target,
-                json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                _encode(body).encode(),
                 temp_path=directory / f".{snapshot_id}.tmp",
             )
         except OSError as exc:

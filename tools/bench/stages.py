@@ -26,6 +26,7 @@ from typing import Any
 
 from common.checkpoint import EnhancedCheckpoint
 from common.io.atomic import atomic_write_bytes
+from tools.bench.save_cost import print_save_cpu
 
 _PLURAL = {"index": "indices", "key": "keys"}
 
@@ -195,6 +196,7 @@ def run_engine(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         directory = Path(tmp)
         bench_update(directory, args.updates)
+        print_save_cpu(300 if not args.quick else 30)
         bench_saves(directory, [1_000, 100_000, 1_000_000] if not args.quick else [1_000, 10_000])
         bench_load(directory, 1_000_000 if not args.quick else 10_000)
 
