@@ -19,6 +19,9 @@ says "nothing to do, all stages completed".
 PostgreSQL (see ``docs/postgres.md``). ``--store sqlite`` keeps every stage's checkpoint in
 ``DATA_DIR/checkpoints/checkpoints.sqlite3``.
 
+The options are :mod:`.options`, the stages and their children :mod:`.stages`, the signal
+handling :mod:`.signals`; this module takes the data directory and runs the stages in order.
+
 SIGINT/SIGTERM: the running stage saves and pauses, and the orchestrator exits 130/143; a
 second Ctrl-C stops at once (the checkpoints on disk stay valid). Exit codes: 0 done, 1 a stage
 failed or was refused (the reason is printed), 2 usage, 130/143 interrupted.
@@ -27,26 +30,21 @@ failed or was refused (the reason is printed), 2 usage, 130/143 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
 
-from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from common.errors import CheckpointError, CheckpointLockedError
 from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
-from common.stores.factory import store_argument
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
@@ -56,7 +54,14 @@ from tools.orchestrator.config import (
     resolve_config,
 )
 from tools.orchestrator.demo import DemoSiteHandle, demo_url, remembered_port, start_demo_site
+from tools.orchestrator.options import build_parser
 from tools.orchestrator.politeness import check_addresses, robots_crawl_delay
+from tools.orchestrator.signals import (
+    STOPPED_AT_ONCE,
+    StoppedAtOnce,
+    showing_stop_at_once,
+    signal_handling,
+)
 from tools.orchestrator.stages import (
     STAGES,
     RunState,
@@ -76,8 +81,6 @@ __all__ = ["STAGES", "PipelineConfig", "build_parser", "main", "resolve_config",
 
 logger = logging.getLogger("tools.orchestrator")
 
-STOPPED_AT_ONCE = "stopped at once; checkpoints are valid: run the same command to resume"
-
 
 # One run per data directory --------------------------------------------------------------------
 
@@ -96,161 +99,6 @@ def lock_data_dir(data_dir: Path) -> StageLock:
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from None
     return lock
-
-
-# The command line ------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    # Installed as the console script ``resumable-pipeline``; both names are the same command.
-    installed = Path(sys.argv[0]).name == "resumable-pipeline"
-    parser = argparse.ArgumentParser(
-        prog="resumable-pipeline" if installed else "python -m tools.orchestrator",
-        description="Run the crawl -> validate -> enrich pipeline; resumes where it stopped.",
-        epilog="Exit codes: 0 done, 1 a stage failed or was refused, 2 usage, 130/143 "
-        "interrupted. Crawling a site that is not yours: see the README, 'Crawling a real site'.",
-    )
-    parser.add_argument("--env", choices=("development", "production"), default="development")
-    parser.add_argument(
-        "--stage", default="all", help="all, discovery, validation, enrichment or a stage name"
-    )
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument(
-        "--start-url",
-        action="append",
-        default=[],
-        help="repeatable; crawled politely unless on this machine",
-    )
-    parser.add_argument("--allowed-domain", action="append", default=[], help="repeatable")
-    parser.add_argument("--config", type=Path, help="production TOML config")
-    parser.add_argument(
-        "--store",
-        type=store_argument,
-        metavar="STORE",
-        help="checkpoint store (default: sqlite if DATA_DIR/checkpoints holds "
-        "checkpoints.sqlite3, else json)",
-    )
-    parser.add_argument("--fresh", action="store_true", help="forget progress of the stages run")
-    parser.add_argument("--force", action="store_true", help="resume over changed input/config")
-    parser.add_argument(
-        "--pages", type=positive_int, default=500, help="demo site size (development)"
-    )
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=2024, help="demo site seed (development)"
-    )
-    polite = parser.add_argument_group("politeness (see the README, 'Crawling a real site')")
-    polite.add_argument(
-        "--polite",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="AutoThrottle, 2 requests per domain, 1 s delay, robots.txt crawl-delay (default: "
-        "on unless every start URL is on this machine)",
-    )
-    polite.add_argument(
-        "--user-agent", help=f"who is crawling, with a contact (default {DEFAULT_USER_AGENT!r})"
-    )
-    polite.add_argument("--depth-limit", type=positive_int, help="links followed from a start URL")
-    polite.add_argument(
-        "--concurrency-per-domain", type=positive_int, help="requests in flight per domain"
-    )
-    polite.add_argument(
-        "--download-delay", type=non_negative_float, help="seconds between requests to a domain"
-    )
-    polite.add_argument(
-        "--max-pages", type=positive_int, help="stop discovery after N pages in this run"
-    )
-    polite.add_argument(
-        "--max-time", type=positive_float, metavar="SECONDS", help="stop discovery after SECONDS"
-    )
-    parser.add_argument(
-        "--workers",
-        type=non_negative_int,
-        help="share the enrichment stage with N worker processes through PostgreSQL",
-    )
-    parser.add_argument(
-        "--dsn", help=f"PostgreSQL connection string for --workers (default ${DSN_ENV})"
-    )
-    parser.add_argument("--no-live", action="store_true", help="log lines instead of live bars")
-    parser.add_argument(
-        "--block-private-addresses",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="refuse private, loopback and link-local addresses (SSRF guard; default: on with "
-        "--env production, off in development)",
-    )
-    parser.add_argument(
-        "--allow-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="an address or network exempt from --block-private-addresses (repeatable)",
-    )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="copy the stages' whole logs to the terminal (log lines instead of live bars)",
-    )
-    return parser
-
-
-# Signals ---------------------------------------------------------------------------------------
-
-
-class StoppedAtOnce(BaseException):
-    """A second SIGINT/SIGTERM: the stage child is killed and the run unwinds from here.
-
-    Raised by the handler in the main thread, wherever it is, like :class:`KeyboardInterrupt`
-    (and, like it, no ``except Exception`` holds it up): the ``with`` blocks on the way close
-    the live view the way rich does on a normal exit and stop the demo site.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def signal_handling(state: RunState, console: Console) -> Iterator[None]:
-    """First SIGINT/SIGTERM: forward it to the running stage; second: stop at once
-    (:class:`StoppedAtOnce`); a third, while that unwinds: exit on the spot."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        state.signals_seen += 1
-        state.stop_signal = state.stop_signal or signum
-        child = state.child
-        if child is not None and child.poll() is None:
-            if state.signals_seen == 1:
-                child.send_signal(signum)
-            else:
-                child.kill()
-        if state.signals_seen == 1:
-            return
-        if state.signals_seen == 2:
-            raise StoppedAtOnce(state.stop_signal)
-        # The unwinding is stuck (a demo site slow to stop, say): leave without it. The live
-        # view hid the cursor mid-line: show it and end the line before going.
-        restore = b"\x1b[?25h\n" if console.is_terminal else b""
-        with contextlib.suppress(OSError):
-            os.write(sys.stdout.fileno(), restore + STOPPED_AT_ONCE.encode() + b"\n")
-        os._exit(128 + state.stop_signal)
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def showing_stop_at_once(view: ProgressView) -> Iterator[None]:
-    """On :class:`StoppedAtOnce`, the bar of the stage that was running says so before the
-    view closes (not the rate and ETA it had when the child was killed)."""
-    try:
-        yield
-    except StoppedAtOnce:
-        view.stop_running("at once: rerun to resume")
-        raise
 
 
 # The run ---------------------------------------------------------------------------------------
