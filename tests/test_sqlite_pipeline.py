@@ -111,9 +111,14 @@ class Enrich:
             return 0
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
         with contextlib.closing(connection):
-            row = connection.execute(
-                "SELECT body FROM records WHERE stage = ?", (STAGE_NAME,)
-            ).fetchone()
+            try:
+                row = connection.execute(
+                    "SELECT body FROM records WHERE stage = ?", (STAGE_NAME,)
+                ).fetchone()
+            except sqlite3.OperationalError as error:
+                if "no such table" in str(error):
+                    return 0  # the first run is creating the database
+                raise
         return 0 if row is None else int(json.loads(row[0])["run_count"])
 
 
@@ -146,7 +151,10 @@ def test_enrichment_on_sqlite_killed_and_resumed_matches_a_clean_run(tmp_path: P
         for fraction in (0.3, 0.65):
             process = stage.start()
             deadline = time.monotonic() + RUN_TIMEOUT
-            while stage.lines() < fraction * len(ok_urls) and process.poll() is None:
+            # Kill only once this run's start is on disk and it has written past the mark.
+            while (
+                stage.runs_on_disk() < stage.runs or stage.lines() < fraction * len(ok_urls)
+            ) and process.poll() is None:
                 assert time.monotonic() < deadline, "no progress"
                 time.sleep(0.005)
             assert process.poll() is None, "the stage finished before it could be killed"
