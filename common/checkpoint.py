@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from common import guards
 from common.completion import PartProgress
@@ -354,20 +354,22 @@ class EnhancedCheckpoint:
             state = self.state
             if state.status is not _RUNNING:
                 self._not_running("update")
-            if (  # comparisons with 0, not `|`: each is one specialised instruction
-                successful + failed > processed + skipped
-                or processed < 0
-                or successful < 0
-                or failed < 0
-                or skipped < 0
-            ):
+            try:
+                # `|` refuses a float: a float count would be saved and then refused by the
+                # schema at the next load, leaving a stage that cannot resume.
+                inconsistent = (processed | successful | failed | skipped) < 0
+            except TypeError:
+                self._counts_not_integers(processed, successful, failed, skipped)
+            if inconsistent or successful + failed > processed + skipped:
                 raise ValueError(
                     f"stage {self.stage!r}: inconsistent update (processed={processed}, "
                     f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
                     f">= 0 and successful + failed <= processed + skipped"
                 )
             if record is not None or failed_record is not None:
-                self._outputs.check_record(record, failed_record)
+                # Encoded before anything changes: a record JSON cannot encode raises here, not
+                # after its item was counted done (it would be committed with no output line).
+                record_line, failed_line = self._outputs.encode_records(record, failed_record)
             keys = None
             if key is not None:
                 keys = (
@@ -401,10 +403,10 @@ class EnhancedCheckpoint:
             if record is not None or failed_record is not None:
                 journals = self._outputs.journals
                 buffered = 0
-                if record is not None:
-                    buffered = journals[OUTPUT_JOURNAL].append(record)
-                if failed_record is not None:
-                    buffered = max(buffered, journals[FAILED_JOURNAL].append(failed_record))
+                if record_line is not None:
+                    buffered = journals[OUTPUT_JOURNAL].append_line(record_line)
+                if failed_line is not None:
+                    buffered = max(buffered, journals[FAILED_JOURNAL].append_line(failed_line))
                 if buffered >= saving.max_buffered_bytes:
                     saving.check_save_at = 0.0  # the save policy below takes a save now
             clock = self._clock  # an attribute read and a call: self._clock() is not specialised
@@ -432,6 +434,13 @@ class EnhancedCheckpoint:
             return True
         finally:
             saving.updating = outer
+
+    def _counts_not_integers(self, *counts: object) -> NoReturn:
+        processed, successful, failed, skipped = counts
+        raise TypeError(
+            f"stage {self.stage!r}: update() counts must be integers (processed={processed!r}, "
+            f"successful={successful!r}, failed={failed!r}, skipped={skipped!r})"
+        )
 
     @property
     def progress_log_every(self) -> int:

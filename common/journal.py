@@ -88,7 +88,10 @@ class Journal:
     def append(self, record: Any) -> int:
         """Buffer one record; it reaches disk with the next checkpoint save. Returns the
         bytes buffered now."""
-        line = encode_record(record)
+        return self.append_line(encode_record(record))
+
+    def append_line(self, line: bytes) -> int:
+        """:meth:`append` for a record already encoded by :func:`encode_record`."""
         self._pending.append(line)
         self._pending_bytes += len(line)
         return self._pending_bytes

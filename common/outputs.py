@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CheckpointError
-from common.journal import Journal
+from common.journal import Journal, encode_record
 from common.ledger import Ledger
 from common.ownership import Ownership
 from common.state import CheckpointState
@@ -114,8 +114,10 @@ class Outputs:
         )
         return journal
 
-    def check_record(self, record: Any, failed_record: Any) -> None:
-        """Refuse an ``update(record=...)`` with no output attached for it."""
+    def encode_records(self, record: Any, failed_record: Any) -> tuple[bytes | None, bytes | None]:
+        """An ``update(record=..., failed_record=...)``'s lines, encoded before the update
+        changes anything; refused with no output attached for them (``CheckpointError``) or
+        when JSON cannot encode them (``TypeError``/``ValueError`` from :mod:`json`)."""
         if (record is not None and OUTPUT_JOURNAL not in self.journals) or (
             failed_record is not None and FAILED_JOURNAL not in self.journals
         ):
@@ -124,6 +126,10 @@ class Outputs:
                 stage=self._stage,
                 path=self._path,
             )
+        return (
+            None if record is None else encode_record(record),
+            None if failed_record is None else encode_record(failed_record),
+        )
 
     # Done keys ---------------------------------------------------------------------------------
 

@@ -219,3 +219,50 @@ def test_record_without_an_output_changes_nothing(make_checkpoint: MakeCheckpoin
         cp.update(processed=1, successful=1, index=0, record={"url": "u0"})
     assert not cp.should_skip(0)
     assert cp.state.progress.processed_items == 0
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        {"record": {"url": "u2", "when": object()}},
+        {"record": {"url": "u2"}, "failed_record": {"url": "u2", "error": object()}},
+    ],
+    ids=["record", "failed record"],
+)
+def test_a_record_json_cannot_encode_is_refused_before_the_item_counts(
+    make_checkpoint: MakeCheckpoint, tmp_path: Path, records: dict[str, Any]
+) -> None:
+    """Otherwise the item would be committed done with no output line: lost for good."""
+    output = tmp_path / "records.jsonl"
+    cp = make_checkpoint("unencodable", auto_save_interval=1000)
+    cp.attach_output(output)
+    cp.start(total_items=5)
+    _run(cp, [0, 1])
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        cp.update(processed=1, successful=1, index=2, **records)
+    assert not cp.should_skip(2)
+    assert cp.state.progress.processed_items == 2
+    cp.save()
+    assert _lines(output) == [{"url": "u0"}, {"url": "u1"}]
+    assert json.loads(cp.path.read_text())["progress"]["processed_items"] == 2
+    _run(cp, [2])  # the item is still to do, and goes through once it encodes
+    cp.save()
+    assert _lines(output) == [{"url": "u0"}, {"url": "u1"}, {"url": "u2"}]
+
+
+@pytest.mark.parametrize("counts", [{"successful": 1.0}, {"processed": 1.5}, {"failed": "1"}])
+def test_counts_that_are_not_integers_are_refused_and_the_stage_stays_resumable(
+    make_checkpoint: MakeCheckpoint, counts: dict[str, Any]
+) -> None:
+    """A float count used to be saved, then refused by the schema at the next load."""
+    cp = make_checkpoint("floats", auto_save_interval=1)
+    cp.start(total_items=5)
+    cp.update(processed=1, successful=1, index=0)
+    with pytest.raises(TypeError, match=r"stage 'floats': update\(\) counts must be integers"):
+        cp.update(**{"processed": 1, "index": 1, **counts})
+    assert not cp.should_skip(1)
+    cp.save()
+    cp.close()
+    again = make_checkpoint("floats")
+    assert again.state.progress.processed_items == 1  # loads: nothing but integers was saved
+    again.close()

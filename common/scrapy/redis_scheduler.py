@@ -6,11 +6,11 @@ Set ``CHECKPOINT_REDIS_URL`` (and ``CHECKPOINT_REDIS_PREFIX`` to name the crawl)
     scrapy crawl discovery -a start_url=URL \\
         -s CHECKPOINT_REDIS_URL=redis://host:6379/0 -s CHECKPOINT_REDIS_PREFIX=name
 
-The project enables :class:`RedisFrontierAddon` in ``ADDONS``; it does nothing unless
-``CHECKPOINT_REDIS_URL`` is set, and then swaps in :class:`RedisScheduler` with
-:class:`RedisDupeFilter`, adds :class:`RedisLineageMiddleware`, and takes out the local
-checkpoint (middleware and pipeline): the crawl's state lives in Redis, see
-:mod:`common.redis.frontier`.
+The project enables :class:`~common.scrapy.redis_addon.RedisFrontierAddon` (re-exported here)
+in ``ADDONS``; it does nothing unless ``CHECKPOINT_REDIS_URL`` is set, and then swaps in
+:class:`RedisScheduler` with :class:`RedisDupeFilter`, adds :class:`RedisLineageMiddleware`,
+and takes out the local checkpoint (middleware and pipeline): the crawl's state lives in Redis,
+see :mod:`common.redis.frontier`.
 
 How a page is recorded exactly once: the scheduler leases requests from Redis; the records the
 page produces (``item_scraped``) and the requests it finds (tagged by the lineage middleware)
@@ -27,6 +27,16 @@ idle worker looks for work); ``CHECKPOINT_FRESH`` (delete the crawl's keys first
 ``CHECKPOINT_FORCE`` (join a crawl started with another configuration);
 ``CHECKPOINT_OUTPUT_FILE`` (or the spider's ``checkpoint_output_file``): where the worker that
 sees the crawl finish exports the records.
+
+Why one module of ~600 lines: :class:`RedisScheduler` is one state machine. The engine's calls
+(``enqueue_request``, ``next_request``), Scrapy's signals (``item_scraped``, ``spider_idle``)
+and the pump's results (``_synced``) all read and write the same reactor-side fields: the
+leases and what each page produced, the buffer of leased requests, the retries and redirects,
+the pushes and acknowledgements not yet sent. Every rule that records a page exactly once is
+about their order; split by method, those fields would be shared across modules. The parts
+with a job of their own live apart: the add-on, dupefilter and lineage middleware
+(:mod:`common.scrapy.redis_addon`), the frontier's Redis side (:mod:`common.redis.frontier`),
+the pump thread (:mod:`common.redis.pump`), the request encoding (:mod:`common.scrapy.requests`).
 """
 
 from __future__ import annotations
@@ -38,15 +48,12 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy import Request, signals
-from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import CloseSpider, DontCloseSpider
 from scrapy.http import Response
-from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.request import request_from_dict
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
@@ -66,6 +73,13 @@ from common.redis.frontier import (
 )
 from common.redis.pump import RedisPump
 from common.scrapy.pipeline import item_record
+from common.scrapy.redis_addon import (
+    LEASE_META,
+    PARENT_META,
+    RedisDupeFilter,
+    RedisFrontierAddon,
+    RedisLineageMiddleware,
+)
 from common.scrapy.requests import (
     RequestEncoder,
     compact_request_dict,
@@ -77,7 +91,6 @@ from common.scrapy.requests import (
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
     from scrapy.statscollectors import StatsCollector
 
 __all__ = [
@@ -88,98 +101,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("common.redis")
-
-LEASE_META = "redis_lease"
-PARENT_META = "redis_parent"
-
-
-class RedisFrontierAddon:
-    """Switches a crawl to the Redis frontier when ``CHECKPOINT_REDIS_URL`` is set."""
-
-    def update_settings(self, settings: BaseSettings) -> None:
-        if not settings.get("CHECKPOINT_REDIS_URL"):
-            return
-        _override(settings, "SCHEDULER", f"{__name__}.RedisScheduler")
-        _override(settings, "DUPEFILTER_CLASS", f"{__name__}.RedisDupeFilter")
-        # The crawl's state is in Redis: no local stage lock (many workers on one machine are
-        # fine), no local output journal (the records are exported at the end).
-        downloader = settings.getdict("DOWNLOADER_MIDDLEWARES")
-        for path in ("common.scrapy.middleware", "common.checkpoint_middleware"):  # both aliases
-            downloader[f"{path}.CheckpointMiddleware"] = None
-        _override(settings, "DOWNLOADER_MIDDLEWARES", downloader)
-        pipelines = settings.getdict("ITEM_PIPELINES")
-        for path in ("common.scrapy.pipeline", "common.scrapy_pipeline"):
-            pipelines[f"{path}.CheckpointPipeline"] = None
-        _override(settings, "ITEM_PIPELINES", pipelines)
-        spider_mw = settings.getdict("SPIDER_MIDDLEWARES")
-        spider_mw[f"{__name__}.RedisLineageMiddleware"] = 1000
-        _override(settings, "SPIDER_MIDDLEWARES", spider_mw)
-
-
-def _override(settings: BaseSettings, name: str, value: Any) -> None:
-    """Set ``name`` over the project's settings, but not over one given on the command line."""
-    if (settings.getpriority(name) or 0) < SETTINGS_PRIORITIES["cmdline"]:
-        settings.set(name, value, priority="spider")
-
-
-class RedisDupeFilter(RFPDupeFilter):
-    """This worker's first-level filter; the shared seen-set is in Redis.
-
-    ``request_seen`` answers from the fingerprints this worker already sent, so an obvious
-    duplicate costs no network; a new fingerprint goes to Redis with its request, and Redis
-    decides atomically whether any worker saw it. Never written to disk (no ``JOBDIR`` file).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sent: set[str] = set()
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        assert crawler.request_fingerprinter is not None
-        return cls(
-            path=None,
-            debug=crawler.settings.getbool("DUPEFILTER_DEBUG"),
-            fingerprinter=crawler.request_fingerprinter,
-        )
-
-    def first_sight(self, request: Request) -> str | None:
-        """The request's fingerprint if this worker has not seen it yet (now it has), else None."""
-        fingerprint: str = self.request_fingerprint(request)
-        if fingerprint in self.sent:
-            return None
-        self.sent.add(fingerprint)
-        return fingerprint
-
-    def request_seen(self, request: Request) -> bool:
-        return self.first_sight(request) is None
-
-    def forget(self) -> None:
-        """Drop the local cache: everything is checked against Redis again."""
-        self.sent.clear()
-
-
-class RedisLineageMiddleware:
-    """Spider middleware: tags each request a page yields with the page's lease.
-
-    The scheduler holds those requests back and pushes them with the page's acknowledgement.
-    """
-
-    def process_spider_output(self, response: Response, result: Iterable[Any]) -> Iterator[Any]:
-        parent = response.meta.get(LEASE_META)
-        for element in result:
-            if isinstance(element, Request):
-                element.meta[PARENT_META] = parent
-            yield element
-
-    async def process_spider_output_async(
-        self, response: Response, result: AsyncIterator[Any]
-    ) -> AsyncIterator[Any]:
-        parent = response.meta.get(LEASE_META)
-        async for element in result:
-            if isinstance(element, Request):
-                element.meta[PARENT_META] = parent
-            yield element
 
 
 @dataclass
