@@ -230,7 +230,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
     else:
         summary = run_shared(args, job, store)
     progress = summary.progress
-    if progress is not None:  # None: a shared stage that had completed already
+    if progress is not None:
         lines = summary_lines(
             job.stage,
             summary.status,
@@ -244,6 +244,8 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
         )
         for line in lines:
             print(line, flush=True)
+    elif summary.already_completed:  # a shared stage: its counts are in the queue, not here
+        print(f"{job.stage}: nothing to do, already completed", flush=True)
     return _exit_code(summary.status, summary.stopped_by_signal)
 
 
