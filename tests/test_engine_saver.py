@@ -413,6 +413,15 @@ def test_records_buffered_past_the_cap_are_saved_at_once(
         cp.close()
 
 
+def test_update_metadata_is_carried_by_the_next_save(make_checkpoint: MakeCheckpoint) -> None:
+    cp = make_checkpoint("meta", auto_save_interval=1000, save_every_seconds=3600)
+    cp.start(total_items=10)
+    cp.flush()
+    cp.update_metadata({"spider_name": "discovery"})
+    assert cp.save() is True  # marked changed: a save has something to write
+    assert json.loads(cp.path.read_text())["metadata"] == {"spider_name": "discovery"}
+
+
 class _GatedClock(FakeClock):
     """A fake clock that holds one chosen thread inside its next call until released."""
 
