@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -72,6 +73,13 @@ from common.stores.base import CheckpointStore, validate_stage_name
 from common.stores.factory import open_store
 
 __all__ = ["EnhancedCheckpoint"]
+
+# update() keeps the saver's timer out with two flags instead of a lock (see update()): that
+# handshake needs the GIL's ordering. A free-threaded CPython runs it only with the GIL on.
+if not getattr(sys, "_is_gil_enabled", lambda: True)():
+    raise ImportError(
+        "common.checkpoint needs the GIL: on a free-threaded CPython run with PYTHON_GIL=1"
+    )
 
 _RUNNING = CheckpointStatus.RUNNING
 _NEVER = 1 << 62  # more items than any stage processes: "no progress line"
@@ -473,6 +481,13 @@ class EnhancedCheckpoint:
         with self._saving.guard:
             self._saving.dirty = True
 
+    def update_metadata(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into ``state.metadata``; the next save carries them. Unlike a
+        change made directly to the dict, it holds the lock the saver's timer snapshots under."""
+        with self._saving.guard:
+            self.state.metadata.update(values)
+            self._saving.dirty = True
+
     def _not_running(self, action: str) -> None:
         status = self.state.status
         raise InvalidTransitionError(
@@ -570,7 +585,7 @@ class EnhancedCheckpoint:
         path = Path(path)
         with self._saving.guard:
             journal = self._outputs.attach_output(path, failed_path, self.state)
-        self.state.output_file = os.path.abspath(path)
+            self.state.output_file = os.path.abspath(path)
         return journal
 
     def journal(self, name: str) -> Journal:

@@ -11,9 +11,11 @@ when the owner reaps its saves, and turns a failed save into the checkpoint's pe
 Threads and the fields here:
 
 =================  =========================================================================
-owner thread       ``dirty``, ``updates_since_save``, ``last_save_time``, ``broken``,
-                   ``updating`` (raised by ``update()``), the snapshot hooks; under ``guard``
-                   except from ``update()`` (see :mod:`common.checkpoint`).
+owner thread       ``dirty``, ``updates_since_save``, ``check_save_at``, ``last_save_time``,
+                   ``broken``, ``updating`` (raised by ``update()``), the snapshot hooks;
+                   under ``guard`` except from ``update()`` (see :mod:`common.checkpoint`).
+                   A snapshot resets the first four: the timer's too, under ``guard`` and
+                   never while ``updating`` is raised.
 saver thread       ``_last_saved`` (the record of its last completed save, which it marks
                    failed when a save breaks): written only there, from its own results.
 saver's timer      ``timer_snapshotting``; snapshots only while holding ``guard`` (never

@@ -361,7 +361,7 @@ class AsyncCheckpointTracker:
             self._start_refused = True
             raise
         if metadata is not None:
-            self.checkpoint.state.metadata.update(metadata)
+            self.checkpoint.update_metadata(metadata)
         return self._has_work
 
     @property

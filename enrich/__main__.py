@@ -40,6 +40,7 @@ from common.outputs import failed_sidecar_path
 from common.stores import detect_store
 from common.stores.factory import store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
+from enrich.addresses import add_allow_network_option
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
 from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, DistributedSummary, run_distributed
@@ -109,13 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse private, loopback and link-local addresses, also after redirects and DNS "
         "answers (SSRF protection; the orchestrator turns it on with --env production)",
     )
-    parser.add_argument(
-        "--allow-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="an address or network exempt from --block-private-addresses (repeatable)",
-    )
+    add_allow_network_option(parser)
     parser.add_argument(
         "--user-agent",
         type=_user_agent,
@@ -230,7 +225,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
     else:
         summary = run_shared(args, job, store)
     progress = summary.progress
-    if progress is not None:  # None: a shared stage that had completed already
+    if progress is not None:
         lines = summary_lines(
             job.stage,
             summary.status,
@@ -244,6 +239,8 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
         )
         for line in lines:
             print(line, flush=True)
+    elif summary.already_completed:  # a shared stage: its counts are in the queue, not here
+        print(f"{job.stage}: nothing to do, already completed", flush=True)
     return _exit_code(summary.status, summary.stopped_by_signal)
 
 

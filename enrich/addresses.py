@@ -15,6 +15,7 @@ crawl is meant to reach).
 
 from __future__ import annotations
 
+import argparse
 import errno
 import ipaddress
 import socket
@@ -27,6 +28,7 @@ __all__ = [
     "BlockedAddressError",
     "GuardedResolver",
     "Network",
+    "add_allow_network_option",
     "is_public_address",
     "parse_networks",
     "refusal_reason",
@@ -58,6 +60,29 @@ def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
                 f"allowed network {text!r} is not an IP address or network (e.g. 10.1.2.0/24)"
             ) from None
     return tuple(parsed)
+
+
+def _network_argument(text: str) -> str:
+    try:
+        parse_networks([text])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address or network (e.g. 10.1.2.0/24)"
+        ) from None
+    return text.strip()
+
+
+def add_allow_network_option(parser: argparse.ArgumentParser) -> None:
+    """``--allow-network CIDR`` (repeatable), checked as the command line is read: a typo is a
+    usage error before anything runs, not a stage that fails after the others did their work."""
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        type=_network_argument,
+        metavar="CIDR",
+        help="an address or network exempt from --block-private-addresses (repeatable)",
+    )
 
 
 def _address(text: str) -> Address | None:

@@ -3,6 +3,8 @@ collaborators: common/save_coordinator.py's table, common/outputs.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -15,6 +17,8 @@ from common.journal import Journal
 from common.save_coordinator import SaveCoordinator
 from tests._waiting import wait_for
 from tests.conftest import FakeClock
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Writers:
@@ -71,3 +75,17 @@ def test_each_field_has_one_writing_thread(
     # The owner only sets its initial None; every record comes from the saver thread.
     out = (tmp_path / "out.jsonl").read_bytes()
     assert out.count(b"\n") == 40
+
+
+def test_the_engine_refuses_to_run_without_the_gil() -> None:
+    """update()'s lock-free handshake with the timer relies on the GIL's ordering."""
+    code = (
+        "import sys; sys._is_gil_enabled = lambda: False\n"
+        "try:\n    import common.checkpoint\n"
+        "except ImportError as error:\n    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "needs the GIL: on a free-threaded CPython run with PYTHON_GIL=1" in done.stdout

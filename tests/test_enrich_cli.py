@@ -127,6 +127,7 @@ def test_user_agent_delay_and_directory_index_reach_the_config(tmp_path: Path) -
         ("--delay", "soon", "not a number of seconds"),
         ("--concurrency", "0", "must be at least 1"),
         ("--per-host", "-2", "must be at least 1"),
+        ("--allow-network", "bogus", "argument --allow-network: 'bogus' is not an IP address"),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -152,9 +152,12 @@ async def test_the_loop_runs_while_the_stage_lock_is_retried(tmp_path: Path) -> 
     with watching() as watch:
         watch.on_exclusive_try = on_exclusive_try
         releaser = asyncio.create_task(let_the_probe_go())
-        await run_stage(checkpoints, input_file, output, urls)
-        await releaser
+        try:
+            await run_stage(checkpoints, input_file, output, urls)
+            assert len(tries) == 2, tries  # failed once, then the retry got it
+            await asyncio.wait_for(releaser, 60)
+        finally:
+            releaser.cancel()  # a failed assertion above must not leave it waiting
 
     assert watch.on_loop == []
-    assert len(tries) == 2, tries  # failed once, then the retry got it
     assert len(output.read_text().splitlines()) == len(urls)

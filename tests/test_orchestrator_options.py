@@ -42,6 +42,7 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
         ("--max-time", "0", "must be > 0"),
         ("--download-delay", "-1", "must be a finite number >= 0"),
         ("--workers", "-2", "must be >= 0"),
+        ("--allow-network", "10.0.0.0/33", "'10.0.0.0/33' is not an IP address or network"),
     ],
 )
 def test_bad_option_values_are_usage_errors_before_anything_starts(
@@ -185,6 +186,10 @@ def test_the_example_config_loads_and_every_key_is_explained() -> None:
         ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
         ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
         ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
+        (
+            '[enrichment]\nallow_networks = ["intranet"]\n',
+            "allowed network 'intranet' is not an IP address or network",
+        ),
     ],
 )
 def test_a_config_value_of_the_wrong_type_is_named(toml: str, named: str, tmp_path: Path) -> None:

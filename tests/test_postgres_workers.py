@@ -282,6 +282,11 @@ def test_sigterm_pauses_sigkill_recovers_rerun_writes_every_page_once(
     # Only what the killed worker held was claimed again.
     assert stage.query("SELECT max(attempts) <= 2 FROM rcq_items") == [(True,)]
 
+    stage.log.write_bytes(b"")
+    stage.finish(stage.start(workers=1))  # once more: nothing to do, and it says so
+    assert f"{STAGE_NAME}: nothing to do, already completed" in stage.log.read_text()
+    assert_exactly_once(stage, site)
+
 
 def alive(pid: int) -> bool:
     try:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from enrich.addresses import parse_networks
+
 __all__ = [
     "EXAMPLE_CONFIG",
     "ConfigError",
@@ -88,6 +90,7 @@ class PipelineConfig:
             raise ValueError(f"per_host must be >= 1, got {self.enrichment_per_host}")
         if self.download_delay < 0:
             raise ValueError(f"download_delay must be >= 0, got {self.download_delay}")
+        parse_networks(self.allow_networks)  # a bad one is named here, before any stage runs
 
 
 # Overrides of the fast defaults for a site that is not ours. A site owner sees at most two

@@ -13,6 +13,7 @@ from pathlib import Path
 from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from common.stores.factory import store_argument
 from common.work_queue.dsn import DSN_ENV
+from enrich.addresses import add_allow_network_option
 from tools.orchestrator.config import DEFAULT_USER_AGENT
 
 __all__ = ["build_parser"]
@@ -96,13 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse private, loopback and link-local addresses (SSRF guard; default: on with "
         "--env production, off in development)",
     )
-    parser.add_argument(
-        "--allow-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="an address or network exempt from --block-private-addresses (repeatable)",
-    )
+    add_allow_network_option(parser)
     parser.add_argument(
         "--verbose",
         action="store_true",

@@ -136,7 +136,8 @@ class ProgressView:
             self._live.refresh()
 
     def stop_running(self, detail: str) -> None:
-        """Every bar of a stage in flight (``running``) says ``stopped`` and ``detail`` instead."""
+        """Every bar of a stage in flight (initialized, running or recovering) says ``stopped``
+        and ``detail`` instead."""
         for task in self.progress.tasks:
             if task.fields.get("status") in _IN_FLIGHT:
                 self.progress.update(task.id, status="stopped", detail=detail[:30])
