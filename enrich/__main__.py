@@ -37,8 +37,7 @@ from pathlib import Path
 from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.outputs import failed_sidecar_path
-from common.stores import detect_store
-from common.stores.factory import store_argument
+from common.stores.factory import select_store, store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
 from enrich.addresses import add_allow_network_option
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
@@ -218,7 +217,7 @@ def prepare(args: argparse.Namespace) -> Job | int:
 def run_stage(args: argparse.Namespace, job: Job) -> int:
     """Run the stage (in this process, or shared through PostgreSQL with ``--workers``), print
     its summary and return the exit code."""
-    store = args.store or detect_store(job.checkpoint_dir)
+    store = select_store(args.store, job.checkpoint_dir, fresh=args.fresh, restarting=[job.stage])
     summary: EnrichmentSummary | DistributedSummary
     if args.workers is None:
         summary = asyncio.run(run(args, job, store))

@@ -45,6 +45,7 @@ from tools.demo_site import (
     start_demo_site_process,
     stop_demo_site_process,
 )
+from tools.orchestrator.demo import remembered_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGES, SEED = 300, 2024
@@ -391,9 +392,9 @@ def end_to_end(tmp_path_factory: pytest.TempPathFactory) -> EndToEnd:
     result = run_orchestrator(data_dir)
     wall = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads((data_dir / "demo_site.json").read_text())
-    assert (record["pages"], record["seed"]) == (PAGES, SEED)
-    return EndToEnd(data_dir, result, wall, f"http://127.0.0.1:{record['port']}")
+    port = remembered_port(data_dir, PAGES, SEED)
+    assert port is not None
+    return EndToEnd(data_dir, result, wall, f"http://127.0.0.1:{port}")
 
 
 def expected_discovery_paths(spec: DemoSite) -> set[str]:
@@ -482,9 +483,7 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
     assert rerun.stdout.startswith("nothing to do, all stages completed\n"), rerun.stdout
     assert "Pipeline summary" not in rerun.stdout  # not the stale table
     assert {p.name: p.stat().st_size for p in (data_dir / "logs").iterdir()} == logs
-    assert json.loads((data_dir / "demo_site.json").read_text())["port"] == int(
-        end_to_end.base_url.rsplit(":", 1)[1]
-    )
+    assert remembered_port(data_dir, PAGES, SEED) == int(end_to_end.base_url.rsplit(":", 1)[1])
     for stage in STAGES:
         assert output_path(data_dir, stage).read_bytes() == before[stage], stage
         assert checkpoint(data_dir, stage)["progress"]["processed_items"] == processed[stage]
@@ -788,7 +787,7 @@ def test_changed_input_refused_with_reason_and_force_proceeds(
     wait_all_gone(children, data_dir)
     assert checkpoint(data_dir, STAGES[1])["status"] == "paused"
 
-    port = json.loads((data_dir / "demo_site.json").read_text())["port"]
+    port = remembered_port(data_dir, PAGES, SEED)
     new_url = f"http://127.0.0.1:{port}/added/by-the-test/"
     discovery_output = output_path(data_dir, STAGES[0])
     with discovery_output.open("a") as handle:
@@ -831,7 +830,7 @@ def test_changed_input_fresh_starts_the_stage_over(
     run.process.send_signal(signal.SIGINT)
     assert run.wait(120) == 130
     wait_all_gone(children, data_dir)
-    port = json.loads((data_dir / "demo_site.json").read_text())["port"]
+    port = remembered_port(data_dir, PAGES, SEED)
     with output_path(data_dir, STAGES[0]).open("a") as handle:
         handle.write(json.dumps({"url": f"http://127.0.0.1:{port}/added/"}) + "\n")
     fresh = run_orchestrator(data_dir, "--fresh", stage="validation")

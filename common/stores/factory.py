@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Collection
 from pathlib import Path
 
+from common.errors import CheckpointError
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
 
-__all__ = ["STORE_KINDS", "detect_store", "open_store", "store_argument", "validate_store_spec"]
+__all__ = [
+    "STORE_KINDS",
+    "StoreMismatchError",
+    "detect_store",
+    "open_store",
+    "select_store",
+    "store_argument",
+    "validate_store_spec",
+]
 
 #: What ``open_store`` understands, for help texts and error messages.
 STORE_KINDS = "'json' (default), 'sqlite'"
@@ -47,3 +58,81 @@ def open_store(spec: str | None, directory: Path | str) -> CheckpointStore:
 def detect_store(directory: Path | str) -> str:
     """``"sqlite"`` when ``directory`` holds a SQLite checkpoint database, else ``"json"``."""
     return "sqlite" if (Path(directory) / DATABASE_NAME).is_file() else "json"
+
+
+class StoreMismatchError(ValueError):
+    """An explicit ``--store`` that is not the store holding the directory's checkpoints."""
+
+
+def select_store(
+    requested: str | None,
+    directory: Path | str,
+    *,
+    fresh: bool = False,
+    restarting: Collection[str] | None = None,
+    start_over: str = "pass --fresh",
+) -> str:
+    """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
+
+    Without ``requested``: :func:`detect_store`. A ``requested`` store that differs from the one
+    holding checkpoints in ``directory`` would start every stage over in an empty store and
+    truncate finished outputs, so it raises :class:`StoreMismatchError` naming the directory,
+    what it holds and the way out, and nothing is changed. ``restarting`` names the stages the
+    caller can start over (None: it starts nothing over, e.g. the checkpoint CLI); with
+    ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
+    are removed (the directory holds one store's checkpoints, so detection stays true) and
+    ``requested`` is returned. ``start_over`` is the caller's advice for starting over.
+    """
+    held = detect_store(directory)
+    if requested is None:
+        return held
+    kind = validate_store_spec(requested)
+    directory = Path(directory)
+    stages = _held_stages(held, directory)
+    if kind == held or (held == "json" and not stages):
+        return kind
+    if stages is None:
+        what = f"a {held} checkpoint database ({DATABASE_NAME}) that cannot be read"
+    elif not stages:
+        what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
+    else:
+        what = f"{held} checkpoints ({len(stages)} stage{'s' if len(stages) > 1 else ''})"
+    if restarting is None:
+        raise StoreMismatchError(
+            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them"
+        )
+    if fresh and stages is not None and set(stages) <= set(restarting):
+        _remove_checkpoints(held, directory, stages)
+        return kind
+    advice = f"omit --store to use them, or {start_over} to start over with {kind}"
+    if fresh:
+        others = ", ".join(sorted(set(stages or ()) - set(restarting))) or "them"
+        advice = (
+            f"starting over with {kind} would also forget {others}: omit --store to use "
+            "them, or start every stage over"
+        )
+    raise StoreMismatchError(f"{directory} holds {what}; {advice} (nothing was changed)")
+
+
+def _held_stages(kind: str, directory: Path) -> list[str] | None:
+    """The stages ``kind``'s store holds in ``directory``; None when they cannot be read."""
+    store = open_store(kind, directory)
+    try:
+        with contextlib.suppress(CheckpointError):
+            return store.list_stages()
+        return None
+    finally:
+        store.close()
+
+
+def _remove_checkpoints(kind: str, directory: Path, stages: list[str]) -> None:
+    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store."""
+    if kind == "sqlite":
+        # The database file itself goes: its presence is what makes a directory a sqlite one.
+        for suffix in ("-wal", "-shm", ""):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / f"{DATABASE_NAME}{suffix}").unlink()
+        return
+    store = JsonFileStore(directory)
+    for stage in stages:
+        store.delete(stage)

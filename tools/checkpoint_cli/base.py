@@ -16,8 +16,9 @@ from typing import Any, TextIO
 from common.errors import CheckpointError, CheckpointLockedError, CheckpointUnreadableError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
-from common.stores import detect_store, open_store
+from common.stores import open_store
 from common.stores.base import validate_stage_name
+from common.stores.factory import StoreMismatchError, select_store
 from tools.checkpoint_cli.render.text import eta_seconds_of
 from tools.orchestrator.stage_table import find_stage, short_name
 
@@ -144,7 +145,11 @@ def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     directory = Path(args.checkpoint_dir)
     if directory.exists() and not directory.is_dir():
         raise CliError(f"checkpoint directory {directory} is not a directory")
-    store = open_store(args.store or detect_store(directory), directory)
+    try:
+        kind = select_store(args.store, directory)
+    except StoreMismatchError as exc:
+        raise CliError(str(exc)) from None
+    store = open_store(kind, directory)
     args.cleanup.callback(store.close)
     return UnifiedCheckpointManager(directory, store=store)
 

@@ -44,7 +44,8 @@ from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
-from common.stores import detect_store, open_store
+from common.stores import open_store
+from common.stores.factory import StoreMismatchError, select_store
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
@@ -129,7 +130,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         ensure_private_dir(data_dir / "logs")
         checkpoint_dir = data_dir / "checkpoints"
-        store_name: str = args.store or detect_store(checkpoint_dir)
+        try:
+            store_name = select_store(
+                args.store,
+                checkpoint_dir,
+                fresh=args.fresh,
+                restarting=[s.name for s in stages],
+            )
+        except StoreMismatchError as exc:
+            raise ConfigError(str(exc)) from None
         store = open_store(store_name, checkpoint_dir)
         manager = UnifiedCheckpointManager(checkpoint_dir, store=store)
         try:

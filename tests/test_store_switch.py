@@ -1,0 +1,146 @@
+"""An explicit --store that is not the store holding a directory's checkpoints is refused.
+
+The checkpoint CLI and ``python -m enrich`` run as subprocesses over checkpoint directories
+built with the engine (JSON files, or the SQLite database); the orchestrator's side is in
+``tests/test_orchestrator_stores.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common import EnhancedCheckpoint
+from common.stores.sqlite import DATABASE_NAME
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("stage1_discovery", "stage2_validation", "stage3_async_enrichment")
+
+
+def make_checkpoints(directory: Path, store: str, stages: tuple[str, ...] = STAGES) -> None:
+    """One completed record per stage in ``store`` under ``directory``."""
+    for stage in stages:
+        checkpoint = EnhancedCheckpoint(directory / f"{stage}.json", store=store)
+        checkpoint.start(stage, total_items=3)
+        for index in range(3):
+            checkpoint.update(processed=1, successful=1, index=index, last_item=f"item-{index}")
+        checkpoint.complete()
+        checkpoint.close()
+
+
+def digest(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory`` but the lock files (they are not data)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.suffix != ".lock"
+    }
+
+
+def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *map(str, command)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("held", "other", "command"),
+    [
+        ("json", "sqlite", ("list",)),
+        ("json", "sqlite", ("show", "discovery")),
+        ("sqlite", "json", ("list",)),
+        ("sqlite", "json", ("show", "discovery")),
+    ],
+)
+def test_cli_with_the_other_store_names_what_the_directory_holds(
+    tmp_path: Path, held: str, other: str, command: tuple[str, ...]
+) -> None:
+    cps = tmp_path / "cps"
+    make_checkpoints(cps, held)
+    before = digest(cps)
+    cli = ("-m", "tools.checkpoint_cli", "--checkpoint-dir", cps)
+    line = one_error_line(run(*cli, "--store", other, *command))
+    assert line == (
+        f"error: {cps} holds {held} checkpoints (3 stages); omit --store "
+        f"(or pass --store {held}) to read them"
+    )
+    assert digest(cps) == before
+    # Omitting --store, or naming the store it holds, reads them.
+    for store in ((), ("--store", held)):
+        listed = run(*cli, *store, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert all(stage in listed.stdout for stage in STAGES), listed.stdout
+
+
+def test_cli_on_an_empty_directory_takes_any_store(tmp_path: Path) -> None:
+    cps = tmp_path / "cps"
+    cps.mkdir()
+    result = run(
+        "-m", "tools.checkpoint_cli", "--checkpoint-dir", cps, "--store", "sqlite", "list"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (cps / DATABASE_NAME).exists()  # reading never creates the database
+
+
+def enrich_command(data_dir: Path, *extra: str) -> list[str | Path]:
+    return ["-m", "enrich", "--data-dir", data_dir, *extra]
+
+
+@pytest.mark.parametrize(("held", "other"), [("json", "sqlite"), ("sqlite", "json")])
+def test_enrich_with_the_other_store_is_refused_and_changes_nothing(
+    tmp_path: Path, held: str, other: str
+) -> None:
+    data_dir = tmp_path / "data"
+    cps = data_dir / "checkpoints"
+    make_checkpoints(cps, held)
+    validation = data_dir / "processed/stage02/validation_output.jsonl"
+    validation.parent.mkdir(parents=True)
+    validation.write_text('{"url": "http://127.0.0.1:1/a", "status": 200, "ok": true}\n')
+    output = data_dir / "processed/stage03/enrichment_output.jsonl"
+    output.parent.mkdir(parents=True)
+    output.write_text('{"url": "http://127.0.0.1:1/a"}\n')
+    before = digest(data_dir)
+    line = one_error_line(run(*enrich_command(data_dir, "--store", other)))
+    assert line == (
+        f"error: {cps} holds {held} checkpoints (3 stages); omit --store to use them, or pass "
+        f"--fresh to start over with {other} (nothing was changed)"
+    )
+    # --fresh would forget the other stages too: still refused, naming them.
+    line = one_error_line(run(*enrich_command(data_dir, "--store", other, "--fresh")))
+    assert "would also forget stage1_discovery, stage2_validation" in line, line
+    assert digest(data_dir) == before
+
+
+def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: Path) -> None:
+    from common.stores.factory import StoreMismatchError, select_store
+
+    sqlite_dir = tmp_path / "from-sqlite"
+    make_checkpoints(sqlite_dir, "sqlite", STAGES[2:])
+    assert select_store("json", sqlite_dir, fresh=True, restarting=STAGES[2:]) == "json"
+    assert not list(sqlite_dir.glob(f"{DATABASE_NAME}*"))
+    assert select_store(None, sqlite_dir) == "json"
+
+    json_dir = tmp_path / "from-json"
+    make_checkpoints(json_dir, "json")
+    with pytest.raises(StoreMismatchError, match="would also forget stage1_discovery"):
+        select_store("sqlite", json_dir, fresh=True, restarting=STAGES[1:])
+    assert {p.name for p in json_dir.glob("*.json")} >= {f"{s}.json" for s in STAGES}
+    assert select_store("sqlite", json_dir, fresh=True, restarting=STAGES) == "sqlite"
+    assert not list(json_dir.glob("*.json"))
