@@ -322,9 +322,9 @@ def _run(
                 stop_demo_site_process(demo.process)
     if state.stop_signal is not None:
         name = signal.Signals(state.stop_signal).name
+        again = "the same command without --fresh" if args.fresh else "the same command"
         console.print(
-            f"stopped by signal {name}: progress saved; run the same command to resume",
-            highlight=False,
+            f"stopped by signal {name}: progress saved; run {again} to resume", highlight=False
         )
         return 128 + state.stop_signal
     return 0
