@@ -197,9 +197,9 @@ def test_the_example_config_loads_and_every_key_is_explained() -> None:
 @pytest.mark.parametrize(
     ("toml", "named"),
     [
-        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be a bool"),
-        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be a int"),
-        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
+        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be true or false"),
+        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be an integer"),
+        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be an integer"),
         ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
         ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
         (
