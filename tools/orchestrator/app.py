@@ -45,6 +45,7 @@ from common.io.locking import StageLock
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
+from common.work_queue import WorkQueueUnavailableError, check_reachable
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
@@ -114,6 +115,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     dsn = resolve_dsn(args.dsn)
     if args.workers is not None and dsn is None:
         raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
+    shared = [s for s in stages if s.alias == "enrichment"] if args.workers is not None else []
+    if dsn is not None and shared:
+        # Before hours of crawling, not when the stage that needs it starts.
+        try:
+            check_reachable(dsn, shared[0].name)
+        except WorkQueueUnavailableError as exc:
+            raise ConfigError(f"{exc} (nothing was started)") from None
     # Every option and the config file are checked before the data directory is touched.
     resolve_config(args, demo_url(1) + "/" if _demo_mode(args) else None)
     data_dir: Path = args.data_dir.resolve()
