@@ -42,6 +42,7 @@ from rich.console import Console
 from common.errors import CheckpointError, CheckpointLockedError
 from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
+from common.lifecycle import RESUME_ADVICE
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import detect_store, open_store
@@ -291,6 +292,7 @@ def _run(
                         continue
                     reason = empty or failure_reason(log_path, start, info)
                     if "changed since checkpoint" in reason and "--force" not in reason:
+                        reason = reason.replace(f". {RESUME_ADVICE}", "").rstrip(". ")
                         reason += " (rerun with --force to resume anyway, or --fresh to start over)"
                     view.note(stage.name, info.status, reason)
                     view.close()
