@@ -262,6 +262,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
             output_file=job.output_file,
             stopped_by_signal=summary.stopped_by_signal,
             already_completed=summary.already_completed,
+            fresh=args.fresh,
         )
         for line in lines:
             print(line, flush=True)
@@ -322,6 +323,7 @@ def summary_lines(
     output_file: Path,
     stopped_by_signal: str | None = None,
     already_completed: bool = False,
+    fresh: bool = False,
 ) -> list[str]:
     """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
 
@@ -335,7 +337,7 @@ def summary_lines(
     elif stopped_by_signal is not None:
         head = (
             f"{stage} paused by {stopped_by_signal} at {done:,} of {total:,} pages ({counts}); "
-            "run the same command to resume"
+            f"run {'the same command without --fresh' if fresh else 'the same command'} to resume"
         )
     elif status == "completed":
         head = f"{stage} completed, {done:,} pages: {counts}"

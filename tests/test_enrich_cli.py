@@ -79,6 +79,11 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
         "(not HTML)); run the same command to resume",
         "  records: data/out.jsonl",
     ]
+    started_fresh = summary_lines(
+        STAGE, "paused", written=90, failed=0, skipped=10, total=500, output_file=output,
+        stopped_by_signal="SIGINT", fresh=True,
+    )  # fmt: skip
+    assert started_fresh[0].endswith("run the same command without --fresh to resume")
     failed = summary_lines(
         STAGE, "failed", written=1, failed=2, skipped=0, total=9, output_file=output
     )
