@@ -49,9 +49,12 @@ from common.state import (
 from common.status import CheckpointStatus, check_transition, transition
 from common.stores.base import CheckpointStore, validate_stage_name
 
-__all__ = ["Lifecycle"]
+__all__ = ["RESUME_ADVICE", "Lifecycle"]
 
 logger = logging.getLogger("common.checkpoint")
+
+#: The advice a refused resume ends with (a command line replaces it with its own flags).
+RESUME_ADVICE = "Reset the stage, start it fresh, or force the resume"
 
 
 class Lifecycle:
@@ -214,8 +217,7 @@ class Lifecycle:
                 change = change_reason(state, input_file, input_hash, new_config_hash)
                 if change is not None and not force:
                     raise change.error(
-                        f"cannot resume stage {self._stage!r}: {change}. Reset the stage, start "
-                        f"it fresh, or force the resume",
+                        f"cannot resume stage {self._stage!r}: {change}. {RESUME_ADVICE}",
                         stage=self._stage,
                         path=self._path,
                     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from common.progress import ProgressSnapshot, format_duration
 from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus, transition
-from common.stores.base import CheckpointStore, validate_stage_name
+from common.stores.base import CheckpointStore, WriterLock, validate_stage_name
 from common.stores.json_file import JsonFileStore
 
 __all__ = ["MAX_INDEX", "PositionChange", "RestoreResult", "StageInfo", "UnifiedCheckpointManager"]
@@ -99,6 +100,7 @@ class UnifiedCheckpointManager:
         self._clock = clock
         self._options = checkpoint_options
         self._open: dict[str, EnhancedCheckpoint] = {}
+        self._held: dict[str, WriterLock] = {}
 
     # Access ------------------------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class UnifiedCheckpointManager:
     def inspect(self, stage: str) -> StageInfo:
         """Read one stage without taking its lock or writing anything."""
         location = self.store.describe(stage)
-        live = self.store.lock(stage).is_held_elsewhere()
+        live = stage not in self._held and self.store.lock(stage).is_held_elsewhere()
         try:
             loaded = self.store.load(stage, lambda d, p: parse_checkpoint(d, path=p, stage=stage))
         except CheckpointCorruptError as exc:
@@ -250,11 +252,55 @@ class UnifiedCheckpointManager:
 
     # Changes ---------------------------------------------------------------------------------
 
-    def reset(self, stage: str, *, force: bool = False) -> list[str]:
+    def running_error(self, stage: str, holder_pid: int | None) -> CheckpointLockedError:
+        """The refusal of a change to ``stage`` while a live process writes it."""
+        who = f"pid {holder_pid}" if holder_pid else "another process"
+        return CheckpointLockedError(
+            f"stage {stage} is running ({who}); stop it first (nothing was changed)",
+            stage=stage,
+            path=self.store.describe(stage),
+            holder_pid=holder_pid,
+        )
+
+    @contextlib.contextmanager
+    def writing(self, stages: Sequence[str]) -> Iterator[None]:
+        """Hold the writer lock of every stage in ``stages`` for the block (One writer).
+
+        Raises :meth:`running_error` (having taken nothing) when a live process writes any of
+        them: a change made beside a live writer would be overwritten by its next save. Locks
+        this manager holds already are not taken twice.
+        """
+        taken: list[str] = []
+        try:
+            for name in stages:
+                if name in self._held:
+                    continue
+                lock = self.store.lock(name)
+                try:
+                    lock.acquire()
+                except CheckpointLockedError as exc:
+                    raise self.running_error(name, exc.holder_pid) from None
+                self._held[name] = lock
+                taken.append(name)
+            yield
+        finally:
+            for name in reversed(taken):
+                self._held.pop(name).release()
+
+    @contextlib.contextmanager
+    def _refusing_live(self, stage: str) -> Iterator[None]:
+        """Say a lock taken by the engine inside the block was refused in :meth:`running_error`'s
+        words."""
+        try:
+            yield
+        except CheckpointLockedError as exc:
+            raise self.running_error(stage, exc.holder_pid) from None
+
+    def reset(self, stage: str) -> list[str]:
         """Reset one stage, or every stage with ``"all"``; returns the stages reset.
 
-        A stage another live process holds is refused with :class:`CheckpointLockedError`
-        unless ``force`` (its writer will keep running on what it has in memory).
+        Each stage's writer lock is held while its files go, so a stage another live process
+        writes is refused (:meth:`running_error`) before anything changes, for ``"all"`` too.
         """
         if stage == "all":
             targets = self.stages()
@@ -264,28 +310,19 @@ class UnifiedCheckpointManager:
             if stage not in known:
                 self.require(stage)  # raises StageNotFoundError listing the known stages
             targets = [stage]
-        if not force:
-            for name in targets:
-                lock = self.store.lock(name)
-                if lock.is_held_elsewhere():
-                    raise CheckpointLockedError(
-                        f"stage {name!r} is being written by process {lock.holder_pid() or '?'};"
-                        f" stop it first or reset with --force",
-                        stage=name,
-                        path=self.store.describe(name),
-                        holder_pid=lock.holder_pid(),
-                    )
-        done = []
         for name in targets:
             checkpoint = self._open.pop(name, None)
             if checkpoint is not None:
-                checkpoint.close()
-            self._reset_files(name, force=force)
-            done.append(name)
-            logger.info("Reset checkpoint %s", name)
+                checkpoint.close()  # this manager's own writer lets go first
+        done = []
+        with self.writing(targets):
+            for name in targets:
+                self._reset_files(name)
+                done.append(name)
+                logger.info("Reset checkpoint %s", name)
         return done
 
-    def _reset_files(self, stage: str, *, force: bool) -> None:
+    def _reset_files(self, stage: str) -> None:
         info = self.inspect(stage)
         if info.state is not None:
             self.store.save_history(stage, info.state.to_dict(), "before-reset", self._clock())
@@ -300,14 +337,16 @@ class UnifiedCheckpointManager:
         current checkpoint counting as the newest version: with the default of 1 a stage keeps
         its current checkpoint (completed or not) and loses only snapshots older than the
         cutoff; ``keep_latest=0`` lets an old completed checkpoint go too (a snapshot of it
-        stays in the history). Running, paused, recovering, failed (resumable) and live stages
-        are never removed. With ``dry_run`` nothing is removed. Returns what was (or would be)
+        stays in the history). Running, paused, recovering and failed (resumable) stages are
+        never removed; a completed one a live process writes is refused, removing nothing
+        (:meth:`running_error`). With ``dry_run`` nothing is removed. Returns what was (or would be)
         removed: ``stage`` for a checkpoint, ``stage/history/<id>`` for a snapshot.
         """
         if keep_latest < 0:
             raise ValueError(f"keep_latest must be >= 0, got {keep_latest}")
         cutoff = self._clock() - days * 86400
-        removed: list[str] = []
+        snapshots: list[tuple[str, str]] = []
+        doomed: list[tuple[str, CheckpointState]] = []
         for stage in self.stages():
             info = self.inspect(stage)
             has_current = info.state is not None
@@ -315,24 +354,28 @@ class UnifiedCheckpointManager:
             entries = self.store.list_history(stage)
             for entry in entries[: max(0, len(entries) - keep_snapshots)]:
                 if entry.created < cutoff:
-                    if not dry_run:
-                        self.store.delete_history(stage, entry.snapshot_id)
-                    removed.append(f"{stage}/history/{entry.snapshot_id}")
+                    snapshots.append((stage, entry.snapshot_id))
             modified = self.store.modified_time(stage)
             if (
                 keep_latest == 0
                 and info.state is not None
-                and not info.live
                 and info.state.status is CheckpointStatus.COMPLETED
                 and modified is not None
                 and modified < cutoff
             ):
-                if not dry_run:
-                    self.store.save_history(
-                        stage, info.state.to_dict(), "before-cleanup", self._clock()
-                    )
-                    self.store.delete(stage)
-                removed.append(stage)
+                doomed.append((stage, info.state))
+        removed = [f"{stage}/history/{sid}" for stage, sid in snapshots]
+        removed += [stage for stage, _ in doomed]
+        if dry_run:
+            return removed
+        # A current checkpoint goes only under its writer lock: one a live process holds is
+        # refused before anything is removed (its writer would save it again).
+        with self.writing([stage for stage, _ in doomed]):
+            for stage, sid in snapshots:
+                self.store.delete_history(stage, sid)
+            for stage, state in doomed:
+                self.store.save_history(stage, state.to_dict(), "before-cleanup", self._clock())
+                self.store.delete(stage)
         return removed
 
     # Position and restore ------------------------------------------------------------------
@@ -342,7 +385,8 @@ class UnifiedCheckpointManager:
 
         Refuses (:class:`ValueError`) an index below 0, beyond the stage's (or part's) total
         when the total is known, or too large to store. A completed stage becomes paused: its
-        next run redoes the items from ``index`` on. Takes the stage's writer lock.
+        next run redoes the items from ``index`` on. Takes the stage's writer lock: refused
+        (:meth:`running_error`) while a live process writes the stage.
         """
         if not 0 <= index <= MAX_INDEX:
             raise ValueError(
@@ -365,7 +409,8 @@ class UnifiedCheckpointManager:
                 f"index {index} is beyond the {total} items of {what}: use 0 to {total}"
             )
         status = checkpoint.status
-        checkpoint.set_position(index, part=part)
+        with self._refusing_live(stage):
+            checkpoint.set_position(index, part=part)
         snapshots = [e for e in self.store.list_history(stage) if e.reason == f"set-{index}"]
         return PositionChange(
             stage=stage,
@@ -381,18 +426,20 @@ class UnifiedCheckpointManager:
 
         See :func:`common.restore.restore_snapshot`: refused, changing nothing, when the
         journal bytes or done keys the snapshot counts are gone, when the stage was started
-        over after it and has run since, or while a live process writes the stage.
+        over after it and has run since, or while a live process writes the stage
+        (:meth:`running_error`).
         """
         checkpoint = self._open.pop(stage, None)
         if checkpoint is not None:
             checkpoint.close()
-        return restore_snapshot(
-            self.store,
-            stage,
-            snapshot_id,
-            data_dir=self.checkpoint_dir.parent,
-            clock=self._clock,
-        )
+        with self._refusing_live(stage):
+            return restore_snapshot(
+                self.store,
+                stage,
+                snapshot_id,
+                data_dir=self.checkpoint_dir.parent,
+                clock=self._clock,
+            )
 
     def close(self) -> None:
         """Close every checkpoint this manager opened."""

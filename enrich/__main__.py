@@ -190,10 +190,23 @@ def prepare(args: argparse.Namespace) -> Job | int:
         output_file = output_file.with_name(output_file.stem + ".retry.jsonl")
         stage = STAGE_NAME + "_retry"
         source = JsonlUrls.failed_items(input_file, same_page=same_page)
+    if input_file.is_dir():
+        print(f"error: input {input_file} is a directory, not a JSON Lines file", file=sys.stderr)
+        return 1
     if not input_file.is_file():
         hint = "nothing failed yet" if args.retry_failed else "run validation first"
         print(f"error: input {input_file} does not exist ({hint})", file=sys.stderr)
         return 1
+    # Checked before anything is written: a bad output would otherwise fail only after the
+    # checkpoint directory and the stage's lock file were made.
+    for what, path in (
+        ("output", output_file),
+        ("failed sidecar", failed_sidecar_path(output_file)),
+    ):
+        problem = _output_problem(path)
+        if problem is not None:
+            print(f"error: {what} {path} {problem} (nothing was written)", file=sys.stderr)
+            return 1
     try:
         # Streamed, not loaded: read twice here (repeats, count, hosts), once more to fetch.
         scanned = source.scan()
@@ -212,6 +225,19 @@ def prepare(args: argparse.Namespace) -> Job | int:
         directory_index=args.directory_index,
     )
     return Job(stage, source, input_file, output_file, checkpoint_dir, config)
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written as a JSON Lines file, or None (missing directories are
+    created)."""
+    if path.is_dir():
+        return "is a directory, not a JSON Lines file"
+    existing = path.parent
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"cannot be created: {existing} is not a directory"
+    return None
 
 
 def run_stage(args: argparse.Namespace, job: Job) -> int:
@@ -235,6 +261,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
             output_file=job.output_file,
             stopped_by_signal=summary.stopped_by_signal,
             already_completed=summary.already_completed,
+            fresh=args.fresh,
         )
         for line in lines:
             print(line, flush=True)
@@ -295,6 +322,7 @@ def summary_lines(
     output_file: Path,
     stopped_by_signal: str | None = None,
     already_completed: bool = False,
+    fresh: bool = False,
 ) -> list[str]:
     """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
 
@@ -308,7 +336,7 @@ def summary_lines(
     elif stopped_by_signal is not None:
         head = (
             f"{stage} paused by {stopped_by_signal} at {done:,} of {total:,} pages ({counts}); "
-            "run the same command to resume"
+            f"run {'the same command without --fresh' if fresh else 'the same command'} to resume"
         )
     elif status == "completed":
         head = f"{stage} completed, {done:,} pages: {counts}"

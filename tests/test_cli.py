@@ -252,13 +252,42 @@ def test_report_text_and_json(cps: Path) -> None:
 
 
 def test_export_writes_every_stage(cps: Path, tmp_path: Path) -> None:
-    target = tmp_path / "out" / "report.json"
+    target = tmp_path / "report.json"
     result = run_cli("--checkpoint-dir", cps, "export", "--output", target)
     assert result.returncode == 0
     assert str(target) in result.stdout
     document = json.loads(target.read_text())
     assert set(document["stages"]) == {D1, D2, D3}
     assert document["stages"][D2]["checkpoint"]["progress"]["processed_items"] == 20
+
+
+def test_output_paths_are_checked_naming_what_the_user_gave(cps: Path, tmp_path: Path) -> None:
+    """A bad --output or --html: the path as given and what is wrong with it, exit 1, nothing
+    written and no directory made (never the name of a temporary file)."""
+    work = tmp_path / "work"
+    (work / "adir").mkdir(parents=True)
+    (work / "afile").write_text("mine\n")
+    before = sorted(p.name for p in work.rglob("*"))
+    for command, line in (
+        (["export", "--output", work / "adir"], f"--output {work / 'adir'} is a directory"),
+        (
+            ["export", "--output", work / "no" / "such" / "out.json"],
+            f"--output: directory {work / 'no' / 'such'} does not exist",
+        ),
+        (
+            ["export", "--output", work / "afile" / "out.json"],
+            f"--output: {work / 'afile'} is not a directory",
+        ),
+        (["report", "--html", work / "adir"], f"--html {work / 'adir'} is a directory"),
+        (
+            ["report", "--html", work / "missing" / "r.html"],
+            f"--html: directory {work / 'missing'} does not exist",
+        ),
+    ):
+        result = run_cli("--checkpoint-dir", cps, *command)
+        assert result.stderr.splitlines() == [f"error: {line} (nothing was written)"], command
+        assert result.returncode == 1 and result.stdout == "", command
+        assert sorted(p.name for p in work.rglob("*")) == before, command
 
 
 def test_empty_and_missing_directories(tmp_path: Path) -> None:
@@ -296,8 +325,21 @@ def test_unknown_and_invalid_stage_names(cps: Path) -> None:
             f"error: no checkpoint for stage 'stage9' in {cps} (known stages: {known})"
         ], command
         assert snapshot_files(cps) == before, command
-    for command in (["show", "../etc"], ["reset", "../etc", "--force"], ["set", "../x", "1"]):
-        assert_one_error_line(run_cli("--checkpoint-dir", cps, *command), "invalid stage name")
+    # A STAGE that cannot be a stage name is a usage error too, as --help says (exit 2).
+    for command in (
+        ["show", "../etc"],
+        ["show", "../../etc/passwd"],
+        ["reset", "../etc", "--force"],
+        ["set", "../x", "1"],
+        ["history", "a/b"],
+        ["restore", "../x", "20200101T000000_000000-x"],
+        ["ledger", "../x"],
+    ):
+        result = run_cli("--checkpoint-dir", cps, *command)
+        assert result.returncode == 2, (command, result)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: invalid stage name"), (command, line)
+        assert snapshot_files(cps) == before, command
 
 
 def test_short_stage_names_are_accepted_by_every_command_taking_a_stage(cps: Path) -> None:
@@ -645,7 +687,7 @@ def test_stage_held_by_a_live_process(cps: Path, live_holder: Callable[[], int])
 
     before = snapshot_files(cps)
     assert_one_error_line(
-        run_cli("--checkpoint-dir", cps, "reset", "stage4_live"), "stage4_live", "--force"
+        run_cli("--checkpoint-dir", cps, "reset", "stage4_live"), "stage4_live is running"
     )
     assert_one_error_line(run_cli("--checkpoint-dir", cps, "reset", "all"), "stage4_live")
     assert_one_error_line(
@@ -659,11 +701,97 @@ def test_stage_held_by_a_live_process(cps: Path, live_holder: Callable[[], int])
     assert rows["stage4_live"][1] == "paused"
 
 
-def test_reset_force_overrides_a_live_holder(cps: Path, live_holder: Callable[[], int]) -> None:
+def test_reset_force_does_not_override_a_live_holder(
+    cps: Path, live_holder: Callable[[], int]
+) -> None:
+    """--force skips the question, not the lock: the holder would save the stage again."""
+    before = snapshot_files(cps)
     result = run_cli("--checkpoint-dir", cps, "reset", "stage4_live", "--force")
-    assert result.returncode == 0, result.stderr
-    assert not (cps / "stage4_live.json").exists()
-    live_holder()
+    assert_one_error_line(result, "stage stage4_live is running (pid ")
+    assert snapshot_files(cps) == before
+    assert live_holder() == 0
+
+
+LOCK_HOLDER = """
+import sys
+from common.stores import detect_store, open_store
+directory, stage = sys.argv[1], sys.argv[2]
+store = open_store(detect_store(directory), directory)
+store.lock(stage).acquire()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) -> None:
+    """One writer: while another process holds stage1_discovery's writer lock (as a crawl of
+    it does), reset (with --force, and of all), set, restore and cleanup of its current
+    checkpoint are refused in the orchestrator's words, exit 1, and no file changes."""
+    history = run_cli("--checkpoint-dir", cps, "history", D1, "--json")
+    snapshot = json.loads(history.stdout)["snapshots"][0]["id"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(cps), D1],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        refusal = (
+            f"error: stage {D1} is running (pid {proc.pid}); stop it first (nothing was changed)"
+        )
+        before = snapshot_files(cps)
+        for command in (
+            ["reset", "discovery", "--force"],
+            ["reset", D1],
+            ["reset", "all", "--force"],
+            ["set", "discovery", "0"],
+            ["restore", D1, snapshot],
+            ["cleanup", "--days", "0", "--keep", "0", "--force"],
+        ):
+            result = run_cli("--checkpoint-dir", cps, *command)
+            assert result.returncode == 1, (command, result)
+            assert result.stderr.splitlines() == [refusal], command
+            assert result.stdout == "", command
+            assert snapshot_files(cps) == before, command
+        # Once the holder is gone, the same reset goes through.
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        result = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
+        assert result.returncode == 0 and f"reset {D1}" in result.stdout, result
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_at_the_confirmation_prompt_exits_130_changing_nothing(cps: Path) -> None:
+    before = snapshot_files(cps)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, "--checkpoint-dir", str(cps), "reset", D2],
+        cwd=ROOT,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    try:
+        deadline = time.monotonic() + 30
+        seen = _read_until(master, "[y/N]", deadline)
+        proc.send_signal(signal.SIGINT)
+        seen += _read_until(master, "\x00never\x00", deadline)
+        assert proc.wait(timeout=30) == 130, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert "error: interrupted" in seen and "Traceback" not in seen
+    assert snapshot_files(cps) == before
 
 
 # --------------------------------------------------------------------------------------------

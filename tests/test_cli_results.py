@@ -209,3 +209,20 @@ def test_an_unreadable_checkpoint_is_one_line_and_the_other_stages_are_shown(
         assert f"Stage: {STAGE}" in result.stdout and "36 records" in result.stdout
     finally:
         shutil.rmtree(directory)
+
+
+def test_export_data_into_a_file_names_the_option_and_writes_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    for target in (afile, afile / "sub"):
+        result = run_cli(
+            "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--output-dir", target
+        )
+        assert result.returncode == 1, result
+        assert result.stderr.splitlines() == [
+            f"error: --output-dir: {afile} is not a directory (nothing was written)"
+        ]
+        assert afile.read_text() == "mine\n"
+        assert not (data_dir / "exports").exists()

@@ -204,21 +204,32 @@ def test_reset_one_stage_and_all(
     assert not list(checkpoint_dir.glob("*.json"))
 
 
-def test_reset_refused_while_a_writer_is_live_unless_forced(
+def test_reset_refused_while_a_writer_is_live(
     manager: UnifiedCheckpointManager, make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
 ) -> None:
+    """A reset beside a live writer would be undone by its next save: refused, nothing changed."""
     live = make_checkpoint("busy")
     live.start(total_items=3)
     live.update(processed=1, successful=1, index=0)
     live.save()
+    idle = make_checkpoint("a_idle")  # sorted before "busy": "all" reaches it first
+    idle.start(total_items=1)
+    idle.pause()
+    idle.close()
     saved = (checkpoint_dir / "busy.json").read_bytes()
+    idle_saved = (checkpoint_dir / "a_idle.json").read_bytes()
     with pytest.raises(CheckpointLockedError) as info:
         manager.reset("busy")
-    assert "'busy'" in str(info.value) and str(os.getpid()) in str(info.value)
+    assert str(info.value) == (
+        f"stage busy is running (pid {os.getpid()}); stop it first (nothing was changed)"
+    )
     with pytest.raises(CheckpointLockedError):
         manager.reset("all")
     assert (checkpoint_dir / "busy.json").read_bytes() == saved
-    assert manager.reset("busy", force=True) == ["busy"]
+    assert (checkpoint_dir / "a_idle.json").read_bytes() == idle_saved  # none went, not some
+    live.pause()
+    live.close()
+    assert manager.reset("busy") == ["busy"]
     assert not (checkpoint_dir / "busy.json").exists()
 
 
@@ -323,7 +334,7 @@ def test_restore_refuses_a_snapshot_whose_done_keys_a_reset_cleared(tmp_path: Pa
     checkpoint.close()
     manager = UnifiedCheckpointManager(tmp_path, store=store)
     try:
-        manager.reset("keyed", force=True)
+        manager.reset("keyed")
         snapshot = manager.store.list_history("keyed")[-1]
         assert snapshot.reason == "before-reset"
         with pytest.raises(CheckpointError, match=r"counts 3 done keys but .* holds 0"):

@@ -79,6 +79,11 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
         "(not HTML)); run the same command to resume",
         "  records: data/out.jsonl",
     ]
+    started_fresh = summary_lines(
+        STAGE, "paused", written=90, failed=0, skipped=10, total=500, output_file=output,
+        stopped_by_signal="SIGINT", fresh=True,
+    )  # fmt: skip
+    assert started_fresh[0].endswith("run the same command without --fresh to resume")
     failed = summary_lines(
         STAGE, "failed", written=1, failed=2, skipped=0, total=9, output_file=output
     )
@@ -198,3 +203,46 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
             h1,
             h2,
         ), url
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_directory_given_as_input_or_output_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """--input DIR says it is a directory (not "run validation first"); --output DIR (or one
+    whose failed sidecar is a directory, or under a file) is refused, naming the path, before
+    the checkpoint directory or a lock file is made."""
+    write_stage2(tmp_path, ["http://127.0.0.1:9/a"])
+    output = tmp_path / "out.jsonl"
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("mine\n")
+    (tmp_path / "out.failed.jsonl").mkdir()
+    before = _tree(tmp_path)
+    for args, line in (
+        (
+            ["--input", str(tmp_path / "adir")],
+            f"error: input {tmp_path / 'adir'} is a directory, not a JSON Lines file",
+        ),
+        (
+            ["--output", str(tmp_path / "adir")],
+            f"error: output {tmp_path / 'adir'} is a directory, not a JSON Lines file "
+            "(nothing was written)",
+        ),
+        (
+            ["--output", str(output)],
+            f"error: failed sidecar {tmp_path / 'out.failed.jsonl'} is a directory, not a JSON "
+            "Lines file (nothing was written)",
+        ),
+        (
+            ["--output", str(tmp_path / "afile" / "o.jsonl")],
+            f"error: output {tmp_path / 'afile' / 'o.jsonl'} cannot be created: "
+            f"{tmp_path / 'afile'} is not a directory (nothing was written)",
+        ),
+    ):
+        result = run_enrich("--data-dir", str(tmp_path), *args)
+        assert result.returncode == 1, (args, result.stderr[-2000:])
+        assert result.stderr.splitlines() == [line], args
+        assert _tree(tmp_path) == before, args  # no checkpoints/, no lock file

@@ -904,6 +904,7 @@ def test_changed_config_refusal_names_the_reason(config_changed: ConfigChanged) 
     assert len(verdicts) == 1, verdicts
     assert "configuration has changed" in verdicts[0], verdicts
     assert "--force" in verdicts[0], verdicts
+    assert "Reset the stage" not in verdicts[0], verdicts  # the advice once, as flags
 
 
 # 6, 8. Usage errors: one line, exit 1, no traceback -----------------------------------------

@@ -57,6 +57,22 @@ def test_bad_option_values_are_usage_errors_before_anything_starts(
     assert not data_dir.exists()  # no demo site, no data dir, no logs
 
 
+def test_an_unreachable_work_queue_is_named_before_any_stage_runs(tmp_path: Path) -> None:
+    """Not after hours of crawling, when the shared enrichment stage starts."""
+    data_dir = tmp_path / "d"
+    dsn = "postgresql://crawler:s3cret@127.0.0.1:1/crawl"  # nothing listens on port 1
+    result = run_cli("--data-dir", str(data_dir), "--no-live", "--workers", "2", "--dsn", dsn)
+    assert result.returncode == 1, result.stderr
+    no_traceback(result)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: cannot reach the work queue at postgresql://crawler@127.0.0.1:1/crawl"
+    )
+    assert last.endswith("(nothing was started)"), last
+    assert "s3cret" not in result.stderr + result.stdout
+    assert not data_dir.exists()
+
+
 def test_production_without_a_config_refuses_to_crawl_anything(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     result = run_cli("--env", "production", "--data-dir", str(data_dir), "--no-live")
@@ -181,9 +197,9 @@ def test_the_example_config_loads_and_every_key_is_explained() -> None:
 @pytest.mark.parametrize(
     ("toml", "named"),
     [
-        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be a bool"),
-        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be a int"),
-        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be a int"),
+        ('[crawl]\nobey_robots = "false"\n', "[crawl] obey_robots must be true or false"),
+        ('[crawl]\ndepth_limit = "3"\n', "[crawl] depth_limit must be an integer"),
+        ("[crawl]\ndepth_limit = true\n", "[crawl] depth_limit must be an integer"),
         ("[crawl]\nspeed = 3\n", "unknown keys crawl.speed"),
         ("[crawl]\nstart_urls = 'x'\n", "start_urls must be a list of strings"),
         (

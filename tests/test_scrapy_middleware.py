@@ -293,6 +293,32 @@ def test_pipeline_writes_each_url_once(tmp_path: Path) -> None:
     assert (state["progress"]["successful_items"], state["progress"]["failed_items"]) == (1, 1)
 
 
+def test_an_item_json_cannot_encode_passes_through_and_changes_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "out" / "records.jsonl"
+    crawler = make_crawler(tmp_path, CHECKPOINT_OUTPUT_FILE=str(output))
+    pipeline = CheckpointPipeline.from_crawler(crawler)
+    runtime = pipeline.runtime
+    runtime.open(UnitSpider())
+    try:
+        odd = {"url": "http://site.test/a", "ok": False, "error": "boom", "tags": {"x"}}
+        assert pipeline.process_item(odd) is odd
+        # Its key was not marked done: the same URL's next, writable record is written.
+        pipeline.process_item({"url": "http://site.test/a", "ok": True})
+        runtime.settle("finished")
+    finally:
+        runtime.close()
+    stats = stats_of(crawler)
+    assert stats["checkpoint/items_unserializable"] == 1
+    assert stats["checkpoint/items_written"] == 1
+    assert "checkpoint/items_duplicate" not in stats
+    assert [json.loads(line) for line in output.read_text().splitlines()] == [
+        {"url": "http://site.test/a", "ok": True}
+    ]
+    assert output.with_name("records.failed.jsonl").read_bytes() == b""
+    progress = saved_state(tmp_path)["progress"]
+    assert (progress["processed_items"], progress["failed_items"]) == (1, 0)
+
+
 # The scheduler's dupefilter bypass ------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
-from common.journal import encode_record
+from common.errors import CheckpointError
 from common.scrapy.runtime import CrawlCheckpoint
 from common.status import CheckpointStatus
 
@@ -77,17 +77,20 @@ class CheckpointPipeline:
             self._count("checkpoint/items_keyless")
             return item
         try:
-            encode_record(
-                record
-            )  # before update(): a record that cannot be written changes nothing
+            written = runtime.write_record(
+                record, str(key), ok=ok, failed=bool(record.get("error"))
+            )
+        except CheckpointError:
+            raise
         except (TypeError, ValueError) as exc:
+            # update() encodes the record before it changes anything (it encodes it once, for
+            # the journal): a record JSON cannot encode leaves its key not done and no count.
             self._count("checkpoint/items_unserializable")
             self._warn_once(
                 "unserializable",
                 f"items that are not JSON-serialisable pass through unwritten ({exc})",
             )
             return item
-        written = runtime.write_record(record, str(key), ok=ok, failed=bool(record.get("error")))
         self._count("checkpoint/items_written" if written else "checkpoint/items_duplicate")
         return item
 

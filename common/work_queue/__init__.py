@@ -27,6 +27,7 @@ from common.work_queue.queue import (
     LoadResult,
     StageRecord,
     WorkQueue,
+    check_reachable,
     default_worker_id,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "WorkQueueError",
     "WorkQueueUnavailableError",
     "WorkerProgress",
+    "check_reachable",
     "default_worker_id",
     "describe_dsn",
     "export_outputs",

@@ -58,6 +58,7 @@ __all__ = [
     "LoadResult",
     "StageRecord",
     "WorkQueue",
+    "check_reachable",
     "default_worker_id",
 ]
 
@@ -83,18 +84,7 @@ class WorkQueue:
         self._cached: StageRecord | None = None
         self._cached_at = 0.0
         self._last_abandon = -math.inf
-        try:
-            self._conn: Connection = psycopg.connect(
-                dsn,
-                autocommit=True,
-                connect_timeout=max(1, round(connect_timeout)),
-                application_name=f"resumable-crawl {stage}"[:63],
-            )
-        except psycopg.Error as exc:
-            raise WorkQueueUnavailableError(
-                f"cannot reach the work queue at {self.location}: {_first_line(exc)}",
-                stage=stage,
-            ) from None
+        self._conn: Connection = _connect(dsn, self.stage, connect_timeout)
         try:
             ensure_schema(self._conn)
         except BaseException:
@@ -350,6 +340,27 @@ class WorkQueue:
                 (self.stage,),
             )
             yield from cur
+
+
+def check_reachable(dsn: str, stage: str, *, connect_timeout: float = 10.0) -> None:
+    """Connect once and disconnect: ``WorkQueueUnavailableError`` (the address, no password)
+    when the server cannot be reached, so a run can say so before it starts anything."""
+    _connect(dsn, validate_stage_name(stage), connect_timeout).close()
+
+
+def _connect(dsn: str, stage: str, connect_timeout: float) -> Connection:
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(1, round(connect_timeout)),
+            application_name=f"resumable-crawl {stage}"[:63],
+        )
+    except psycopg.Error as exc:
+        raise WorkQueueUnavailableError(
+            f"cannot reach the work queue at {describe_dsn(dsn)}: {_first_line(exc)}",
+            stage=stage,
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,8 +19,7 @@ Commands:
     export --output FILE              every stage as one JSON document
     reset STAGE|all [--force] [--dry-run]
                                       forget a stage's progress (asks on a terminal; refuses
-                                      without --force when there is none, or when the stage is
-                                      held by a live process)
+                                      without --force when there is none)
     cleanup --days N [--keep K] [--force] [--dry-run]
                                       remove what is older than N days: history snapshots, and
                                       with --keep 0 completed checkpoints (each stage keeps its
@@ -51,13 +50,18 @@ the directory holds ``checkpoints.sqlite3``, else ``json``) may come before or a
 STAGE is a stage name or the pipeline's short name for it (``discovery``, ``validation``,
 ``enrichment``; see :func:`.base.require_stage`).
 Reading commands (list, show, report, export, history, watch) never take a stage's lock and never
-write a checkpoint. Tables use rich on a terminal and plain aligned text otherwise.
+write a checkpoint. Writing commands (reset, cleanup of a current checkpoint, set, restore) hold
+the stage's writer lock while they change it: a stage a live process writes is refused,
+``error: stage NAME is running (pid N); stop it first (nothing was changed)``, exit 1, even
+with ``--force``. Output files (``export --output``, ``report --html``) are refused, naming
+the path given, when they are a directory or their directory does not exist. Tables use rich on a terminal and plain aligned text otherwise.
 
 Exit codes:
 
     0   success (also: an empty or missing checkpoint directory, Ctrl-C in ``watch``)
     1   error: one line on stderr starting with ``error:`` naming the stage or file
-    2   usage error (bad arguments, or a STAGE the directory has no checkpoint for)
+    2   usage error (bad arguments, a STAGE that is not a valid name or that the directory
+        has no checkpoint for)
     130 interrupted by Ctrl-C
 """
 
@@ -105,8 +109,12 @@ EPILOG = """\
 exit codes:
   0    success (an empty or missing checkpoint directory is not an error)
   1    error: one line on stderr starting with 'error:' naming the stage or file
-  2    usage error (also: a STAGE the directory has no checkpoint for)
-  130  interrupted (Ctrl-C), except in 'watch', which exits 0
+  2    usage error (also: a STAGE that is no valid name or has no checkpoint here)
+  130  interrupted (Ctrl-C, also at a confirmation prompt), except in 'watch': 0
+
+Writing commands (reset, cleanup, set, restore) refuse a stage a live process writes, with
+or without --force: "error: stage NAME is running (pid N); stop it first (nothing was
+changed)", exit 1.
 
 STAGE is a stage name (stage1_discovery, ...) or the pipeline's short name for it
 (discovery, validation, enrichment). --checkpoint-dir and --store may be given before or
@@ -179,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="do not ask (needed without a terminal); also reset a stage held by a live process",
+        help="do not ask (needed without a terminal); a stage a live process writes is "
+        "refused all the same",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="print what would be reset; change nothing"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from common.errors import CheckpointError, CheckpointLockedError, CheckpointUnreadableError
+from common.errors import CheckpointError, CheckpointUnreadableError, InvalidStageNameError
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import open_store
@@ -172,8 +172,12 @@ def unknown_stage(manager: UnifiedCheckpointManager, stage: str) -> CliUsageErro
 def require_stage(manager: UnifiedCheckpointManager, stage: str, *, history: bool = False) -> str:
     """The checkpoint name ``stage`` means here: itself, or the pipeline stage whose short name
     it is (``discovery`` -> ``stage1_discovery``); it must have a checkpoint (or, with
-    ``history``, any snapshot). The one place a command line's STAGE is resolved."""
-    validate_stage_name(stage)
+    ``history``, any snapshot). The one place a command line's STAGE is resolved; a name that
+    cannot be a stage is a usage error too."""
+    try:
+        validate_stage_name(stage)
+    except InvalidStageNameError as exc:
+        raise CliUsageError(" ".join(str(exc).split())) from None
     names = [stage]
     spec = find_stage(stage)
     if spec is not None and spec.name != stage:
@@ -268,18 +272,38 @@ def info_json(info: StageInfo) -> dict[str, Any]:
     }
 
 
-def check_not_live(manager: UnifiedCheckpointManager, stages: Sequence[str], verb: str) -> None:
-    for name in stages:
-        lock = manager.store.lock(name)
-        if lock.is_held_elsewhere():
-            pid = lock.holder_pid()
-            who = f"process {pid}" if pid else "another live process"
-            raise CheckpointLockedError(
-                f"stage {name!r} is being written by {who}; stop it first or {verb} with --force",
-                stage=name,
-                path=manager.store.describe(name),
-                holder_pid=pid,
-            )
+def output_file(option: str, text: str) -> Path:
+    """The FILE of ``option`` (``--output``, ``--html``), refused with the user's path and
+    what is wrong with it before anything is written: a directory, or a parent directory that
+    does not exist (it is not created) or is not one."""
+    path = Path(text)
+    if path.is_dir():
+        raise CliError(f"{option} {path} is a directory (nothing was written)")
+    problem = directory_problem(path.parent)
+    if problem is not None:
+        raise CliError(f"{option}: {problem} (nothing was written)")
+    return path
+
+
+def directory_problem(directory: Path, *, create: bool = False) -> str | None:
+    """What keeps ``directory`` from holding new files, or None: it is missing (unless
+    ``create``: then only a missing ancestor that is a file counts), or it is not a directory."""
+    if directory.is_dir():
+        return None
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"{existing} is not a directory"
+    if create:
+        return None
+    return f"directory {directory} does not exist"
+
+
+def cannot_write(option: str | None, path: Path, exc: OSError) -> CliError:
+    """A failed write of ``path`` in the user's words (not the temporary file's name)."""
+    where = f"{option} {path}" if option else str(path)
+    return CliError(f"{where}: cannot write: {exc.strerror or exc} (nothing was written)")
 
 
 def confirm(question: str) -> bool:
@@ -288,8 +312,8 @@ def confirm(question: str) -> bool:
     try:
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        return False
+        sys.stderr.write("\n")  # then exit 130 like any Ctrl-C; nothing was changed
+        raise
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -42,10 +42,12 @@ from rich.console import Console
 from common.errors import CheckpointError, CheckpointLockedError
 from common.io.atomic import ensure_private_dir, open_private_append
 from common.io.locking import StageLock
+from common.lifecycle import RESUME_ADVICE
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import open_store
 from common.stores.factory import StoreMismatchError, select_store
+from common.work_queue import WorkQueueUnavailableError, check_reachable
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
@@ -115,6 +117,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     dsn = resolve_dsn(args.dsn)
     if args.workers is not None and dsn is None:
         raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
+    shared = [s for s in stages if s.alias == "enrichment"] if args.workers is not None else []
+    if dsn is not None and shared:
+        # Before hours of crawling, not when the stage that needs it starts.
+        try:
+            check_reachable(dsn, shared[0].name)
+        except WorkQueueUnavailableError as exc:
+            raise ConfigError(f"{exc} (nothing was started)") from None
     # Every option and the config file are checked before the data directory is touched.
     resolve_config(args, demo_url(1) + "/" if _demo_mode(args) else None)
     data_dir: Path = args.data_dir.resolve()
@@ -292,6 +301,7 @@ def _run(
                         continue
                     reason = empty or failure_reason(log_path, start, info)
                     if "changed since checkpoint" in reason and "--force" not in reason:
+                        reason = reason.replace(f". {RESUME_ADVICE}", "").rstrip(". ")
                         reason += " (rerun with --force to resume anyway, or --fresh to start over)"
                     view.note(stage.name, info.status, reason)
                     view.close()
@@ -331,9 +341,9 @@ def _run(
                 stop_demo_site_process(demo.process)
     if state.stop_signal is not None:
         name = signal.Signals(state.stop_signal).name
+        again = "the same command without --fresh" if args.fresh else "the same command"
         console.print(
-            f"stopped by signal {name}: progress saved; run the same command to resume",
-            highlight=False,
+            f"stopped by signal {name}: progress saved; run {again} to resume", highlight=False
         )
         return 128 + state.stop_signal
     return 0

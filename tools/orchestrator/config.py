@@ -127,14 +127,24 @@ _ENRICHMENT_KEYS: Mapping[str, tuple[str, type | tuple[type, ...]]] = {
 }
 
 
+_KIND_NAMES: Mapping[type, str] = {
+    bool: "true or false",
+    int: "an integer",
+    str: "a string",
+    list: "a list of strings",
+}
+
+
 def _typed(path: Path, section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
     wanted = kind if isinstance(kind, tuple) else (kind,)
     ok = isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted)
     if kind is list and ok and not all(isinstance(v, str) for v in value):
         ok = False
     if not ok:
-        names = " or ".join("list of strings" if k is list else k.__name__ for k in wanted)
-        raise ConfigError(f"config file {path}: [{section}] {key} must be a {names}, got {value!r}")
+        names = (  # (int, float) is a number
+            "a number" if float in wanted else " or ".join(_KIND_NAMES[k] for k in wanted)
+        )
+        raise ConfigError(f"config file {path}: [{section}] {key} must be {names}, got {value!r}")
     return tuple(value) if kind is list else value
 
 

@@ -13,7 +13,6 @@ from common.manager import MAX_INDEX, UnifiedCheckpointManager
 from tools.checkpoint_cli.base import (
     EXIT_OK,
     CliError,
-    check_not_live,
     confirm_destructive,
     count,
     is_tty,
@@ -55,22 +54,20 @@ def cmd_reset(args: argparse.Namespace) -> int:
                 out(_reset_preview(manager, name))
         out("dry run: nothing was changed")
         return EXIT_OK
-    if not args.force:
-        check_not_live(manager, targets, "reset")
-    confirm_destructive(args, "reset", what)
     done: list[str] = []
-    with quiet_engine():
+    # The stages' writer locks are held from before the question until the files are gone: a
+    # stage a live process writes is refused, changing nothing (--force only skips the question).
+    with manager.writing(targets), quiet_engine():
+        confirm_destructive(args, "reset", what)
         for name in targets:
             info = manager.inspect(name)
             if info.state is None:
-                # manager.reset(stage) opens the checkpoint first, which fails on a corrupt
-                # one: remove its files directly (what reset("all") does for such a stage).
-                if not args.force:
-                    check_not_live(manager, [name], "reset")
+                # manager.reset(stage) keeps the journals for a restore; a corrupt record
+                # cannot be restored: its files go whole.
                 manager.store.delete(name)
                 done.append(name)
             else:
-                done += manager.reset(name, force=args.force)
+                done += manager.reset(name)
     manager.close()
     for name in done:
         out(f"reset {name}")
@@ -88,7 +85,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         out(
             f"nothing older than {args.days:g} days to remove in {manager.checkpoint_dir} "
             f"(kept the newest {args.keep} version(s) of each stage, its current checkpoint "
-            f"first; running, paused and live stages are never removed)"
+            f"first; running and paused stages are never removed)"
         )
         return EXIT_OK
     if args.dry_run:
@@ -96,13 +93,16 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             out(f"would remove {item}")
         out(f"dry run: {count(len(planned), 'item')} would be removed; nothing was changed")
         return EXIT_OK
-    if is_tty(sys.stdin) and not args.force:
-        for item in planned:
-            out(f"will remove {item}")
-    confirm_destructive(
-        args, "clean up", f"{count(len(planned), 'item')} in {manager.checkpoint_dir}"
-    )
-    removed = manager.cleanup(args.days, keep_latest=args.keep)
+    # A current checkpoint to remove is held from before the question (refused while a live
+    # process writes its stage, changing nothing); the manager's cleanup holds it too.
+    with manager.writing([item for item in planned if "/" not in item]):
+        if is_tty(sys.stdin) and not args.force:
+            for item in planned:
+                out(f"will remove {item}")
+        confirm_destructive(
+            args, "clean up", f"{count(len(planned), 'item')} in {manager.checkpoint_dir}"
+        )
+        removed = manager.cleanup(args.days, keep_latest=args.keep)
     for item in removed:
         out(f"removed {item}")
     out(f"removed {count(len(removed), 'item')}")

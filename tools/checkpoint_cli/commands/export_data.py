@@ -22,8 +22,10 @@ from typing import IO, Any
 from common.io.atomic import FILE_MODE, ensure_private_dir
 from tools.checkpoint_cli.base import (
     CliError,
+    cannot_write,
     corrupt_stages,
     count,
+    directory_problem,
     open_manager,
     out,
     read_stages,
@@ -86,11 +88,15 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _temp_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp")
+
+
 @contextlib.contextmanager
 def _atomic(target: Path, *, binary: bool) -> Iterator[Any]:
     """A new private file beside ``target`` that replaces it only when fully written."""
     ensure_private_dir(target.parent)
-    temp = target.with_name(f".{target.name}.tmp")
+    temp = _temp_of(target)
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
@@ -168,6 +174,10 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     manager = open_manager(args)
     data_dir = data_dir_of(args)
     target_dir = Path(args.output_dir) if args.output_dir else data_dir / "exports"
+    problem = directory_problem(target_dir, create=True)  # a missing one is created
+    if problem is not None:
+        option = "--output-dir" if args.output_dir else "the export directory"
+        raise CliError(f"{option}: {problem} (nothing was written)")
     formats = args.format or list(FORMATS)
     chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
     infos, unreadable = read_stages(manager)
@@ -200,7 +210,13 @@ def cmd_export_data(args: argparse.Namespace) -> int:
                 for fmt in formats:
                     target = target_dir / f"{output.stage}{suffix}.{fmt}"
                     writer = write_csv if fmt == "csv" else write_parquet
-                    rows = writer(read_records(path, committed), columns, target)
+                    try:
+                        rows = writer(read_records(path, committed), columns, target)
+                    except OSError as exc:
+                        ours = (str(target_dir), str(_temp_of(target)), str(target))
+                        if exc.filename is not None and str(exc.filename) not in ours:
+                            raise  # reading the stage output: that file's name says it
+                        raise cannot_write(None, target, exc) from None
                     out(f"wrote {target} ({count(rows, 'row')} from {path})")
                     written += 1
             except ValueError as exc:

@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from common.errors import CheckpointError
@@ -17,12 +16,14 @@ from common.status import CheckpointStatus
 from tools.checkpoint_cli import render
 from tools.checkpoint_cli.base import (
     EXIT_OK,
+    cannot_write,
     info_json,
     iso,
     log,
     no_checkpoints_line,
     open_manager,
     out,
+    output_file,
     parse_iso,
     print_json,
     read_stages,
@@ -83,10 +84,10 @@ def _report_json(manager: UnifiedCheckpointManager, infos: Sequence[StageInfo]) 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``: seed 003's progress report as text, JSON or a self-contained HTML page."""
+    target = output_file("--html", args.html) if args.html is not None else None
     manager = open_manager(args)
     infos, unreadable = read_stages(manager)  # each unreadable file: one error line, exit 1
-    if args.html is not None:
-        target = Path(args.html)
+    if target is not None:
         series = {info.stage: history_points(manager, info) for info in infos}
         page = render.render_html_report(
             infos,
@@ -94,9 +95,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             location=str(manager.checkpoint_dir),
             overall_percent=manager.overall_progress(infos),
         )
-        atomic_write_bytes(
-            target, page.encode("utf-8"), temp_path=target.with_name(f".{target.name}.tmp")
-        )
+        try:
+            atomic_write_bytes(
+                target, page.encode("utf-8"), temp_path=target.with_name(f".{target.name}.tmp")
+            )
+        except OSError as exc:
+            raise cannot_write("--html", target, exc) from None
         note = f"wrote HTML report ({len(infos)} stage{'s' if len(infos) != 1 else ''}) to {target}"
         if args.json:
             print(note, file=sys.stderr)
@@ -114,9 +118,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``export --output F``: every stage as one JSON document, written atomically."""
+    """``export --output F``: every stage as one JSON document, written atomically (F's
+    directory must exist)."""
+    target = output_file("--output", args.output)
     manager = open_manager(args)
-    document = manager.export(args.output)
+    try:
+        document = manager.export(target)
+    except OSError as exc:
+        raise cannot_write("--output", target, exc) from None
     count = len(document["stages"])
-    out(f"exported {count} stage{'s' if count != 1 else ''} to {Path(args.output)}")
+    out(f"exported {count} stage{'s' if count != 1 else ''} to {target}")
     return EXIT_OK
