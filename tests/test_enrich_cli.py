@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
+import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
+from common.manager import UnifiedCheckpointManager
 from common.work_queue.queue import StageRecord
 from enrich.__main__ import Job, build_parser, prepare, summary_lines
 from enrich.async_enrichment import output_settings
@@ -18,7 +22,9 @@ from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, worker_command
 from enrich.worker import build_parser as worker_build_parser
 from enrich.worker import fetch_config
-from tests._enrich_stage import run_enrich, write_stage2
+from tests._enrich_stage import REPO_ROOT, run_enrich, write_stage2
+from tests._waiting import wait_for
+from tests.test_cli import run_cli
 from tests.test_enrich_extract import reference_extract
 from tools.bench.load import LoadSite, start_load_site
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
@@ -246,3 +252,71 @@ def test_a_directory_given_as_input_or_output_is_refused_before_anything_is_writ
         assert result.returncode == 1, (args, result.stderr[-2000:])
         assert result.stderr.splitlines() == [line], args
         assert _tree(tmp_path) == before, args  # no checkpoints/, no lock file
+
+
+class _GatedPages(http.server.BaseHTTPRequestHandler):
+    """HTML pages answered only once the test opens the gate: the stage stays running."""
+
+    gate = threading.Event()
+    asked = threading.Event()
+
+    def do_GET(self) -> None:
+        type(self).asked.set()
+        type(self).gate.wait(timeout=300)  # bounds a hang
+        body = f"<html><head><title>{self.path}</title></head><body>x</body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_reset_of_a_stage_being_enriched_is_refused_and_the_run_finishes(tmp_path: Path) -> None:
+    """B3: checkpoint-manager reset --force while python -m enrich runs the stage said "reset",
+    exit 0, and the run saved the checkpoint again. Now it is refused naming the run's pid,
+    and the run finishes with every page."""
+
+    class Pages(_GatedPages):
+        gate = threading.Event()
+        asked = threading.Event()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    write_stage2(tmp_path, [f"{base}/page-{n}" for n in range(3)])
+    checkpoints = tmp_path / "checkpoints"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enrich", "--data-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        Pages.asked.wait(timeout=300)
+        manager = UnifiedCheckpointManager(checkpoints)
+        wait_for(
+            lambda: STAGE in manager.stages() and manager.inspect(STAGE).live,
+            300,
+            "the enrichment stage to be saved and held",
+        )
+        result = run_cli("--checkpoint-dir", checkpoints, "reset", "enrichment", "--force")
+        assert result.returncode == 1, result
+        assert result.stderr.splitlines() == [
+            f"error: stage {STAGE} is running (pid {proc.pid}); stop it first (nothing was changed)"
+        ]
+        assert result.stdout == ""
+        assert (checkpoints / f"{STAGE}.json").exists()
+        assert "before-reset" not in [e.reason for e in manager.store.list_history(STAGE)]
+    finally:
+        Pages.gate.set()
+        out, err = proc.communicate(timeout=300)
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, err[-2000:]
+    assert f"{STAGE} completed, 3 pages: 3 written" in out
+    shown = json.loads(run_cli("--checkpoint-dir", checkpoints, "show", STAGE, "--json").stdout)
+    assert shown["status"] == "completed" and shown["progress"]["processed_items"] == 3
