@@ -144,3 +144,27 @@ def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: 
     assert {p.name for p in json_dir.glob("*.json")} >= {f"{s}.json" for s in STAGES}
     assert select_store("sqlite", json_dir, fresh=True, restarting=STAGES) == "sqlite"
     assert not list(json_dir.glob("*.json"))
+
+
+def test_a_fresh_start_of_everything_forgets_stages_it_does_not_run(tmp_path: Path) -> None:
+    from common.stores.factory import select_store
+
+    cps = tmp_path / "cps"
+    make_checkpoints(cps, "json", (*STAGES, "stage3_async_enrichment_retry"))
+    assert select_store("sqlite", cps, fresh=True, restarting=STAGES, everything=True) == "sqlite"
+    assert not list(cps.glob("*.json"))
+
+
+def test_an_unreadable_database_is_never_removed(tmp_path: Path) -> None:
+    from common.stores.factory import StoreMismatchError, select_store
+
+    cps = tmp_path / "cps"
+    cps.mkdir()
+    (cps / DATABASE_NAME).write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreMismatchError) as refused:
+        select_store("json", cps, fresh=True, restarting=STAGES, everything=True)
+    assert str(refused.value) == (
+        f"{cps} holds a sqlite checkpoint database ({DATABASE_NAME}) that cannot be read; omit "
+        "--store to see why, or move it aside to start over with json (nothing was changed)"
+    )
+    assert (cps / DATABASE_NAME).read_bytes() == b"not a database" * 100

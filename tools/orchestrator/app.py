@@ -145,6 +145,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 checkpoint_dir,
                 fresh=args.fresh,
                 restarting=[s.name for s in stages],
+                everything=len(stages) == len(STAGES),
+                start_over_all="pass --fresh with --stage all",
             )
         except StoreMismatchError as exc:
             raise ConfigError(str(exc)) from None
