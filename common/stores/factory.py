@@ -110,11 +110,14 @@ def select_store(
         raise StoreMismatchError(
             f"{directory} holds {what}; omit --store (or pass --store {held}) to read them"
         )
-    others = sorted(set(stages) - set(restarting))
-    if fresh and (everything or not others):
+    others = [] if everything else sorted(set(stages) - set(restarting))
+    if fresh and not others:
         _remove_checkpoints(held, directory, stages)
         return kind
     advice = f"omit --store to use them, or {start_over} to start over with {kind}"
+    if others:
+        # --fresh here would still be refused: it cannot forget stages it does not run.
+        advice = f"omit --store to use them, or {start_over_all} to start over with {kind}"
     if fresh:
         advice = (
             f"starting over with {kind} would also forget {', '.join(others)}: omit --store "
