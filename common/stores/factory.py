@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Collection
 from pathlib import Path
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, StoreMismatchError
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
@@ -60,10 +60,6 @@ def detect_store(directory: Path | str) -> str:
     return "sqlite" if (Path(directory) / DATABASE_NAME).is_file() else "json"
 
 
-class StoreMismatchError(ValueError):
-    """An explicit ``--store`` that is not the store holding the directory's checkpoints."""
-
-
 def select_store(
     requested: str | None,
     directory: Path | str,
@@ -100,7 +96,8 @@ def select_store(
         raise StoreMismatchError(
             f"{directory} holds a {held} checkpoint database ({DATABASE_NAME}) that cannot be "
             f"read; omit --store to see why, or move it aside to start over with {kind} "
-            "(nothing was changed)"
+            "(nothing was changed)",
+            path=directory,
         )
     if stages:
         what = f"{held} checkpoints ({len(stages)} stage{'s' if len(stages) > 1 else ''})"
@@ -108,7 +105,8 @@ def select_store(
         what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
     if restarting is None:
         raise StoreMismatchError(
-            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them"
+            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them",
+            path=directory,
         )
     others = [] if everything else sorted(set(stages) - set(restarting))
     if fresh and not others:
@@ -123,7 +121,9 @@ def select_store(
             f"starting over with {kind} would also forget {', '.join(others)}: omit --store "
             f"to use them, or {start_over_all}"
         )
-    raise StoreMismatchError(f"{directory} holds {what}; {advice} (nothing was changed)")
+    raise StoreMismatchError(
+        f"{directory} holds {what}; {advice} (nothing was changed)", path=directory
+    )
 
 
 def _held_stages(kind: str, directory: Path) -> list[str] | None:
