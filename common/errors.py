@@ -19,6 +19,8 @@ nothing about the stage is wrong)::
     ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
     ├── StageNotFoundError         a stage with no checkpoint in the directory
+    ├── StoreMismatchError         an explicit store that is not the one holding the directory's
+    │                              checkpoints (also a ValueError: a bad option value)
     ├── LedgerUnavailableError     the store keeps no per-item ledger (JSON): use SQLite
     ├── FrontierConfigError        a Redis crawl prefix started with another configuration
     ├── WorkQueueError             (common.work_queue.errors) the PostgreSQL queue refuses
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidTransitionError",
     "LedgerUnavailableError",
     "StageNotFoundError",
+    "StoreMismatchError",
     "StoreUnavailableError",
 ]
 
@@ -146,3 +149,8 @@ class StageNotFoundError(CheckpointError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
+
+
+class StoreMismatchError(CheckpointError, ValueError):
+    """An explicit store (``--store``) that is not the store holding the directory's
+    checkpoints: opening the other one would start every stage over."""

@@ -243,7 +243,13 @@ def _output_problem(path: Path) -> str | None:
 def run_stage(args: argparse.Namespace, job: Job) -> int:
     """Run the stage (in this process, or shared through PostgreSQL with ``--workers``), print
     its summary and return the exit code."""
-    store = select_store(args.store, job.checkpoint_dir, fresh=args.fresh, restarting=[job.stage])
+    store = select_store(
+        args.store,
+        job.checkpoint_dir,
+        fresh=args.fresh,
+        restarting=[job.stage],
+        start_over_all="give this stage a --checkpoint-dir of its own",
+    )
     summary: EnrichmentSummary | DistributedSummary
     if args.workers is None:
         summary = asyncio.run(run(args, job, store))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common.manager import UnifiedCheckpointManager
 from common.stores import open_store
+from common.stores.sqlite import DATABASE_NAME
 from tests._waiting import wait_for
 from tests.test_orchestrator import (
     PAGES,
@@ -148,7 +149,10 @@ def test_switching_the_store_of_a_finished_data_dir_is_refused_and_fresh_starts_
     line = one_error_line(
         run_orchestrator(data_dir, "--store", "sqlite", "--fresh", stage="validation")
     )
-    assert "would also forget stage1_discovery, stage3_async_enrichment" in line, line
+    assert line.endswith(
+        "would also forget stage1_discovery, stage3_async_enrichment: omit --store to use them, "
+        "or pass --fresh with --stage all (nothing was changed)"
+    ), line
     assert digest(data_dir) == before  # byte for byte: checkpoints, outputs, logs
 
     # --fresh starts every stage over in the sqlite store; the JSON checkpoints are gone, so
@@ -176,3 +180,12 @@ def test_switching_the_store_of_a_finished_data_dir_is_refused_and_fresh_starts_
         "--fresh to start over with json (nothing was changed)"
     )
     assert digest(data_dir) == before
+    # And --fresh switches back: the database goes, the JSON files hold the new run.
+    fresh = run_orchestrator(data_dir, "--store", "json", "--fresh")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert not list(cps.glob(f"{DATABASE_NAME}*"))
+    assert {s: checkpoint(data_dir, s)["status"] for s in STAGES} == dict.fromkeys(
+        STAGES, "completed"
+    )
+    for stage in STAGES:
+        assert set(urls_once(output_path(data_dir, stage))) == urls[stage], stage

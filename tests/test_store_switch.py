@@ -8,6 +8,7 @@ built with the engine (JSON files, or the SQLite database); the orchestrator's s
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 
 from common import EnhancedCheckpoint
 from common.stores.sqlite import DATABASE_NAME
+from tests._enrich_stage import run_enrich, write_stage2
+from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("stage1_discovery", "stage2_validation", "stage3_async_enrichment")
@@ -119,13 +122,47 @@ def test_enrich_with_the_other_store_is_refused_and_changes_nothing(
     before = digest(data_dir)
     line = one_error_line(run(*enrich_command(data_dir, "--store", other)))
     assert line == (
-        f"error: {cps} holds {held} checkpoints (3 stages); omit --store to use them, or pass "
-        f"--fresh to start over with {other} (nothing was changed)"
+        f"error: {cps} holds {held} checkpoints (3 stages); omit --store to use them, or give "
+        f"this stage a --checkpoint-dir of its own to start over with {other} (nothing was "
+        "changed)"
     )
     # --fresh would forget the other stages too: still refused, naming them.
     line = one_error_line(run(*enrich_command(data_dir, "--store", other, "--fresh")))
     assert "would also forget stage1_discovery, stage2_validation" in line, line
     assert digest(data_dir) == before
+
+
+def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Path) -> None:
+    process, base = start_demo_site_process(30, 5, stderr=subprocess.DEVNULL)
+    try:
+        urls = build_site(30, 5).expected_ok_urls(base)[:8]
+        write_stage2(tmp_path, urls)
+        output = tmp_path / "processed/stage03/enrichment_output.jsonl"
+        cps = tmp_path / "own"
+        first = run_enrich("--data-dir", str(tmp_path), "--checkpoint-dir", str(cps))
+        assert first.returncode == 0, first.stderr[-2000:]
+        written = output.read_bytes()
+        line = one_error_line(
+            run_enrich(
+                "--data-dir", str(tmp_path), "--checkpoint-dir", str(cps), "--store", "sqlite"
+            )
+        )
+        assert line == (
+            f"error: {cps} holds json checkpoints (1 stage); omit --store to use them, or pass "
+            "--fresh to start over with sqlite (nothing was changed)"
+        )
+        assert output.read_bytes() == written
+        fresh = run_enrich(
+            "--data-dir", str(tmp_path), "--checkpoint-dir", str(cps), "--store", "sqlite", "--fresh"
+        )  # fmt: skip
+        assert fresh.returncode == 0, fresh.stderr[-2000:]
+        assert (cps / DATABASE_NAME).is_file() and not list(cps.glob("*.json"))
+        assert sorted(json.loads(x)["url"] for x in output.read_text().splitlines()) == sorted(urls)
+        again = run_enrich("--data-dir", str(tmp_path), "--checkpoint-dir", str(cps))
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert "nothing to do, already completed" in again.stdout, again.stdout
+    finally:
+        stop_demo_site_process(process)
 
 
 def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: Path) -> None:
@@ -144,3 +181,27 @@ def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: 
     assert {p.name for p in json_dir.glob("*.json")} >= {f"{s}.json" for s in STAGES}
     assert select_store("sqlite", json_dir, fresh=True, restarting=STAGES) == "sqlite"
     assert not list(json_dir.glob("*.json"))
+
+
+def test_a_fresh_start_of_everything_forgets_stages_it_does_not_run(tmp_path: Path) -> None:
+    from common.stores.factory import select_store
+
+    cps = tmp_path / "cps"
+    make_checkpoints(cps, "json", (*STAGES, "stage3_async_enrichment_retry"))
+    assert select_store("sqlite", cps, fresh=True, restarting=STAGES, everything=True) == "sqlite"
+    assert not list(cps.glob("*.json"))
+
+
+def test_an_unreadable_database_is_never_removed(tmp_path: Path) -> None:
+    from common.stores.factory import StoreMismatchError, select_store
+
+    cps = tmp_path / "cps"
+    cps.mkdir()
+    (cps / DATABASE_NAME).write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreMismatchError) as refused:
+        select_store("json", cps, fresh=True, restarting=STAGES, everything=True)
+    assert str(refused.value) == (
+        f"{cps} holds a sqlite checkpoint database ({DATABASE_NAME}) that cannot be read; omit "
+        "--store to see why, or move it aside to start over with json (nothing was changed)"
+    )
+    assert (cps / DATABASE_NAME).read_bytes() == b"not a database" * 100

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Collection
 from pathlib import Path
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, StoreMismatchError
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
@@ -60,28 +60,29 @@ def detect_store(directory: Path | str) -> str:
     return "sqlite" if (Path(directory) / DATABASE_NAME).is_file() else "json"
 
 
-class StoreMismatchError(ValueError):
-    """An explicit ``--store`` that is not the store holding the directory's checkpoints."""
-
-
 def select_store(
     requested: str | None,
     directory: Path | str,
     *,
     fresh: bool = False,
     restarting: Collection[str] | None = None,
+    everything: bool = False,
     start_over: str = "pass --fresh",
+    start_over_all: str = "start every stage over",
 ) -> str:
     """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
 
     Without ``requested``: :func:`detect_store`. A ``requested`` store that differs from the one
     holding checkpoints in ``directory`` would start every stage over in an empty store and
     truncate finished outputs, so it raises :class:`StoreMismatchError` naming the directory,
-    what it holds and the way out, and nothing is changed. ``restarting`` names the stages the
-    caller can start over (None: it starts nothing over, e.g. the checkpoint CLI); with
+    what it holds and the way out, and nothing is changed.
+
+    ``restarting`` names the stages the caller can start over (None: it starts nothing over,
+    e.g. the checkpoint CLI); ``everything`` says it starts the whole directory over. With
     ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
-    are removed (the directory holds one store's checkpoints, so detection stays true) and
-    ``requested`` is returned. ``start_over`` is the caller's advice for starting over.
+    are removed (a directory holds one store's checkpoints, so detection stays true) and
+    ``requested`` is returned. ``start_over`` and ``start_over_all`` are the caller's advice
+    for starting over, and for starting every stage over.
     """
     held = detect_store(directory)
     if requested is None:
@@ -92,26 +93,37 @@ def select_store(
     if kind == held or (held == "json" and not stages):
         return kind
     if stages is None:
-        what = f"a {held} checkpoint database ({DATABASE_NAME}) that cannot be read"
-    elif not stages:
-        what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
-    else:
+        raise StoreMismatchError(
+            f"{directory} holds a {held} checkpoint database ({DATABASE_NAME}) that cannot be "
+            f"read; omit --store to see why, or move it aside to start over with {kind} "
+            "(nothing was changed)",
+            path=directory,
+        )
+    if stages:
         what = f"{held} checkpoints ({len(stages)} stage{'s' if len(stages) > 1 else ''})"
+    else:
+        what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
     if restarting is None:
         raise StoreMismatchError(
-            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them"
+            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them",
+            path=directory,
         )
-    if fresh and stages is not None and set(stages) <= set(restarting):
+    others = [] if everything else sorted(set(stages) - set(restarting))
+    if fresh and not others:
         _remove_checkpoints(held, directory, stages)
         return kind
     advice = f"omit --store to use them, or {start_over} to start over with {kind}"
+    if others:
+        # --fresh here would still be refused: it cannot forget stages it does not run.
+        advice = f"omit --store to use them, or {start_over_all} to start over with {kind}"
     if fresh:
-        others = ", ".join(sorted(set(stages or ()) - set(restarting))) or "them"
         advice = (
-            f"starting over with {kind} would also forget {others}: omit --store to use "
-            "them, or start every stage over"
+            f"starting over with {kind} would also forget {', '.join(others)}: omit --store "
+            f"to use them, or {start_over_all}"
         )
-    raise StoreMismatchError(f"{directory} holds {what}; {advice} (nothing was changed)")
+    raise StoreMismatchError(
+        f"{directory} holds {what}; {advice} (nothing was changed)", path=directory
+    )
 
 
 def _held_stages(kind: str, directory: Path) -> list[str] | None:

@@ -17,7 +17,9 @@ says "nothing to do, all stages completed".
 
 ``--workers N --dsn DSN`` shares the enrichment stage with N worker processes through
 PostgreSQL (see ``docs/postgres.md``). ``--store sqlite`` keeps every stage's checkpoint in
-``DATA_DIR/checkpoints/checkpoints.sqlite3``.
+``DATA_DIR/checkpoints/checkpoints.sqlite3``. A ``--store`` other than the one holding the data
+directory's checkpoints is refused before anything changes (``--fresh --stage all`` switches):
+:func:`common.stores.factory.select_store`.
 
 The options are :mod:`.options`, the stages and their children :mod:`.stages`, the signal
 handling :mod:`.signals`; this module takes the data directory and runs the stages in order.
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 checkpoint_dir,
                 fresh=args.fresh,
                 restarting=[s.name for s in stages],
+                everything=len(stages) == len(STAGES),
+                start_over_all="pass --fresh with --stage all",
             )
         except StoreMismatchError as exc:
             raise ConfigError(str(exc)) from None
