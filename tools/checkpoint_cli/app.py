@@ -68,6 +68,7 @@ Exit codes:
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 if not __package__:  # run by path: make ``common`` importable
@@ -75,6 +76,7 @@ if not __package__:  # run by path: make ``common`` importable
 
 import argparse
 import contextlib
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -337,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     args.store = getattr(args, "store", None)
     args.verbose = getattr(args, "verbose", False)
     configure_logging(args.verbose)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C (or kill -INT) ends a command with 130 even when it was started with SIGINT
+        # ignored, as a shell's background job or a nohup'd script starts it: the orchestrator,
+        # enrich and the Scrapy stages install their own handler too.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         with contextlib.ExitStack() as args.cleanup:
