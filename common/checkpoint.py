@@ -443,8 +443,9 @@ class EnhancedCheckpoint:
         finally:
             saving.updating = outer
 
-    def _counts_not_integers(self, *counts: object) -> NoReturn:
-        processed, successful, failed, skipped = counts
+    def _counts_not_integers(
+        self, processed: object, successful: object, failed: object, skipped: object
+    ) -> NoReturn:
         raise TypeError(
             f"stage {self.stage!r}: update() counts must be integers (processed={processed!r}, "
             f"successful={successful!r}, failed={failed!r}, skipped={skipped!r})"

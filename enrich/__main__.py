@@ -36,6 +36,7 @@ from pathlib import Path
 
 from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
+from common.io.paths import directory_problem
 from common.outputs import failed_sidecar_path
 from common.stores.factory import select_store, store_argument
 from common.work_queue import DSN_ENV, resolve_dsn
@@ -232,12 +233,8 @@ def _output_problem(path: Path) -> str | None:
     created)."""
     if path.is_dir():
         return "is a directory, not a JSON Lines file"
-    existing = path.parent
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        return f"cannot be created: {existing} is not a directory"
-    return None
+    problem = directory_problem(path.parent, create=True)
+    return None if problem is None else f"cannot be created: {problem}"
 
 
 def run_stage(args: argparse.Namespace, job: Job) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from common.errors import CheckpointError, CheckpointUnreadableError, InvalidStageNameError
+from common.io.paths import directory_problem
 from common.manager import StageInfo, UnifiedCheckpointManager
 from common.state import utc_iso
 from common.stores import open_store
@@ -283,21 +284,6 @@ def output_file(option: str, text: str) -> Path:
     if problem is not None:
         raise CliError(f"{option}: {problem} (nothing was written)")
     return path
-
-
-def directory_problem(directory: Path, *, create: bool = False) -> str | None:
-    """What keeps ``directory`` from holding new files, or None: it is missing (unless
-    ``create``: then only a missing ancestor that is a file counts), or it is not a directory."""
-    if directory.is_dir():
-        return None
-    existing = directory
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        return f"{existing} is not a directory"
-    if create:
-        return None
-    return f"directory {directory} does not exist"
 
 
 def cannot_write(option: str | None, path: Path, exc: OSError) -> CliError:

@@ -55,12 +55,16 @@ def _sites(record_path: Path) -> list[dict[str, int]]:
     return []
 
 
-def remembered_port(data_dir: Path, pages: int, seed: int) -> int | None:
-    """The demo site's port recorded for this data dir, if it was the same site."""
-    for site in _sites(data_dir / "demo_site.json"):
+def _port_of(sites: list[dict[str, int]], pages: int, seed: int) -> int | None:
+    for site in sites:
         if (site["pages"], site["seed"]) == (pages, seed):
             return site["port"]
     return None
+
+
+def remembered_port(data_dir: Path, pages: int, seed: int) -> int | None:
+    """The demo site's port recorded for this data dir, if it was the same site."""
+    return _port_of(_sites(data_dir / "demo_site.json"), pages, seed)
 
 
 def demo_url(port: int) -> str:
@@ -74,7 +78,7 @@ def start_demo_site(data_dir: Path, pages: int, seed: int, log: TextIO) -> DemoS
 
     record_path = data_dir / "demo_site.json"
     sites = _sites(record_path)
-    port = remembered_port(data_dir, pages, seed)
+    port = _port_of(sites, pages, seed)
     if port is None:
         taken = {site["port"] for site in sites}
         port = _free_port()

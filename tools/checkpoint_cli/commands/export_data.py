@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from common.io.atomic import FILE_MODE, ensure_private_dir
+from common.io.paths import directory_problem
 from tools.checkpoint_cli.base import (
     CliError,
     cannot_write,
     corrupt_stages,
     count,
-    directory_problem,
     open_manager,
     out,
     read_stages,
