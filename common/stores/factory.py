@@ -88,9 +88,11 @@ def select_store(
     if requested is None:
         return held
     kind = validate_store_spec(requested)
+    if kind == held:
+        return kind  # the caller opens it: no second open here to list its stages
     directory = Path(directory)
     stages = _held_stages(held, directory)
-    if kind == held or (held == "json" and not stages):
+    if held == "json" and not stages:
         return kind
     if stages is None:
         raise StoreMismatchError(
