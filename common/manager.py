@@ -19,6 +19,7 @@ from common.errors import (
     StageNotFoundError,
 )
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
+from common.ownership import live_writer_error, writers_held
 from common.progress import ProgressSnapshot, format_duration
 from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
@@ -254,38 +255,16 @@ class UnifiedCheckpointManager:
 
     def running_error(self, stage: str, holder_pid: int | None) -> CheckpointLockedError:
         """The refusal of a change to ``stage`` while a live process writes it."""
-        who = f"pid {holder_pid}" if holder_pid else "another process"
-        return CheckpointLockedError(
-            f"stage {stage} is running ({who}); stop it first (nothing was changed)",
-            stage=stage,
-            path=self.store.describe(stage),
-            holder_pid=holder_pid,
-        )
+        return live_writer_error(self.store, stage, holder_pid)
 
-    @contextlib.contextmanager
-    def writing(self, stages: Sequence[str]) -> Iterator[None]:
+    def writing(self, stages: Sequence[str]) -> contextlib.AbstractContextManager[None]:
         """Hold the writer lock of every stage in ``stages`` for the block (One writer).
 
         Raises :meth:`running_error` (having taken nothing) when a live process writes any of
         them: a change made beside a live writer would be overwritten by its next save. Locks
-        this manager holds already are not taken twice.
+        this manager holds already are not taken twice (:func:`~common.ownership.writers_held`).
         """
-        taken: list[str] = []
-        try:
-            for name in stages:
-                if name in self._held:
-                    continue
-                lock = self.store.lock(name)
-                try:
-                    lock.acquire()
-                except CheckpointLockedError as exc:
-                    raise self.running_error(name, exc.holder_pid) from None
-                self._held[name] = lock
-                taken.append(name)
-            yield
-        finally:
-            for name in reversed(taken):
-                self._held.pop(name).release()
+        return writers_held(self.store, stages, self._held)
 
     @contextlib.contextmanager
     def _refusing_live(self, stage: str) -> Iterator[None]:

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from common.errors import CheckpointError, StoreMismatchError
+from common.ownership import writers_held
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
@@ -81,7 +82,9 @@ def select_store(
     e.g. the checkpoint CLI); ``everything`` says it starts the whole directory over. With
     ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
     are removed (a directory holds one store's checkpoints, so detection stays true) and
-    ``requested`` is returned. ``start_over`` and ``start_over_all`` are the caller's advice
+    ``requested`` is returned; while a live process writes one of those stages that raises
+    :class:`~common.errors.CheckpointLockedError` naming the stage and its pid instead, and
+    nothing is removed. ``start_over`` and ``start_over_all`` are the caller's advice
     for starting over, and for starting every stage over.
     """
     held = detect_store(directory)
@@ -140,13 +143,23 @@ def _held_stages(kind: str, directory: Path) -> list[str] | None:
 
 
 def _remove_checkpoints(kind: str, directory: Path, stages: list[str]) -> None:
-    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store."""
-    if kind == "sqlite":
-        # The database file itself goes: its presence is what makes a directory a sqlite one.
-        for suffix in ("-wal", "-shm", ""):
-            with contextlib.suppress(FileNotFoundError):
-                (directory / f"{DATABASE_NAME}{suffix}").unlink()
-        return
-    store = JsonFileStore(directory)
-    for stage in stages:
-        store.delete(stage)
+    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store.
+
+    Under the writer lock of every stage: while a live process writes one of them this raises
+    :func:`~common.ownership.live_writer_error` and removes nothing (that process would go on
+    saving into the store being removed).
+    """
+    store = open_store(kind, directory)
+    try:
+        with writers_held(store, stages):
+            if kind == "sqlite":
+                # The database file itself goes: its presence is what makes a directory a
+                # sqlite one.
+                for suffix in ("-wal", "-shm", ""):
+                    with contextlib.suppress(FileNotFoundError):
+                        (directory / f"{DATABASE_NAME}{suffix}").unlink()
+                return
+            for stage in stages:
+                store.delete(stage)
+    finally:
+        store.close()
