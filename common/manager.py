@@ -266,6 +266,17 @@ class UnifiedCheckpointManager:
         """
         return writers_held(self.store, stages, self._held)
 
+    def live_refusal(self, stages: Iterable[str]) -> CheckpointLockedError | None:
+        """What :meth:`writing` would raise for ``stages`` now, or None; takes no lock (a dry
+        run says what the real change would meet)."""
+        for stage in stages:
+            if stage in self._held:
+                continue
+            lock = self.store.lock(stage)
+            if lock.is_held_elsewhere():
+                return self.running_error(stage, lock.holder_pid())
+        return None
+
     @contextlib.contextmanager
     def _refusing_live(self, stage: str) -> Iterator[None]:
         """Say a lock taken by the engine inside the block was refused in :meth:`running_error`'s
@@ -317,9 +328,12 @@ class UnifiedCheckpointManager:
         its current checkpoint (completed or not) and loses only snapshots older than the
         cutoff; ``keep_latest=0`` lets an old completed checkpoint go too (a snapshot of it
         stays in the history). Running, paused, recovering and failed (resumable) stages are
-        never removed; a completed one a live process writes is refused, removing nothing
-        (:meth:`running_error`). With ``dry_run`` nothing is removed. Returns what was (or would be)
-        removed: ``stage`` for a checkpoint, ``stage/history/<id>`` for a snapshot.
+        never removed. The writer lock of every stage it removes anything of is held while it
+        does, so a stage a live process writes is refused, removing nothing at all
+        (:meth:`running_error`), as :meth:`reset` does. With ``dry_run`` nothing is removed and
+        no lock is taken (:meth:`live_refusal` says whether the real run would be refused).
+        Returns what was (or would be) removed: ``stage`` for a checkpoint,
+        ``stage/history/<id>`` for a snapshot.
         """
         if keep_latest < 0:
             raise ValueError(f"keep_latest must be >= 0, got {keep_latest}")
@@ -347,9 +361,11 @@ class UnifiedCheckpointManager:
         removed += [stage for stage, _ in doomed]
         if dry_run:
             return removed
-        # A current checkpoint goes only under its writer lock: one a live process holds is
-        # refused before anything is removed (its writer would save it again).
-        with self.writing([stage for stage, _ in doomed]):
+        # Anything of a stage goes only under its writer lock: a stage a live process writes is
+        # refused before anything is removed (its writer would save its checkpoint again, and
+        # may be adding to its history).
+        touched = dict.fromkeys([stage for stage, _ in snapshots] + [stage for stage, _ in doomed])
+        with self.writing(list(touched)):
             for stage, sid in snapshots:
                 self.store.delete_history(stage, sid)
             for stage, state in doomed:
