@@ -70,6 +70,7 @@ def select_store(
     everything: bool = False,
     start_over: str = "pass --fresh",
     start_over_all: str = "start every stage over",
+    option: str = "--store",
 ) -> str:
     """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
 
@@ -85,7 +86,8 @@ def select_store(
     ``requested`` is returned; while a live process writes one of those stages that raises
     :class:`~common.errors.CheckpointLockedError` naming the stage and its pid instead, and
     nothing is removed. ``start_over`` and ``start_over_all`` are the caller's advice
-    for starting over, and for starting every stage over.
+    for starting over, and for starting every stage over; ``option`` is what the caller calls
+    the store's choice (a Scrapy crawl: ``CHECKPOINT_STORE``).
     """
     held = detect_store(directory)
     if requested is None:
@@ -100,7 +102,7 @@ def select_store(
     if stages is None:
         raise StoreMismatchError(
             f"{directory} holds a {held} checkpoint database ({DATABASE_NAME}) that cannot be "
-            f"read; omit --store to see why, or move it aside to start over with {kind} "
+            f"read; omit {option} to see why, or move it aside to start over with {kind} "
             "(nothing was changed)",
             path=directory,
         )
@@ -110,20 +112,20 @@ def select_store(
         what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
     if restarting is None:
         raise StoreMismatchError(
-            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them",
+            f"{directory} holds {what}; omit {option} (or pass {option} {held}) to read them",
             path=directory,
         )
     others = [] if everything else sorted(set(stages) - set(restarting))
     if fresh and not others:
         _remove_checkpoints(held, directory, stages)
         return kind
-    advice = f"omit --store to use them, or {start_over} to start over with {kind}"
+    advice = f"omit {option} to use them, or {start_over} to start over with {kind}"
     if others:
         # --fresh here would still be refused: it cannot forget stages it does not run.
-        advice = f"omit --store to use them, or {start_over_all} to start over with {kind}"
+        advice = f"omit {option} to use them, or {start_over_all} to start over with {kind}"
     if fresh:
         advice = (
-            f"starting over with {kind} would also forget {', '.join(others)}: omit --store "
+            f"starting over with {kind} would also forget {', '.join(others)}: omit {option} "
             f"to use them, or {start_over_all}"
         )
     raise StoreMismatchError(
