@@ -19,6 +19,7 @@ from common.errors import (
     InputInvalidError,
     InvalidStageNameError,
     InvalidTransitionError,
+    OutputConflictError,
     StageNotFoundError,
 )
 from common.manager import StageInfo, UnifiedCheckpointManager
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidStageNameError",
     "InvalidTransitionError",
     "JsonFileStore",
+    "OutputConflictError",
     "ProgressSnapshot",
     "StageInfo",
     "StageNotFoundError",

@@ -46,7 +46,6 @@ docstring and a line or two of delegation (~340 lines); construction wires the c
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -58,6 +57,7 @@ from common import guards
 from common.completion import PartProgress
 from common.errors import InvalidTransitionError
 from common.history import History
+from common.itemargs import item_index, item_text, negative_index
 from common.journal import Journal
 from common.ledger import Ledger
 from common.lifecycle import Lifecycle
@@ -339,6 +339,14 @@ class EnhancedCheckpoint:
         With a ledger (:attr:`ledger`), the item's row (``key``, else ``last_item``, else the
         index) is recorded too: ``done``, ``failed`` or ``skipped`` from the counts, the error
         from ``failed_record["error"]``, and ``attempts`` (how many tries it took).
+
+        What is passed is refused at once, before anything changes, when a save or the next
+        load could not keep it whole: counts must be integers; ``index`` an integer >= 0
+        (what ``operator.index`` accepts, numpy integers and bool included, is converted to
+        an int; a float or str is a ``TypeError``); ``key``, ``part`` and ``last_item``
+        strings; ``record``
+        and ``failed_record`` mappings (JSON objects) that JSON can encode. Each refusal names
+        the stage and the value and ends "nothing was changed".
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
@@ -374,12 +382,18 @@ class EnhancedCheckpoint:
                     f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
                     f">= 0 and successful + failed <= processed + skipped"
                 )
+            if last_item is not None and last_item.__class__ is not str:
+                last_item = item_text(self.stage, "update()", "last_item", last_item)
+            if part is not None and part.__class__ is not str:
+                part = item_text(self.stage, "update()", "part", part)
             if record is not None or failed_record is not None:
                 # Encoded before anything changes: a record JSON cannot encode raises here, not
                 # after its item was counted done (it would be committed with no output line).
                 record_line, failed_line = self._outputs.encode_records(record, failed_record)
             keys = None
             if key is not None:
+                if key.__class__ is not str:
+                    key = item_text(self.stage, "update()", "key", key)
                 keys = (
                     self._outputs.keys
                     if self._outputs.keys is not None
@@ -388,11 +402,23 @@ class EnhancedCheckpoint:
                 if key in keys:
                     return False
             if index is not None:
-                window = state.completion if part is None else state.part(part).window
+                # A float, str or other non-int index would be saved and refused by the
+                # schema at the next load (the stage then resumes from its backup, or from 0):
+                # an exact int costs this one comparison, anything else is checked out of line.
+                if index.__class__ is not int:
+                    index = item_index(self.stage, "update()", index)
+                if part is None:
+                    window = state.completion
+                else:
+                    if index < 0:  # before state.part() declares a new part
+                        negative_index(self.stage, "update()", index)
+                    window = state.part(part).window
                 if index == window.watermark and not window.above:
                     window.watermark = index + 1
                     if last_item is not None:
                         window.prefix_item = last_item
+                elif index < 0:
+                    negative_index(self.stage, "update()", index)
                 elif not window.mark(index, last_item):
                     return False
                 state.last_processed_index = index
@@ -469,6 +495,10 @@ class EnhancedCheckpoint:
 
     def mark_done(self, index: int, *, part: str | None = None, label: str | None = None) -> bool:
         """Mark ``index`` done without touching the counts; False if it already was."""
+        if index.__class__ is not int or index < 0:
+            index = item_index(self.stage, "mark_done()", index)
+        if part is not None and part.__class__ is not str:
+            part = item_text(self.stage, "mark_done()", "part", part)
         with self._saving.guard:
             window = self.state.completion if part is None else self.state.part(part).window
             if not window.mark(index, label):
@@ -489,20 +519,35 @@ class EnhancedCheckpoint:
             self.state.metadata.update(values)
             self._saving.dirty = True
 
-    def _not_running(self, action: str) -> None:
+    def _not_running(self, action: str) -> NoReturn:
         status = self.state.status
+        if status is CheckpointStatus.COMPLETED:
+            hint = (
+                ": the stage completed before, so start() returned False (check it and skip the "
+                "work); start(fresh=True) (AsyncCheckpointTracker(..., fresh=True), or "
+                "checkpoint-manager reset) runs it again"
+            )
+        else:
+            hint = " (call start() first)"
         raise InvalidTransitionError(
-            f"stage {self.stage!r}: cannot {action} while {status.value}"
-            + (" (call start() first)" if status is not CheckpointStatus.COMPLETED else ""),
+            f"stage {self.stage!r}: cannot {action} while {status.value}{hint}",
             stage=self.stage,
             path=self.path,
         )
 
     def should_skip(self, index: int, part: str | None = None) -> bool:
-        """True when item ``index`` (of ``part``) is already done; exact under any order."""
+        """True when item ``index`` (of ``part``) is already done; exact under any order.
+
+        A non-integer ``index`` (a float, a str) or a non-str ``part`` is a ``TypeError``
+        naming the stage; what ``operator.index`` accepts (numpy integers, bool) is an int.
+        """
+        if index.__class__ is not int:
+            index = item_index(self.stage, "should_skip()", index)
         if part is None:
             window = self.state.completion  # inlined is_done(): one call per item, not two
             return index < window.watermark or index in window.above
+        if part.__class__ is not str:
+            part = item_text(self.stage, "should_skip()", "part", part)
         progress = self.state.parts.get(part)
         if progress is None:
             return False
@@ -582,12 +627,16 @@ class EnhancedCheckpoint:
             return self._outputs.attach(name, path, self.state)
 
     def attach_output(self, path: Path | str, *, failed_path: Path | str | None = None) -> Journal:
-        """Attach the stage's output file and its ``.failed.jsonl`` sidecar."""
-        path = Path(path)
+        """Attach the stage's output file and its ``.failed.jsonl`` sidecar.
+
+        Refused (:class:`~common.errors.OutputConflictError`, nothing changed) when another
+        stage of the same checkpoint directory records the same file; while another process
+        writes it, cutting it back (in :meth:`start`) raises
+        :class:`~common.errors.CheckpointLockedError`. A resume must name the output its
+        checkpoint records.
+        """
         with self._saving.guard:
-            journal = self._outputs.attach_output(path, failed_path, self.state)
-            self.state.output_file = os.path.abspath(path)
-        return journal
+            return self._outputs.attach_output(Path(path), failed_path, self.state)
 
     def journal(self, name: str) -> Journal:
         """The attached journal ``name``."""

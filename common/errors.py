@@ -18,6 +18,8 @@ nothing about the stage is wrong)::
     ├── InputChangedError          resuming over an input file whose content changed
     ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
+    ├── OutputConflictError        an output file another stage of the directory records, or a
+    │                              resume naming another output than the checkpoint's
     ├── StageNotFoundError         a stage with no checkpoint in the directory
     ├── StoreMismatchError         an explicit store that is not the one holding the directory's
     │                              checkpoints (also a ValueError: a bad option value)
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidStageNameError",
     "InvalidTransitionError",
     "LedgerUnavailableError",
+    "OutputConflictError",
     "StageNotFoundError",
     "StoreMismatchError",
     "StoreUnavailableError",
@@ -119,6 +122,11 @@ class InputInvalidError(CheckpointError, ValueError):
 
 class ConfigChangedError(CheckpointError):
     """The configuration differs from the one the checkpoint was started with."""
+
+
+class OutputConflictError(CheckpointError):
+    """An output file this stage cannot take: another stage in the same checkpoint directory
+    records it, or the checkpoint's committed records are in another file than this run's."""
 
 
 class LedgerUnavailableError(CheckpointError):

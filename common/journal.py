@@ -8,11 +8,19 @@ after the last save are redone and written once, never twice, and no line is eve
 
 The same mechanism keeps the keyed done-set (URLs, ids) and, for the Scrapy stages, the request
 journal: each save appends only what is new, so its cost does not grow with what is done.
+
+A journal is one writer's: from the moment a writer opens it (to cut it back, or to append)
+until it closes it, it holds an exclusive ``flock`` on the file, so a second process (another
+stage configured with the same output file, or a copy of the same script) is refused with
+:class:`~common.errors.CheckpointLockedError` before it truncates or appends anything. The
+lock is on the file itself: no lock file is left beside it, and the kernel drops it when the
+writer dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -21,9 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.errors import CheckpointCorruptError, CheckpointSaveError
+from common.errors import CheckpointCorruptError, CheckpointLockedError, CheckpointSaveError
 from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
+from common.io.locking import flock_holder_pid
 
 __all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
 
@@ -120,7 +129,9 @@ class Journal:
         """Cut the file back to ``committed`` (None: nothing committed); return bytes cut.
 
         Raises :class:`CheckpointCorruptError` if the file is shorter than the committed length:
-        committed records are missing and resuming would silently lose them.
+        committed records are missing and resuming would silently lose them; and
+        :class:`CheckpointLockedError` if another open journal (another process) writes it.
+        From here on the journal keeps the file open and locked until :meth:`close`.
         """
         try:
             return self._recover(committed)
@@ -133,18 +144,16 @@ class Journal:
     def _recover(self, committed: int | None) -> int:
         target = committed or 0
         ensure_private_dir(self.path.parent)
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            size = 0
-            if target:
-                raise CheckpointCorruptError(
-                    f"journal {self.path} is missing but the checkpoint says {target} bytes were "
-                    f"committed to it; restore the file or reset the stage",
-                    path=self.path,
-                ) from None
-            # An empty output exists from the start: "no records" is a result, not an error.
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+        if target and self._fd is None and not self.path.exists():
+            raise CheckpointCorruptError(
+                f"journal {self.path} is missing but the checkpoint says {target} bytes were "
+                f"committed to it; restore the file or reset the stage",
+                path=self.path,
+            )
+        # Locked before anything is cut (and sized under the lock); an empty output exists
+        # from the start ("no records" is a result, not an error).
+        fd = self._fd if self._fd is not None else self._open_locked()
+        size = os.fstat(fd).st_size
         if size < target:
             raise CheckpointCorruptError(
                 f"journal {self.path} has {size} bytes but the checkpoint says {target} were "
@@ -153,12 +162,8 @@ class Journal:
             )
         cut = size - target
         if cut:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.ftruncate(fd, target)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            os.ftruncate(fd, target)
+            os.fsync(fd)
             fault_point("after_journal_truncate", self.path)
             if committed is None:
                 logger.warning(
@@ -230,23 +235,48 @@ class Journal:
 
     def write_durable(self, data: bytes) -> None:
         """Append ``data`` and fsync it."""
-        if self._fd is None:
-            ensure_private_dir(self.path.parent)
-            fault_point("journal_open", self.path)
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
-            )
+        fd = self._fd if self._fd is not None else self._open_locked()
         view = memoryview(data)
         while view:
-            written = os.write(self._fd, view)
+            written = os.write(fd, view)
             view = view[written:]
         fault_point("after_journal_write", self.path)
         # Before the record that counts these bytes is written: a power cut must never leave
         # a record committing bytes the disk lost.
-        os.fsync(self._fd)
+        os.fsync(fd)
         fault_point("after_journal_fsync", self.path)
 
+    def _open_locked(self) -> int:
+        """The journal's file, opened for appending (created if missing) and locked.
+
+        Called by the owner's :meth:`recover` before it cuts anything, or by the saver's
+        first write when no recover ran; the fd then stays open (and the file locked) until
+        :meth:`close`.
+        """
+        ensure_private_dir(self.path.parent)
+        fault_point("journal_open", self.path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = flock_holder_pid(self.path)
+            who = f"process {pid}" if pid else "another process"
+            raise CheckpointLockedError(
+                f"{self.path} is being written by {who} (another stage or another run of "
+                f"this one); give each stage an output file of its own, or wait for that run "
+                f"to finish (nothing was changed)",
+                path=self.path,
+                holder_pid=pid,
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return fd
+
     def close(self) -> None:
+        """Close the file (giving its lock up); a later recover or write opens it again."""
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):

@@ -34,7 +34,7 @@ from common.guards import change_reason
 from common.hashing import config_hash, file_sha256
 from common.history import History
 from common.io.faults import fault_point
-from common.outputs import Outputs
+from common.outputs import OUTPUT_JOURNAL, Outputs, failed_sidecar_path
 from common.ownership import Ownership
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.save_coordinator import SaveCoordinator
@@ -225,6 +225,11 @@ class Lifecycle:
                     logger.warning("Resuming %s although %s (forced)", self._stage, change)
             else:
                 self._validate_input(input_validator, input_file)
+            if output_file is not None and OUTPUT_JOURNAL not in self._outputs.journals:
+                # An output the caller writes itself (attach_output() checks its own).
+                self._outputs.refuse_shared_output(
+                    Path(output_file), failed_sidecar_path(output_file)
+                )
             self._outputs.cut_back(self._holder.state)  # every guard passed: files may change
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
@@ -251,6 +256,8 @@ class Lifecycle:
                 state.config_hash = new_config_hash
             if output_file is not None:
                 state.output_file = os.path.abspath(output_file)
+            elif OUTPUT_JOURNAL in self._outputs.journals:  # kept over a fresh start's reset
+                state.output_file = os.path.abspath(self._outputs.journals[OUTPUT_JOURNAL].path)
             if total_items is not None:
                 state.progress.total_items = total_items
             transition(state, CheckpointStatus.RUNNING, stage=self._stage)

@@ -16,11 +16,13 @@ files. The owner calls in here under the checkpoint's lock, except from ``update
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, OutputConflictError
+from common.itemargs import shown
 from common.journal import Journal, encode_record
 from common.ledger import Ledger
 from common.ownership import Ownership
@@ -95,29 +97,90 @@ class Outputs:
                 )
             return existing
         journal = Journal(name, path)
-        self.journals[name] = journal
         if self._owner.held and self.cut:
-            journal.recover(state.journals.get(name))
+            try:
+                journal.recover(state.journals.get(name))
+            except BaseException:
+                journal.close()
+                raise
         else:
             journal.adopt(state.journals.get(name))
+        self.journals[name] = journal
         return journal
 
     def attach_output(
         self, path: Path, failed_path: Path | str | None, state: CheckpointState
     ) -> Journal:
-        """Attach the stage's output and its ``.failed.jsonl`` sidecar; the output journal."""
+        """Attach the stage's output and its ``.failed.jsonl`` sidecar; the output journal.
+
+        Refused (:class:`OutputConflictError`, nothing changed) when another stage in the
+        store records either file as its output or sidecar, and, once the journals are cut
+        back, when the record's committed records are in another output file.
+        """
+        failed = Path(failed_path) if failed_path is not None else failed_sidecar_path(path)
+        self.refuse_shared_output(path, failed)
+        if self._owner.held and self.cut:
+            self._refuse_a_changed_output(state, path)
         journal = self.attach(OUTPUT_JOURNAL, path, state)
-        self.attach(
-            FAILED_JOURNAL,
-            failed_path if failed_path is not None else failed_sidecar_path(path),
-            state,
-        )
+        self.attach(FAILED_JOURNAL, failed, state)
+        if not state.journals.get(OUTPUT_JOURNAL):
+            state.output_file = os.path.abspath(path)
         return journal
+
+    def refuse_shared_output(self, *paths: Path) -> None:
+        """Refuse files another stage of the store records as its output or failed sidecar.
+
+        Two stages writing one file destroy each other's records: the second one's fresh
+        start truncates what the first committed. Read-only (the other records are only
+        read); an unreadable record is passed over (its own stage reports it). The lock
+        each journal holds on its file refuses the same while the other stage runs.
+        """
+        ours = {os.path.realpath(path): path for path in paths}
+        for other in self._store.list_stages():
+            if other == self._stage:
+                continue
+            try:
+                loaded = self._store.load(other, lambda data, _path: data)
+            except CheckpointError:
+                continue
+            value = loaded.value if loaded is not None else None
+            recorded = value.get("output_file") if isinstance(value, dict) else None
+            if not isinstance(recorded, str) or not recorded:
+                continue
+            for theirs in (Path(recorded), failed_sidecar_path(recorded)):
+                path = ours.get(os.path.realpath(theirs))
+                if path is not None:
+                    raise OutputConflictError(
+                        f"stage {self._stage!r} cannot write {path}: stage {other!r} in "
+                        f"{self._store.location} records it as its "
+                        f"{'output' if theirs == Path(recorded) else 'failed sidecar'}; give "
+                        f"each stage an output file of its own (nothing was changed)",
+                        stage=self._stage,
+                        path=path,
+                    )
+
+    def _refuse_a_changed_output(self, state: CheckpointState, path: Path) -> None:
+        """Refuse to resume into ``path`` when the record's committed records are elsewhere."""
+        recorded = state.output_file
+        if (
+            recorded is None
+            or not state.journals.get(OUTPUT_JOURNAL)
+            or os.path.realpath(recorded) == os.path.realpath(path)
+        ):
+            return
+        raise OutputConflictError(
+            f"stage {self._stage!r}: the checkpoint's output is {recorded}, this run names "
+            f"{path}; pass the same one, or start fresh (nothing was changed)",
+            stage=self._stage,
+            path=path,
+        )
 
     def encode_records(self, record: Any, failed_record: Any) -> tuple[bytes | None, bytes | None]:
         """An ``update(record=..., failed_record=...)``'s lines, encoded before the update
-        changes anything; refused with no output attached for them (``CheckpointError``) or
-        when JSON cannot encode them (``TypeError``/``ValueError`` from :mod:`json`)."""
+        changes anything; refused with no output attached for them (``CheckpointError``),
+        when one is not a mapping (``TypeError``: every reader of a stage output expects one
+        JSON object a line) or when JSON cannot encode it (``TypeError``/``ValueError``),
+        each naming the stage."""
         if (record is not None and OUTPUT_JOURNAL not in self.journals) or (
             failed_record is not None and FAILED_JOURNAL not in self.journals
         ):
@@ -127,9 +190,28 @@ class Outputs:
                 path=self._path,
             )
         return (
-            None if record is None else encode_record(record),
-            None if failed_record is None else encode_record(failed_record),
+            None if record is None else self._encode("record", record),
+            None if failed_record is None else self._encode("failed_record", failed_record),
         )
+
+    def _encode(self, name: str, value: Any) -> bytes:
+        """One record's line, or the error naming the stage and saying nothing changed."""
+        if value.__class__ is not dict:
+            if not isinstance(value, Mapping):
+                raise TypeError(
+                    f"stage {self._stage!r}: update({name}=...) must be a mapping (one JSON "
+                    f"object a line), not {type(value).__name__} ({shown(value)}); nothing "
+                    f"was changed"
+                )
+            value = dict(value)
+        try:
+            return encode_record(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(
+                f"stage {self._stage!r}: update({name}=...) cannot be written as JSON ({exc}); "
+                f"nothing was changed"
+            ) from None
 
     # Done keys ---------------------------------------------------------------------------------
 
@@ -191,8 +273,13 @@ class Outputs:
         """
         if self.cut:
             return
+        output = self.journals.get(OUTPUT_JOURNAL)
+        if output is not None:
+            self._refuse_a_changed_output(state, output.path)
         for journal in self.journals.values():
             journal.recover(state.journals.get(journal.name))
+        if output is not None:
+            state.output_file = os.path.abspath(output.path)
         keys = self.keys
         if keys is not None and keys.committed_by_store:
             keys.recover(state.keys_done)  # keys the record does not count are dropped
@@ -260,7 +347,11 @@ class Outputs:
         for journal in self.journals.values():
             journal.recover(None)
         if keys_on_disk:
-            Journal(KEYS_JOURNAL, keys_path).recover(None)
+            leftover = Journal(KEYS_JOURNAL, keys_path)
+            try:
+                leftover.recover(None)
+            finally:
+                leftover.close()
         self.cut = True
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common.completion import CompletionWindow, PartProgress
 from common.errors import InvalidTransitionError
+from common.itemargs import item_index, item_text
 from common.outputs import FAILED_JOURNAL, OUTPUT_JOURNAL, Outputs
 from common.save_coordinator import SaveCoordinator
 from common.state import StateHolder
@@ -57,9 +58,10 @@ class Position:
 
     def set_position(self, index: int, part: str | None = None) -> None:
         """:meth:`common.checkpoint.EnhancedCheckpoint.set_position`."""
+        index = item_index(self._stage, "set_position()", index)
+        if part is not None:
+            part = item_text(self._stage, "set_position()", "part", part)
         with self._saving.guard:
-            if index < 0:
-                raise ValueError(f"index must be >= 0, got {index}")
             self._become_writer()
             state = self._holder.state
             if state.status is CheckpointStatus.RUNNING:
@@ -119,6 +121,7 @@ class Position:
 
     def start_part(self, name: str, total: int | None = None) -> PartProgress:
         """Declare a part of the input (a split, shard or file) and its size."""
+        name = item_text(self._stage, "start_part()", "part", name)
         with self._saving.guard:
             part = self._holder.state.part(name)
             if total is not None:
@@ -128,6 +131,7 @@ class Position:
 
     def finish_part(self, name: str) -> None:
         """Mark a whole part done: it is skipped whole on resume."""
+        name = item_text(self._stage, "finish_part()", "part", name)
         with self._saving.guard:
             self._holder.state.part(name).finished = True
             self._saving.dirty = True

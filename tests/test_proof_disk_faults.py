@@ -1,9 +1,10 @@
 """Proof under disk faults: a full or read-only disk never costs a checkpoint or a record.
 
 ``CHECKPOINT_FAIL_AT`` makes a named step of a save (the temporary record, its fsync, the backup
-link, the replace, an output journal's open or append, the stage lock) raise ENOSPC or EROFS in
-a real child process, as a full or read-only disk would there; where this machine lets a test
-mount a small tmpfs, a really full and a really read-only file system are used too. Each time:
+link, the replace, an output journal's append) or of a start (an output journal's open, the stage
+lock) raise ENOSPC or EROFS in a real child process, as a full or read-only disk would there;
+where this machine lets a test mount a small tmpfs, a really full and a really read-only file
+system are used too. Each time:
 one clear ``error:`` line and exit 1 (no traceback), the previous checkpoint intact and
 readable, no half-written or temporary file, the stage marked failed on disk when the disk
 still takes that one small write, and the same command, once the disk is fine again, finishing
@@ -89,7 +90,6 @@ SAVE_FAULTS = [
     ("after_backup_link", errno.EROFS, 4),
     ("after_backup", errno.ENOSPC, 4),
     ("after_replace", errno.EROFS, 4),
-    ("journal_open", errno.EROFS, 1),
     ("after_journal_write", errno.ENOSPC, 4),
 ]
 
@@ -139,6 +139,19 @@ def test_the_stage_lock_on_a_read_only_directory_is_one_clear_error(tmp_path: Pa
     assert "cannot lock stage 'crashy'" in line and "Read-only file system" in line
     checkpoint_dir = child.paths(tmp_path)[0]
     assert not list(checkpoint_dir.glob("*.json")) and not child.paths(tmp_path)[1].exists()
+
+
+def test_an_output_journal_that_cannot_be_opened_refuses_the_start(tmp_path: Path) -> None:
+    # A journal is opened (and locked) when the start cuts it back, before any save: a
+    # read-only output refuses the start itself, changing nothing (skip=1: the sidecar).
+    (tmp_path / "input.txt").write_text("input\n")
+    result = run_child(tmp_path, **fault("journal_open", errno.EROFS, skip=1, times=1))
+    assert result.returncode == 1, result.stderr
+    [line] = error_lines(result)
+    assert "cannot prepare journal" in line and "Read-only file system" in line, line
+    no_partial_files(tmp_path)
+    assert run_child(tmp_path).returncode == 0
+    check_exact_result(tmp_path, ITEMS)
 
 
 # python -m enrich and the CLI ------------------------------------------------------------------

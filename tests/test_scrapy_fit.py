@@ -181,3 +181,23 @@ def test_a_refused_start_closes_cleanly_under_every_runner(
     assert (checkpoints / "user.json").read_text() == "{not json"
     for noise in ("Traceback", "Task exception was never retrieved", "Unhandled error"):
         assert noise not in log, log[-3000:]
+
+
+def test_an_output_file_another_stage_records_refuses_the_crawl_before_it_truncates(
+    base_url: str, tmp_path: Path
+) -> None:
+    from common import EnhancedCheckpoint
+
+    other = EnhancedCheckpoint(tmp_path / "checkpoints" / "other.json")
+    other.attach_output(tmp_path / "output.jsonl")  # the child's CHECKPOINT_OUTPUT_FILE
+    other.start("other", total_items=1)
+    other.update(processed=1, successful=1, index=0, record={"url": "kept"})
+    other.complete()
+    other.close()
+    result, log = crawl(tmp_path, base_url, timeout=120)
+    assert result["stats"]["finish_reason"] == "checkpoint_refused"
+    assert result["seen"] == []
+    assert (tmp_path / "output.jsonl").read_bytes() == b'{"url":"kept"}\n'
+    [line] = error_lines(log)
+    assert "stage 'user' cannot write" in line and "stage 'other'" in line, line
+    assert "Traceback" not in log

@@ -16,7 +16,7 @@ from common.errors import CheckpointLockedError, CheckpointSaveError
 from common.io.atomic import FILE_MODE, ensure_private_dir
 from common.io.faults import fault_point
 
-__all__ = ["StageLock"]
+__all__ = ["StageLock", "flock_holder_pid"]
 
 _ACQUIRE_ATTEMPTS = 5
 
@@ -119,3 +119,23 @@ class StageLock:
         except OSError:
             return None
         return int(text) if text.isdigit() else None
+
+
+def flock_holder_pid(path: Path) -> int | None:
+    """The pid holding a ``flock`` on ``path``, from Linux's ``/proc/locks``; None when it
+    cannot be told (another system, the file gone, the holder in another pid namespace)."""
+    try:
+        info = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, ValueError):
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": device as hex major:minor, inode.
+    where = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
+            pid = fields[4]
+            if pid.isdigit() and int(pid) > 0:
+                return int(pid)
+    return None

@@ -1,0 +1,242 @@
+"""One output file, one stage: two stages never destroy each other's records.
+
+Stage B's fresh start used to truncate the file stage A had completed ("Truncated shared.jsonl
+(183890 bytes) for a fresh start"), and run at once the two interleaved their lines in one file
+while both said completed. Now B is refused with one line naming the file and the other stage,
+before anything is truncated: when a stage of the same checkpoint directory records the file
+(its output or its failed sidecar), and while another process writes it (the journal holds an
+exclusive ``flock`` on the file for as long as it has it open). A resume that names another
+output than its checkpoint's is refused naming both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from common import (
+    AsyncCheckpointTracker,
+    CheckpointLockedError,
+    EnhancedCheckpoint,
+    OutputConflictError,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _complete_stage(directory: Path, stage: str, output: Path, items: int = 3) -> None:
+    checkpoint = EnhancedCheckpoint(directory / f"{stage}.json")
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=items)
+    for index in range(items):
+        checkpoint.update(processed=1, successful=1, index=index, record={"url": f"{stage}{index}"})
+    checkpoint.update(processed=1, failed=1, failed_record={"url": "bad", "error": "x"})
+    checkpoint.complete()
+    checkpoint.close()
+
+
+def _files(*paths: Path) -> dict[Path, bytes | None]:
+    return {path: path.read_bytes() if path.exists() else None for path in paths}
+
+
+@pytest.mark.parametrize(
+    ("output", "failed"),
+    [
+        ("out.jsonl", None),
+        ("sub/../out.jsonl", None),  # another spelling of the same file
+        ("out.failed.jsonl", None),  # A's failed sidecar as B's output
+        ("mine.jsonl", "out.jsonl"),  # A's output as B's failed sidecar
+    ],
+    ids=["same", "resolved", "sidecar", "as-sidecar"],
+)
+def test_a_stage_is_refused_an_output_another_stage_of_the_directory_records(
+    tmp_path: Path, output: str, failed: str | None
+) -> None:
+    (tmp_path / "sub").mkdir()
+    _complete_stage(tmp_path / "ck", "A", tmp_path / "out.jsonl")
+    before = _files(tmp_path / "out.jsonl", tmp_path / "out.failed.jsonl", tmp_path / "ck/A.json")
+    assert before[tmp_path / "out.failed.jsonl"]
+
+    second = EnhancedCheckpoint(tmp_path / "ck" / "B.json")
+    with pytest.raises(OutputConflictError) as raised:
+        second.attach_output(
+            tmp_path / output, failed_path=tmp_path / failed if failed is not None else None
+        )
+    message = str(raised.value)
+    assert message.startswith("stage 'B' cannot write ")
+    assert "stage 'A'" in message and "nothing was changed" in message
+    assert "\n" not in message
+    second.start("B", total_items=3)  # B itself may run, without that output
+    second.close()
+    assert _files(*before) == before
+    assert not (tmp_path / "mine.jsonl").exists()
+
+
+def test_a_copied_tracker_script_with_the_same_output_is_refused_before_it_truncates(
+    tmp_path: Path,
+) -> None:
+    # /tmp/newbie/mine/shared_seq.sh: stage A completes, stage B (the same script, another
+    # stage name) starts fresh on the same output file.
+    output = tmp_path / "shared.jsonl"
+
+    async def run(stage: str) -> None:
+        async with AsyncCheckpointTracker(tmp_path / "ck", stage, output_file=output) as tracker:
+            tracker.start(total_items=20)
+            for index in range(20):
+                if not tracker.should_skip(index):
+                    tracker.update(
+                        processed=1, successful=1, index=index, record={"url": f"{stage}/{index}"}
+                    )
+
+    anyio.run(run, "A")
+    before = _files(output, tmp_path / "ck" / "A.json")
+    with pytest.raises(OutputConflictError, match=r"stage 'B' cannot write .*shared\.jsonl"):
+        anyio.run(run, "B")
+    assert _files(*before) == before
+    assert not (tmp_path / "ck" / "B.json").exists()  # refused before B recorded anything
+
+
+def test_a_start_naming_an_output_another_stage_records_is_refused(tmp_path: Path) -> None:
+    # An output the caller writes itself (python -m enrich --workers exports into it).
+    _complete_stage(tmp_path / "ck", "A", tmp_path / "out.jsonl")
+    before = _files(tmp_path / "out.jsonl")
+    checkpoint = EnhancedCheckpoint(tmp_path / "ck" / "B.json")
+    with pytest.raises(OutputConflictError, match="stage 'A'"):
+        checkpoint.start("B", output_file=tmp_path / "out.jsonl")
+    assert checkpoint.status.value == "initialized"
+    checkpoint.close()
+    assert _files(*before) == before
+
+
+HOLDER = """
+import sys
+from common import EnhancedCheckpoint
+checkpoint = EnhancedCheckpoint(sys.argv[1])
+checkpoint.attach_output(sys.argv[2])
+checkpoint.start("A", total_items=2)
+checkpoint.update(processed=1, successful=1, index=0, record={"url": "a0"})
+checkpoint.save(force=True)
+print("started", flush=True)
+if sys.stdin.readline().strip() == "finish":
+    checkpoint.update(processed=1, successful=1, index=1, record={"url": "a1"})
+    checkpoint.complete()
+    checkpoint.close()
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A live process writing stage A (its own checkpoint directory) into shared.jsonl."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, tmp_path / "ckA" / "A.json", tmp_path / "shared.jsonl"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "started\n"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def test_an_output_another_process_writes_is_refused_naming_its_pid(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    # /tmp/newbie/mine/shared_out.sh: two stages started at once on one output file.
+    output = tmp_path / "shared.jsonl"
+    before = _files(output)
+    assert before[output] == b'{"url":"a0"}\n'
+    second = EnhancedCheckpoint(tmp_path / "ckB" / "B.json")
+    second.attach_output(output)  # another directory: no record tells, the lock does
+    with pytest.raises(CheckpointLockedError) as raised:
+        second.start("B", total_items=2)
+    assert raised.value.holder_pid == holder.pid
+    message = str(raised.value)
+    assert str(output) in message and f"process {holder.pid}" in message
+    assert "nothing was changed" in message
+    second.close()
+    assert _files(output) == before
+
+    assert holder.stdin is not None
+    holder.stdin.write("finish\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=60) == 0
+    assert output.read_bytes() == b'{"url":"a0"}\n{"url":"a1"}\n'
+
+
+def test_the_lock_goes_with_a_killed_writer(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=60)
+    # Stage A resumes over its own output: the kernel dropped the dead writer's lock.
+    resumed = EnhancedCheckpoint(tmp_path / "ckA" / "A.json")
+    resumed.attach_output(tmp_path / "shared.jsonl")
+    assert resumed.start("A", total_items=2)
+    assert resumed.should_skip(0) and not resumed.should_skip(1)
+    resumed.close()
+
+
+def test_one_writer_per_output_in_one_process_too(tmp_path: Path) -> None:
+    first = EnhancedCheckpoint(tmp_path / "ck1" / "A.json")
+    first.attach_output(tmp_path / "out.jsonl")
+    first.start("A")
+    second = EnhancedCheckpoint(tmp_path / "ck2" / "B.json")
+    second.attach_output(tmp_path / "out.jsonl")
+    with pytest.raises(CheckpointLockedError, match=r"out\.jsonl is being written by process"):
+        second.start("B")
+    second.close()
+    first.close()  # closing gives the file up
+    third = EnhancedCheckpoint(tmp_path / "ck2" / "B.json")
+    third.attach_output(tmp_path / "out.jsonl")
+    assert third.start("B")
+    third.close()
+
+
+def test_a_resume_naming_another_output_is_refused_naming_both(tmp_path: Path) -> None:
+    # /tmp/newbie "runs/mv": the output moved to pages2.jsonl between runs; the old message
+    # said pages2.jsonl was missing its committed bytes (they went to pages.jsonl).
+    path = tmp_path / "ck" / "s.json"
+    pages, pages2 = tmp_path / "pages.jsonl", tmp_path / "pages2.jsonl"
+    checkpoint = EnhancedCheckpoint(path)
+    checkpoint.attach_output(pages)
+    checkpoint.start("s", total_items=4)
+    checkpoint.update(processed=1, successful=1, index=0, record={"url": "0"})
+    checkpoint.pause()
+    checkpoint.close()
+    pages2.write_bytes(b'{"url":"mine"}\n{"url":"mine too"}\n')  # must not be cut to 13 bytes
+    before = _files(pages, pages2, path)
+
+    for attach_first in (True, False):
+        resumed = EnhancedCheckpoint(path)
+        with pytest.raises(OutputConflictError) as raised:
+            if attach_first:  # the tracker's order: attach, then start
+                resumed.attach_output(pages2)
+                resumed.start("s", total_items=4)
+            else:  # attached to a running stage: cut back at once
+                resumed.start("s", total_items=4)
+                resumed.attach_output(pages2)
+        assert str(raised.value) == (
+            f"stage 's': the checkpoint's output is {pages}, this run names {pages2}; pass "
+            f"the same one, or start fresh (nothing was changed)"
+        )
+        resumed.close()
+        assert _files(pages, pages2) == {k: v for k, v in before.items() if k != path}
+
+    fresh = EnhancedCheckpoint(path)
+    fresh.attach_output(pages2)
+    assert fresh.start("s", total_items=4, fresh=True)
+    assert fresh.state.output_file == str(pages2)
+    fresh.close()
