@@ -75,6 +75,14 @@ class CheckpointPipeline:
         key = record.get(runtime.item_key)
         if key is None:
             self._count("checkpoint/items_keyless")
+            fields = ", ".join(map(repr, record)) or "none"
+            self._warn_once(
+                "keyless",
+                f"items without a {runtime.item_key!r} field are not written to "
+                f"{runtime.output_file} (they pass through, counted as checkpoint/items_keyless); "
+                f"this one's fields: {fields}. Set CHECKPOINT_ITEM_KEY to the field that "
+                "identifies an item",
+            )
             return item
         try:
             written = runtime.write_record(
