@@ -19,6 +19,7 @@ from common.errors import (
     StageNotFoundError,
 )
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
+from common.ownership import live_writer_error, writers_held
 from common.progress import ProgressSnapshot, format_duration
 from common.restore import RestoreResult, restore_snapshot
 from common.state import CheckpointState, parse_checkpoint
@@ -254,38 +255,27 @@ class UnifiedCheckpointManager:
 
     def running_error(self, stage: str, holder_pid: int | None) -> CheckpointLockedError:
         """The refusal of a change to ``stage`` while a live process writes it."""
-        who = f"pid {holder_pid}" if holder_pid else "another process"
-        return CheckpointLockedError(
-            f"stage {stage} is running ({who}); stop it first (nothing was changed)",
-            stage=stage,
-            path=self.store.describe(stage),
-            holder_pid=holder_pid,
-        )
+        return live_writer_error(self.store, stage, holder_pid)
 
-    @contextlib.contextmanager
-    def writing(self, stages: Sequence[str]) -> Iterator[None]:
+    def writing(self, stages: Sequence[str]) -> contextlib.AbstractContextManager[None]:
         """Hold the writer lock of every stage in ``stages`` for the block (One writer).
 
         Raises :meth:`running_error` (having taken nothing) when a live process writes any of
         them: a change made beside a live writer would be overwritten by its next save. Locks
-        this manager holds already are not taken twice.
+        this manager holds already are not taken twice (:func:`~common.ownership.writers_held`).
         """
-        taken: list[str] = []
-        try:
-            for name in stages:
-                if name in self._held:
-                    continue
-                lock = self.store.lock(name)
-                try:
-                    lock.acquire()
-                except CheckpointLockedError as exc:
-                    raise self.running_error(name, exc.holder_pid) from None
-                self._held[name] = lock
-                taken.append(name)
-            yield
-        finally:
-            for name in reversed(taken):
-                self._held.pop(name).release()
+        return writers_held(self.store, stages, self._held)
+
+    def live_refusal(self, stages: Iterable[str]) -> CheckpointLockedError | None:
+        """What :meth:`writing` would raise for ``stages`` now, or None; takes no lock (a dry
+        run says what the real change would meet)."""
+        for stage in stages:
+            if stage in self._held:
+                continue
+            lock = self.store.lock(stage)
+            if lock.is_held_elsewhere():
+                return self.running_error(stage, lock.holder_pid())
+        return None
 
     @contextlib.contextmanager
     def _refusing_live(self, stage: str) -> Iterator[None]:
@@ -338,9 +328,12 @@ class UnifiedCheckpointManager:
         its current checkpoint (completed or not) and loses only snapshots older than the
         cutoff; ``keep_latest=0`` lets an old completed checkpoint go too (a snapshot of it
         stays in the history). Running, paused, recovering and failed (resumable) stages are
-        never removed; a completed one a live process writes is refused, removing nothing
-        (:meth:`running_error`). With ``dry_run`` nothing is removed. Returns what was (or would be)
-        removed: ``stage`` for a checkpoint, ``stage/history/<id>`` for a snapshot.
+        never removed. The writer lock of every stage it removes anything of is held while it
+        does, so a stage a live process writes is refused, removing nothing at all
+        (:meth:`running_error`), as :meth:`reset` does. With ``dry_run`` nothing is removed and
+        no lock is taken (:meth:`live_refusal` says whether the real run would be refused).
+        Returns what was (or would be) removed: ``stage`` for a checkpoint,
+        ``stage/history/<id>`` for a snapshot.
         """
         if keep_latest < 0:
             raise ValueError(f"keep_latest must be >= 0, got {keep_latest}")
@@ -368,9 +361,11 @@ class UnifiedCheckpointManager:
         removed += [stage for stage, _ in doomed]
         if dry_run:
             return removed
-        # A current checkpoint goes only under its writer lock: one a live process holds is
-        # refused before anything is removed (its writer would save it again).
-        with self.writing([stage for stage, _ in doomed]):
+        # Anything of a stage goes only under its writer lock: a stage a live process writes is
+        # refused before anything is removed (its writer would save its checkpoint again, and
+        # may be adding to its history).
+        touched = dict.fromkeys([stage for stage, _ in snapshots] + [stage for stage, _ in doomed])
+        with self.writing(list(touched)):
             for stage, sid in snapshots:
                 self.store.delete_history(stage, sid)
             for stage, state in doomed:

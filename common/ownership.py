@@ -6,19 +6,25 @@ holder dies) says who. A record that says ``running`` while nobody holds the loc
 process that died: :meth:`Ownership.load` reports that as ``crashed`` and leaves the status to the
 lifecycle (:mod:`common.status` is the only writer of a status). The lock is taken lazily, by the
 first change, so reading a stage (``checkpoint-manager show``) never takes it.
+
+A change made from outside the engine (a reset, a cleanup, a store switch) holds the locks of the
+stages it touches through :func:`writers_held`, and is refused in :func:`live_writer_error`'s words
+while a live process writes one of them: that writer's next save would undo the change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import CheckpointLockedError
 from common.state import CheckpointState, parse_checkpoint, utc_iso
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, WriterLock
 
-__all__ = ["LoadedState", "Ownership"]
+__all__ = ["LoadedState", "Ownership", "live_writer_error", "writers_held"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +100,47 @@ class Ownership:
         """Stop being the writer (nothing when the lock was never made)."""
         if self._lock is not None:
             self._lock.release()
+
+
+def live_writer_error(
+    store: CheckpointStore, stage: str, holder_pid: int | None
+) -> CheckpointLockedError:
+    """The refusal of a change to ``stage`` while a live process (``holder_pid``) writes it."""
+    who = f"pid {holder_pid}" if holder_pid else "another process"
+    return CheckpointLockedError(
+        f"stage {stage} is running ({who}); stop it first (nothing was changed)",
+        stage=stage,
+        path=store.describe(stage),
+        holder_pid=holder_pid,
+    )
+
+
+@contextlib.contextmanager
+def writers_held(
+    store: CheckpointStore,
+    stages: Sequence[str],
+    held: MutableMapping[str, WriterLock] | None = None,
+) -> Iterator[None]:
+    """Hold the writer lock of every stage in ``stages`` for the block (one writer per stage).
+
+    Raises :func:`live_writer_error`, having kept nothing, when a live process writes any of
+    them. ``held`` maps the stages whose locks the caller holds already: they are not taken
+    twice, and the ones taken here are listed in it for the block.
+    """
+    held = {} if held is None else held
+    taken: list[str] = []
+    try:
+        for name in stages:
+            if name in held:
+                continue
+            lock = store.lock(name)
+            try:
+                lock.acquire()
+            except CheckpointLockedError as exc:
+                raise live_writer_error(store, name, exc.holder_pid) from None
+            held[name] = lock
+            taken.append(name)
+        yield
+    finally:
+        for name in reversed(taken):
+            held.pop(name).release()

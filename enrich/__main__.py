@@ -33,19 +33,22 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.io.paths import directory_problem
 from common.outputs import failed_sidecar_path
 from common.stores.factory import select_store, store_argument
-from common.work_queue import DSN_ENV, resolve_dsn
+from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from enrich.addresses import add_allow_network_option
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
 from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
-from enrich.distributed import DistributedOptions, DistributedSummary, run_distributed
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
+
+if TYPE_CHECKING:
+    from enrich.distributed import DistributedSummary
 
 logger = logging.getLogger("enrich")
 
@@ -292,6 +295,9 @@ async def run(args: argparse.Namespace, job: Job, store: str) -> EnrichmentSumma
 
 def run_shared(args: argparse.Namespace, job: Job, store: str) -> DistributedSummary:
     """The stage shared by worker processes through PostgreSQL (a supervisor: no event loop)."""
+    # Here, not at the top: it loads psycopg, which a run without --workers never needs.
+    from enrich.distributed import DistributedOptions, run_distributed
+
     options = DistributedOptions(
         dsn=args.dsn,
         workers=args.workers,

@@ -304,6 +304,15 @@ def test_empty_and_missing_directories(tmp_path: Path) -> None:
     assert json.loads(run_cli("--checkpoint-dir", missing, "list", "--json").stdout)["stages"] == []
     assert run_cli("--checkpoint-dir", missing, "report").returncode == 0
     assert not missing.exists()
+    # An export of nothing (a mistyped directory, most often) is refused and writes nothing.
+    target = tmp_path / "out.json"
+    for directory, why in ((missing, " (the directory does not exist)"), (empty, "")):
+        result = run_cli("--checkpoint-dir", directory, "export", "--output", target)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"error: no checkpoints in {directory}{why}; nothing was exported"
+        ]
+        assert not target.exists() and not missing.exists()
 
 
 def test_unknown_and_invalid_stage_names(cps: Path) -> None:
@@ -761,6 +770,44 @@ def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) 
         assert proc.wait(timeout=30) == 0
         result = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
         assert result.returncode == 0 and f"reset {D1}" in result.stdout, result
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cleanup_refuses_a_live_stage_whose_snapshots_it_would_remove(cps: Path) -> None:
+    """cleanup of old snapshots only (--keep 1) holds their stage's writer lock too, as reset
+    does: while another process writes validation it is refused, nothing removed; its dry
+    run lists the same items and says the real run would be refused."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(cps), D2],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        refusal = f"stage {D2} is running (pid {proc.pid}); stop it first (nothing was changed)"
+        before = snapshot_files(cps)
+        args = ["--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "1"]
+        result = run_cli(*args, "--force")
+        assert result.returncode == 1, result
+        assert result.stderr.splitlines() == [f"error: {refusal}"]
+        assert result.stdout == ""
+        dry = run_cli(*args, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        lines = dry.stdout.splitlines()
+        assert any(line.startswith(f"would remove {D2}/history/") for line in lines), lines
+        assert lines[-1] == f"dry run: the cleanup would be refused now: {refusal}"
+        assert snapshot_files(cps) == before
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        # Once the holder is gone, the same cleanup goes through.
+        result = run_cli(*args, "--force")
+        assert result.returncode == 0 and f"removed {D2}/history/" in result.stdout, result
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -198,6 +198,70 @@ def test_second_discovery_run_fetches_nothing(site: Site, discovered: Discovered
     assert checkpoint_state(discovered.data_dir, "stage1_discovery")["status"] == "completed"
 
 
+def _pages_fetched(site: Site, before: dict[str, Any]) -> set[str]:
+    """The paths the demo site served since ``before`` (its stats then), robots.txt aside."""
+    after = client.stats(site.base_url)["paths"]
+    return {p for p, n in after.items() if n != before["paths"].get(p, 0)} - {"/robots.txt"}
+
+
+def test_a_standalone_crawl_uses_the_store_its_directory_holds(site: Site, tmp_path: Path) -> None:
+    """CHECKPOINT_STORE unset means the store CHECKPOINT_DIR holds (as the orchestrator and
+    python -m enrich detect it): a crawl paused with sqlite resumes from sqlite instead of
+    starting a second, JSON checkpoint beside it; a CHECKPOINT_STORE that differs from what the
+    directory holds is refused in select_store's one line, fetching and changing nothing."""
+    from common.manager import UnifiedCheckpointManager
+    from common.stores import SqliteStore
+
+    cps = tmp_path / "checkpoints"
+    start = ("-a", f"start_url={site.base_url}/")
+    paused = scrapy(
+        "discovery",
+        tmp_path,
+        *start,
+        settings={"CHECKPOINT_STORE": "sqlite", "CLOSESPIDER_ITEMCOUNT": "5"},
+    )
+    assert_ok(paused)
+    before_files = {p.name for p in cps.iterdir()}
+    assert "checkpoints.sqlite3" in before_files and "stage1_discovery.json" not in before_files
+
+    stats = client.stats(site.base_url)
+    digest = {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file() and p.suffix != ".lock" and not p.name.endswith("-shm")
+    }
+    refused = scrapy("discovery", tmp_path, *start, settings={"CHECKPOINT_STORE": "json"})
+    assert refused.returncode == 1, refused.stderr[-4000:]
+    errors = [line for line in refused.stderr.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1, errors
+    assert errors[0].endswith(
+        f"[common.scrapy] ERROR: {cps} holds sqlite checkpoints (1 stage); omit "
+        "CHECKPOINT_STORE to use them, or set CHECKPOINT_FRESH=True to start over with json "
+        "(nothing was changed)"
+    ), errors[0]
+    assert "Traceback" not in refused.stderr
+    assert _pages_fetched(site, stats) == set()
+    assert {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file() and p.suffix != ".lock" and not p.name.endswith("-shm")
+    } == digest
+
+    resumed = scrapy("discovery", tmp_path, *start)  # CHECKPOINT_STORE unset
+    assert_ok(resumed)
+    assert not (cps / "stage1_discovery.json").exists()
+    manager = UnifiedCheckpointManager(cps, store=SqliteStore(cps))
+    try:
+        assert manager.inspect("stage1_discovery").status == "completed"
+    finally:
+        manager.close()
+        manager.store.close()
+    urls = [row["url"] for row in records(tmp_path / DISCOVERY_OUTPUT)]
+    assert len(urls) == len(set(urls)) and set(site.spec.expected_ok_urls(site.base_url)) <= set(
+        urls
+    )
+
+
 def test_discovery_start_url_without_trailing_slash(tmp_path: Path) -> None:
     process, base_url = start_demo_site_process(20, 1, stderr=subprocess.DEVNULL)
     try:

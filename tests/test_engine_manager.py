@@ -292,9 +292,18 @@ def test_cleanup_removes_old_history_and_keeps_current_checkpoints(
 def test_cleanup_keep_latest_0_removes_old_completed_stages(
     make_checkpoint: MakeCheckpoint, checkpoint_dir: Path
 ) -> None:
-    _cleanup_scene(make_checkpoint)
+    live = _cleanup_scene(make_checkpoint)
     manager = UnifiedCheckpointManager(checkpoint_dir, clock=FakeClock(time.time() + 8 * 86400))
     try:
+        # Old snapshots of a stage a live writer holds: refused like a reset, nothing removed.
+        before = sorted(str(p.relative_to(checkpoint_dir)) for p in checkpoint_dir.rglob("*"))
+        with pytest.raises(CheckpointLockedError, match=r"^stage live is running \(pid \d+\)"):
+            manager.cleanup(days=7, keep_latest=0)
+        assert sorted(str(p.relative_to(checkpoint_dir)) for p in checkpoint_dir.rglob("*")) == (
+            before
+        )
+        live.pause()
+        live.close()
         removed = manager.cleanup(days=7, keep_latest=0)
         assert "done" in removed
         assert manager.stages() == ["crashed", "live", "paused"]

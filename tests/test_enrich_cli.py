@@ -129,6 +129,33 @@ def test_user_agent_delay_and_directory_index_reach_the_config(tmp_path: Path) -
     assert list(kept_apart.source) == ["http://a.test/d/", "http://a.test/d/index.html"]
 
 
+def test_a_start_without_workers_does_not_load_psycopg() -> None:
+    """psycopg (the shared PostgreSQL queue's driver) costs every start ~0.08 s: it is loaded
+    only by --workers. The real entry point, run to its parsed options, and the module alone."""
+    started = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "enrich", "--help"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    assert "import time:" in started.stderr
+    assert [line for line in started.stderr.splitlines() if "psycopg" in line] == []
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import enrich.__main__, sys; from common.work_queue import DSN_ENV, resolve_dsn; "
+            "print('psycopg' in sys.modules)",
+        ],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]
+    # What needs it is still where it was, loaded on first use.
+    from common.work_queue import WorkQueue
+    from common.work_queue.queue import WorkQueue as Queue
+
+    assert WorkQueue is Queue
+
+
 @pytest.mark.parametrize(
     ("option", "value", "reason"),
     [

@@ -23,10 +23,13 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
 
 * ``CHECKPOINT_ENABLED``: switch the integration on.
 * ``CHECKPOINT_DIR``: checkpoint directory (``data/checkpoints``).
-* ``CHECKPOINT_STORE``: ``json`` (default) or ``sqlite`` (:func:`common.stores.open_store`);
-  with ``sqlite`` the done URLs live in a table, not in memory, and each output record gets a
-  ledger row (``CHECKPOINT_WORKER_ID`` names the worker; default ``<host>-<pid>``;
-  ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
+* ``CHECKPOINT_STORE``: ``json`` or ``sqlite`` (:func:`common.stores.open_store`); unset, the
+  store ``CHECKPOINT_DIR`` holds (``sqlite`` when it holds ``checkpoints.sqlite3``, else
+  ``json``), and one that differs from it refuses the start
+  (:func:`common.stores.factory.select_store`; with ``CHECKPOINT_FRESH`` a directory holding
+  only this stage switches). With ``sqlite`` the done URLs live in a table, not in memory,
+  and each output record gets a ledger row (``CHECKPOINT_WORKER_ID`` names the worker;
+  default ``<host>-<pid>``; ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
 * ``CHECKPOINT_STAGE_NAME``: the stage (the spider's ``checkpoint_stage`` or name by default).
 * ``CHECKPOINT_AUTO_SAVE_INTERVAL``: save after this many updates (100; an update is an item
   written or a request skipped).
@@ -86,7 +89,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 
 from common.checkpoint import EnhancedCheckpoint
-from common.errors import CheckpointError
+from common.errors import CheckpointError, StoreMismatchError
 from common.journal import Journal
 from common.scrapy.identity import crawl_identity
 from common.scrapy.requests import (
@@ -97,6 +100,7 @@ from common.scrapy.requests import (
     to_json_safe,
 )
 from common.status import CheckpointStatus
+from common.stores.factory import select_store
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -204,15 +208,27 @@ class CrawlCheckpoint:
         )
         config: Mapping[str, Any] = crawl_identity(spider, settings)
         try:
+            # Unset: the store the directory holds; another one is refused as everywhere else.
+            store = select_store(
+                self.store_name,
+                self.directory,
+                fresh=self.fresh,
+                restarting=[stage],
+                start_over="set CHECKPOINT_FRESH=True",
+                start_over_all="give this stage a CHECKPOINT_DIR of its own",
+                option="CHECKPOINT_STORE",
+            )
             checkpoint = EnhancedCheckpoint(
                 self.directory / f"{stage}.json",
                 auto_save_interval=self.auto_save_interval,
                 save_every_seconds=self.save_every_seconds,
                 min_save_interval=self.min_save_interval,
-                store=self.store_name,
+                store=store,
                 worker_id=self.worker_id,
                 ledger=self.ledger,
             )
+        except StoreMismatchError:
+            raise  # its own line: what the directory holds, and the way out
         except ValueError as exc:  # a bad CHECKPOINT_* setting: refuse the start, one line
             raise CheckpointError(f"stage {stage!r}: {exc}", stage=stage) from None
         try:

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from common.errors import CheckpointError, StoreMismatchError
+from common.ownership import writers_held
 from common.stores.base import CheckpointStore
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
@@ -69,6 +70,7 @@ def select_store(
     everything: bool = False,
     start_over: str = "pass --fresh",
     start_over_all: str = "start every stage over",
+    option: str = "--store",
 ) -> str:
     """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
 
@@ -81,8 +83,11 @@ def select_store(
     e.g. the checkpoint CLI); ``everything`` says it starts the whole directory over. With
     ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
     are removed (a directory holds one store's checkpoints, so detection stays true) and
-    ``requested`` is returned. ``start_over`` and ``start_over_all`` are the caller's advice
-    for starting over, and for starting every stage over.
+    ``requested`` is returned; while a live process writes one of those stages that raises
+    :class:`~common.errors.CheckpointLockedError` naming the stage and its pid instead, and
+    nothing is removed. ``start_over`` and ``start_over_all`` are the caller's advice
+    for starting over, and for starting every stage over; ``option`` is what the caller calls
+    the store's choice (a Scrapy crawl: ``CHECKPOINT_STORE``).
     """
     held = detect_store(directory)
     if requested is None:
@@ -97,7 +102,7 @@ def select_store(
     if stages is None:
         raise StoreMismatchError(
             f"{directory} holds a {held} checkpoint database ({DATABASE_NAME}) that cannot be "
-            f"read; omit --store to see why, or move it aside to start over with {kind} "
+            f"read; omit {option} to see why, or move it aside to start over with {kind} "
             "(nothing was changed)",
             path=directory,
         )
@@ -107,20 +112,20 @@ def select_store(
         what = f"an empty {held} checkpoint database ({DATABASE_NAME})"
     if restarting is None:
         raise StoreMismatchError(
-            f"{directory} holds {what}; omit --store (or pass --store {held}) to read them",
+            f"{directory} holds {what}; omit {option} (or pass {option} {held}) to read them",
             path=directory,
         )
     others = [] if everything else sorted(set(stages) - set(restarting))
     if fresh and not others:
         _remove_checkpoints(held, directory, stages)
         return kind
-    advice = f"omit --store to use them, or {start_over} to start over with {kind}"
+    advice = f"omit {option} to use them, or {start_over} to start over with {kind}"
     if others:
         # --fresh here would still be refused: it cannot forget stages it does not run.
-        advice = f"omit --store to use them, or {start_over_all} to start over with {kind}"
+        advice = f"omit {option} to use them, or {start_over_all} to start over with {kind}"
     if fresh:
         advice = (
-            f"starting over with {kind} would also forget {', '.join(others)}: omit --store "
+            f"starting over with {kind} would also forget {', '.join(others)}: omit {option} "
             f"to use them, or {start_over_all}"
         )
     raise StoreMismatchError(
@@ -140,13 +145,23 @@ def _held_stages(kind: str, directory: Path) -> list[str] | None:
 
 
 def _remove_checkpoints(kind: str, directory: Path, stages: list[str]) -> None:
-    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store."""
-    if kind == "sqlite":
-        # The database file itself goes: its presence is what makes a directory a sqlite one.
-        for suffix in ("-wal", "-shm", ""):
-            with contextlib.suppress(FileNotFoundError):
-                (directory / f"{DATABASE_NAME}{suffix}").unlink()
-        return
-    store = JsonFileStore(directory)
-    for stage in stages:
-        store.delete(stage)
+    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store.
+
+    Under the writer lock of every stage: while a live process writes one of them this raises
+    :func:`~common.ownership.live_writer_error` and removes nothing (that process would go on
+    saving into the store being removed).
+    """
+    store = open_store(kind, directory)
+    try:
+        with writers_held(store, stages):
+            if kind == "sqlite":
+                # The database file itself goes: its presence is what makes a directory a
+                # sqlite one.
+                for suffix in ("-wal", "-shm", ""):
+                    with contextlib.suppress(FileNotFoundError):
+                        (directory / f"{DATABASE_NAME}{suffix}").unlink()
+                return
+            for stage in stages:
+                store.delete(stage)
+    finally:
+        store.close()

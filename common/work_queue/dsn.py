@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from psycopg.conninfo import conninfo_to_dict
-
 __all__ = ["DSN_ENV", "describe_dsn", "resolve_dsn"]
 
 #: The environment variable a worker on another machine reads its connection string from.
@@ -20,6 +18,9 @@ def resolve_dsn(explicit: str | None) -> str | None:
 
 def describe_dsn(dsn: str) -> str:
     """``postgresql://user@host:port/db`` without the password, for messages and records."""
+    # Here, not at the top: resolving a DSN must not load psycopg (see the package docstring).
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         params = conninfo_to_dict(dsn)
     except Exception:  # a malformed string: say so without echoing a secret

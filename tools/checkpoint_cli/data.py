@@ -8,16 +8,24 @@ checkpoint does not count yet (the next run cuts them), and those are not result
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.manager import StageInfo
+from common.manager import StageInfo, UnifiedCheckpointManager
 from common.outputs import failed_sidecar_path
+from tools.checkpoint_cli.base import (
+    CliError,
+    Unreadable,
+    corrupt_stages,
+    read_stages,
+    require_stage,
+)
 
-__all__ = ["StageOutput", "read_records", "stage_outputs"]
+__all__ = ["StageOutput", "data_dir_of", "read_records", "recorded_outputs", "stage_outputs"]
 
 OUTPUT_JOURNAL = "output"
 FAILED_JOURNAL = "failed"
@@ -76,6 +84,37 @@ def stage_outputs(
         if found is not None:
             outputs.append(found)
     return outputs
+
+
+def data_dir_of(args: argparse.Namespace) -> Path:
+    """``--data-dir``, else the checkpoint directory's parent (``data/checkpoints`` -> ``data``)."""
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir)
+    return Path(args.checkpoint_dir).resolve().parent
+
+
+def recorded_outputs(
+    manager: UnifiedCheckpointManager, data_dir: Path, stage_names: Sequence[str] | None
+) -> tuple[list[StageOutput], list[Unreadable]]:
+    """The outputs of the stages named on the command line (every stage when None), and the
+    stages among them whose checkpoint could not be read (one ``error:`` line each, for the
+    command to print at the end: one such stage does not hide the others).
+
+    A named stage that neither records an output nor is unreadable is a :class:`CliError`.
+    """
+    chosen = [require_stage(manager, name) for name in stage_names] if stage_names else None
+    infos, unreadable = read_stages(manager)
+    unreadable = [
+        u for u in unreadable + corrupt_stages(infos) if chosen is None or u.stage in chosen
+    ]
+    outputs = stage_outputs(infos, data_dir, chosen)
+    if chosen:
+        missing = sorted(set(chosen) - {o.stage for o in outputs} - {u.stage for u in unreadable})
+        if missing:
+            raise CliError(
+                f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
+            )
+    return outputs, unreadable
 
 
 def read_records(path: Path, committed: int | None = None) -> Iterator[dict[str, Any]]:

@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from tools.orchestrator.app import main
+from tools.orchestrator import main
 
 sys.exit(main())

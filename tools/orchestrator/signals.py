@@ -17,12 +17,11 @@ from types import FrameType
 
 from rich.console import Console
 
+from tools.orchestrator import STOPPED_AT_ONCE
 from tools.orchestrator.stages import RunState
 from tools.orchestrator.view import ProgressView
 
 __all__ = ["STOPPED_AT_ONCE", "StoppedAtOnce", "showing_stop_at_once", "signal_handling"]
-
-STOPPED_AT_ONCE = "stopped at once; checkpoints are valid: run the same command to resume"
 
 
 class StoppedAtOnce(BaseException):

@@ -88,14 +88,20 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             f"first; running and paused stages are never removed)"
         )
         return EXIT_OK
+    # A stage's checkpoint or snapshots: "stage" or "stage/history/<id>".
+    stages = list(dict.fromkeys(item.split("/", 1)[0] for item in planned))
     if args.dry_run:
         for item in planned:
             out(f"would remove {item}")
+        refusal = manager.live_refusal(stages)
+        if refusal is not None:
+            out(f"dry run: the cleanup would be refused now: {refusal}")
+            return EXIT_OK
         out(f"dry run: {count(len(planned), 'item')} would be removed; nothing was changed")
         return EXIT_OK
-    # A current checkpoint to remove is held from before the question (refused while a live
-    # process writes its stage, changing nothing); the manager's cleanup holds it too.
-    with manager.writing([item for item in planned if "/" not in item]):
+    # Every stage it removes anything of is held from before the question (refused while a
+    # live process writes it, changing nothing); the manager's cleanup holds them too.
+    with manager.writing(stages):
         if is_tty(sys.stdin) and not args.force:
             for item in planned:
                 out(f"will remove {item}")
@@ -127,7 +133,8 @@ def cmd_set(args: argparse.Namespace) -> int:
         with quiet_engine():
             change = manager.set_position(stage, args.index, part=args.part)
     except ValueError as exc:
-        raise CliError(f"stage {stage!r}: {exc}; nothing was changed") from None
+        reason = str(exc) if repr(stage) in str(exc) else f"stage {stage!r}: {exc}"
+        raise CliError(f"{reason}; nothing was changed") from None
     finally:
         manager.close()
     where = f" (history snapshot {change.snapshot_id})" if change.snapshot_id else ""

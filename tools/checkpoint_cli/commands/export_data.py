@@ -24,16 +24,12 @@ from common.io.paths import directory_problem
 from tools.checkpoint_cli.base import (
     CliError,
     cannot_write,
-    corrupt_stages,
     count,
     open_manager,
     out,
-    read_stages,
-    require_stage,
     say_unreadable,
 )
-from tools.checkpoint_cli.commands.results import data_dir_of
-from tools.checkpoint_cli.data import read_records, stage_outputs
+from tools.checkpoint_cli.data import data_dir_of, read_records, recorded_outputs
 
 __all__ = ["FORMATS", "cmd_export_data", "write_csv", "write_parquet"]
 
@@ -179,19 +175,7 @@ def cmd_export_data(args: argparse.Namespace) -> int:
         option = "--output-dir" if args.output_dir else "the export directory"
         raise CliError(f"{option}: {problem} (nothing was written)")
     formats = args.format or list(FORMATS)
-    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
-    infos, unreadable = read_stages(manager)
-    # A stage this process cannot read is one error line (exit 1), not the end of the others.
-    unreadable = [
-        u for u in unreadable + corrupt_stages(infos) if chosen is None or u.stage in chosen
-    ]
-    outputs = stage_outputs(infos, data_dir, chosen)
-    if chosen:
-        missing = sorted(set(chosen) - {o.stage for o in outputs} - {u.stage for u in unreadable})
-        if missing:
-            raise CliError(
-                f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
-            )
+    outputs, unreadable = recorded_outputs(manager, data_dir, args.stage)
     if not outputs:
         out(f"no stage outputs recorded in {manager.checkpoint_dir}; nothing exported")
         return say_unreadable(unreadable)

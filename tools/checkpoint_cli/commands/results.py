@@ -20,17 +20,14 @@ from tools.checkpoint_cli import render
 from tools.checkpoint_cli.base import (
     EXIT_OK,
     CliError,
-    corrupt_stages,
     open_manager,
     out,
     print_json,
-    read_stages,
-    require_stage,
     say_unreadable,
 )
-from tools.checkpoint_cli.data import StageOutput, read_records, stage_outputs
+from tools.checkpoint_cli.data import StageOutput, data_dir_of, read_records, recorded_outputs
 
-__all__ = ["StageResults", "cmd_results", "data_dir_of", "summarize"]
+__all__ = ["StageResults", "cmd_results", "summarize"]
 
 #: Record fields holding a fetch time, and the factor to seconds.
 TIMING_FIELDS = (("elapsed_ms", 0.001), ("download_latency", 1.0), ("elapsed", 1.0))
@@ -157,13 +154,6 @@ def summarize(output: StageOutput, samples: int = 3) -> StageResults:
     return results
 
 
-def data_dir_of(args: argparse.Namespace) -> Path:
-    """``--data-dir``, else the checkpoint directory's parent (``data/checkpoints`` -> ``data``)."""
-    if getattr(args, "data_dir", None):
-        return Path(args.data_dir)
-    return Path(args.checkpoint_dir).resolve().parent
-
-
 def _text(data: dict[str, Any]) -> str:
     lines = [
         f"Stage: {data['stage']} ({data['status']})",
@@ -204,19 +194,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     """``results``: pages per status, top failure reasons, hosts and samples, per stage."""
     manager = open_manager(args)
     data_dir = data_dir_of(args)
-    chosen = [require_stage(manager, name) for name in args.stage] if args.stage else None
-    infos, unreadable = read_stages(manager)
-    # A stage this process cannot read is one error line (exit 1), not the end of the others.
-    unreadable = [
-        u for u in unreadable + corrupt_stages(infos) if chosen is None or u.stage in chosen
-    ]
-    outputs = stage_outputs(infos, data_dir, chosen)
-    if chosen:
-        missing = sorted(set(chosen) - {o.stage for o in outputs} - {u.stage for u in unreadable})
-        if missing:
-            raise CliError(
-                f"no stage output recorded for {', '.join(missing)} in {manager.checkpoint_dir}"
-            )
+    outputs, unreadable = recorded_outputs(manager, data_dir, args.stage)
     try:
         stages = [summarize(o, args.samples).to_dict(args.top) for o in outputs]
     except ValueError as exc:
