@@ -74,6 +74,7 @@ IGNORED_SETTINGS: tuple[str, ...] = (
     "TWISTED_REACTOR",
     "ASYNCIO_EVENT_LOOP",
     "USER_AGENT",
+    "WARN_ON_GENERATOR_RETURN_VALUE",
 )
 # How to read a setting, so "True" from the command line and True from a module agree.
 _TYPED: dict[str, str] = {
