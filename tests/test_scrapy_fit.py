@@ -188,6 +188,10 @@ def test_close_spider_pauses_without_errors_and_the_next_run_resumes(
     assert resumed["stats"].get("checkpoint/requests_resumed", 0) > 0
     (warning,) = warning_lines(log, "Feeds (")
     assert f"this run resumes after {len(done_before)} items, which it does not export" in warning
+    # One line says what is resumed, in a crawl's terms (not "last processed index: None").
+    (resuming,) = [line for line in log.splitlines() if "Resuming" in line]
+    assert f"Resuming crawl user: {len(done_before)} items written before; " in resuming
+    assert resuming.endswith(f"{resumed['stats']['checkpoint/requests_resumed']} to crawl again")
     again = {item["url"] for item in resumed["seen"]}
     assert not again & done_before, "a page recorded before the pause was recorded again"
 

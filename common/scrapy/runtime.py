@@ -305,8 +305,11 @@ class CrawlCheckpoint:
         self._next_seq = frontier.scheduled
         if frontier.scheduled:
             logger.info(
-                "Frontier of %s: %d requests scheduled before, %d to do again",
+                "Resuming crawl %s: %d items written before; %d of %d requests done, %d to "
+                "crawl again",
                 checkpoint.stage,
+                checkpoint.state.progress.processed_items,
+                frontier.scheduled - len(frontier.pending),
                 frontier.scheduled,
                 len(frontier.pending),
             )
