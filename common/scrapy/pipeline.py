@@ -12,6 +12,8 @@ The pipeline never changes what later pipelines, feeds and stats see: every item
 as it came. Items it cannot write are counted and passed on: without the key field
 (``checkpoint/items_keyless``), not JSON-serialisable (``checkpoint/items_unserializable``), or
 with no output file configured (``checkpoint/items_unwritten``; they still count as progress).
+The first keyless item and the first unserialisable one each log a WARNING (the key field,
+the item's fields, ``CHECKPOINT_ITEM_KEY``): a crawl writing nothing should not look done.
 """
 
 from __future__ import annotations

@@ -51,7 +51,11 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
   with the spider and the settings that change what is crawled it makes the crawl's identity
   (:mod:`common.scrapy.identity`, ``CHECKPOINT_IDENTITY_SETTINGS``).
 * ``CHECKPOINT_ITEM_KEY``: the item field records are keyed by (``url``); items without it pass
-  through unwritten (``checkpoint/items_keyless``).
+  through unwritten (``checkpoint/items_keyless``, one WARNING at the first).
+* ``CHECKPOINT_REDIS_URL``: handled by the Redis add-on (:mod:`common.scrapy.redis_addon`),
+  which takes these components out; set with them still in, the start is refused.
+* ``FEEDS`` (Scrapy's): one WARNING says they hold this run's items only
+  (:mod:`common.scrapy.feeds`); a start that crawls nothing leaves them as they were.
 * ``CHECKPOINT_FORCE``: resume even over a changed input or configuration.
 * ``CHECKPOINT_FRESH``: forget earlier progress and crawl from scratch.
 * ``CHECKPOINT_REFUSED_EXIT_CODE``: what ``scrapy crawl`` (with ``COMMANDS_MODULE =
