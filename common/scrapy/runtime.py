@@ -69,7 +69,7 @@ failed fails with the first failed URL and its error (``fetched nothing``); it s
 time. A refused start closes the spider as ``checkpoint_refused``; a completed stage run again
 with the same identity closes at once as ``checkpoint_already_completed``.
 
-Why one module of ~540 lines (a tenth of it the settings above): :class:`CrawlCheckpoint` is
+Why one module of ~600 lines (a tenth of it the settings above): :class:`CrawlCheckpoint` is
 the one object the middleware, the scheduler and the pipeline of a crawl share, and its parts
 meet in the same fields on the reactor thread: the requests handed out, read when reconciling,
 before each save and when the close reason settles the status; the journal's sequence, read
