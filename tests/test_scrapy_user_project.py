@@ -4,7 +4,8 @@ The project is made in a temporary directory as ``scrapy startproject`` would (a
 and a settings module, a spider of its own), its settings the README's Scrapy block verbatim;
 this repository's ``crawler`` package is made unimportable in it, so the block must work with
 ``common`` alone. A crawl completes and exits 0; the same crawl while another process writes its
-stage (two at once on one directory) is refused in one line and exits 1, not Scrapy's 0.
+stage (two at once on one directory) is refused in one line and exits 1, not Scrapy's 0. The
+older ``COMMANDS_MODULE = "crawler.commands"`` (where the repository is installed) still works.
 """
 
 from __future__ import annotations
@@ -61,8 +62,20 @@ def base_url() -> Iterator[str]:
         stop_demo_site_process(process)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+@pytest.fixture(params=["common.scrapy.commands", "crawler.commands"])
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    block = readme_settings_block()
+    line = 'COMMANDS_MODULE = "common.scrapy.commands"\n'
+    assert line in block
+    hidden = ""
+    if request.param == "common.scrapy.commands":
+        hidden = (
+            "import sys\n\n"
+            "# As where only `common` is installed: not this repository's crawler package.\n"
+            'sys.modules["crawler"] = None\n\n'
+        )
+    else:
+        block = block.replace(line, f"COMMANDS_MODULE = {request.param!r}\n")
     root = tmp_path / "mine"
     package = root / "mine"
     (package / "spiders").mkdir(parents=True)
@@ -71,14 +84,11 @@ def project(tmp_path: Path) -> Path:
     (package / "spiders" / "__init__.py").write_text("")
     (package / "spiders" / "site.py").write_text(SPIDER)
     (package / "settings.py").write_text(
-        "import sys\n\n"
-        "# As where only `common` is installed: not this repository's crawler package.\n"
-        'sys.modules["crawler"] = None\n\n'
-        'BOT_NAME = "mine"\n'
+        hidden + 'BOT_NAME = "mine"\n'
         'SPIDER_MODULES = ["mine.spiders"]\n'
         "ROBOTSTXT_OBEY = False\n"
         "DEPTH_LIMIT = 1\n"
-        "TELNETCONSOLE_ENABLED = False\n\n" + readme_settings_block()
+        "TELNETCONSOLE_ENABLED = False\n\n" + block
     )
     return root
 
