@@ -12,7 +12,7 @@ BOT_NAME = "resumable_crawl"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 # `scrapy crawl` exits non-zero when the checkpoint refused the start or the stage failed.
-COMMANDS_MODULE = "crawler.commands"
+COMMANDS_MODULE = "common.scrapy.commands"
 
 # Where stage outputs go: <DATA_DIR>/processed/stage01/..., checkpoints in CHECKPOINT_DIR.
 DATA_DIR = "data"
