@@ -128,9 +128,16 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
         in warning
     )
 
-    # Settings that change how fast or how loudly, not what, leave the identity alone.
+    # Settings that change how fast or how loudly, not what, leave the identity alone; so does
+    # the README's add-on line (inert without CHECKPOINT_REDIS_URL).
     again, log = crawl(
-        tmp_path, base_url, settings={"CONCURRENT_REQUESTS": 4, "LOG_LEVEL": "DEBUG"}
+        tmp_path,
+        base_url,
+        settings={
+            "CONCURRENT_REQUESTS": 4,
+            "LOG_LEVEL": "DEBUG",
+            "ADDONS": {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0},
+        },
     )
     assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
     assert "already completed" in log

@@ -36,6 +36,9 @@ __all__ = ["IGNORED_SETTINGS", "crawl_identity"]
 
 # Settings that change how a crawl runs, not what it crawls (a name ending in "_" is a prefix).
 IGNORED_SETTINGS: tuple[str, ...] = (
+    # What an add-on changes shows in the settings it sets; the list itself is not the crawl
+    # (adding the README's Redis add-on line to a project must not make its crawl another one).
+    "ADDONS",
     "AUTOTHROTTLE_",
     "BOT_NAME",
     "CHECKPOINT_",
