@@ -234,7 +234,16 @@ class Lifecycle:
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
             check_transition(state.status, CheckpointStatus.RUNNING, stage=self._stage)
-            if resuming:
+            if resuming and state.last_processed_index is None:
+                # Work marked done out of order (a Scrapy crawl's requests) has no position to
+                # resume from: the caller says what it resumes, in its own terms.
+                logger.debug(
+                    "Resuming %s: first unfinished index %d, %d done beyond it",
+                    self._stage,
+                    state.completion.watermark,
+                    state.completion.in_flight_gap,
+                )
+            elif resuming:
                 logger.info(
                     "Resuming from last processed index: %s (first unfinished index %d, %d done "
                     "beyond it)",

@@ -397,9 +397,13 @@ class AsyncCheckpointTracker:
         self.checkpoint.record_error(error)
 
     def print_progress(self) -> str:
-        """Log the seed's progress line and return it."""
+        """Print the seed's progress line on standard output and return it.
+
+        Printed, not logged: the seed calls it to show progress from a plain script, where
+        logging at INFO goes nowhere until the script configures it.
+        """
         line = self.checkpoint.progress_line()
-        logger.info(line)
+        print(line, flush=True)
         return line
 
     def progress(self) -> ProgressSnapshot:

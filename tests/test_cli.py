@@ -304,6 +304,15 @@ def test_empty_and_missing_directories(tmp_path: Path) -> None:
     assert json.loads(run_cli("--checkpoint-dir", missing, "list", "--json").stdout)["stages"] == []
     assert run_cli("--checkpoint-dir", missing, "report").returncode == 0
     assert not missing.exists()
+    # An export of nothing (a mistyped directory, most often) is refused and writes nothing.
+    target = tmp_path / "out.json"
+    for directory, why in ((missing, " (the directory does not exist)"), (empty, "")):
+        result = run_cli("--checkpoint-dir", directory, "export", "--output", target)
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            f"error: no checkpoints in {directory}{why}; nothing was exported"
+        ]
+        assert not target.exists() and not missing.exists()
 
 
 def test_unknown_and_invalid_stage_names(cps: Path) -> None:

@@ -366,6 +366,17 @@ def test_the_process_prints_its_url_serves_and_exits_cleanly(signum: signal.Sign
         stop_demo_site_process(process)
 
 
+def test_robots_ms_delays_robots_txt_like_a_real_sites_round_trip() -> None:
+    process, base = start_demo_site_process(40, 5, robots_ms=150, stderr=subprocess.DEVNULL)
+    try:
+        started = time.perf_counter()
+        status, body = _get(base + "/robots.txt")
+        assert time.perf_counter() - started >= 0.15
+        assert (status, body) == (200, build_site(40, 5).robots_txt())
+    finally:
+        stop_demo_site_process(process)
+
+
 def test_stop_demo_site_process_returns_zero() -> None:
     process, _ = start_demo_site_process(10, 1)
     assert stop_demo_site_process(process) == 0

@@ -2,8 +2,10 @@
 
 A plain user's spider (tests/_scrapy_child.py) with the middleware, scheduler and pipeline on,
 crawling the demo site in its own process under each way of running Scrapy: items without a
-key reach later pipelines and feeds; a different crawl identity in the same directory crawls
-again; ``CloseSpider`` pauses; a refused start closes cleanly everywhere.
+key reach later pipelines and feeds, with one warning; a different crawl identity in the same
+directory crawls again; ``CloseSpider`` pauses; a refused start closes cleanly everywhere and
+writes nothing, not even an empty feed; feeds are said to hold one run's items, and a completed
+crawl run again leaves its feed as it was.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "] ERROR:" in line]
 
 
+def warning_lines(log: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if "] WARNING:" in line and text in line]
+
+
 def depth_one_pages(base_url: str) -> set[str]:
     """What the spider reaches with DEPTH_LIMIT 1 (no robots.txt): / and the pages it links."""
     site = build_site(PAGES, SEED)
@@ -81,6 +87,10 @@ def test_keyless_items_pass_through_to_later_pipelines_and_feeds(
     assert len(result["seen"]) == scraped == result["feed_lines"]
     assert all("url" not in item and "page" in item for item in result["seen"])
     assert stats["checkpoint/items_keyless"] == scraped
+    # Said once, at the first: the field looked for, the item's fields, the setting to change.
+    (warning,) = warning_lines(log, "items without a 'url' field")
+    assert f"are not written to {tmp_path / 'output.jsonl'}" in warning
+    assert "fields: 'title', 'page'. Set CHECKPOINT_ITEM_KEY" in warning
     assert "checkpoint/items_written" not in stats
     assert "item_dropped_count" not in stats and not error_lines(log)
     assert state(tmp_path)["status"] == "completed"
@@ -103,18 +113,38 @@ def test_without_an_output_file_the_pipeline_passes_items_through(
 def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
     base_url: str, tmp_path: Path
 ) -> None:
-    first, _ = crawl(tmp_path, base_url)
+    first, log = crawl(tmp_path, base_url)
     pages = {item["url"] for item in first["seen"]}
     assert pages == depth_one_pages(base_url)
     assert first["stats"]["finish_reason"] == "finished"
+    feed = tmp_path / "feed.jsonl"
+    exported = feed.read_bytes()
+    assert len(exported.splitlines()) == len(first["seen"]) == first["feed_lines"]
+    # A feed beside the checkpoint: said once what it holds, and which file to use instead.
+    (warning,) = warning_lines(log, "Feeds (")
+    assert f"Feeds ({feed}) hold this run's items only and are not exactly-once" in warning
+    assert (
+        f"CHECKPOINT_OUTPUT_FILE ({tmp_path / 'output.jsonl'}) is the crawl's exactly-once record"
+        in warning
+    )
 
-    # Settings that change how fast or how loudly, not what, leave the identity alone.
+    # Settings that change how fast or how loudly, not what, leave the identity alone; so does
+    # the README's add-on line (inert without CHECKPOINT_REDIS_URL).
     again, log = crawl(
-        tmp_path, base_url, settings={"CONCURRENT_REQUESTS": 4, "LOG_LEVEL": "DEBUG"}
+        tmp_path,
+        base_url,
+        settings={
+            "CONCURRENT_REQUESTS": 4,
+            "LOG_LEVEL": "DEBUG",
+            "ADDONS": {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0},
+        },
     )
     assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
     assert "already completed" in log
     assert again["seen"] == [] and "downloader/request_count" not in again["stats"]
+    # The feed overwrites (-O): the completed crawl's feed is not replaced by an empty one.
+    assert feed.read_bytes() == exported
+    assert warning_lines(log, f"Feeds left as they were: {feed} (this run exports nothing")
 
     # Other spider arguments: another crawl (the stage is only the spider's name).
     other, log = crawl(tmp_path, base_url, spider_args={"close_after": "1000"})
@@ -132,15 +162,15 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
     assert len(urls) == len(set(urls))  # a redirect's target seen twice is written once
     assert set(urls) == {item["url"] for item in deeper["seen"]}
     # Another feed is another crawl too: what it exports changed.
-    feed = tmp_path / "other-feed.jsonl"
-    exported, _ = crawl(
+    other_feed = tmp_path / "other-feed.jsonl"
+    other_export, _ = crawl(
         tmp_path,
         base_url,
         spider_args={"close_after": "1000"},
-        settings={"DEPTH_LIMIT": 2, "FEEDS": {str(feed): {"format": "jsonlines"}}},
+        settings={"DEPTH_LIMIT": 2, "FEEDS": {str(other_feed): {"format": "jsonlines"}}},
     )
-    assert exported["stats"]["finish_reason"] == "finished"
-    assert len(feed.read_text().splitlines()) == len(exported["seen"]) > 0
+    assert other_export["stats"]["finish_reason"] == "finished"
+    assert len(other_feed.read_text().splitlines()) == len(other_export["seen"]) > 0
 
 
 def test_close_spider_pauses_without_errors_and_the_next_run_resumes(
@@ -163,6 +193,12 @@ def test_close_spider_pauses_without_errors_and_the_next_run_resumes(
     )
     assert "configuration has changed" not in log
     assert resumed["stats"].get("checkpoint/requests_resumed", 0) > 0
+    (warning,) = warning_lines(log, "Feeds (")
+    assert f"this run resumes after {len(done_before)} items, which it does not export" in warning
+    # One line says what is resumed, in a crawl's terms (not "last processed index: None").
+    (resuming,) = [line for line in log.splitlines() if "Resuming" in line]
+    assert f"Resuming crawl user: {len(done_before)} items written before; " in resuming
+    assert resuming.endswith(f"{resumed['stats']['checkpoint/requests_resumed']} to crawl again")
     again = {item["url"] for item in resumed["seen"]}
     assert not again & done_before, "a page recorded before the pause was recorded again"
 
@@ -179,8 +215,51 @@ def test_a_refused_start_closes_cleanly_under_every_runner(
     assert stats["finish_reason"] == "checkpoint_refused"
     assert "downloader/request_count" not in stats and result["seen"] == []
     assert (checkpoints / "user.json").read_text() == "{not json"
+    assert not (tmp_path / "feed.jsonl").exists()  # not even an empty feed
     for noise in ("Traceback", "Task exception was never retrieved", "Unhandled error"):
         assert noise not in log, log[-3000:]
+
+
+def test_a_changed_identity_is_refused_in_the_settings_a_scrapy_run_passes(
+    base_url: str, tmp_path: Path
+) -> None:
+    paused, _ = crawl(
+        tmp_path, base_url, spider_args={"close_after": "3"}, settings={"CONCURRENT_REQUESTS": 1}
+    )
+    assert paused["stats"]["finish_reason"] == "my_reason"
+    feed = (tmp_path / "feed.jsonl").read_bytes()
+    output = (tmp_path / "output.jsonl").read_bytes()
+
+    refused, log = crawl(tmp_path, base_url, spider_args={"close_after": "4"})
+    assert refused["stats"]["finish_reason"] == "checkpoint_refused"
+    (line,) = error_lines(log)
+    assert "cannot resume stage 'user': configuration has changed since checkpoint" in line
+    assert line.endswith(
+        "Set CHECKPOINT_FRESH=True to start the stage over, or CHECKPOINT_FORCE=True to resume "
+        "it anyway"
+    )
+    assert (tmp_path / "feed.jsonl").read_bytes() == feed
+    assert (tmp_path / "output.jsonl").read_bytes() == output
+
+
+def test_a_redis_url_without_the_redis_add_on_is_refused(base_url: str, tmp_path: Path) -> None:
+    """The child's settings do not enable the add-on: the crawl would be local, silently."""
+    result, log = crawl(
+        tmp_path,
+        base_url,
+        settings={
+            "CHECKPOINT_REDIS_URL": "redis://127.0.0.1:9/0",
+            "CHECKPOINT_REDIS_PREFIX": "shared",
+        },
+    )
+    assert result["stats"]["finish_reason"] == "checkpoint_refused"
+    assert "downloader/request_count" not in result["stats"] and result["seen"] == []
+    (line,) = error_lines(log)
+    assert (
+        "CHECKPOINT_REDIS_URL is set, but the crawl is not on the Redis frontier: add ADDONS = "
+        "{'common.scrapy.redis_scheduler.RedisFrontierAddon': 0} to the project's settings"
+    ) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 
 def test_an_output_file_another_stage_records_refuses_the_crawl_before_it_truncates(

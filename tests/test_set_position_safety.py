@@ -92,4 +92,5 @@ def test_the_cli_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "a second time" in lines[0] and "nothing was changed" in lines[0]
+    assert lines[0].count("'written'") == 1, lines[0]  # the stage named once
     assert _digest(tmp_path) == before

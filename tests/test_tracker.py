@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import signal
@@ -62,10 +61,11 @@ async def _yield_randomly(rng: random.Random, most: int = 20) -> None:
         await anyio.sleep(0)
 
 
-async def test_seed_usage_verbatim(checkpoint_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_seed_usage_verbatim(
+    checkpoint_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert SeedImportPath is AsyncCheckpointTracker
     items = [Item(f"https://site/{n}") for n in range(250)]
-    caplog.set_level(logging.INFO, logger="common.tracker")
 
     async with AsyncCheckpointTracker(checkpoint_dir, "my_stage") as tracker:
         tracker.start(total_items=len(items))
@@ -97,8 +97,12 @@ async def test_seed_usage_verbatim(checkpoint_dir: Path, caplog: pytest.LogCaptu
     assert data["progress"]["failed_items"] == 25
     assert data["progress"]["successful_items"] == 225
     assert data["last_processed_item"] == "https://site/249"
-    progress_lines = [r.getMessage() for r in caplog.records if "Progress:" in r.getMessage()]
-    assert len(progress_lines) == 3  # i = 0, 100, 200
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in printed if line.startswith("Progress:")] == [
+        "Progress: 0.4% (1/250)",  # i = 0, 100, 200: printed, as the seed's script expects
+        "Progress: 40.4% (101/250)",
+        "Progress: 80.4% (201/250)",
+    ]
 
     async with AsyncCheckpointTracker(checkpoint_dir, "my_stage") as again:
         assert again.start(total_items=len(items)) is False
@@ -270,17 +274,16 @@ async def test_hooks_are_called(checkpoint_dir: Path) -> None:
     assert _saved(checkpoint_dir, "hooked_bad")["status"] == "failed"
 
 
-async def test_print_progress_returns_the_seed_line(
-    checkpoint_dir: Path, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+async def test_print_progress_prints_and_returns_the_seed_line(
+    checkpoint_dir: Path, fake_clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO, logger="common.tracker")
     async with AsyncCheckpointTracker(checkpoint_dir, "line", clock=fake_clock) as tracker:
         tracker.start(total_items=11000)
         tracker.update(processed=5000, successful=4910, failed=90)
         fake_clock.advance(5000 / 42.3)
         assert tracker.print_progress() == SEED_LINE
         assert tracker.progress().throughput == pytest.approx(42.3)
-    assert SEED_LINE in [r.getMessage() for r in caplog.records]
+    assert SEED_LINE + "\n" in capsys.readouterr().out
 
 
 async def test_start_metadata_and_input_guard(checkpoint_dir: Path, tmp_path: Path) -> None:

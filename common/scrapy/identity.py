@@ -36,6 +36,9 @@ __all__ = ["IGNORED_SETTINGS", "crawl_identity"]
 
 # Settings that change how a crawl runs, not what it crawls (a name ending in "_" is a prefix).
 IGNORED_SETTINGS: tuple[str, ...] = (
+    # What an add-on changes shows in the settings it sets; the list itself is not the crawl
+    # (adding the README's Redis add-on line to a project must not make its crawl another one).
+    "ADDONS",
     "AUTOTHROTTLE_",
     "BOT_NAME",
     "CHECKPOINT_",
@@ -74,6 +77,7 @@ IGNORED_SETTINGS: tuple[str, ...] = (
     "TWISTED_REACTOR",
     "ASYNCIO_EVENT_LOOP",
     "USER_AGENT",
+    "WARN_ON_GENERATOR_RETURN_VALUE",
 )
 # How to read a setting, so "True" from the command line and True from a module agree.
 _TYPED: dict[str, str] = {

@@ -12,6 +12,8 @@ The pipeline never changes what later pipelines, feeds and stats see: every item
 as it came. Items it cannot write are counted and passed on: without the key field
 (``checkpoint/items_keyless``), not JSON-serialisable (``checkpoint/items_unserializable``), or
 with no output file configured (``checkpoint/items_unwritten``; they still count as progress).
+The first keyless item and the first unserialisable one each log a WARNING (the key field,
+the item's fields, ``CHECKPOINT_ITEM_KEY``): a crawl writing nothing should not look done.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ class CheckpointPipeline:
         key = record.get(runtime.item_key)
         if key is None:
             self._count("checkpoint/items_keyless")
+            fields = ", ".join(map(repr, record)) or "none"
+            self._warn_once(
+                "keyless",
+                f"items without a {runtime.item_key!r} field are not written to "
+                f"{runtime.output_file} (they pass through, counted as checkpoint/items_keyless); "
+                f"this one's fields: {fields}. Set CHECKPOINT_ITEM_KEY to the field that "
+                "identifies an item",
+            )
             return item
         try:
             written = runtime.write_record(

@@ -51,11 +51,15 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
   with the spider and the settings that change what is crawled it makes the crawl's identity
   (:mod:`common.scrapy.identity`, ``CHECKPOINT_IDENTITY_SETTINGS``).
 * ``CHECKPOINT_ITEM_KEY``: the item field records are keyed by (``url``); items without it pass
-  through unwritten (``checkpoint/items_keyless``).
+  through unwritten (``checkpoint/items_keyless``, one WARNING at the first).
+* ``CHECKPOINT_REDIS_URL``: handled by the Redis add-on (:mod:`common.scrapy.redis_addon`),
+  which takes these components out; set with them still in, the start is refused.
+* ``FEEDS`` (Scrapy's): one WARNING says they hold this run's items only
+  (:mod:`common.scrapy.feeds`); a start that crawls nothing leaves them as they were.
 * ``CHECKPOINT_FORCE``: resume even over a changed input or configuration.
 * ``CHECKPOINT_FRESH``: forget earlier progress and crawl from scratch.
-* ``CHECKPOINT_REFUSED_EXIT_CODE``: what ``scrapy crawl`` (with ``crawler.commands``) exits with
-  after a refused start (1); a failed stage exits 1.
+* ``CHECKPOINT_REFUSED_EXIT_CODE``: what ``scrapy crawl`` (with ``COMMANDS_MODULE =
+  "common.scrapy.commands"``) exits with after a refused start (1); a failed stage exits 1.
 
 Close reasons: ``finished`` completes the stage; a reason ending in ``_error`` (Scrapy's
 ``start_error``, a spider's ``CloseSpider("input_error")``) fails it; every other reason
@@ -65,7 +69,7 @@ failed fails with the first failed URL and its error (``fetched nothing``); it s
 time. A refused start closes the spider as ``checkpoint_refused``; a completed stage run again
 with the same identity closes at once as ``checkpoint_already_completed``.
 
-Why one module of ~540 lines (a tenth of it the settings above): :class:`CrawlCheckpoint` is
+Why one module of ~600 lines (a tenth of it the settings above): :class:`CrawlCheckpoint` is
 the one object the middleware, the scheduler and the pipeline of a crawl share, and its parts
 meet in the same fields on the reactor thread: the requests handed out, read when reconciling,
 before each save and when the close reason settles the status; the journal's sequence, read
@@ -91,6 +95,8 @@ from twisted.internet.threads import deferToThread
 from common.checkpoint import EnhancedCheckpoint
 from common.errors import CheckpointError, StoreMismatchError
 from common.journal import Journal
+from common.lifecycle import RESUME_ADVICE
+from common.scrapy.feeds import leave_feeds_alone, warn_feeds_are_per_run
 from common.scrapy.identity import crawl_identity
 from common.scrapy.requests import (
     RequestEncoder,
@@ -127,6 +133,13 @@ OUTCOME_META = "checkpoint_outcome"
 REFUSED = "checkpoint_refused"
 ALREADY_COMPLETED = "checkpoint_already_completed"
 FETCHED_NOTHING = "fetched_nothing"
+#: Where a crawl that is to be shared through Redis must be switched on (docs/redis.md).
+REDIS_ADDON = "common.scrapy.redis_scheduler.RedisFrontierAddon"
+#: The engine's advice after a refused resume, in the settings a Scrapy run passes.
+SCRAPY_RESUME_ADVICE = (
+    "Set CHECKPOINT_FRESH=True to start the stage over, or CHECKPOINT_FORCE=True to resume it "
+    "anyway"
+)
 
 #: The crawler attribute that holds its runtime, so that the runtime (and the receivers it
 #: connects to the crawler's signals) lives exactly as long as the crawler. A module-level
@@ -175,6 +188,7 @@ class CrawlCheckpoint:
         self.responses = 0
         self.first_error: tuple[str, str] | None = None
         self.output_attached = False
+        self.output_file: str | None = None
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> CrawlCheckpoint:
@@ -207,6 +221,16 @@ class CrawlCheckpoint:
             spider, "checkpoint_input_file", None
         )
         config: Mapping[str, Any] = crawl_identity(spider, settings)
+        if settings.get("CHECKPOINT_REDIS_URL"):
+            # The add-on takes these components out when it switches the crawl to Redis: here,
+            # it did not. A user who names a Redis server expects a shared crawl, not this one.
+            raise CheckpointError(
+                f"stage {stage!r}: CHECKPOINT_REDIS_URL is set, but the crawl is not on the Redis "
+                f"frontier: add ADDONS = {{{REDIS_ADDON!r}: 0}} to the project's settings "
+                "(docs/redis.md), or unset CHECKPOINT_REDIS_URL to crawl on this machine alone "
+                "(nothing was changed)",
+                stage=stage,
+            )
         try:
             # Unset: the store the directory holds; another one is refused as everywhere else.
             store = select_store(
@@ -269,6 +293,7 @@ class CrawlCheckpoint:
         self.checkpoint = checkpoint
         self.requests = requests
         self.output_attached = bool(output)
+        self.output_file = str(output) if output else None
         return frontier
 
     def _read_frontier(self, checkpoint: EnhancedCheckpoint, journal: Journal) -> ResumeFrontier:
@@ -284,8 +309,11 @@ class CrawlCheckpoint:
         self._next_seq = frontier.scheduled
         if frontier.scheduled:
             logger.info(
-                "Frontier of %s: %d requests scheduled before, %d to do again",
+                "Resuming crawl %s: %d items written before; %d of %d requests done, %d to "
+                "crawl again",
                 checkpoint.stage,
+                checkpoint.state.progress.processed_items,
+                frontier.scheduled - len(frontier.pending),
                 frontier.scheduled,
                 len(frontier.pending),
             )
@@ -454,9 +482,7 @@ class CrawlCheckpoint:
             try:
                 await maybe_deferred_to_future(deferToThread(self.open, spider))
             except CheckpointError as exc:
-                logger.error("%s", exc)
-                self.refused = str(exc)
-                self.has_work = False
+                self.refuse(exc)
             else:
                 if not self.frontier_enabled:
                     logger.warning(
@@ -465,6 +491,7 @@ class CrawlCheckpoint:
                         "'common.scrapy.scheduler.CheckpointScheduler')"
                     )
         if self.refused is not None:
+            leave_feeds_alone(self.crawler)  # a refused start writes nothing
             raise CloseSpider(REFUSED)
         checkpoint = self.checkpoint
         assert checkpoint is not None
@@ -477,7 +504,28 @@ class CrawlCheckpoint:
                 "to crawl (CHECKPOINT_FRESH=True crawls it again)",
                 checkpoint.stage,
             )
+            # With -O, Scrapy would store this run's empty feed over the completed crawl's.
+            feeds = leave_feeds_alone(self.crawler)
+            if feeds:
+                logger.warning(
+                    "Feeds left as they were: %s (this run exports nothing%s)",
+                    ", ".join(feeds),
+                    f"; CHECKPOINT_OUTPUT_FILE {self.output_file} holds every item of the crawl"
+                    if self.output_file
+                    else "",
+                )
             raise CloseSpider(ALREADY_COMPLETED)
+        warn_feeds_are_per_run(
+            self.crawler, self.output_file, checkpoint.state.progress.processed_items
+        )
+
+    def refuse(self, error: CheckpointError) -> None:
+        """Log a refused start as one error line, in a Scrapy run's settings; the spider is
+        then closed as ``checkpoint_refused`` once opened."""
+        line = str(error).replace(RESUME_ADVICE, SCRAPY_RESUME_ADVICE)
+        logger.error("%s", line)
+        self.refused = line
+        self.has_work = False
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         self.settle(reason)

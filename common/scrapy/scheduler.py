@@ -73,9 +73,7 @@ class CheckpointScheduler(Scheduler):
             # unreadable checkpoint) is one clear line, not a crawl crash: nothing was written.
             # The spider is closed once opened (see CheckpointMiddleware.spider_opened): closing
             # it from here would skip opening Scrapy's scraper and crash the close.
-            logger.error("%s", error)
-            self.runtime.refused = str(error)
-            self.runtime.has_work = False
+            self.runtime.refuse(error)
 
         deferred: Deferred[Any] = deferToThread(self.runtime.open, spider)
         deferred.addCallbacks(resume, refused)

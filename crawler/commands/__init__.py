@@ -1,1 +1,1 @@
-"""This project's Scrapy commands (``COMMANDS_MODULE`` in :mod:`crawler.settings`)."""
+"""This project's Scrapy commands, kept at this path: :mod:`common.scrapy.commands`."""

@@ -4,7 +4,8 @@ Run it::
 
     python -m tools.demo_site --port 0 --pages N --seed S [--host 127.0.0.1]
                               [--profile university|dense|simple]
-                              [--latency-ms MS] [--slow-ms MS] [--transient-share F]
+                              [--latency-ms MS] [--slow-ms MS] [--robots-ms MS]
+                              [--transient-share F]
                               [--transient-failures K] [--transient-reset-share F]
 
 ``--profile`` picks the site: ``university`` (the default, described below), ``dense`` (a
@@ -59,8 +60,9 @@ Every special link sits on a page at most 5 links from ``/``, so it is itself at
 
 Options and endpoints
 ---------------------
-``--latency-ms`` (default 0) delays every response, ``--slow-ms`` is the extra delay of slow pages;
-both use ``asyncio.sleep``.  ``GET /__stats`` returns ``{"requests": N, "paths": {path: count}}``,
+``--latency-ms`` (default 0) delays every response, ``--slow-ms`` is the extra delay of slow pages,
+``--robots-ms`` (default 0) that of ``/robots.txt`` (a real site's round trip: a crawler obeying
+robots.txt holds its first requests that long); all use ``asyncio.sleep``.  ``GET /__stats`` returns ``{"requests": N, "paths": {path: count}}``,
 counting every request except those to ``/__stats`` itself; ``POST /__stats/reset`` zeroes the
 counters (add ``?transient=1`` to also re-arm the transient 503s).
 

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"extra delay of slow pages (default {DEFAULT_SLOW_MS})",
     )
     parser.add_argument(
+        "--robots-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="extra delay of /robots.txt (a real site's round trip; default 0)",
+    )
+    parser.add_argument(
         "--transient-share",
         type=fraction(0.5),
         default=DEFAULT_TRANSIENT_SHARE,
@@ -76,7 +82,12 @@ async def _serve_until_signalled(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with serve_site(
-        site, host=args.host, port=args.port, latency_ms=args.latency_ms, slow_ms=args.slow_ms
+        site,
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        slow_ms=args.slow_ms,
+        robots_ms=args.robots_ms,
     ) as base_url:
         print(base_url, flush=True)
         details = ", ".join(f"{key} {value}" for key, value in site.summary().items())

@@ -53,13 +53,18 @@ def _reset_connection(transport: asyncio.Transport) -> None:
 
 
 def make_app(
-    site: DemoSite, *, latency_ms: float = 0, slow_ms: float = DEFAULT_SLOW_MS
+    site: DemoSite,
+    *,
+    latency_ms: float = 0,
+    slow_ms: float = DEFAULT_SLOW_MS,
+    robots_ms: float = 0,
 ) -> web.Application:
     """The aiohttp application serving ``site`` (see the module docstring for the endpoints)."""
-    if latency_ms < 0 or slow_ms < 0:
-        raise ValueError("latency_ms and slow_ms must not be negative")
+    if latency_ms < 0 or slow_ms < 0 or robots_ms < 0:
+        raise ValueError("latency_ms, slow_ms and robots_ms must not be negative")
     latency = latency_ms / 1000
     slow = slow_ms / 1000
+    robots = robots_ms / 1000
     state = _ServerState()
     app = web.Application()
     app[_STATE_KEY] = state
@@ -83,6 +88,8 @@ def make_app(
         if latency:
             await asyncio.sleep(latency)
         if path == "/robots.txt":
+            if robots:
+                await asyncio.sleep(robots)
             return web.Response(text=site.robots_txt(), content_type="text/plain")
         spec = site.pages.get(path)
         base_url = f"{request.scheme}://{request.host}"
@@ -133,9 +140,10 @@ async def serve_site(
     port: int = 0,
     latency_ms: float = 0,
     slow_ms: float = DEFAULT_SLOW_MS,
+    robots_ms: float = 0,
 ) -> AsyncIterator[str]:
     """Serve ``site`` in the running event loop; yields the base URL, stops on exit."""
-    app = make_app(site, latency_ms=latency_ms, slow_ms=slow_ms)
+    app = make_app(site, latency_ms=latency_ms, slow_ms=slow_ms, robots_ms=robots_ms)
     # A short shutdown timeout: slow pages in flight must not hold up a stop.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

@@ -133,7 +133,8 @@ def cmd_set(args: argparse.Namespace) -> int:
         with quiet_engine():
             change = manager.set_position(stage, args.index, part=args.part)
     except ValueError as exc:
-        raise CliError(f"stage {stage!r}: {exc}; nothing was changed") from None
+        reason = str(exc) if repr(stage) in str(exc) else f"stage {stage!r}: {exc}"
+        raise CliError(f"{reason}; nothing was changed") from None
     finally:
         manager.close()
     where = f" (history snapshot {change.snapshot_id})" if change.snapshot_id else ""

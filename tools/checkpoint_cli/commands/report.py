@@ -16,6 +16,7 @@ from common.status import CheckpointStatus
 from tools.checkpoint_cli import render
 from tools.checkpoint_cli.base import (
     EXIT_OK,
+    CliError,
     cannot_write,
     info_json,
     iso,
@@ -122,6 +123,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     directory must exist)."""
     target = output_file("--output", args.output)
     manager = open_manager(args)
+    if not manager.stages():
+        # An export of nothing is most often a mistyped --checkpoint-dir: say so, write nothing.
+        raise CliError(f"{no_checkpoints_line(manager)}; nothing was exported")
     try:
         document = manager.export(target)
     except OSError as exc:
