@@ -226,3 +226,17 @@ def test_export_data_into_a_file_names_the_option_and_writes_nothing(
         ]
         assert afile.read_text() == "mine\n"
         assert not (data_dir / "exports").exists()
+
+
+def test_a_committed_line_that_is_not_an_object_fails_both_commands(data_dir: Path) -> None:
+    # A record written by an engine that still took update(record="just a string"): the
+    # commands name the line and exit 1, never a report with the line left out and exit 0.
+    output = data_dir / "processed" / "stage02" / "validation_output.jsonl"
+    data = output.read_bytes()
+    first = data.index(b"\n") + 1
+    output.write_bytes(json.dumps("x" * (first - 3)).encode() + b"\n" + data[first:])
+    assert output.read_bytes()[:first].endswith(b'"\n')
+    for command in ("results", "export-data"):
+        result = run_cli("--checkpoint-dir", data_dir / "checkpoints", command)
+        assert result.returncode == 1, command
+        assert_one_error_line(result, f"{output}:1: not a JSON object")

@@ -347,3 +347,30 @@ def test_reset_of_a_stage_being_enriched_is_refused_and_the_run_finishes(tmp_pat
     assert f"{STAGE} completed, 3 pages: 3 written" in out
     shown = json.loads(run_cli("--checkpoint-dir", checkpoints, "show", STAGE, "--json").stdout)
     assert shown["status"] == "completed" and shown["progress"]["processed_items"] == 3
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["local", "workers"])
+def test_an_output_another_stage_records_is_refused_before_anything_is_written(
+    tmp_path: Path, workers: bool
+) -> None:
+    # --output pointed at stage 1's output (a copy-paste of the wrong path): refused with one
+    # line naming the file and stage 1, the file untouched, nothing fetched.
+    from common import EnhancedCheckpoint
+
+    write_stage2(tmp_path, ["http://127.0.0.1:9/a"])
+    discovery = tmp_path / "processed/stage01/discovery_output.jsonl"
+    stage1 = EnhancedCheckpoint(tmp_path / "checkpoints" / "stage1_discovery.json")
+    stage1.attach_output(discovery)
+    stage1.start("stage1_discovery", total_items=1)
+    stage1.update(processed=1, successful=1, index=0, record={"url": "http://127.0.0.1:9/"})
+    stage1.complete()
+    stage1.close()
+    sidecar = discovery.with_name("discovery_output.failed.jsonl")
+    before = discovery.read_bytes(), sidecar.read_bytes()
+    extra = ["--workers", "1", "--dsn", "postgresql://nobody@127.0.0.1:9/none"] if workers else []
+    result = run_enrich("--data-dir", str(tmp_path), "--output", str(discovery), *extra)
+    assert result.returncode == 1, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: stage '{STAGE}' cannot write {discovery}: "), line
+    assert "stage 'stage1_discovery'" in line and "nothing was changed" in line
+    assert (discovery.read_bytes(), sidecar.read_bytes()) == before
