@@ -344,9 +344,8 @@ class EnhancedCheckpoint:
         load could not keep it whole: counts must be integers; ``index`` an integer >= 0
         (what ``operator.index`` accepts, numpy integers and bool included, is converted to
         an int; a float or str is a ``TypeError``); ``key``, ``part`` and ``last_item``
-        strings; ``record``
-        and ``failed_record`` mappings (JSON objects) that JSON can encode. Each refusal names
-        the stage and the value and ends "nothing was changed".
+        strings; ``record`` and ``failed_record`` mappings (JSON objects) that JSON can
+        encode. Each refusal names the stage and the value and ends "nothing was changed".
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
