@@ -136,7 +136,7 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
         settings={
             "CONCURRENT_REQUESTS": 4,
             "LOG_LEVEL": "DEBUG",
-            "ADDONS": {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0},
+            "ADDONS": {"common.scrapy.redis_addon.RedisFrontierAddon": 0},
         },
     )
     assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
@@ -257,7 +257,7 @@ def test_a_redis_url_without_the_redis_add_on_is_refused(base_url: str, tmp_path
     (line,) = error_lines(log)
     assert (
         "CHECKPOINT_REDIS_URL is set, but the crawl is not on the Redis frontier: add ADDONS = "
-        "{'common.scrapy.redis_scheduler.RedisFrontierAddon': 0} to the project's settings"
+        "{'common.scrapy.redis_addon.RedisFrontierAddon': 0} to the project's settings"
     ) in line
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
