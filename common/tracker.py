@@ -249,10 +249,12 @@ class AsyncCheckpointTracker:
         """Worker thread: lock the stage, cut journals back, hash the input."""
         checkpoint = self.checkpoint
         checkpoint.acquire(cut=False)  # start() cuts, once its guards have passed
+        if self.output_file is not None:
+            # Before a fresh start's reset: another stage's output is refused, and the
+            # reset claims the file (another process writing it refuses it) before it writes.
+            checkpoint.attach_output(self.output_file)
         if self.fresh and checkpoint.status is not CheckpointStatus.INITIALIZED:
             checkpoint.reset()  # here, in the worker thread: it writes history and truncates
-        if self.output_file is not None:
-            checkpoint.attach_output(self.output_file)
         if self.input_file is not None:
             self._input_hash = file_sha256(self.input_file)
             self._input_size = self.input_file.stat().st_size
