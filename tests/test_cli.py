@@ -732,6 +732,28 @@ def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) 
         assert result.returncode == 0 and f"reset {D1}" in result.stdout, result
 
 
+def test_reset_dry_run_says_a_stage_a_live_process_writes_would_be_refused(
+    cps: Path, live_holder: Callable[[], int]
+) -> None:
+    """reset --dry-run ends as cleanup's does: the real reset would be refused now, naming the
+    stage and the live writer's pid (for one stage and for all); nothing changes, and the
+    holder finishes normally."""
+    pid = int((cps / "stage4_live.lock").read_text())
+    refusal = f"stage stage4_live is running (pid {pid}); stop it first (nothing was changed)"
+    before = snapshot_files(cps)
+    for target in ("stage4_live", "all"):
+        result = run_cli("--checkpoint-dir", cps, "reset", target, "--dry-run")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert any(line.startswith("would reset stage4_live (running") for line in lines), lines
+        assert lines[-1] == f"dry run: the reset would be refused now: {refusal}", target
+        assert snapshot_files(cps) == before
+    # A stage nobody writes: the dry run ends as before.
+    result = run_cli("--checkpoint-dir", cps, "reset", D1, "--dry-run")
+    assert result.stdout.splitlines()[-1] == "dry run: nothing was changed"
+    assert live_holder() == 0
+
+
 def test_cleanup_refuses_a_live_stage_whose_snapshots_it_would_remove(cps: Path) -> None:
     """cleanup of old snapshots only (--keep 1) holds their stage's writer lock too, as reset
     does: while another process writes validation it is refused, nothing removed; its dry
