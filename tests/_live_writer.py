@@ -53,8 +53,8 @@ def live_writer(script: str, *args: str | Path) -> Iterator[subprocess.Popen[str
                 stream.close()
 
 
-def release(process: subprocess.Popen[str]) -> None:
-    """Close the writer's stdin, its cue to finish what it holds and exit; it must exit 0."""
+def release(process: subprocess.Popen[str]) -> int:
+    """Close the writer's stdin, its cue to finish what it holds and exit; its exit code."""
     assert process.stdin is not None
     process.stdin.close()
-    assert process.wait(timeout=30) == 0
+    return process.wait(timeout=30)

@@ -651,9 +651,9 @@ def test_cleanup_asks_on_a_terminal_listing_what_goes(cps: Path) -> None:
 
 
 @pytest.fixture
-def live_holder(cps: Path) -> Iterator[Callable[[], None]]:
+def live_holder(cps: Path) -> Iterator[Callable[[], int]]:
     """A child process that holds stage ``stage4_live`` (started, running); calling the fixture
-    lets it go (it pauses the stage and exits 0)."""
+    lets it go (it pauses the stage) and returns its exit code."""
     with live_writer(CHECKPOINT_WRITER, cps / "stage4_live.json") as proc:
         yield lambda: release(proc)
 
@@ -675,7 +675,7 @@ def test_stage_held_by_a_live_process(cps: Path, live_holder: Callable[[], int])
     assert snapshot_files(cps) == before
 
     # The holder is unaffected and finishes normally.
-    live_holder()
+    assert live_holder() == 0
     rows = table_rows(run_cli("--checkpoint-dir", cps, "list").stdout)
     assert rows["stage4_live"][1] == "paused"
 
@@ -688,7 +688,7 @@ def test_reset_force_does_not_override_a_live_holder(
     result = run_cli("--checkpoint-dir", cps, "reset", "stage4_live", "--force")
     assert_one_error_line(result, "stage stage4_live is running (pid ")
     assert snapshot_files(cps) == before
-    live_holder()
+    assert live_holder() == 0
 
 
 LOCK_HOLDER = """
@@ -727,7 +727,7 @@ def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) 
             assert result.stdout == "", command
             assert snapshot_files(cps) == before, command
         # Once the holder is gone, the same reset goes through.
-        release(proc)
+        assert release(proc) == 0
         result = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
         assert result.returncode == 0 and f"reset {D1}" in result.stdout, result
 
@@ -772,7 +772,7 @@ def test_cleanup_refuses_a_live_stage_whose_snapshots_it_would_remove(cps: Path)
         assert any(line.startswith(f"would remove {D2}/history/") for line in lines), lines
         assert lines[-1] == f"dry run: the cleanup would be refused now: {refusal}"
         assert snapshot_files(cps) == before
-        release(proc)
+        assert release(proc) == 0
         # Once the holder is gone, the same cleanup goes through.
         result = run_cli(*args, "--force")
         assert result.returncode == 0 and f"removed {D2}/history/" in result.stdout, result

@@ -229,7 +229,7 @@ def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
             "changed)"
         )
         assert {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")} == before
-        release(writer)
+        assert release(writer) == 0
     # The writer saved its pause into the store it was writing, which is still the one held.
     from common.stores.factory import detect_store
 
