@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +27,7 @@ from common import (
     OutputConflictError,
 )
 from common.io.locking import FlockHeld, flock_or_close
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._live_writer import live_writer
 
 
 def _complete_stage(directory: Path, stage: str, output: Path, items: int = 3) -> None:
@@ -124,7 +122,7 @@ checkpoint.attach_output(sys.argv[2])
 checkpoint.start("A", total_items=2)
 checkpoint.update(processed=1, successful=1, index=0, record={"url": "a0"})
 checkpoint.save(force=True)
-print("started", flush=True)
+print("ready", flush=True)
 if sys.stdin.readline().strip() == "finish":
     checkpoint.update(processed=1, successful=1, index=1, record={"url": "a1"})
     checkpoint.complete()
@@ -135,23 +133,8 @@ if sys.stdin.readline().strip() == "finish":
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A live process writing stage A (its own checkpoint directory) into shared.jsonl."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, tmp_path / "ckA" / "A.json", tmp_path / "shared.jsonl"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline() == "started\n"
+    with live_writer(HOLDER, tmp_path / "ckA" / "A.json", tmp_path / "shared.jsonl") as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
 
 
 def test_an_output_another_process_writes_is_refused_naming_its_pid(

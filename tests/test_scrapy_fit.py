@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
+from tools.demo_site import build_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -30,11 +31,8 @@ PAGES, SEED = 30, 2
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    process, url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as url:
         yield url
-    finally:
-        stop_demo_site_process(process)
 
 
 def crawl(
