@@ -57,7 +57,16 @@ from common import guards
 from common.completion import PartProgress
 from common.errors import InvalidTransitionError
 from common.history import History
-from common.itemargs import item_index, item_text, negative_index
+from common.itemargs import (
+    UpdateArguments,
+    check_update_arguments,
+    counts_not_integers,
+    inconsistent_counts,
+    item_attempts,
+    item_index,
+    item_text,
+    negative_index,
+)
 from common.journal import Journal
 from common.ledger import Ledger
 from common.lifecycle import Lifecycle
@@ -345,7 +354,7 @@ class EnhancedCheckpoint:
         (what ``operator.index`` accepts, numpy integers and bool included, is converted to
         an int; a float or str is a ``TypeError``); ``key``, ``part`` and ``last_item``
         strings; ``record`` and ``failed_record`` mappings (JSON objects) that JSON can
-        encode. Each refusal names the stage and the value and ends "nothing was changed".
+        encode; ``attempts`` an integer >= 0. Each refusal names the stage and the value and ends "nothing was changed".
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
@@ -374,17 +383,16 @@ class EnhancedCheckpoint:
                 # schema at the next load, leaving a stage that cannot resume.
                 inconsistent = (processed | successful | failed | skipped) < 0
             except TypeError:
-                self._counts_not_integers(processed, successful, failed, skipped)
+                counts_not_integers(self.stage, processed, successful, failed, skipped)
             if inconsistent or successful + failed > processed + skipped:
-                raise ValueError(
-                    f"stage {self.stage!r}: inconsistent update (processed={processed}, "
-                    f"successful={successful}, failed={failed}, skipped={skipped}): counts must be "
-                    f">= 0 and successful + failed <= processed + skipped"
-                )
+                inconsistent_counts(self.stage, processed, successful, failed, skipped)
             if last_item is not None and last_item.__class__ is not str:
                 last_item = item_text(self.stage, "update()", "last_item", last_item)
             if part is not None and part.__class__ is not str:
                 part = item_text(self.stage, "update()", "part", part)
+            if attempts.__class__ is not int or attempts < 0:
+                # The ledger refused it only after the item was counted done.
+                attempts = item_attempts(self.stage, "update()", attempts)
             if record is not None or failed_record is not None:
                 # Encoded before anything changes: a record JSON cannot encode raises here, not
                 # after its item was counted done (it would be committed with no output line).
@@ -468,13 +476,16 @@ class EnhancedCheckpoint:
         finally:
             saving.updating = outer
 
-    def _counts_not_integers(
-        self, processed: object, successful: object, failed: object, skipped: object
-    ) -> NoReturn:
-        raise TypeError(
-            f"stage {self.stage!r}: update() counts must be integers (processed={processed!r}, "
-            f"successful={successful!r}, failed={failed!r}, skipped={skipped!r})"
-        )
+    def check_update(self, *args: Any, **kwargs: Any) -> UpdateArguments:
+        """The arguments of an :meth:`update` made later (a batch's), checked now as
+        :meth:`update` checks them, with the same errors: its parameters, and the stage must
+        be running. Returns them as :meth:`update` takes them. Changes nothing."""
+        if self.state.status is not _RUNNING:
+            self._not_running("update")
+        checked = check_update_arguments(self.stage, *args, **kwargs)
+        if checked["record"] is not None or checked["failed_record"] is not None:
+            self._outputs.encode_records(checked["record"], checked["failed_record"])
+        return checked
 
     @property
     def progress_log_every(self) -> int:

@@ -20,7 +20,6 @@ writer dies, even by SIGKILL.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 from common.errors import CheckpointCorruptError, CheckpointLockedError, CheckpointSaveError
 from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
-from common.io.locking import flock_holder_pid
+from common.io.locking import FlockHeld, flock_or_close
 
 __all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
 
@@ -125,6 +124,51 @@ class Journal:
         self._pending.clear()
         self._pending_bytes = 0
 
+    def claim(self) -> bool:
+        """Lock the file now if it exists, changing nothing in it; True when it was opened
+        here (False: already open, or missing: nobody else can hold a file that is not there,
+        and :meth:`recover` creates it).
+
+        A start or a reset claims every journal before it writes anything, so another
+        process's lock refuses it (:class:`CheckpointLockedError`) with everything as it was.
+        """
+        if self._fd is not None or not self.path.exists():
+            return False
+        try:
+            self._open_locked()
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"cannot prepare journal {self.path}: {exc.strerror or exc}",
+                path=self.path,
+            ) from exc
+        return True
+
+    def check(self, committed: int | None) -> None:
+        """Raise :class:`CheckpointCorruptError` when the file holds fewer bytes than
+        ``committed`` (or is missing): committed records are gone. Reads only."""
+        target = committed or 0
+        if not target:
+            return
+        try:
+            size = os.fstat(self._fd).st_size if self._fd is not None else self.path.stat().st_size
+        except FileNotFoundError:
+            raise CheckpointCorruptError(
+                f"journal {self.path} is missing but the checkpoint says {target} bytes were "
+                f"committed to it; restore the file or reset the stage",
+                path=self.path,
+            ) from None
+        except OSError as exc:
+            raise CheckpointSaveError(
+                f"cannot prepare journal {self.path}: {exc.strerror or exc}",
+                path=self.path,
+            ) from exc
+        if size < target:
+            raise CheckpointCorruptError(
+                f"journal {self.path} has {size} bytes but the checkpoint says {target} were "
+                f"committed; records are missing. Restore the file or reset the stage",
+                path=self.path,
+            )
+
     def recover(self, committed: int | None) -> int:
         """Cut the file back to ``committed`` (None: nothing committed); return bytes cut.
 
@@ -144,23 +188,13 @@ class Journal:
     def _recover(self, committed: int | None) -> int:
         target = committed or 0
         ensure_private_dir(self.path.parent)
-        if target and self._fd is None and not self.path.exists():
-            raise CheckpointCorruptError(
-                f"journal {self.path} is missing but the checkpoint says {target} bytes were "
-                f"committed to it; restore the file or reset the stage",
-                path=self.path,
-            )
+        if self._fd is None:
+            self.check(target)  # a missing file with committed bytes is not created here
         # Locked before anything is cut (and sized under the lock); an empty output exists
         # from the start ("no records" is a result, not an error).
         fd = self._fd if self._fd is not None else self._open_locked()
-        size = os.fstat(fd).st_size
-        if size < target:
-            raise CheckpointCorruptError(
-                f"journal {self.path} has {size} bytes but the checkpoint says {target} were "
-                f"committed; records are missing. Restore the file or reset the stage",
-                path=self.path,
-            )
-        cut = size - target
+        self.check(target)
+        cut = os.fstat(fd).st_size - target
         if cut:
             os.ftruncate(fd, target)
             os.fsync(fd)
@@ -256,11 +290,9 @@ class Journal:
         ensure_private_dir(self.path.parent)
         fault_point("journal_open", self.path)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid = flock_holder_pid(self.path)
+        held = flock_or_close(fd, self.path)
+        if isinstance(held, FlockHeld):
+            pid = held.holder_pid
             who = f"process {pid}" if pid else "another process"
             raise CheckpointLockedError(
                 f"{self.path} is being written by {who} (another stage or another run of "
@@ -268,10 +300,7 @@ class Journal:
                 f"to finish (nothing was changed)",
                 path=self.path,
                 holder_pid=pid,
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
+            )
         self._fd = fd
         return fd
 

@@ -2,10 +2,10 @@
 active time, reset.
 
 A :class:`Lifecycle` decides what happens to the checkpoint's state between items: whether a
-``start()`` resumes, starts over or is refused (the input and config guards run, and the whole
-input is validated, before anything on disk is cut); how the status moves (``complete``,
-``fail``, ``pause``, leaving a ``with`` block; through :func:`common.status.transition`, the
-only writer of a status) and how long the stage has actually run; what a reset forgets and in
+``start()`` resumes, starts over or is refused (the input, config and output guards run, the
+whole input is validated and every journal's file locked before anything on disk is written);
+how the status moves (``complete``, ``fail``, ``pause``, leaving a ``with`` block; through
+:func:`common.status.transition`, the only writer of a status) and how long the stage has actually run; what a reset forgets and in
 which order (the record stops claiming the journals before they are cut). It owns no file: it
 drives the stage's :class:`~common.ownership.Ownership` (lock, loads),
 :class:`~common.outputs.Outputs` (journals, done keys) and
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import CheckpointError, InputInvalidError
-from common.guards import change_reason
+from common.guards import Change, change_reason
 from common.hashing import config_hash, file_sha256
 from common.history import History
 from common.io.faults import fault_point
@@ -202,17 +202,21 @@ class Lifecycle:
                     ) from None
             state = self._holder.state
 
+            # Every refusal first (guards, input validation, another stage's output, a
+            # journal another process writes), then the writes: a refused start leaves the
+            # record, its backup, the history and every output exactly as they were.
+            start_over: str | None = None
             if fresh and state.status is not CheckpointStatus.INITIALIZED:
                 self._validate_input(input_validator, input_file)
-                self._reset_in_memory("fresh start requested")
-                state = self._holder.state
+                start_over = "fresh start requested"
             elif state.status is CheckpointStatus.COMPLETED:
-                if not self._restart_if_changed(
+                change = self._change_to_restart(
                     input_file, input_hash, new_config_hash, input_validator
-                ):
+                )
+                if change is None:
                     logger.info("Stage %s already completed; nothing to do", self._stage)
                     return False
-                state = self._holder.state
+                start_over = str(change)
             elif state.status is not CheckpointStatus.INITIALIZED:
                 change = change_reason(state, input_file, input_hash, new_config_hash)
                 if change is not None and not force:
@@ -230,7 +234,12 @@ class Lifecycle:
                 self._outputs.refuse_shared_output(
                     Path(output_file), failed_sidecar_path(output_file)
                 )
-            self._outputs.cut_back(self._holder.state)  # every guard passed: files may change
+            # Every guard passed: files may change. Both claim every journal before they
+            # write, so another process's lock still refuses the start with nothing changed.
+            if start_over is not None:
+                self._start_over(start_over, fresh)
+                state = self._holder.state
+            self._outputs.cut_back(self._holder.state)
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
             check_transition(state.status, CheckpointStatus.RUNNING, stage=self._stage)
@@ -331,6 +340,27 @@ class Lifecycle:
                     return
             self._outputs.cut_back(self._holder.state)
 
+    def _change_to_restart(
+        self,
+        input_file: Path | str | None,
+        input_hash: str | None,
+        new_config_hash: str | None,
+        input_validator: Callable[[Path], object] | None,
+    ) -> Change | None:
+        """Why a completed stage starts over (its new input validated), or None. Writes
+        nothing."""
+        change = change_reason(self._holder.state, input_file, input_hash, new_config_hash)
+        if change is not None:
+            self._validate_input(input_validator, input_file)
+        return change
+
+    def _start_over(self, reason: str, fresh: bool) -> None:
+        if not fresh:
+            logger.warning(
+                "Stage %s completed before, but %s: starting it again", self._stage, reason
+            )
+        self._reset_in_memory(reason)
+
     def _restart_if_changed(
         self,
         input_file: Path | str | None,
@@ -338,12 +368,10 @@ class Lifecycle:
         new_config_hash: str | None,
         input_validator: Callable[[Path], object] | None = None,
     ) -> bool:
-        change = change_reason(self._holder.state, input_file, input_hash, new_config_hash)
+        change = self._change_to_restart(input_file, input_hash, new_config_hash, input_validator)
         if change is None:
             return False
-        self._validate_input(input_validator, input_file)
-        logger.warning("Stage %s completed before, but %s: starting it again", self._stage, change)
-        self._reset_in_memory(str(change))
+        self._start_over(str(change), fresh=False)
         return True
 
     # Status and active time ------------------------------------------------------------------
@@ -469,6 +497,7 @@ class Lifecycle:
             check_transition(
                 old.status, CheckpointStatus.INITIALIZED, stage=self._stage, by="reset"
             )
+            self._outputs.claim()  # refused while another process writes one: nothing written
             if old.status is not CheckpointStatus.INITIALIZED:
                 self._history.record(old.to_dict(), f"before-{reason}", self._clock())
             now = self._clock()

@@ -265,17 +265,40 @@ class Outputs:
         if keys is not None:
             self.keys = keys
 
+    def claim(self) -> None:
+        """Lock every journal's file before anything is written to any of them.
+
+        Raises :class:`~common.errors.CheckpointLockedError` while another process writes
+        one (another stage with the same output, another run of this one), having changed
+        nothing and kept none of the locks taken here. :meth:`cut_back` and a reset (the
+        lifecycle's, before it records anything) call it first.
+        """
+        claimed: list[Journal] = []
+        try:
+            for journal in self.journals.values():
+                if journal.claim():
+                    claimed.append(journal)
+        except BaseException:
+            for journal in claimed:
+                journal.close()
+            raise
+
     def cut_back(self, state: CheckpointState) -> None:
         """Cut every journal (and the store's done keys) back to what ``state`` commits.
 
         Only once a start has passed every guard (input, config, lock) and its input
-        validated: a refused start writes nothing.
+        validated: a refused start writes nothing. Every refusal of its own (another
+        output, a journal another process writes, committed records missing) comes before
+        the first journal is cut.
         """
         if self.cut:
             return
         output = self.journals.get(OUTPUT_JOURNAL)
         if output is not None:
             self._refuse_a_changed_output(state, output.path)
+        self.claim()
+        for journal in self.journals.values():
+            journal.check(state.journals.get(journal.name))
         for journal in self.journals.values():
             journal.recover(state.journals.get(journal.name))
         if output is not None:

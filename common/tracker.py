@@ -51,14 +51,22 @@ logger = logging.getLogger("common.tracker")
 
 @dataclass
 class Batch:
-    """Updates held back until the whole batch succeeds (seed 001's batch commit)."""
+    """Updates held back until the whole batch succeeds (seed 001's batch commit).
+
+    ``check`` (the tracker passes its checkpoint's :meth:`EnhancedCheckpoint.check_update`)
+    refuses each update's arguments at the call, so a bad one raises on its own line inside
+    the ``with`` block, and the batch then records nothing; none can be refused while the
+    batch is applied, half of it recorded.
+    """
 
     batch_id: int
-    _updates: list[dict[str, Any]] = field(default_factory=list)
+    _updates: list[Mapping[str, Any]] = field(default_factory=list)
+    check: Callable[..., Mapping[str, Any]] | None = None
 
     def update(self, **kwargs: Any) -> None:
-        """Same arguments as :meth:`AsyncCheckpointTracker.update`; applied on success only."""
-        self._updates.append(kwargs)
+        """Same arguments as :meth:`AsyncCheckpointTracker.update`, checked now (the same
+        ``TypeError``/``ValueError`` naming the stage and the value); applied on success only."""
+        self._updates.append(kwargs if self.check is None else self.check(**kwargs))
 
     def __len__(self) -> int:
         return len(self._updates)
@@ -249,10 +257,12 @@ class AsyncCheckpointTracker:
         """Worker thread: lock the stage, cut journals back, hash the input."""
         checkpoint = self.checkpoint
         checkpoint.acquire(cut=False)  # start() cuts, once its guards have passed
+        if self.output_file is not None:
+            # Before a fresh start's reset: another stage's output is refused, and the
+            # reset claims the file (another process writing it refuses it) before it writes.
+            checkpoint.attach_output(self.output_file)
         if self.fresh and checkpoint.status is not CheckpointStatus.INITIALIZED:
             checkpoint.reset()  # here, in the worker thread: it writes history and truncates
-        if self.output_file is not None:
-            checkpoint.attach_output(self.output_file)
         if self.input_file is not None:
             self._input_hash = file_sha256(self.input_file)
             self._input_size = self.input_file.stat().st_size
@@ -425,10 +435,13 @@ class AsyncCheckpointTracker:
                     ...
                     batch.update(processed=1, successful=1, index=i, record=row)
 
-        On an exception nothing of the batch is recorded (the items are redone on resume),
-        the error is counted, and the exception propagates.
+        Each ``batch.update()`` checks its arguments at the call, as :meth:`update` does (a
+        bad one raises there, naming the stage and the value). On an exception in the block,
+        a bad argument's included, nothing of the batch is recorded, not even the updates
+        queued before it (the whole batch is redone on resume: seed 001's batch commit), the
+        error is counted, and the exception propagates.
         """
-        batch = Batch(self._next_batch_id)
+        batch = Batch(self._next_batch_id, check=self.checkpoint.check_update)
         self._next_batch_id += 1
         try:
             yield batch

@@ -27,7 +27,7 @@ SCHEDULER = "common.scrapy.scheduler.CheckpointScheduler"
 ITEM_PIPELINES = {"common.scrapy.pipeline.CheckpointPipeline": 900}
 CHECKPOINT_ENABLED = True
 # Off unless CHECKPOINT_REDIS_URL is set: then the frontier is shared through Redis (docs/redis.md).
-ADDONS = {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0}
+ADDONS = {"common.scrapy.redis_addon.RedisFrontierAddon": 0}
 CHECKPOINT_DIR = "data/checkpoints"
 # Saves follow the work (a save every 100 items, at most every 0.25 s, at least every 2 s), not
 # the clock: each save costs a few ms of CPU however little it carries (common.scrapy.runtime).

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from common import EnhancedCheckpoint
+from tests._live_writer import CHECKPOINT_WRITER, live_writer, release
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "tools/checkpoint_manager_cli.py"
@@ -648,44 +649,13 @@ def test_cleanup_asks_on_a_terminal_listing_what_goes(cps: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # A stage held by another live process
 
-HOLDER = """
-import sys
-from common import EnhancedCheckpoint
-checkpoint = EnhancedCheckpoint(sys.argv[1])
-checkpoint.start(total_items=10)
-checkpoint.update(processed=1, successful=1, index=0)
-checkpoint.save(force=True)
-print("ready", flush=True)
-sys.stdin.read()
-checkpoint.pause()
-checkpoint.close()
-"""
-
 
 @pytest.fixture
 def live_holder(cps: Path) -> Iterator[Callable[[], int]]:
-    """A child process that holds stage ``stage4_live`` (started, running) until its stdin closes."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(cps / "stage4_live.json")],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    assert proc.stdout.readline().strip() == "ready"
-
-    def finish() -> int:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        return proc.wait(timeout=30)
-
-    try:
-        yield finish
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    """A child process that holds stage ``stage4_live`` (started, running); calling the fixture
+    lets it go (it pauses the stage) and returns its exit code."""
+    with live_writer(CHECKPOINT_WRITER, cps / "stage4_live.json") as proc:
+        yield lambda: release(proc)
 
 
 def test_stage_held_by_a_live_process(cps: Path, live_holder: Callable[[], int]) -> None:
@@ -738,16 +708,7 @@ def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) 
     checkpoint are refused in the orchestrator's words, exit 1, and no file changes."""
     history = run_cli("--checkpoint-dir", cps, "history", D1, "--json")
     snapshot = json.loads(history.stdout)["snapshots"][0]["id"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(cps), D1],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline().strip() == "ready"
+    with live_writer(LOCK_HOLDER, cps, D1) as proc:
         refusal = (
             f"error: stage {D1} is running (pid {proc.pid}); stop it first (nothing was changed)"
         )
@@ -766,30 +727,38 @@ def test_every_writing_command_refuses_a_stage_a_live_process_writes(cps: Path) 
             assert result.stdout == "", command
             assert snapshot_files(cps) == before, command
         # Once the holder is gone, the same reset goes through.
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
+        assert release(proc) == 0
         result = run_cli("--checkpoint-dir", cps, "reset", "discovery", "--force")
         assert result.returncode == 0 and f"reset {D1}" in result.stdout, result
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+
+def test_reset_dry_run_says_a_stage_a_live_process_writes_would_be_refused(
+    cps: Path, live_holder: Callable[[], int]
+) -> None:
+    """reset --dry-run ends as cleanup's does: the real reset would be refused now, naming the
+    stage and the live writer's pid (for one stage and for all); nothing changes, and the
+    holder finishes normally."""
+    pid = int((cps / "stage4_live.lock").read_text())
+    refusal = f"stage stage4_live is running (pid {pid}); stop it first (nothing was changed)"
+    before = snapshot_files(cps)
+    for target in ("stage4_live", "all"):
+        result = run_cli("--checkpoint-dir", cps, "reset", target, "--dry-run")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert any(line.startswith("would reset stage4_live (running") for line in lines), lines
+        assert lines[-1] == f"dry run: the reset would be refused now: {refusal}", target
+        assert snapshot_files(cps) == before
+    # A stage nobody writes: the dry run ends as before.
+    result = run_cli("--checkpoint-dir", cps, "reset", D1, "--dry-run")
+    assert result.stdout.splitlines()[-1] == "dry run: nothing was changed"
+    assert live_holder() == 0
 
 
 def test_cleanup_refuses_a_live_stage_whose_snapshots_it_would_remove(cps: Path) -> None:
     """cleanup of old snapshots only (--keep 1) holds their stage's writer lock too, as reset
     does: while another process writes validation it is refused, nothing removed; its dry
     run lists the same items and says the real run would be refused."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(cps), D2],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline().strip() == "ready"
+    with live_writer(LOCK_HOLDER, cps, D2) as proc:
         refusal = f"stage {D2} is running (pid {proc.pid}); stop it first (nothing was changed)"
         before = snapshot_files(cps)
         args = ["--checkpoint-dir", cps, "cleanup", "--days", "0", "--keep", "1"]
@@ -803,15 +772,10 @@ def test_cleanup_refuses_a_live_stage_whose_snapshots_it_would_remove(cps: Path)
         assert any(line.startswith(f"would remove {D2}/history/") for line in lines), lines
         assert lines[-1] == f"dry run: the cleanup would be refused now: {refusal}"
         assert snapshot_files(cps) == before
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
+        assert release(proc) == 0
         # Once the holder is gone, the same cleanup goes through.
         result = run_cli(*args, "--force")
         assert result.returncode == 0 and f"removed {D2}/history/" in result.stdout, result
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_ctrl_c_at_the_confirmation_prompt_exits_130_changing_nothing(cps: Path) -> None:

@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.demo_site import (
-    DemoSite,
-    PageKind,
-    build_site,
-    start_demo_site_process,
-    stop_demo_site_process,
-)
+from tests._demo_site import serving_demo_site
+from tools.demo_site import DemoSite, PageKind, build_site
 from tools.testing.crawl import DISCOVERY_OUTPUT, REPO_ROOT, crawl_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -63,11 +58,8 @@ def bfs_depths(site: DemoSite, limit: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    process, url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as url:
         yield url
-    finally:
-        stop_demo_site_process(process)
 
 
 def discover(base_url: str, data_dir: Path, **settings: str) -> dict[str, int]:

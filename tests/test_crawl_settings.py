@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,29 @@ from crawler.spiders.discovery import DiscoverySpider
 from crawler.spiders.validation import ValidationSpider
 
 SPIDERS = (DiscoverySpider, ValidationSpider)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A stage's start, in a fresh process: the project's settings (scrapy.cfg), the crawler as
+# `scrapy crawl` creates it, its add-ons applied, then the scheduler and the middleware and
+# pipeline managers the engine builds; then whether the redis package got loaded.
+STAGE_START = """
+import json, sys
+from scrapy.core.downloader.middleware import DownloaderMiddlewareManager
+from scrapy.core.spidermw import SpiderMiddlewareManager
+from scrapy.crawler import CrawlerProcess
+from scrapy.pipelines import ItemPipelineManager
+from scrapy.utils.misc import build_from_crawler, load_object
+from scrapy.utils.project import get_project_settings
+
+settings = get_project_settings()
+settings.setdict(json.loads(sys.argv[1]), priority="cmdline")
+crawler = CrawlerProcess(settings).create_crawler("discovery")
+crawler._apply_settings()
+scheduler = build_from_crawler(load_object(crawler.settings["SCHEDULER"]), crawler)
+for manager in (DownloaderMiddlewareManager, SpiderMiddlewareManager, ItemPipelineManager):
+    manager.from_crawler(crawler)
+print(json.dumps({"scheduler": type(scheduler).__name__, "redis": "redis" in sys.modules}))
+"""
 
 
 def project_settings() -> Settings:
@@ -60,3 +87,26 @@ def test_the_per_response_check_is_off_without_changing_what_a_crawl_is() -> Non
     assert before.getpriority("WARN_ON_GENERATOR_RETURN_VALUE") is None
     spider = ValidationSpider(input_file="in.jsonl")
     assert crawl_identity(spider, settings) == crawl_identity(spider, before)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "scheduler", "redis_loaded"),
+    [
+        ({}, "CheckpointScheduler", False),
+        # Nothing is contacted before the crawl opens: an address with no server is enough.
+        ({"CHECKPOINT_REDIS_URL": "redis://127.0.0.1:9/0"}, "RedisScheduler", True),
+    ],
+    ids=["local", "redis-url"],
+)
+def test_a_stage_loads_redis_only_when_its_crawl_is_shared_through_redis(
+    overrides: dict[str, str], scheduler: str, redis_loaded: bool
+) -> None:
+    """The redis package and the frontier's modules cost every stage start ~0.1 s: the add-on
+    in the project's ADDONS loads them only when CHECKPOINT_REDIS_URL switches the crawl."""
+    started = subprocess.run(
+        [sys.executable, "-c", STAGE_START, json.dumps(overrides)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    result = json.loads(started.stdout.splitlines()[-1])
+    assert result == {"scheduler": scheduler, "redis": redis_loaded}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from common import (
     EnhancedCheckpoint,
     OutputConflictError,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from common.io.locking import FlockHeld, flock_or_close
+from tests._live_writer import live_writer
 
 
 def _complete_stage(directory: Path, stage: str, output: Path, items: int = 3) -> None:
@@ -123,7 +122,7 @@ checkpoint.attach_output(sys.argv[2])
 checkpoint.start("A", total_items=2)
 checkpoint.update(processed=1, successful=1, index=0, record={"url": "a0"})
 checkpoint.save(force=True)
-print("started", flush=True)
+print("ready", flush=True)
 if sys.stdin.readline().strip() == "finish":
     checkpoint.update(processed=1, successful=1, index=1, record={"url": "a1"})
     checkpoint.complete()
@@ -134,23 +133,8 @@ if sys.stdin.readline().strip() == "finish":
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A live process writing stage A (its own checkpoint directory) into shared.jsonl."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, tmp_path / "ckA" / "A.json", tmp_path / "shared.jsonl"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline() == "started\n"
+    with live_writer(HOLDER, tmp_path / "ckA" / "A.json", tmp_path / "shared.jsonl") as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
 
 
 def test_an_output_another_process_writes_is_refused_naming_its_pid(
@@ -240,3 +224,23 @@ def test_a_resume_naming_another_output_is_refused_naming_both(tmp_path: Path) -
     assert fresh.start("s", total_items=4, fresh=True)
     assert fresh.state.output_file == str(pages2)
     fresh.close()
+
+
+def test_the_one_flock_step_names_the_holder_and_keeps_no_descriptor(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    # common.io.locking.flock_or_close: the journal's lock and the stage lock both take it.
+    output = tmp_path / "shared.jsonl"
+    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    assert flock_or_close(fd, output) == FlockHeld(output, holder.pid)
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the refusal
+    assert holder.stdin is not None
+    holder.stdin.write("finish\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=60) == 0
+    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        assert flock_or_close(fd, output, attempts=3) == fd
+    finally:
+        os.close(fd)

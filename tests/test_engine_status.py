@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from common import (
     InvalidTransitionError,
 )
 from common.status import allowed_transitions, check_transition
+from tests._live_writer import live_writer
 from tests.conftest import MakeCheckpoint
 
 S = CheckpointStatus
@@ -248,24 +248,8 @@ CHILD = textwrap.dedent(
 @pytest.fixture
 def lock_holder(checkpoint_dir: Path) -> Iterator[subprocess.Popen[str]]:
     """A child process that has started ``held_stage`` and waits on stdin."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(checkpoint_dir / "held_stage.json")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
+    with live_writer(CHILD, checkpoint_dir / "held_stage.json") as child:
         yield child
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=10)
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
 
 
 def test_subprocess_holding_the_lock_refuses_the_parent_until_killed(

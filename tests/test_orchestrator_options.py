@@ -73,6 +73,27 @@ def test_an_unreachable_work_queue_is_named_before_any_stage_runs(tmp_path: Path
     assert not data_dir.exists()
 
 
+def test_a_run_without_workers_does_not_load_psycopg(tmp_path: Path) -> None:
+    """psycopg (the shared queue's driver) costs every start ~0.1 s: only --workers loads it.
+    The real entry point, run past the queue's reachability check to a refusal, and the
+    module alone."""
+    data_dir = tmp_path / "d"
+    started = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tools.orchestrator", "--env", "production",
+         "--data-dir", str(data_dir), "--no-live"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert started.returncode == 2, started.stderr[-2000:]
+    assert "--env production needs --config" in started.stderr  # run() got that far
+    assert "import time:" in started.stderr
+    assert [line for line in started.stderr.splitlines() if "psycopg" in line] == []
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, tools.orchestrator.app; print('psycopg' in sys.modules)"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]
+
+
 def test_production_without_a_config_refuses_to_crawl_anything(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     result = run_cli("--env", "production", "--data-dir", str(data_dir), "--no-live")

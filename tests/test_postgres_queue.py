@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from common.work_queue import (
     export_outputs,
 )
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGE = "stage3_async_enrichment"
 URLS = [f"http://site.test/page-{i}" for i in range(10)]
 
@@ -336,3 +339,31 @@ def test_export_is_ordered_exact_private_and_refused_while_work_remains(
     export_outputs(queue, output, failed)
     assert output.read_bytes() == first
     assert queue.progress().exported
+
+
+def test_every_public_name_of_the_queue_modules_imports_from_the_package() -> None:
+    """The package loads its psycopg modules on first use, each name found in its module's
+    own __all__: every one of them imports from the package, as the same object."""
+    import common.work_queue as package
+    from common.work_queue import export, lease, queue
+
+    for module in (package, queue, export, lease):
+        for name in module.__all__:
+            namespace: dict[str, object] = {}
+            exec(f"from common.work_queue import {name} as value", namespace)
+            assert namespace["value"] is getattr(module, name), (module.__name__, name)
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchName'"):
+        exec("from common.work_queue import NoSuchName", {})
+
+
+def test_the_package_alone_and_probes_for_private_names_do_not_load_psycopg() -> None:
+    probe = (
+        "import sys, common.work_queue as package\n"
+        "assert not hasattr(package, '__wrapped__') and not hasattr(package, '_private')\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.stdout.strip() == "False", result.stderr[-2000:]

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
+from tools.demo_site import build_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -30,11 +31,8 @@ PAGES, SEED = 30, 2
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    process, url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as url:
         yield url
-    finally:
-        stop_demo_site_process(process)
 
 
 def crawl(
@@ -136,7 +134,7 @@ def test_same_identity_rerun_says_so_and_another_identity_crawls_again(
         settings={
             "CONCURRENT_REQUESTS": 4,
             "LOG_LEVEL": "DEBUG",
-            "ADDONS": {"common.scrapy.redis_scheduler.RedisFrontierAddon": 0},
+            "ADDONS": {"common.scrapy.redis_addon.RedisFrontierAddon": 0},
         },
     )
     assert again["stats"]["finish_reason"] == "checkpoint_already_completed"
@@ -257,7 +255,7 @@ def test_a_redis_url_without_the_redis_add_on_is_refused(base_url: str, tmp_path
     (line,) = error_lines(log)
     assert (
         "CHECKPOINT_REDIS_URL is set, but the crawl is not on the Redis frontier: add ADDONS = "
-        "{'common.scrapy.redis_scheduler.RedisFrontierAddon': 0} to the project's settings"
+        "{'common.scrapy.redis_addon.RedisFrontierAddon': 0} to the project's settings"
     ) in line
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 

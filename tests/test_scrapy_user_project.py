@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from common.stores import open_store
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -55,11 +55,8 @@ def readme_settings_block() -> str:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    process, url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as url:
         yield url
-    finally:
-        stop_demo_site_process(process)
 
 
 @pytest.fixture(params=["common.scrapy.commands", "crawler.commands"])

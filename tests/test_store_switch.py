@@ -18,6 +18,7 @@ import pytest
 from common import EnhancedCheckpoint
 from common.stores.sqlite import DATABASE_NAME
 from tests._enrich_stage import run_enrich, write_stage2
+from tests._live_writer import CHECKPOINT_WRITER, live_writer, release
 from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,20 +208,6 @@ def test_an_unreadable_database_is_never_removed(tmp_path: Path) -> None:
     assert (cps / DATABASE_NAME).read_bytes() == b"not a database" * 100
 
 
-WRITER = """
-import sys
-from common import EnhancedCheckpoint
-checkpoint = EnhancedCheckpoint(sys.argv[1], store=sys.argv[2])
-checkpoint.start(total_items=10)
-checkpoint.update(processed=1, successful=1, index=0)
-checkpoint.save(force=True)
-print("ready", flush=True)
-sys.stdin.read()
-checkpoint.pause()
-checkpoint.close()
-"""
-
-
 @pytest.mark.parametrize(("held", "other"), [("json", "sqlite"), ("sqlite", "json")])
 def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
     tmp_path: Path, held: str, other: str
@@ -232,16 +219,7 @@ def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
     cps = tmp_path / "own"
     stage = STAGES[2]
     write_stage2(data_dir, ["http://127.0.0.1:1/a"])
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(cps / f"{stage}.json"), held],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout is not None and writer.stdin is not None
-        assert writer.stdout.readline().strip() == "ready"
+    with live_writer(CHECKPOINT_WRITER, cps / f"{stage}.json", held) as writer:
         # SQLite's shared-memory index changes when the database is read: it is not data.
         before = {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")}
         command = enrich_command(data_dir, "--checkpoint-dir", cps, "--store", other, "--fresh")
@@ -251,12 +229,7 @@ def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
             "changed)"
         )
         assert {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")} == before
-        writer.stdin.close()
-        assert writer.wait(timeout=30) == 0
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
+        assert release(writer) == 0
     # The writer saved its pause into the store it was writing, which is still the one held.
     from common.stores.factory import detect_store
 

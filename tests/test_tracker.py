@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
@@ -241,6 +242,52 @@ async def test_batches_commit_all_or_nothing(checkpoint_dir: Path, tmp_path: Pat
         assert tracker.checkpoint.state.batch_id == 1
     assert [r["url"] for r in _records(output)] == [f"u{i}" for i in range(5)]
     assert _saved(checkpoint_dir, "batched")["batch_id"] == 1
+
+
+BAD_UPDATES: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"index": 5.0}, TypeError, "update() index must be an integer, not float (5.0)"),
+    ({"index": "3"}, TypeError, "update() index must be an integer, not str ('3')"),
+    ({"index": -1}, ValueError, "update() index must be >= 0, got -1"),
+    ({"key": 7}, TypeError, "update() key must be a string, not int (7)"),
+    ({"part": b"p"}, TypeError, "update() part must be a string, not bytes"),
+    ({"processed": 1.0}, TypeError, "update() counts must be integers"),
+    ({"successful": 2}, ValueError, "inconsistent update (processed=1, successful=2"),
+    ({"record": ["a"]}, TypeError, "update(record=...) must be a mapping"),
+    ({"record": {"x": object()}}, TypeError, "update(record=...) cannot be written as JSON"),
+    ({"attempts": -1}, ValueError, "update() attempts must be >= 0, got -1"),
+    ({"idx": 3}, TypeError, "unexpected keyword argument 'idx'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"), BAD_UPDATES, ids=[next(iter(b)) for b, _, _ in BAD_UPDATES]
+)
+async def test_a_bad_batch_update_raises_at_its_call_and_the_batch_records_nothing(
+    checkpoint_dir: Path, tmp_path: Path, bad: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    output = tmp_path / "out.jsonl"
+    async with AsyncCheckpointTracker(checkpoint_dir, "batched", output_file=output) as tracker:
+        tracker.start(total_items=10)
+        # update() refuses the same arguments with the same message.
+        with pytest.raises(error, match=re.escape(message)):
+            tracker.update(**{"processed": 1, **bad})
+        reached_after_the_bad_call = False
+        with pytest.raises(error, match=re.escape(message)) as raised, tracker.batch() as batch:
+            batch.update(processed=1, successful=1, index=0, record={"url": "u0"})
+            batch.update(processed=1, successful=1, index=1, record={"url": "u1"})
+            batch.update(**{"processed": 1, **bad})
+            reached_after_the_bad_call = True
+        assert not reached_after_the_bad_call  # raised at the call, not at the block's end
+        assert "stage 'batched'" in str(raised.value) or "idx" in bad
+        # The updates queued before it are not recorded either: the batch is redone whole.
+        assert tracker.progress().processed == 0
+        assert not tracker.should_skip(0) and not tracker.should_skip(1)
+        assert tracker.checkpoint.state.error_count == 1
+        with tracker.batch() as batch:  # the redo
+            for i in range(2):
+                batch.update(processed=1, successful=1, index=i, record={"url": f"u{i}"})
+    assert [r["url"] for r in _records(output)] == ["u0", "u1"]
+    assert _saved(checkpoint_dir, "batched")["progress"]["processed_items"] == 2
 
 
 class HookedTracker(AsyncCheckpointTracker):

@@ -6,11 +6,12 @@ Set ``CHECKPOINT_REDIS_URL`` (and ``CHECKPOINT_REDIS_PREFIX`` to name the crawl)
     scrapy crawl discovery -a start_url=URL \\
         -s CHECKPOINT_REDIS_URL=redis://host:6379/0 -s CHECKPOINT_REDIS_PREFIX=name
 
-The project enables :class:`~common.scrapy.redis_addon.RedisFrontierAddon` (re-exported here)
-in ``ADDONS``; it does nothing unless ``CHECKPOINT_REDIS_URL`` is set, and then swaps in
-:class:`RedisScheduler` with :class:`RedisDupeFilter`, adds :class:`RedisLineageMiddleware`,
-and takes out the local checkpoint (middleware and pipeline): the crawl's state lives in Redis,
-see :mod:`common.redis.frontier`.
+The project enables :class:`~common.scrapy.redis_addon.RedisFrontierAddon` in ``ADDONS`` (also
+re-exported here, the older path, which loads redis even for a crawl without it); it does
+nothing unless ``CHECKPOINT_REDIS_URL`` is set, and then swaps in :class:`RedisScheduler` with
+:class:`RedisDupeFilter`, adds :class:`RedisLineageMiddleware`, and takes out the local
+checkpoint (middleware and pipeline): the crawl's state lives in Redis, see
+:mod:`common.redis.frontier`.
 
 How a page is recorded exactly once: the scheduler leases requests from Redis; the records the
 page produces (``item_scraped``) and the requests it finds (tagged by the lineage middleware)

@@ -134,7 +134,7 @@ REFUSED = "checkpoint_refused"
 ALREADY_COMPLETED = "checkpoint_already_completed"
 FETCHED_NOTHING = "fetched_nothing"
 #: Where a crawl that is to be shared through Redis must be switched on (docs/redis.md).
-REDIS_ADDON = "common.scrapy.redis_scheduler.RedisFrontierAddon"
+REDIS_ADDON = "common.scrapy.redis_addon.RedisFrontierAddon"
 #: The engine's advice after a refused resume, in the settings a Scrapy run passes.
 SCRAPY_RESUME_ADVICE = (
     "Set CHECKPOINT_FRESH=True to start the stage over, or CHECKPOINT_FORCE=True to resume it "

@@ -345,33 +345,39 @@ def _print_seed_loop(n: int, rounds: int) -> None:
     figures = measure_seed_loop(n, rounds)
     print(f"  seed-003 loop, one await per item, best of {rounds} interleaved rounds:")
     _row("bare loop (await only), per item", f"{figures.bare * 1e6:.2f} us", "-", None)
-    stand_in = figures.added(figures.stand_in)
-    for name, value in (
-        ("plain-Python stand-in, added per item", figures.stand_in),
-        ("bare EnhancedCheckpoint, added per item", figures.engine),
-        ("AsyncCheckpointTracker, added per item", figures.tracker),
-    ):
-        added = figures.added(value)
+    _rows_against_stand_in(
+        (
+            ("plain-Python stand-in, added per item", figures.stand_in),
+            ("bare EnhancedCheckpoint, added per item", figures.engine),
+            ("AsyncCheckpointTracker, added per item", figures.tracker),
+        ),
+        figures.added,
+    )
+    # CPU time (all threads): what the loop costs the machine, less disturbed by other load.
+    _row("bare loop, CPU per item", f"{figures.cpu_bare * 1e6:.2f} us", "-", None)
+    _rows_against_stand_in(
+        (
+            ("stand-in, CPU added per item", figures.cpu_stand_in),
+            ("EnhancedCheckpoint, CPU added per item", figures.cpu_engine),
+            ("AsyncCheckpointTracker, CPU added per item", figures.cpu_tracker),
+        ),
+        figures.cpu_added,
+    )
+
+
+def _rows_against_stand_in(
+    rows: tuple[tuple[str, float], ...], added_over_bare: Callable[[float], float]
+) -> None:
+    """One row per variant: what it adds to the bare loop, as a ratio of the stand-in's (the
+    first row) addition."""
+    stand_in = added_over_bare(rows[0][1])
+    for name, value in rows:
+        added = added_over_bare(value)
         _row(
             name,
             f"{added * 1e6:.2f} us",
             f"{stand_in * 1e6:.2f} us",
             added / stand_in if stand_in > 0 else None,
-        )
-    # CPU time (all threads): what the loop costs the machine, less disturbed by other load.
-    _row("bare loop, CPU per item", f"{figures.cpu_bare * 1e6:.2f} us", "-", None)
-    cpu_stand_in = figures.cpu_added(figures.cpu_stand_in)
-    for name, value in (
-        ("stand-in, CPU added per item", figures.cpu_stand_in),
-        ("EnhancedCheckpoint, CPU added per item", figures.cpu_engine),
-        ("AsyncCheckpointTracker, CPU added per item", figures.cpu_tracker),
-    ):
-        added = figures.cpu_added(value)
-        _row(
-            name,
-            f"{added * 1e6:.2f} us",
-            f"{cpu_stand_in * 1e6:.2f} us",
-            added / cpu_stand_in if cpu_stand_in > 0 else None,
         )
 
 

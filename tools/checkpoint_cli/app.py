@@ -51,8 +51,8 @@ STAGE is a stage name or the pipeline's short name for it (``discovery``, ``vali
 ``enrichment``; see :func:`.base.require_stage`).
 Reading commands (list, show, report, export, history, watch) never take a stage's lock and never
 write a checkpoint. Writing commands (reset, cleanup, set, restore) hold the writer lock of
-every stage they change (cleanup: every stage it removes a snapshot or checkpoint of; its
-``--dry-run`` says when the real run would be refused): a stage a live process writes is refused,
+every stage they change (cleanup: every stage it removes a snapshot or checkpoint of; the
+``--dry-run`` of reset and cleanup says when the real run would be refused): a stage a live process writes is refused,
 ``error: stage NAME is running (pid N); stop it first (nothing was changed)``, exit 1, even
 with ``--force``. Output files (``export --output``, ``report --html``) are refused, naming
 the path given, when they are a directory or their directory does not exist. Tables use rich on a terminal and plain aligned text otherwise.

@@ -49,7 +49,7 @@ from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import open_store
 from common.stores.factory import StoreMismatchError, select_store
-from common.work_queue import WorkQueueUnavailableError, check_reachable
+from common.work_queue import WorkQueueUnavailableError
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
@@ -121,6 +121,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--workers needs a database: give --dsn or set {DSN_ENV}")
     shared = [s for s in stages if s.alias == "enrichment"] if args.workers is not None else []
     if dsn is not None and shared:
+        # Here, not at the top: it loads psycopg (~0.1 s), which a run without --workers
+        # never needs.
+        from common.work_queue import check_reachable
+
         # Before hours of crawling, not when the stage that needs it starts.
         try:
             check_reachable(dsn, shared[0].name)

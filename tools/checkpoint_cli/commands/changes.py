@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from common.argtypes import non_negative_int
 from common.manager import MAX_INDEX, UnifiedCheckpointManager
@@ -36,6 +37,19 @@ def _reset_preview(manager: UnifiedCheckpointManager, name: str) -> str:
     )
 
 
+def _dry_run_verdict(
+    manager: UnifiedCheckpointManager, stages: Sequence[str], action: str, summary: str
+) -> None:
+    """A dry run's last line: that the real ``action`` would be refused now (a live process
+    writes one of ``stages``: :meth:`UnifiedCheckpointManager.live_refusal`, no lock taken),
+    or ``summary``."""
+    refusal = manager.live_refusal(stages)
+    if refusal is not None:
+        out(f"dry run: the {action} would be refused now: {refusal}")
+    else:
+        out(f"dry run: {summary}")
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     """``reset STAGE|all``: forget progress; a snapshot of each readable stage stays in history."""
     manager = open_manager(args)
@@ -52,7 +66,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         with quiet_engine():
             for name in targets:
                 out(_reset_preview(manager, name))
-        out("dry run: nothing was changed")
+        _dry_run_verdict(manager, targets, "reset", "nothing was changed")
         return EXIT_OK
     done: list[str] = []
     # The stages' writer locks are held from before the question until the files are gone: a
@@ -93,11 +107,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     if args.dry_run:
         for item in planned:
             out(f"would remove {item}")
-        refusal = manager.live_refusal(stages)
-        if refusal is not None:
-            out(f"dry run: the cleanup would be refused now: {refusal}")
-            return EXIT_OK
-        out(f"dry run: {count(len(planned), 'item')} would be removed; nothing was changed")
+        _dry_run_verdict(
+            manager,
+            stages,
+            "cleanup",
+            f"{count(len(planned), 'item')} would be removed; nothing was changed",
+        )
         return EXIT_OK
     # Every stage it removes anything of is held from before the question (refused while a
     # live process writes it, changing nothing); the manager's cleanup holds them too.
