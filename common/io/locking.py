@@ -62,6 +62,7 @@ class StageLock:
                 except BlockingIOError:
                     if attempt == _ACQUIRE_ATTEMPTS - 1:
                         raise
+                    # Async callers and a crawl's open run this in a worker thread, not the loop.
                     time.sleep(0.01)
         except BlockingIOError:
             os.close(fd)
