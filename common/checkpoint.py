@@ -62,6 +62,7 @@ from common.itemargs import (
     check_update_arguments,
     counts_not_integers,
     inconsistent_counts,
+    item_attempts,
     item_index,
     item_text,
     negative_index,
@@ -353,7 +354,7 @@ class EnhancedCheckpoint:
         (what ``operator.index`` accepts, numpy integers and bool included, is converted to
         an int; a float or str is a ``TypeError``); ``key``, ``part`` and ``last_item``
         strings; ``record`` and ``failed_record`` mappings (JSON objects) that JSON can
-        encode. Each refusal names the stage and the value and ends "nothing was changed".
+        encode; ``attempts`` an integer >= 0. Each refusal names the stage and the value and ends "nothing was changed".
         """
         # The hot path of every integration (seed 003 calls it once per item): locals, one
         # branch per optional argument, the common case (the next index in order) without a
@@ -389,6 +390,9 @@ class EnhancedCheckpoint:
                 last_item = item_text(self.stage, "update()", "last_item", last_item)
             if part is not None and part.__class__ is not str:
                 part = item_text(self.stage, "update()", "part", part)
+            if attempts.__class__ is not int or attempts < 0:
+                # The ledger refused it only after the item was counted done.
+                attempts = item_attempts(self.stage, "update()", attempts)
             if record is not None or failed_record is not None:
                 # Encoded before anything changes: a record JSON cannot encode raises here, not
                 # after its item was counted done (it would be committed with no output line).

@@ -23,6 +23,7 @@ __all__ = [
     "check_update_arguments",
     "counts_not_integers",
     "inconsistent_counts",
+    "item_attempts",
     "item_index",
     "item_text",
     "negative_index",
@@ -55,6 +56,21 @@ def negative_index(stage: str, call: str, index: int) -> NoReturn:
     raise ValueError(
         f"stage {stage!r}: {call} index must be >= 0, got {index}; nothing was changed"
     )
+
+
+def item_attempts(stage: str, call: str, value: object) -> int:
+    """``value`` (an item's ``attempts``) as a plain ``int`` >= 0, or the error naming
+    ``stage`` and ``call`` (a ``TypeError``; a negative count is a ``ValueError``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"stage {stage!r}: {call} attempts must be an integer, not {type(value).__name__} "
+            f"({shown(value)}); nothing was changed"
+        )
+    if value < 0:
+        raise ValueError(
+            f"stage {stage!r}: {call} attempts must be >= 0, got {value}; nothing was changed"
+        )
+    return int(value)
 
 
 def item_text(stage: str, call: str, name: str, value: object) -> str:
@@ -136,6 +152,8 @@ def check_update_arguments(
         part = item_text(stage, "update()", "part", part)
     if key is not None and key.__class__ is not str:
         key = item_text(stage, "update()", "key", key)
+    if attempts.__class__ is not int or attempts < 0:
+        attempts = item_attempts(stage, "update()", attempts)
     if index is not None and index.__class__ is not int:
         index = item_index(stage, "update()", index)
     elif index is not None and index < 0:

@@ -20,7 +20,6 @@ writer dies, even by SIGKILL.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from typing import Any
 from common.errors import CheckpointCorruptError, CheckpointLockedError, CheckpointSaveError
 from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
-from common.io.locking import flock_holder_pid
+from common.io.locking import FlockHeld, flock_or_close
 
 __all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
 
@@ -291,11 +290,9 @@ class Journal:
         ensure_private_dir(self.path.parent)
         fault_point("journal_open", self.path)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid = flock_holder_pid(self.path)
+        held = flock_or_close(fd, self.path)
+        if isinstance(held, FlockHeld):
+            pid = held.holder_pid
             who = f"process {pid}" if pid else "another process"
             raise CheckpointLockedError(
                 f"{self.path} is being written by {who} (another stage or another run of "
@@ -303,10 +300,7 @@ class Journal:
                 f"to finish (nothing was changed)",
                 path=self.path,
                 holder_pid=pid,
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
+            )
         self._fd = fd
         return fd
 

@@ -87,6 +87,9 @@ REFUSED: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         TypeError,
         "update(failed_record=...) must be a mapping",
     ),
+    ("negative attempts", {"index": 4, "attempts": -1}, ValueError, "attempts must be >= 0"),
+    ("str attempts", {"index": 4, "attempts": "2"}, TypeError, "attempts must be an integer"),
+    ("bool attempts", {"index": 4, "attempts": True}, TypeError, "not bool (True)"),
     (
         "unencodable record",
         {"index": 4, "record": {"x": object()}},
@@ -115,6 +118,23 @@ def test_update_refuses_what_a_save_or_a_load_could_not_keep_and_changes_nothing
     assert message in str(raised.value)
     assert str(raised.value).endswith("nothing was changed")
     assert _everything(stage, tmp_path) == before
+
+
+def test_bad_attempts_are_refused_before_the_ledger_counts_the_item(tmp_path: Path) -> None:
+    # The ledger (SQLite) refused attempts=-1 only after update() had counted the item done:
+    # "refused", yet should_skip(0) was True and the next save recorded it.
+    checkpoint = EnhancedCheckpoint(tmp_path / "s.json", store="sqlite")
+    assert checkpoint.ledger is not None
+    checkpoint.start("s", total_items=3)
+    with pytest.raises(ValueError, match=r"attempts must be >= 0, got -1; nothing was changed"):
+        checkpoint.update(processed=1, successful=1, index=0, attempts=-1)
+    assert checkpoint.state.progress.processed_items == 0
+    assert not checkpoint.should_skip(0)
+    checkpoint.update(processed=1, successful=1, index=0, attempts=2)
+    checkpoint.save(force=True)
+    entry = checkpoint.ledger.entry("0")
+    assert entry is not None and entry["attempts"] == 2
+    checkpoint.close()
 
 
 @pytest.mark.parametrize(

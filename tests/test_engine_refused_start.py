@@ -10,9 +10,9 @@ compares them, byte for byte, after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,7 +33,8 @@ from common.errors import (
 )
 from common.stores.factory import select_store
 from enrich.async_enrichment import STAGE_NAME
-from tests._enrich_stage import REPO_ROOT, run_enrich, write_stage2
+from tests._enrich_stage import run_enrich, write_stage2
+from tests._live_writer import live_writer, release
 
 CONFIG = {"depth": 1}
 
@@ -47,8 +48,8 @@ async def main() -> None:
         tracker.start(total_items=2)
         tracker.update(processed=1, successful=1, index=0, record={"holder": 0})
         await tracker.save()
-        print("started", flush=True)
-        await anyio.to_thread.run_sync(sys.stdin.readline)
+        print("ready", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.read)
 
 anyio.run(main)
 """
@@ -58,30 +59,17 @@ anyio.run(main)
 def holder() -> Iterator[Callable[[Path, str, Path], int]]:
     """Start a live process writing ``stage`` of ``directory`` into ``output`` (a tracker,
     as a user's script would); returns its pid once it holds the output."""
-    processes: list[subprocess.Popen[str]] = []
+    with contextlib.ExitStack() as stack:
+        writers: list[subprocess.Popen[str]] = []
 
-    def start(directory: Path, stage: str, output: Path) -> int:
-        process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(directory), stage, str(output)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(process)
-        assert process.stdout is not None and process.stdout.readline() == "started\n"
-        return process.pid
+        def start(directory: Path, stage: str, output: Path) -> int:
+            writer = stack.enter_context(live_writer(HOLDER, directory, stage, output))
+            writers.append(writer)
+            return writer.pid
 
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            assert process.stdin is not None
-            process.stdin.write("\n")
-            process.stdin.flush()
-        assert process.wait(timeout=120) == 0
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
+        yield start
+        for writer in writers:
+            assert release(writer) == 0  # each holder finishes its stage normally
 
 
 def snapshot(*roots: Path) -> dict[str, bytes | None]:

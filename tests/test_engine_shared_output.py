@@ -26,6 +26,7 @@ from common import (
     EnhancedCheckpoint,
     OutputConflictError,
 )
+from common.io.locking import FlockHeld, flock_or_close
 from tests._live_writer import live_writer
 
 
@@ -223,3 +224,23 @@ def test_a_resume_naming_another_output_is_refused_naming_both(tmp_path: Path) -
     assert fresh.start("s", total_items=4, fresh=True)
     assert fresh.state.output_file == str(pages2)
     fresh.close()
+
+
+def test_the_one_flock_step_names_the_holder_and_keeps_no_descriptor(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    # common.io.locking.flock_or_close: the journal's lock and the stage lock both take it.
+    output = tmp_path / "shared.jsonl"
+    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    assert flock_or_close(fd, output) == FlockHeld(output, holder.pid)
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the refusal
+    assert holder.stdin is not None
+    holder.stdin.write("finish\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=60) == 0
+    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        assert flock_or_close(fd, output, attempts=3) == fd
+    finally:
+        os.close(fd)

@@ -254,6 +254,7 @@ BAD_UPDATES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"successful": 2}, ValueError, "inconsistent update (processed=1, successful=2"),
     ({"record": ["a"]}, TypeError, "update(record=...) must be a mapping"),
     ({"record": {"x": object()}}, TypeError, "update(record=...) cannot be written as JSON"),
+    ({"attempts": -1}, ValueError, "update() attempts must be >= 0, got -1"),
     ({"idx": 3}, TypeError, "unexpected keyword argument 'idx'"),
 ]
 

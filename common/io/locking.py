@@ -2,6 +2,10 @@
 
 The kernel drops the lock when its owner dies, even by SIGKILL, so a crashed run never leaves a
 stale lock behind, and "is anyone holding it?" tells a crashed stage from a live one.
+
+:func:`flock_or_close` is the one "lock it or say who holds it" step: the stage lock and each
+output journal (:mod:`common.journal`, a lock on the file itself) take their locks through it
+and turn the :class:`FlockHeld` it returns into their own messages.
 """
 
 from __future__ import annotations
@@ -10,15 +14,60 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CheckpointLockedError, CheckpointSaveError
 from common.io.atomic import FILE_MODE, ensure_private_dir
 from common.io.faults import fault_point
 
-__all__ = ["StageLock", "flock_holder_pid"]
+__all__ = ["FlockHeld", "StageLock", "flock_holder_pid", "flock_or_close"]
 
 _ACQUIRE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class FlockHeld:
+    """Another open file holds the lock :func:`flock_or_close` asked for; its caller says so
+    in its own words."""
+
+    path: Path
+    #: The holder's pid, when it can be told.
+    holder_pid: int | None
+
+
+def flock_or_close(
+    fd: int,
+    path: Path,
+    *,
+    attempts: int = 1,
+    holder_pid: Callable[[], int | None] | None = None,
+) -> int | FlockHeld:
+    """Take an exclusive ``flock`` on ``fd`` (open on ``path``) without waiting; ``fd``.
+
+    When another open file holds it, ``fd`` is closed and a :class:`FlockHeld` returned with
+    the holder's pid (``holder_pid()``, by default :func:`flock_holder_pid`); any other error
+    closes ``fd`` too and propagates. ``attempts`` > 1 retries 10 ms apart first: a reader
+    probing a stage lock (:meth:`StageLock.is_held_elsewhere`) holds it shared for
+    microseconds, and must not refuse a real writer.
+    """
+    try:
+        for _retry in range(attempts - 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                # Async callers and a crawl's open run this in a worker thread, not the loop.
+                time.sleep(0.01)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return FlockHeld(path, holder_pid() if holder_pid is not None else flock_holder_pid(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class StageLock:
@@ -52,21 +101,9 @@ class StageLock:
                 stage=self.stage,
                 path=self.path,
             ) from exc
-        try:
-            # A reader probing the lock (is_held_elsewhere) holds it shared for microseconds;
-            # a few quick retries keep such a probe from refusing a real writer.
-            for attempt in range(_ACQUIRE_ATTEMPTS):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if attempt == _ACQUIRE_ATTEMPTS - 1:
-                        raise
-                    # Async callers and a crawl's open run this in a worker thread, not the loop.
-                    time.sleep(0.01)
-        except BlockingIOError:
-            os.close(fd)
-            pid = self.holder_pid()
+        held = flock_or_close(fd, self.path, attempts=_ACQUIRE_ATTEMPTS, holder_pid=self.holder_pid)
+        if isinstance(held, FlockHeld):
+            pid = held.holder_pid
             who = f"process {pid}" if pid else "another process"
             raise CheckpointLockedError(
                 f"stage {self.stage!r} is locked by {who} ({self.path}); another run of this "
@@ -74,10 +111,7 @@ class StageLock:
                 stage=self.stage,
                 path=self.path,
                 holder_pid=pid,
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
+            )
         with contextlib.suppress(OSError):  # the pid only names the holder; a full disk is fine
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
