@@ -51,10 +51,17 @@ def _imports(*folders: str) -> dict[str, set[str]]:
                     top = module.split(".")[0]
                     if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
                         continue
-                    if _normalized(top) in BENCH and path.is_relative_to(ROOT / "tools" / "bench"):
+                    if _bench_peer(top) and path.is_relative_to(ROOT / "tools" / "bench"):
                         continue
                     found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
+
+
+def _bench_peer(module: str) -> bool:
+    """``module`` (a top-level import name, such as ``bs4``) comes from a ``bench`` extra
+    distribution (``beautifulsoup4``)."""
+    names = packages_distributions().get(module, [module])
+    return any(_normalized(name) in BENCH for name in names)
 
 
 def _distributions(modules: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -100,9 +107,15 @@ def test_the_benchmarks_optional_peers_are_in_the_bench_extra() -> None:
     for path in sorted((ROOT / "tools" / "bench").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                peers.add(_normalized(node.module.split(".")[0]))
+                modules = [node.module]
             elif isinstance(node, ast.Import):
-                peers.update(_normalized(alias.name.split(".")[0]) for alias in node.names)
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                names = packages_distributions().get(top, [top])
+                peers.update(_normalized(name) for name in names)
     assert peers >= BENCH, f"in the bench extra but never imported by tools/bench: {BENCH - peers}"
     assert not BENCH & RUNTIME, f"a benchmark peer is a runtime dependency: {BENCH & RUNTIME}"
 

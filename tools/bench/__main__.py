@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-_MODULES = {"crawl", "sqlite", "workers", "redis", "load", "chaos"}
+_MODULES = {"crawl", "sqlite", "workers", "redis", "load", "chaos", "realdocs"}
 _STAGES = {"engine", "tracker", "enrich", "pipeline"}
 
 
