@@ -1,4 +1,5 @@
-"""The lock and SQLite retry loops never hold up an async caller's event loop.
+"""The lock and SQLite retry loops never hold up an async caller's event loop, nor a crawl's
+reactor while its requests are in flight.
 
 Two loops sleep 10 ms between attempts: ``StageLock.acquire`` retries ``flock`` while a reader's
 probe holds the lock shared for a moment, and ``SqliteStore`` retries opening a thread's
@@ -6,14 +7,18 @@ connection while another connection sets the database up. Each attempt is a ``fc
 a ``sqlite3.connect`` call, events a Python audit hook sees with the calling thread: when the
 loop's thread makes neither, neither loop (nor its sleep) ran on the loop. A probe held across
 the tracker's entry shows more: the loop goes on running while the acquire retries in its
-worker thread, and the retry then succeeds because the loop let the probe go.
+worker thread, and the retry then succeeds because the loop let the probe go. A Scrapy stage
+opens its checkpoint in a worker thread (deferToThread) and loads the done keys there; the
+reactor thread opens only its own SQLite reader, in spider_opened, before the crawl fetches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -28,7 +33,9 @@ import pytest
 from common import AsyncCheckpointTracker
 from common.manager import UnifiedCheckpointManager
 from common.stores import open_store
+from tests._demo_site import serving_demo_site
 from tools.checkpoint_cli.dashboard import Dashboard
+from tools.testing.crawl import DISCOVERY_OUTPUT, REPO_ROOT, crawl_command
 
 STAGE = "stage3_async_enrichment"
 ATTEMPTS = {"fcntl.flock", "sqlite3.connect"}
@@ -161,3 +168,60 @@ async def test_the_loop_runs_while_the_stage_lock_is_retried(tmp_path: Path) -> 
 
     assert watch.on_loop == []
     assert len(output.read_text().splitlines()) == len(urls)
+
+
+# `scrapy crawl` with the same audit hook: the reactor runs on the main thread, and its first
+# socket.connect (robots.txt) is the crawl starting to fetch.
+WATCHED_CRAWL = """
+import atexit, json, sys, threading
+reactor_thread = threading.get_ident()
+seen = {"before_fetching": [], "while_fetching": [], "elsewhere": 0}
+fetching = []
+
+
+def hook(event, args):
+    if event == "socket.connect" and threading.get_ident() == reactor_thread:
+        fetching.append(True)
+    elif event in ("fcntl.flock", "sqlite3.connect"):
+        if threading.get_ident() != reactor_thread:
+            seen["elsewhere"] += 1
+        else:
+            seen["while_fetching" if fetching else "before_fetching"].append(event)
+
+
+sys.addaudithook(hook)
+atexit.register(lambda: print("WATCH " + json.dumps(seen), file=sys.stderr, flush=True))
+from scrapy.cmdline import execute
+
+sys.argv = ["scrapy", *sys.argv[1:]]
+execute()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["json", "sqlite"])
+def test_a_crawl_attempts_nothing_on_the_reactor_while_it_fetches(
+    store: str, tmp_path: Path
+) -> None:
+    """The first item's update() used to load the done keys on the reactor thread with
+    requests in flight: the keys journal locked, cut and fsynced (json), or the reactor's
+    SQLite connection opened with its retry loop (sqlite)."""
+    with serving_demo_site(30, 2) as url:
+        command = crawl_command(
+            "discovery", tmp_path, start_url=url + "/", settings={"CHECKPOINT_STORE": store}
+        )
+        assert command[1:4] == ["-m", "scrapy", "crawl"]
+        result = subprocess.run(
+            [sys.executable, "-c", WATCHED_CRAWL, *command[3:]],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("WATCH ")]
+    seen = json.loads(line.removeprefix("WATCH "))
+    assert seen["while_fetching"] == [], seen
+    # Not vacuous: the stage was locked and its keys loaded, in worker threads; with SQLite the
+    # reactor's own reader was opened, before the crawl fetched.
+    assert seen["elsewhere"] >= 2, seen
+    if store == "sqlite":
+        assert seen["before_fetching"] == ["sqlite3.connect"], seen
+    assert len((tmp_path / DISCOVERY_OUTPUT).read_text().splitlines()) > 1

@@ -58,6 +58,7 @@ def flock_or_close(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return fd
             except BlockingIOError:
+                # Async callers and a crawl's open run this in a worker thread, not the loop.
                 time.sleep(0.01)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -281,6 +281,12 @@ class CrawlCheckpoint:
                 input_validator=getattr(spider, "checkpoint_input_validator", None),
             )
             checkpoint.state.metadata.setdefault("spider_name", spider.name)
+            # Here, in this worker thread, not by the first item's update() on the reactor
+            # thread while requests are in flight: the done keys loaded (the keys journal cut
+            # back, fsynced and read, or the SQLite key count), and the start's save on disk
+            # (it creates a new SQLite database, which spider_opened's reader then opens).
+            checkpoint.flush()
+            logger.debug("Stage %s: %d done keys", stage, checkpoint.done_keys_count)
             frontier = ResumeFrontier()
             if requests is not None:
                 frontier = self._read_frontier(checkpoint, requests)
@@ -518,6 +524,10 @@ class CrawlCheckpoint:
         warn_feeds_are_per_run(
             self.crawler, self.output_file, checkpoint.state.progress.processed_items
         )
+        # The reactor thread's own reader of the done keys (with SQLite a connection of its
+        # own, opened with a retry while another connection sets the database up) is opened
+        # now, before the crawl fetches, not by the first item while requests are in flight.
+        checkpoint.is_key_done("")
 
     def refuse(self, error: CheckpointError) -> None:
         """Log a refused start as one error line, in a Scrapy run's settings; the spider is

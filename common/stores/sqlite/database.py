@@ -126,6 +126,7 @@ class SqliteDatabase:
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc) or time.monotonic() > deadline:
                         raise self._error(exc) from None
+                    # Never on a crawl's reactor while it fetches (tests/test_loop_retries.py).
                     time.sleep(0.01)
                 except sqlite3.Error as exc:
                     raise self._error(exc) from None
