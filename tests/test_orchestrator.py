@@ -462,7 +462,7 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
     assert (
         f"  {len(enrichment)} pages of {len(validation)} validated URLs: "
         f"{len(validation) - len(html_records)} not HTML pages (HTTP errors, other types), "
-        f"{len(html_records) - len(enrichment)} aliases of pages above"
+        f"{len(html_records) - len(enrichment)} aliases of pages above"  # more than one here
     ) in end_to_end.result.stdout
 
     processed = {}

@@ -204,7 +204,8 @@ def _left_out(info: StageInfo) -> str | None:
     pages = snapshot.total if (snapshot := info.progress()) is not None else 0
     return (
         f"  {pages} pages of {pages + left_out + repeats} validated URLs: {left_out} not HTML "
-        f"pages (HTTP errors, other types), {repeats} aliases of pages above"
+        f"pages (HTTP errors, other types), {repeats} "
+        + ("alias of a page above" if repeats == 1 else "aliases of pages above")
     )
 
 
