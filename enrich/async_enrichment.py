@@ -226,6 +226,10 @@ class AsyncEnrichmentProcessor:
                 already_completed = True
                 logger.info("Stage %s already completed; nothing to fetch", self.stage)
             else:
+                # What the input held besides these pages, for the pipeline's summary.
+                tracker.checkpoint.update_metadata(
+                    {"input_left_out": scanned.left_out, "input_repeats": scanned.repeats}
+                )
                 # The ledger's remaining work, if the store keeps one (read in a thread).
                 await tracker.register_items(source, count=scanned.count)
                 workers = min(self.config.concurrency, max(1, scanned.count))

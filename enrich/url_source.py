@@ -29,7 +29,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -60,6 +60,10 @@ class SourceSummary:
     digest: str
     """SHA-256 of the unique URLs joined by newlines, in order."""
     hosts: frozenset[str]
+    left_out: int = 0
+    """Records of the file that lead to no page (stage 2's HTTP errors, non-HTML answers)."""
+    repeats: int = 0
+    """URLs left out as another address of a page listed before (a fragment, ``index.html``)."""
 
 
 class UrlSource(ABC):
@@ -108,16 +112,18 @@ class UrlList(UrlSource):
     def __init__(
         self, urls: Iterable[str], *, same_page: Callable[[str], str] | None = None
     ) -> None:
+        given = list(urls)
         if same_page is None:
-            self._urls = list(dict.fromkeys(urls))
+            self._urls = list(dict.fromkeys(given))
         else:
             first: dict[str, str] = {}
-            for url in urls:
+            for url in given:
                 first.setdefault(same_page(url), without_fragment(url))
             self._urls = list(first.values())
+        self._repeats = len(given) - len(self._urls)
 
     def scan(self) -> SourceSummary:
-        return _summarize(self._urls)
+        return replace(_summarize(self._urls), repeats=self._repeats)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._urls)
@@ -171,6 +177,8 @@ class JsonlUrls(UrlSource):
         self._key = same_page
         self._repeated: set[int] | None = None
         self._summary: SourceSummary | None = None
+        # The last full read's counts: records read, and URLs selected from them.
+        self._read = self._selected_count = 0
 
     @classmethod
     def valid_pages(
@@ -187,7 +195,9 @@ class JsonlUrls(UrlSource):
         return cls(path, failed_item_url, kind="failed-item", same_page=same_page)
 
     def _selected(self) -> Iterator[str]:
+        read = selected = 0
         for number, record in iter_numbered_records(self.path, kind=self._kind):
+            read += 1
             try:
                 url = self._select(record)
             except (TypeError, ValueError, KeyError) as exc:
@@ -195,7 +205,9 @@ class JsonlUrls(UrlSource):
                     f"{self.path}:{number}: not a {self._kind} record ({exc})"
                 ) from None
             if url is not None:
+                selected += 1
                 yield url if self._key is None else without_fragment(url)
+        self._read, self._selected_count = read, selected
 
     def scan(self) -> SourceSummary:
         """Read the file twice: find repeated hashes, then count and digest the unique URLs.
@@ -203,7 +215,12 @@ class JsonlUrls(UrlSource):
         The summary is kept: later calls return it without reading again.
         """
         if self._summary is None:
-            self._summary = _summarize(self)
+            summary = _summarize(self)  # its read counts what the records led to
+            self._summary = replace(
+                summary,
+                left_out=self._read - self._selected_count,
+                repeats=self._selected_count - summary.count,
+            )
         return self._summary
 
     def _repeated_hashes(self) -> set[int]:

@@ -328,6 +328,7 @@ EXPECTED_HEADINGS = {
     ),
     "mkdocs_material.html": (["Getting started"], ["Installation", "First run with --start-url"]),
     "nested_markup.html": (["Release 2.0"], ["Breaking changes", "Upgrading", "Thanks"]),
+    "cpython_colorsys.html": (["colorsys — Conversions between color systems"], []),
 }
 
 
@@ -360,3 +361,24 @@ def test_sphinx_inline_code_is_one_word_each() -> None:
     assert "Py_FinalizeEx(void)" in tokens
     assert not any("¶" in token for token in tokens)
     assert "words" not in tokens  # only inside a comment
+
+
+def test_a_real_sphinx_page_as_a_reader_sees_it() -> None:
+    """CPython 3.11's own colorsys page (Debian's python3.11-doc, unchanged): the figures stage 3
+    gave for it on the whole real site (python -m tools.bench realdocs), where every page's
+    title, headings, links and word count agreed with BeautifulSoup's."""
+    body = (FIXTURES / "cpython_colorsys.html").read_bytes()
+    page = extract_page("http://127.0.0.1:8000/library/colorsys.html", body, "text/html")
+    assert page["title"] == (
+        "colorsys — Conversions between color systems — Python 3.11.2 documentation"
+    )
+    assert (page["word_count"], page["link_count"], page["internal_link_count"]) == (367, 35, 25)
+    assert page["language"] == "en" and page["encoding"] == "utf-8"
+    # What the page declares, though only meaningful on the machine that built it.
+    assert page["canonical_url"] == "file:///usr/share/doc/python3.11/html/library/colorsys.html"
+    tokens = visible_text(Selector(text=body.decode("utf-8")).root).split()
+    # A highlighted doctest: its spans joined as written, the prompts not words.
+    assert "colorsys.rgb_to_hsv(0.2," in tokens and "(0.5," in tokens
+    # Signatures (<dt> with <em> parameters) and inline code in the sidebar's contents list.
+    assert "colorsys.rgb_to_hsv(r," in tokens and "rgb_to_hsv()" in tokens
+    assert not any("¶" in token for token in tokens)

@@ -451,6 +451,19 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
         path_key(u) for u in spec.expected_ok_urls(end_to_end.base_url)
     }
     assert len(enrichment) == PAGES
+    # The summary says why stage 3 has fewer items than validation has records: its HTTP
+    # errors and non-HTML answers, and redirects to a page listed already (aliases).
+    html_records = [
+        r
+        for r in validation
+        if r["ok"] and (r["content_type"] or "").split(";")[0].strip() in HTML_TYPES
+    ]
+    assert len(validation) > len(html_records) > len(enrichment)
+    assert (
+        f"  {len(enrichment)} pages of {len(validation)} validated URLs: "
+        f"{len(validation) - len(html_records)} not HTML pages (HTTP errors, other types), "
+        f"{len(html_records) - len(enrichment)} aliases of pages above"
+    ) in end_to_end.result.stdout
 
     processed = {}
     for stage, count in zip(

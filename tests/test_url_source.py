@@ -63,7 +63,12 @@ def test_redirects_lead_to_their_final_url_once_and_invalid_records_are_left_out
         {"url": "http://a.test/x", "ok": True, "content_type": "application/xhtml+xml"},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert list(JsonlUrls.valid_pages(path)) == ["http://a.test/new", "http://a.test/x"]
+    source = JsonlUrls.valid_pages(path)
+    assert list(source) == ["http://a.test/new", "http://a.test/x"]
+    # What the records held besides the pages, for the pipeline's summary: the PDF and the
+    # 404 lead to no page, the redirect's target is listed twice.
+    summary = source.scan()
+    assert (summary.count, summary.left_out, summary.repeats) == (2, 2, 1)
 
 
 def test_hash_collisions_never_drop_a_distinct_url(
@@ -175,8 +180,9 @@ def test_each_page_once_first_spelling_without_its_fragment(tmp_path: Path) -> N
 
     streamed = JsonlUrls.valid_pages(path, same_page=key)
     assert list(streamed) == expected
-    assert streamed.scan().count == 2
+    assert (streamed.scan().count, streamed.scan().left_out, streamed.scan().repeats) == (2, 0, 4)
     assert list(UrlList(urls, same_page=key)) == expected
+    assert UrlList(urls, same_page=key).scan().repeats == 4
     # Without a key the addresses are compared as written (the old behaviour, still available).
     assert len(list(JsonlUrls.valid_pages(path))) == len(urls)
     assert list(JsonlUrls.valid_pages(path, same_page=page_key_function(()))) == [

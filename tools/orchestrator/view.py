@@ -195,6 +195,19 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _left_out(info: StageInfo) -> str | None:
+    """Why a stage has fewer items than its input has records (stage 3 saves the counts)."""
+    metadata = info.state.metadata if info.state is not None else {}
+    left_out, repeats = metadata.get("input_left_out"), metadata.get("input_repeats")
+    if not isinstance(left_out, int) or not isinstance(repeats, int) or not left_out + repeats:
+        return None
+    pages = snapshot.total if (snapshot := info.progress()) is not None else 0
+    return (
+        f"  {pages} pages of {pages + left_out + repeats} validated URLs: {left_out} not HTML "
+        f"pages (HTTP errors, other types), {repeats} aliases of pages above"
+    )
+
+
 def summary_lines(outcomes: Sequence[StageOutcome], data_dir: Path, *, demo: bool) -> list[str]:
     """Where the results are, and what "Failed" counts: outputs, sidecars, logs, report."""
     lines: list[str] = []
@@ -204,6 +217,9 @@ def summary_lines(outcomes: Sequence[StageOutcome], data_dir: Path, *, demo: boo
         if not output.is_file():
             continue
         lines.append(f"{spec.alias}: {_shown(output)}")
+        not_pages = _left_out(outcome.info)
+        if not_pages:
+            lines.append(not_pages)
         failed = snapshot.failed if snapshot is not None else 0
         if not failed:
             continue
