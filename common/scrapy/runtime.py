@@ -209,7 +209,8 @@ class CrawlCheckpoint:
         return str(name or getattr(spider, "checkpoint_stage", None) or spider.name)
 
     def open(self, spider: Spider) -> ResumeFrontier:
-        """Blocking (run it in a thread): load, lock, start or resume, read the journal."""
+        """Blocking (run it in a thread): load, lock, start or resume, load the done keys, read
+        the journal."""
         if self.checkpoint is not None:
             return ResumeFrontier()
         settings = self.crawler.settings
