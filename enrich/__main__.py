@@ -268,6 +268,8 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
             stopped_by_signal=summary.stopped_by_signal,
             already_completed=summary.already_completed,
             fresh=args.fresh,
+            left_out=summary.input_left_out if isinstance(summary, EnrichmentSummary) else 0,
+            repeats=summary.input_repeats if isinstance(summary, EnrichmentSummary) else 0,
         )
         for line in lines:
             print(line, flush=True)
@@ -332,11 +334,15 @@ def summary_lines(
     stopped_by_signal: str | None = None,
     already_completed: bool = False,
     fresh: bool = False,
+    left_out: int = 0,
+    repeats: int = 0,
 ) -> list[str]:
     """The lines ``python -m enrich`` ends with: one that says what happened, then the paths.
 
     ``written``/``failed``/``skipped`` count the whole stage (earlier runs included), so they
-    match the files: ``failed`` is the line count of ``<output>.failed.jsonl``.
+    match the files: ``failed`` is the line count of ``<output>.failed.jsonl``. ``left_out``
+    and ``repeats``: the input's records that were no page to fetch, and its aliases of pages
+    listed before (a line of their own when there are any).
     """
     counts = f"{written:,} written, {failed:,} failed, {skipped:,} skipped (not HTML)"
     done = written + failed + skipped
@@ -351,7 +357,13 @@ def summary_lines(
         head = f"{stage} completed, {done:,} pages: {counts}"
     else:
         head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
-    lines = [head, f"  records: {output_file}"]
+    lines = [head]
+    if left_out or repeats:
+        lines.append(
+            f"  not fetched: {left_out:,} input records not HTML pages (HTTP errors, other "
+            f"types), {repeats:,} {'alias' if repeats == 1 else 'aliases'} of pages listed before"
+        )
+    lines.append(f"  records: {output_file}")
     if failed:
         lines.append(f"  failed:  {failed_sidecar_path(output_file)} (retry: --retry-failed)")
     return lines

@@ -69,6 +69,10 @@ class EnrichmentSummary:
     stopped_by_signal: str | None
     #: The stage had completed before this call: nothing was fetched.
     already_completed: bool = False
+    #: Input records that lead to no page (stage 2's HTTP errors, non-HTML answers).
+    input_left_out: int = 0
+    #: Input URLs left out as another address of a page listed before.
+    input_repeats: int = 0
 
 
 def read_valid_pages(path: Path | str) -> list[str]:
@@ -245,6 +249,8 @@ class AsyncEnrichmentProcessor:
             progress=tracker.progress(),
             stopped_by_signal=stopped.name if stopped else None,
             already_completed=already_completed,
+            input_left_out=scanned.left_out,
+            input_repeats=scanned.repeats,
         )
 
     @staticmethod

@@ -54,8 +54,10 @@ def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_d
     first = run_enrich("--data-dir", str(tmp_path))
 
     assert first.returncode == 0, first.stderr[-2000:]
-    assert first.stdout.splitlines()[-3:] == [
+    assert first.stdout.splitlines()[-4:] == [
         f"{STAGE} completed, {pages} pages: 5 written, {len(broken)} failed, 0 skipped (not HTML)",
+        "  not fetched: 0 input records not HTML pages (HTTP errors, other types), 1 alias of "
+        "pages listed before",
         f"  records: {output}",
         f"  failed:  {failed} (retry: --retry-failed)",
     ]
@@ -97,6 +99,16 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
         failed[0] == f"{STAGE} failed at 3 of 9 pages (1 written, 2 failed, 0 skipped (not HTML))"
     )
     assert failed[-1] == "  failed:  data/out.failed.jsonl (retry: --retry-failed)"
+    # The input's records that were no page to fetch get a line, so the counts add up.
+    completed = summary_lines(
+        STAGE, "completed", written=526, failed=0, skipped=0, total=526, output_file=output,
+        left_out=2, repeats=1,
+    )  # fmt: skip
+    assert completed[:2] == [
+        f"{STAGE} completed, 526 pages: 526 written, 0 failed, 0 skipped (not HTML)",
+        "  not fetched: 2 input records not HTML pages (HTTP errors, other types), 1 alias "
+        "of pages listed before",
+    ]
 
 
 def test_user_agent_delay_and_directory_index_reach_the_config(tmp_path: Path) -> None:

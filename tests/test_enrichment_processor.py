@@ -561,7 +561,11 @@ async def test_process_file_reads_only_ok_html_records(
     assert sorted(output_urls(paths.output)) == sorted(wanted)
     assert set(server.state.hits) == {server.path_of(u) for u in wanted}
     assert server.total_hits == len(wanted)
+    # What the input held besides the pages, said by the summaries: the PDF, the 404, the 500
+    # and the record without a type lead to no page; one page is listed twice.
+    assert (summary.input_left_out, summary.input_repeats) == (4, 1)
     saved = paths.checkpoint_json()
+    assert (saved["metadata"]["input_left_out"], saved["metadata"]["input_repeats"]) == (4, 1)
     assert saved["input_file"] == validation.relative_to(paths.checkpoints.parent).as_posix()
     assert saved["input_file_hash"]
 
