@@ -16,6 +16,7 @@ __all__ = [
     "fraction",
     "non_negative_float",
     "non_negative_int",
+    "port_number",
     "positive_float",
     "positive_int",
     "seconds_argument",
@@ -61,6 +62,14 @@ def positive_int(text: str) -> int:
 def count_argument(text: str) -> int:
     """A whole number >= 1 (stage 3's ``--concurrency``, ``--per-host``)."""
     return _at_least_one(_integer(text, "a whole number"))
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free one); a larger one is refused here, not by bind()."""
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {value}")
+    return value
 
 
 def non_negative_float(text: str) -> float:

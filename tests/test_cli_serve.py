@@ -229,3 +229,16 @@ def test_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
     assert_one_error_line(
         result, f"cannot listen on 127.0.0.1 port {port}", "address already in use"
     )
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, port: str) -> None:
+    """Refused by the parser (exit 2, one line naming the value), not by bind()'s traceback."""
+    result = run_cli("--checkpoint-dir", tmp_path, "serve", "--port", port)
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"error: argument --port: must be a port number 0..65535, got {port}")
+    )

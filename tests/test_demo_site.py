@@ -385,3 +385,15 @@ def test_stop_demo_site_process_returns_zero() -> None:
 def test_a_process_that_cannot_start_raises_a_clear_error() -> None:
     with pytest.raises(DemoSiteStartError, match="exited with code 2"):
         start_demo_site_process(0, 1, stderr=subprocess.DEVNULL)
+
+
+def test_the_demo_sites_port_out_of_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python -m tools.demo_site --port 65536``: exit 2 naming the value, not a traceback."""
+    from tools.demo_site.cli import _parser
+
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["--port", "65536"])
+    assert exited.value.code == 2
+    assert "argument --port: must be a port number 0..65535, got 65536" in capsys.readouterr().err

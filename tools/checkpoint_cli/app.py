@@ -81,7 +81,13 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from common.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from common.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_float,
+    positive_int,
+)
 from common.errors import CheckpointError
 from common.stores.factory import store_argument
 from tools.checkpoint_cli.base import (
@@ -282,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port",
-        type=non_negative_int,
+        type=port_number,
         default=0,
         metavar="PORT",
         help="port to listen on (default: 0, any free port; the URL is printed)",

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from common.argtypes import fraction, non_negative_float, positive_int
+from common.argtypes import fraction, non_negative_float, port_number, positive_int
 from tools.demo_site.builder import PROFILES, build_site
 from tools.demo_site.model import DEFAULT_SLOW_MS, DEFAULT_TRANSIENT_SHARE
 from tools.demo_site.server import serve_site
@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a deterministic university demo site; prints its base URL first.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="port, 0 for a free one (default)"
+    )
     parser.add_argument("--pages", type=positive_int, default=100, help="public HTML pages")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
