@@ -22,12 +22,13 @@ from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, worker_command
 from enrich.worker import build_parser as worker_build_parser
 from enrich.worker import fetch_config
+from tests._demo_site import serving_demo_site
 from tests._enrich_stage import REPO_ROOT, run_enrich, write_stage2
 from tests._waiting import wait_for
 from tests.test_cli import run_cli
 from tests.test_enrich_extract import reference_extract
 from tools.bench.load import LoadSite, start_load_site
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site
 
 STAGE = "stage3_async_enrichment"
 
@@ -216,10 +217,7 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
     its words and headings agree with BeautifulSoup on the bodies the site serves."""
     pages = 120
     site = build_site(pages, 5, profile="dense")
-    process, base = start_demo_site_process(
-        pages, 5, profile="dense", timeout=120, stderr=subprocess.DEVNULL
-    )
-    try:
+    with serving_demo_site(pages, 5, profile="dense", timeout=120) as base:
         urls = site.expected_ok_urls(base)
         plain = [u for u in urls if "?" not in u]  # a query may change the page: kept apart
         assert any(u.endswith("/index.html") for u in plain)
@@ -233,8 +231,6 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
         for url in sorted(samples)[:5]:
             with urllib.request.urlopen(url, timeout=60) as response:
                 bodies[url] = response.read().decode("utf-8")
-    finally:
-        stop_demo_site_process(process)
 
     paths = [URL(r["url"]).path.removesuffix("index.html") for r in records if "?" not in r["url"]]
     assert len(paths) == len(set(paths)) == len(site.html_pages())

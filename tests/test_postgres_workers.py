@@ -26,8 +26,9 @@ import pytest
 from common import CheckpointStatus, EnhancedCheckpoint
 from common.work_queue import WorkQueue
 from enrich.async_enrichment import STAGE_NAME
+from tests._demo_site import serving_demo_site
 from tests._waiting import wait_for
-from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site, client
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = 300
@@ -46,11 +47,8 @@ class Site:
 def site() -> Iterator[Site]:
     # ~40 ms a page: with 4 fetches in flight per worker a batch lasts long enough to be
     # caught in the middle, and the whole stage still takes a few seconds.
-    process, base_url = start_demo_site_process(PAGES, SEED, latency_ms=40)
-    try:
+    with serving_demo_site(PAGES, SEED, latency_ms=40) as base_url:
         yield Site(base_url, build_site(PAGES, SEED).expected_ok_urls(base_url))
-    finally:
-        stop_demo_site_process(process)
 
 
 def fetch_counts(base_url: str) -> Counter[str]:

@@ -17,9 +17,10 @@ import pytest
 
 from common import EnhancedCheckpoint
 from common.stores.sqlite import DATABASE_NAME
+from tests._demo_site import serving_demo_site
 from tests._enrich_stage import run_enrich, write_stage2
 from tests._live_writer import CHECKPOINT_WRITER, live_writer, release
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("stage1_discovery", "stage2_validation", "stage3_async_enrichment")
@@ -134,8 +135,7 @@ def test_enrich_with_the_other_store_is_refused_and_changes_nothing(
 
 
 def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Path) -> None:
-    process, base = start_demo_site_process(30, 5, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(30, 5) as base:
         urls = build_site(30, 5).expected_ok_urls(base)[:8]
         write_stage2(tmp_path, urls)
         output = tmp_path / "processed/stage03/enrichment_output.jsonl"
@@ -162,8 +162,6 @@ def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Pat
         again = run_enrich("--data-dir", str(tmp_path), "--checkpoint-dir", str(cps))
         assert again.returncode == 0, again.stderr[-2000:]
         assert "nothing to do, already completed" in again.stdout, again.stdout
-    finally:
-        stop_demo_site_process(process)
 
 
 def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: Path) -> None:
