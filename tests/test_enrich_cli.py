@@ -57,8 +57,7 @@ def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_d
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.splitlines()[-4:] == [
         f"{STAGE} completed, {pages} pages: 5 written, {len(broken)} failed, 0 skipped (not HTML)",
-        "  not fetched: 0 input records not HTML pages (HTTP errors, other types), 1 alias of "
-        "pages listed before",
+        "  not fetched: 1 alias of a page listed before",  # no "0 input records not HTML pages"
         f"  records: {output}",
         f"  failed:  {failed} (retry: --retry-failed)",
     ]
@@ -108,7 +107,26 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
     assert completed[:2] == [
         f"{STAGE} completed, 526 pages: 526 written, 0 failed, 0 skipped (not HTML)",
         "  not fetched: 2 input records not HTML pages (HTTP errors, other types), 1 alias "
-        "of pages listed before",
+        "of a page listed before",
+    ]
+
+
+def test_the_not_fetched_line_leaves_out_a_zero_count_and_is_left_out_when_both_are() -> None:
+    def not_fetched(left_out: int, repeats: int) -> list[str]:
+        lines = summary_lines(
+            STAGE, "completed", written=3, failed=0, skipped=0, total=3,
+            output_file=Path("data/out.jsonl"), left_out=left_out, repeats=repeats,
+        )  # fmt: skip
+        return [line for line in lines if "not fetched" in line]
+
+    assert not_fetched(0, 0) == []
+    assert not_fetched(1, 0) == [
+        "  not fetched: 1 input record not an HTML page (HTTP errors, other types)"
+    ]
+    assert not_fetched(0, 2) == ["  not fetched: 2 aliases of pages listed before"]
+    assert not_fetched(1_000, 1) == [
+        "  not fetched: 1,000 input records not HTML pages (HTTP errors, other types), 1 alias "
+        "of a page listed before"
     ]
 
 
