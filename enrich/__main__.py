@@ -250,6 +250,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
         fresh=args.fresh,
         restarting=[job.stage],
         start_over_all="give this stage a --checkpoint-dir of its own",
+        outputs=[job.output_file],
     )
     summary: EnrichmentSummary | DistributedSummary
     if args.workers is None:

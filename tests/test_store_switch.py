@@ -19,7 +19,7 @@ from common import EnhancedCheckpoint
 from common.stores.sqlite import DATABASE_NAME
 from tests._demo_site import serving_demo_site
 from tests._enrich_stage import run_enrich, write_stage2
-from tests._live_writer import CHECKPOINT_WRITER, live_writer, release
+from tests._live_writer import CHECKPOINT_WRITER, OUTPUT_WRITER, live_writer, release
 from tools.demo_site import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,3 +232,36 @@ def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
     from common.stores.factory import detect_store
 
     assert detect_store(cps) == held
+
+
+@pytest.mark.parametrize(("held", "other"), [("json", "sqlite"), ("sqlite", "json")])
+def test_a_fresh_switch_refused_by_a_live_writer_of_the_output_removes_nothing(
+    tmp_path: Path, held: str, other: str
+) -> None:
+    """--fresh --store OTHER checks that no other process writes the stage's output before it
+    removes the held store's checkpoints: the start that follows would be refused by that
+    file's lock, and the switch used to have forgotten the stage by then."""
+    data_dir, cps, stage = tmp_path / "data", tmp_path / "own", STAGES[2]
+    write_stage2(data_dir, ["http://127.0.0.1:1/a"])
+    output = data_dir / "processed/stage03/enrichment_output.jsonl"
+    checkpoint = EnhancedCheckpoint(cps / f"{stage}.json", store=held)
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=3)
+    checkpoint.update(processed=1, successful=1, index=0, record={"url": "mine"})
+    checkpoint.pause()
+    checkpoint.close()
+    # Another stage, in a checkpoint directory of its own, writes the same file.
+    with live_writer(OUTPUT_WRITER, tmp_path / "other" / "A.json", output) as writer:
+        before = {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")}
+        command = enrich_command(data_dir, "--checkpoint-dir", cps, "--store", other, "--fresh")
+        line = one_error_line(run(*command))
+        assert str(output) in line and f"process {writer.pid}" in line, line
+        assert line.endswith("(nothing was changed)"), line
+        assert {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")} == before
+        assert release(writer) == 0
+    from common.stores.factory import detect_store
+
+    assert detect_store(cps) == held
+    resumed = EnhancedCheckpoint(cps / f"{stage}.json", store=held)
+    assert resumed.status.value == "paused" and resumed.state.progress.processed_items == 1
+    resumed.close()
