@@ -302,6 +302,7 @@ class EnhancedCheckpoint:
         input_hash: str | None = None,
         force: bool = False,
         input_validator: Callable[[Path], object] | None = None,
+        fresh: bool = False,
     ) -> None:
         """Do now the file work a :meth:`start` with these arguments would do, if it would
         go ahead: start over a completed stage whose input changed, cut the journals back.
@@ -316,6 +317,7 @@ class EnhancedCheckpoint:
             input_hash=input_hash,
             force=force,
             input_validator=input_validator,
+            fresh=fresh,
         )
 
     def update(

@@ -124,15 +124,15 @@ class Journal:
         self._pending.clear()
         self._pending_bytes = 0
 
-    def claim(self) -> bool:
+    def claim(self, *, create: bool = False) -> bool:
         """Lock the file now if it exists, changing nothing in it; True when it was opened
         here (False: already open, or missing: nobody else can hold a file that is not there,
-        and :meth:`recover` creates it).
+        and :meth:`recover` creates it). ``create`` makes a missing file (empty) and locks it.
 
         A start or a reset claims every journal before it writes anything, so another
         process's lock refuses it (:class:`CheckpointLockedError`) with everything as it was.
         """
-        if self._fd is not None or not self.path.exists():
+        if self._fd is not None or not (create or self.path.exists()):
             return False
         try:
             self._open_locked()

@@ -239,7 +239,7 @@ class Lifecycle:
             if start_over is not None:
                 self._start_over(start_over, fresh)
                 state = self._holder.state
-            self._outputs.cut_back(self._holder.state)
+            self._outputs.cut_back(self._holder.state, fresh=fresh)
 
             resuming = state.status is not CheckpointStatus.INITIALIZED
             check_transition(state.status, CheckpointStatus.RUNNING, stage=self._stage)
@@ -317,6 +317,7 @@ class Lifecycle:
         input_hash: str | None,
         force: bool,
         input_validator: Callable[[Path], object] | None,
+        fresh: bool = False,
     ) -> None:
         """:meth:`common.checkpoint.EnhancedCheckpoint.prepare_start`."""
         with self._saving.guard:
@@ -338,7 +339,7 @@ class Lifecycle:
                 new_config_hash = config_hash(config) if config is not None else None
                 if change_reason(state, input_file, input_hash, new_config_hash) is not None:
                     return
-            self._outputs.cut_back(self._holder.state)
+            self._outputs.cut_back(self._holder.state, fresh=fresh)
 
     def _change_to_restart(
         self,

@@ -16,8 +16,9 @@ files. The owner calls in here under the checkpoint's lock, except from ``update
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ __all__ = [
     "JournalWrite",
     "Outputs",
     "failed_sidecar_path",
+    "outputs_claimed",
+    "recorded_output",
 ]
 
 OUTPUT_JOURNAL = "output"
@@ -57,6 +60,49 @@ def failed_sidecar_path(output: Path | str) -> Path:
     beside it (``out.jsonl`` -> ``out.failed.jsonl``)."""
     output = Path(output)
     return output.with_name(output.stem + ".failed.jsonl")
+
+
+def recorded_output(store: CheckpointStore, stage: str) -> Path | None:
+    """The output file ``stage``'s record in ``store`` names; None when it names none or cannot
+    be read (read-only)."""
+    try:
+        loaded = store.load(stage, lambda data, _path: data)
+    except CheckpointError:
+        return None
+    value = loaded.value if loaded is not None else None
+    recorded = value.get("output_file") if isinstance(value, dict) else None
+    return Path(recorded) if isinstance(recorded, str) and recorded else None
+
+
+@contextlib.contextmanager
+def outputs_claimed(outputs: Iterable[Path]) -> Iterator[None]:
+    """Hold the journal lock of every output file in ``outputs`` and of its failed sidecar
+    (those that exist) for the block, changing nothing in them.
+
+    For a change that must not happen while another process writes one of them (a store
+    switch forgetting the stages that wrote them, before a start that file's lock would
+    refuse): raises :class:`~common.errors.CheckpointLockedError` naming the file and the pid,
+    having kept no lock, when one is held.
+    """
+    paths: dict[str, Path] = {}
+    for output in outputs:
+        for path in (Path(output), failed_sidecar_path(output)):
+            paths.setdefault(os.path.realpath(path), path)
+    journals = [Journal(OUTPUT_JOURNAL, path) for path in paths.values()]
+    try:
+        for journal in journals:
+            journal.claim()
+        yield
+    finally:
+        for journal in journals:
+            journal.close()
+
+
+def _holds_bytes(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 class Outputs:
@@ -139,21 +185,16 @@ class Outputs:
         for other in self._store.list_stages():
             if other == self._stage:
                 continue
-            try:
-                loaded = self._store.load(other, lambda data, _path: data)
-            except CheckpointError:
+            recorded = recorded_output(self._store, other)
+            if recorded is None:
                 continue
-            value = loaded.value if loaded is not None else None
-            recorded = value.get("output_file") if isinstance(value, dict) else None
-            if not isinstance(recorded, str) or not recorded:
-                continue
-            for theirs in (Path(recorded), failed_sidecar_path(recorded)):
+            for theirs in (recorded, failed_sidecar_path(recorded)):
                 path = ours.get(os.path.realpath(theirs))
                 if path is not None:
                     raise OutputConflictError(
                         f"stage {self._stage!r} cannot write {path}: stage {other!r} in "
                         f"{self._store.location} records it as its "
-                        f"{'output' if theirs == Path(recorded) else 'failed sidecar'}; give "
+                        f"{'output' if theirs == recorded else 'failed sidecar'}; give "
                         f"each stage an output file of its own (nothing was changed)",
                         stage=self._stage,
                         path=path,
@@ -174,6 +215,54 @@ class Outputs:
             stage=self._stage,
             path=path,
         )
+
+    def _refuse_files_never_written(self, state: CheckpointState, output: Path) -> None:
+        """Refuse to empty an output (or failed sidecar) holding records this checkpoint never
+        wrote.
+
+        A journal the record commits nothing to starts empty. Bytes in its file are the
+        stage's own when its record on disk, or a snapshot in its history, names the file as
+        its output (a crash before a save counted them; a ``reset``, which keeps the
+        journals until the next start); otherwise they are another checkpoint's (a stage in
+        another checkpoint directory that finished and let go of the file's lock) or the
+        user's, and a start is refused with nothing changed. ``fresh=True`` overwrites them.
+        """
+        strangers = [
+            journal.path
+            for journal in (self.journals[OUTPUT_JOURNAL], self.journals.get(FAILED_JOURNAL))
+            if journal is not None
+            and state.journals.get(journal.name) is None
+            and _holds_bytes(journal.path)
+        ]
+        if not strangers or self._has_written(output):
+            return
+        path = strangers[0]
+        raise OutputConflictError(
+            f"stage {self._stage!r} cannot start on {path}: it holds "
+            f"{path.stat().st_size} bytes its checkpoint ({self._store.describe(self._stage)}) "
+            f"never wrote (another checkpoint's output, or a file of yours); delete it or move "
+            f"it aside, or choose another output file (nothing was changed)",
+            stage=self._stage,
+            path=path,
+        )
+
+    def _has_written(self, output: Path) -> bool:
+        """True when the stage's record on disk, or a snapshot in its history, names
+        ``output`` as its output file (read-only; a snapshot that cannot be read is passed
+        over)."""
+        ours = os.path.realpath(output)
+        recorded = recorded_output(self._store, self._stage)
+        if recorded is not None and os.path.realpath(recorded) == ours:
+            return True
+        for entry in reversed(self._store.list_history(self._stage)):
+            try:
+                record = self._store.load_history(self._stage, entry.snapshot_id)
+            except (CheckpointError, ValueError):
+                continue
+            named = record.get("output_file")
+            if isinstance(named, str) and named and os.path.realpath(named) == ours:
+                return True
+        return False
 
     def encode_records(self, record: Any, failed_record: Any) -> tuple[bytes | None, bytes | None]:
         """An ``update(record=..., failed_record=...)``'s lines, encoded before the update
@@ -283,13 +372,13 @@ class Outputs:
                 journal.close()
             raise
 
-    def cut_back(self, state: CheckpointState) -> None:
+    def cut_back(self, state: CheckpointState, *, fresh: bool = False) -> None:
         """Cut every journal (and the store's done keys) back to what ``state`` commits.
 
         Only once a start has passed every guard (input, config, lock) and its input
         validated: a refused start writes nothing. Every refusal of its own (another
-        output, a journal another process writes, committed records missing) comes before
-        the first journal is cut.
+        output, a journal another process writes, committed records missing, an output file
+        this checkpoint never wrote unless ``fresh``) comes before the first journal is cut.
         """
         if self.cut:
             return
@@ -299,6 +388,8 @@ class Outputs:
         self.claim()
         for journal in self.journals.values():
             journal.check(state.journals.get(journal.name))
+        if output is not None and not fresh:
+            self._refuse_files_never_written(state, output.path)
         for journal in self.journals.values():
             journal.recover(state.journals.get(journal.name))
         if output is not None:

@@ -269,7 +269,11 @@ class AsyncCheckpointTracker:
         # Starting over (a completed stage whose input or config changed) and cutting the
         # journals back happen here, off the loop, and only if start() will go ahead.
         checkpoint.prepare_start(
-            self.input_file, config=self.config, input_hash=self._input_hash, force=self.force
+            self.input_file,
+            config=self.config,
+            input_hash=self._input_hash,
+            force=self.force,
+            fresh=self.fresh,
         )
         if checkpoint.state.keys_done:
             checkpoint.is_key_done("")  # load the done keys off the event loop

@@ -44,6 +44,7 @@ from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from enrich.addresses import add_allow_network_option
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
 from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
+from enrich.reasons import not_fetched_reasons
 from enrich.same_page import DEFAULT_DIRECTORY_INDEX, page_key_function
 from enrich.url_source import JsonlUrls
 
@@ -249,6 +250,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
         fresh=args.fresh,
         restarting=[job.stage],
         start_over_all="give this stage a --checkpoint-dir of its own",
+        outputs=[job.output_file],
     )
     summary: EnrichmentSummary | DistributedSummary
     if args.workers is None:
@@ -359,10 +361,8 @@ def summary_lines(
         head = f"{stage} {status} at {done:,} of {total:,} pages ({counts})"
     lines = [head]
     if left_out or repeats:
-        lines.append(
-            f"  not fetched: {left_out:,} input records not HTML pages (HTTP errors, other "
-            f"types), {repeats:,} {'alias' if repeats == 1 else 'aliases'} of pages listed before"
-        )
+        reasons = not_fetched_reasons(left_out, repeats, unit="input record", after="listed before")
+        lines.append(f"  not fetched: {reasons}")
     lines.append(f"  records: {output_file}")
     if failed:
         lines.append(f"  failed:  {failed_sidecar_path(output_file)} (retry: --retry-failed)")

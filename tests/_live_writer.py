@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_WRITER", "live_writer", "release"]
+__all__ = ["CHECKPOINT_WRITER", "OUTPUT_WRITER", "live_writer", "release"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +20,23 @@ from common import EnhancedCheckpoint
 checkpoint = EnhancedCheckpoint(sys.argv[1], store=sys.argv[2] if len(sys.argv) > 2 else None)
 checkpoint.start(total_items=10)
 checkpoint.update(processed=1, successful=1, index=0)
+checkpoint.save(force=True)
+print("ready", flush=True)
+sys.stdin.read()
+checkpoint.pause()
+checkpoint.close()
+"""
+
+#: ``CHECKPOINT_PATH OUTPUT``: a stage (JSON store) writing ``OUTPUT`` through the engine: starts
+#: fresh (whatever the file held goes), commits one record ``{"url": "live"}`` to it, then holds
+#: the file's journal lock (and the stage's) until stdin closes, and pauses.
+OUTPUT_WRITER = """
+import sys
+from common import EnhancedCheckpoint
+checkpoint = EnhancedCheckpoint(sys.argv[1])
+checkpoint.attach_output(sys.argv[2])
+checkpoint.start(total_items=2, fresh=True)
+checkpoint.update(processed=1, successful=1, index=0, record={"url": "live"})
 checkpoint.save(force=True)
 print("ready", flush=True)
 sys.stdin.read()

@@ -3,25 +3,22 @@ stages write the same records (by URL) and keep no checkpoint at all."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests._demo_site import serving_demo_site
 from tools.bench.pipeline import OnOff, StageRun, run_stages
-from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import client
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     # 200 pages: enough for redirects onto URLs that discovery also found, which Scrapy's
     # stock dupefilter would drop from validation.
-    process, base_url = start_demo_site_process(200, 9, stderr=subprocess.DEVNULL)
-    try:
-        yield base_url.rstrip("/") + "/"
-    finally:
-        stop_demo_site_process(process)
+    with serving_demo_site(200, 9) as base_url:
+        yield base_url + "/"
 
 
 def test_off_writes_the_same_records_without_a_checkpoint(site: str, tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
+from tools.demo_site import client
 from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
@@ -170,15 +171,12 @@ def checkpoint_status(data_dir: Path, stage: str) -> str:
 @pytest.fixture(scope="module")
 def kill_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KillSite]:
     work = tmp_path_factory.mktemp("kill")
-    process, base_url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as base_url:
         data = work / "discovery-reference"
         command = crawl_command("discovery", data, start_url=base_url + "/")
         reference = reference_run(command, base_url, data / DISCOVERY_OUTPUT, work / "ref.log")
         assert reference.output.lines > PAGES
         yield KillSite(base_url, work, reference, data / DISCOVERY_OUTPUT)
-    finally:
-        stop_demo_site_process(process)
 
 
 @dataclass

@@ -21,13 +21,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests._demo_site import serving_demo_site
 from tools.demo_site import (
     DemoSite,
     PageKind,
     build_site,
     client,
-    start_demo_site_process,
-    stop_demo_site_process,
 )
 from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
@@ -55,11 +54,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    process, base_url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as base_url:
         yield Site(build_site(PAGES, SEED), base_url)
-    finally:
-        stop_demo_site_process(process)
 
 
 def scrapy(
@@ -263,11 +259,8 @@ def test_a_standalone_crawl_uses_the_store_its_directory_holds(site: Site, tmp_p
 
 
 def test_discovery_start_url_without_trailing_slash(tmp_path: Path) -> None:
-    process, base_url = start_demo_site_process(20, 1, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(20, 1) as base_url:
         result = scrapy("discovery", tmp_path, "-a", f"start_url={base_url}")
-    finally:
-        stop_demo_site_process(process)
     assert_ok(result)
     urls = {row["url"] for row in records(tmp_path / DISCOVERY_OUTPUT)}
     assert set(build_site(20, 1).expected_ok_urls(base_url)) <= urls

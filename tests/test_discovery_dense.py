@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import json
 import re
-import subprocess
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,8 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.spiders.discovery import DiscoverySpider
-from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
+from tools.demo_site import build_site, client
 from tools.testing.crawl import DISCOVERY_OUTPUT, crawl_command, run_crawl
 from tools.testing.jsonl_audit import audit_jsonl
 
@@ -79,11 +79,8 @@ def test_a_parsed_page_tree_is_freed_without_a_garbage_collection() -> None:
 
 @pytest.fixture(scope="module")
 def dense_site() -> Iterator[str]:
-    process, base_url = start_demo_site_process(200, 4, profile="dense", stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(200, 4, profile="dense") as base_url:
         yield base_url
-    finally:
-        stop_demo_site_process(process)
 
 
 @pytest.mark.slow

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from common import CheckpointCorruptError, CheckpointError, EnhancedCheckpoint
+from common import (
+    CheckpointCorruptError,
+    CheckpointError,
+    EnhancedCheckpoint,
+    OutputConflictError,
+)
 from common.journal import encode_record
 from tests.conftest import MakeCheckpoint
 
@@ -114,14 +119,17 @@ def test_attach_without_the_lock_leaves_the_live_writers_file_alone(
     assert output.read_bytes() == before
 
 
-def test_a_fresh_start_truncates_the_output(
+def test_a_first_start_refuses_a_file_it_never_wrote_and_fresh_empties_it(
     make_checkpoint: MakeCheckpoint, tmp_path: Path
 ) -> None:
     output = tmp_path / "records.jsonl"
     output.write_text('{"url": "left over from another run"}\n')
     cp = make_checkpoint("fresh_out")
     cp.attach_output(output)
-    cp.start(total_items=2)
+    with pytest.raises(OutputConflictError, match="never wrote"):
+        cp.start(total_items=2)
+    assert output.read_text() == '{"url": "left over from another run"}\n'
+    cp.start(total_items=2, fresh=True)
     assert output.read_bytes() == b""
     _run(cp, [0, 1])
     cp.complete()

@@ -44,7 +44,9 @@ from common import AsyncCheckpointTracker
 
 async def main() -> None:
     directory, stage, output = sys.argv[1:4]
-    async with AsyncCheckpointTracker(directory, stage, output_file=output) as tracker:
+    async with AsyncCheckpointTracker(
+        directory, stage, output_file=output, fresh=True
+    ) as tracker:
         tracker.start(total_items=2)
         tracker.update(processed=1, successful=1, index=0, record={"holder": 0})
         await tracker.save()
@@ -58,7 +60,8 @@ anyio.run(main)
 @pytest.fixture
 def holder() -> Iterator[Callable[[Path, str, Path], int]]:
     """Start a live process writing ``stage`` of ``directory`` into ``output`` (a tracker,
-    as a user's script would); returns its pid once it holds the output."""
+    as a user's script would, starting fresh: what the file held goes); returns its pid once
+    it holds the output."""
     with contextlib.ExitStack() as stack:
         writers: list[subprocess.Popen[str]] = []
 

@@ -244,3 +244,77 @@ def test_the_one_flock_step_names_the_holder_and_keeps_no_descriptor(
         assert flock_or_close(fd, output, attempts=3) == fd
     finally:
         os.close(fd)
+
+
+# A file this checkpoint never wrote -------------------------------------------------------------
+
+
+def test_a_first_start_on_a_file_another_checkpoint_completed_is_refused(tmp_path: Path) -> None:
+    """Stage B in another checkpoint directory, pointed at the file stage A completed: no
+    record of B's directory names it and A holds no lock once it finished, so B's first start
+    used to truncate A's records ("Truncated ... for a fresh start"). It is refused naming the
+    file and the way out, and A's file, B's directory and A's record stay as they were."""
+    output = tmp_path / "shared.jsonl"
+    _complete_stage(tmp_path / "ckA", "A", output)
+    before = _files(output, output.with_name("shared.failed.jsonl"))
+    checkpoint = EnhancedCheckpoint(tmp_path / "ckB" / "B.json")
+    checkpoint.attach_output(output)
+    with pytest.raises(OutputConflictError) as refused:
+        checkpoint.start(total_items=3)
+    checkpoint.close()
+    message = str(refused.value)
+    assert str(output) in message and "never wrote" in message, message
+    assert "delete it" in message and "nothing was changed" in message, message
+    assert refused.value.path == output
+    assert _files(output, output.with_name("shared.failed.jsonl")) == before
+    assert not (tmp_path / "ckB" / "B.json").exists()
+    resumed = EnhancedCheckpoint(tmp_path / "ckA" / "A.json")
+    resumed.attach_output(output)
+    assert resumed.start(total_items=3) is False  # still completed, its records all there
+    resumed.close()
+
+
+def test_a_sidecar_this_checkpoint_never_wrote_is_refused_too(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    sidecar = output.with_name("out.failed.jsonl")
+    sidecar.write_bytes(b'{"url": "yours"}\n')
+    checkpoint = EnhancedCheckpoint(tmp_path / "ck" / "B.json")
+    checkpoint.attach_output(output)
+    with pytest.raises(OutputConflictError, match=r"out\.failed\.jsonl"):
+        checkpoint.start(total_items=3)
+    checkpoint.close()
+    assert sidecar.read_bytes() == b'{"url": "yours"}\n' and not output.exists()
+
+
+def test_its_own_output_still_starts_over(tmp_path: Path) -> None:
+    """What the stage wrote itself is still cut or emptied as before: a fresh start, a
+    restart after ``reset`` (the record gone, its snapshot in the history), a start after a
+    crash that left records the checkpoint never counted; and fresh=True overwrites a file
+    it never wrote (asked for in so many words)."""
+    from common.manager import UnifiedCheckpointManager
+
+    directory, output = tmp_path / "ck", tmp_path / "out.jsonl"
+    _complete_stage(directory, "B", output)
+    checkpoint = EnhancedCheckpoint(directory / "B.json")
+    checkpoint.attach_output(output)
+    assert checkpoint.start(total_items=3, fresh=True)
+    checkpoint.close()
+    assert output.read_bytes() == b""
+
+    _complete_stage(directory, "C", tmp_path / "c.jsonl")
+    manager = UnifiedCheckpointManager(directory)
+    assert manager.reset("C") == ["C"]
+    manager.close()
+    checkpoint = EnhancedCheckpoint(directory / "C.json")
+    checkpoint.attach_output(tmp_path / "c.jsonl")
+    assert checkpoint.start(total_items=3)
+    checkpoint.close()
+    assert (tmp_path / "c.jsonl").read_bytes() == b""
+
+    other = tmp_path / "theirs.jsonl"
+    other.write_bytes(b'{"url": "theirs"}\n')
+    checkpoint = EnhancedCheckpoint(tmp_path / "ck2" / "D.json")
+    checkpoint.attach_output(other)
+    assert checkpoint.start(total_items=3, fresh=True)
+    checkpoint.close()
+    assert other.read_bytes() == b""

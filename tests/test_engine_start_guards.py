@@ -19,7 +19,7 @@ from common import (
 )
 from common.records import validate_records
 from common.tracker import AsyncCheckpointTracker
-from tools.demo_site import start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
 from tools.testing.crawl import DISCOVERY_OUTPUT, VALIDATION_OUTPUT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -153,11 +153,8 @@ def test_a_fresh_start_validates_before_it_cuts(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo_site() -> Iterator[str]:
-    process, base_url = start_demo_site_process(40, 5, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(40, 5) as base_url:
         yield base_url
-    finally:
-        stop_demo_site_process(process)
 
 
 def _scrapy(spider: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

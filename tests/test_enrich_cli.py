@@ -22,12 +22,13 @@ from enrich.config import DEFAULT_USER_AGENT, EnrichmentConfig
 from enrich.distributed import DistributedOptions, worker_command
 from enrich.worker import build_parser as worker_build_parser
 from enrich.worker import fetch_config
+from tests._demo_site import serving_demo_site
 from tests._enrich_stage import REPO_ROOT, run_enrich, write_stage2
 from tests._waiting import wait_for
 from tests.test_cli import run_cli
 from tests.test_enrich_extract import reference_extract
 from tools.bench.load import LoadSite, start_load_site
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site
 
 STAGE = "stage3_async_enrichment"
 
@@ -56,8 +57,7 @@ def test_a_run_ends_with_its_summary_and_the_paths_and_a_rerun_says_nothing_to_d
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.splitlines()[-4:] == [
         f"{STAGE} completed, {pages} pages: 5 written, {len(broken)} failed, 0 skipped (not HTML)",
-        "  not fetched: 0 input records not HTML pages (HTTP errors, other types), 1 alias of "
-        "pages listed before",
+        "  not fetched: 1 alias of a page listed before",  # no "0 input records not HTML pages"
         f"  records: {output}",
         f"  failed:  {failed} (retry: --retry-failed)",
     ]
@@ -107,7 +107,26 @@ def test_a_paused_or_failed_stage_says_how_far_it_got() -> None:
     assert completed[:2] == [
         f"{STAGE} completed, 526 pages: 526 written, 0 failed, 0 skipped (not HTML)",
         "  not fetched: 2 input records not HTML pages (HTTP errors, other types), 1 alias "
-        "of pages listed before",
+        "of a page listed before",
+    ]
+
+
+def test_the_not_fetched_line_leaves_out_a_zero_count_and_is_left_out_when_both_are() -> None:
+    def not_fetched(left_out: int, repeats: int) -> list[str]:
+        lines = summary_lines(
+            STAGE, "completed", written=3, failed=0, skipped=0, total=3,
+            output_file=Path("data/out.jsonl"), left_out=left_out, repeats=repeats,
+        )  # fmt: skip
+        return [line for line in lines if "not fetched" in line]
+
+    assert not_fetched(0, 0) == []
+    assert not_fetched(1, 0) == [
+        "  not fetched: 1 input record not an HTML page (HTTP errors, other types)"
+    ]
+    assert not_fetched(0, 2) == ["  not fetched: 2 aliases of pages listed before"]
+    assert not_fetched(1_000, 1) == [
+        "  not fetched: 1,000 input records not HTML pages (HTTP errors, other types), 1 alias "
+        "of a page listed before"
     ]
 
 
@@ -216,10 +235,7 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
     its words and headings agree with BeautifulSoup on the bodies the site serves."""
     pages = 120
     site = build_site(pages, 5, profile="dense")
-    process, base = start_demo_site_process(
-        pages, 5, profile="dense", timeout=120, stderr=subprocess.DEVNULL
-    )
-    try:
+    with serving_demo_site(pages, 5, profile="dense", timeout=120) as base:
         urls = site.expected_ok_urls(base)
         plain = [u for u in urls if "?" not in u]  # a query may change the page: kept apart
         assert any(u.endswith("/index.html") for u in plain)
@@ -233,8 +249,6 @@ def test_a_documentation_site_gives_one_record_per_page_with_headings_a_reader_s
         for url in sorted(samples)[:5]:
             with urllib.request.urlopen(url, timeout=60) as response:
                 bodies[url] = response.read().decode("utf-8")
-    finally:
-        stop_demo_site_process(process)
 
     paths = [URL(r["url"]).path.removesuffix("index.html") for r in records if "?" not in r["url"]]
     assert len(paths) == len(set(paths)) == len(site.html_pages())

@@ -26,7 +26,8 @@ import pytest
 
 from common import CheckpointStatus, EnhancedCheckpoint
 from enrich.async_enrichment import STAGE_NAME
-from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
+from tests._demo_site import serving_demo_site
+from tools.demo_site import build_site, client
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -157,10 +158,7 @@ def excess(hits: Counter[str], reference: Counter[str]) -> int:
 
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> None:
     site = build_site(PAGES, SITE_SEED)
-    server, base_url = start_demo_site_process(
-        PAGES, SITE_SEED, slow_ms=50, stderr=subprocess.DEVNULL
-    )
-    try:
+    with serving_demo_site(PAGES, SITE_SEED, slow_ms=50) as base_url:
         urls = site.expected_ok_urls(base_url)
         assert len(urls) >= 5000
         validation = tmp_path / "validation_output.jsonl"
@@ -223,8 +221,6 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
         stage.run_to_end()
         final_hits = stats(base_url)
         total_excess = excess(final_hits, reference_hits)
-    finally:
-        stop_demo_site_process(server)
 
     records, torn = read_records(stage.output)
     got = Counter(r["url"] for r in records)
@@ -270,10 +266,7 @@ def read_records_lenient(path: Path) -> tuple[int, bool]:
 def test_sigterm_pauses_cleanly_and_the_resume_finishes(tmp_path: Path) -> None:
     pages = 800
     site = build_site(pages, SITE_SEED)
-    server, base_url = start_demo_site_process(
-        pages, SITE_SEED, slow_ms=50, stderr=subprocess.DEVNULL
-    )
-    try:
+    with serving_demo_site(pages, SITE_SEED, slow_ms=50) as base_url:
         urls = site.expected_ok_urls(base_url)
         validation = tmp_path / "validation_output.jsonl"
         write_validation_output(validation, urls)
@@ -297,8 +290,6 @@ def test_sigterm_pauses_cleanly_and_the_resume_finishes(tmp_path: Path) -> None:
 
         stage.run_to_end()
         resumed_hits = stats(base_url) - paused_hits
-    finally:
-        stop_demo_site_process(server)
 
     records, torn = read_records(stage.output)
     assert torn == 0

@@ -35,6 +35,7 @@ import pytest
 
 from common.errors import CheckpointLockedError
 from common.io.locking import StageLock
+from tests._demo_site import serving_demo_site
 from tests._terminal import Terminal
 from tests._waiting import wait_for
 from tools.demo_site import (
@@ -42,8 +43,6 @@ from tools.demo_site import (
     PageKind,
     build_site,
     client,
-    start_demo_site_process,
-    stop_demo_site_process,
 )
 from tools.orchestrator.demo import remembered_port
 
@@ -295,7 +294,6 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 class Site:
     spec: DemoSite
     base_url: str
-    process: subprocess.Popen[str]
 
     def stats(self) -> client.SiteStats:
         return client.stats(self.base_url)
@@ -307,11 +305,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    process, base_url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
-        yield Site(build_site(PAGES, SEED), base_url, process)
-    finally:
-        stop_demo_site_process(process)
+    with serving_demo_site(PAGES, SEED) as base_url:
+        yield Site(build_site(PAGES, SEED), base_url)
 
 
 @dataclass
@@ -504,13 +499,10 @@ def test_end_to_end_then_rerun_fetches_nothing(end_to_end: EndToEnd, tmp_path: P
     # The proof that it fetches nothing: the same command line on a demo site we own, on the
     # same port (so the same start URL and config hash), counting every request it serves.
     port = int(end_to_end.base_url.rsplit(":", 1)[1])
-    process, base_url = start_demo_site_process(PAGES, SEED, port=port, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED, port=port) as base_url:
         assert base_url == end_to_end.base_url
         proof = run_orchestrator(data_dir, "--start-url", base_url)
         stats = client.stats(base_url)
-    finally:
-        stop_demo_site_process(process)
     assert proof.returncode == 0, proof.stderr[-3000:]
     assert "nothing to do, all stages completed" in proof.stdout, proof.stdout
     assert stats["requests"] == 0, stats  # not even robots.txt: no stage was started

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common.errors import InputChangedError
+from common.errors import CheckpointLockedError, InputChangedError
 from common.work_queue import (
     Batch,
     ItemResult,
@@ -30,6 +30,7 @@ from common.work_queue import (
     describe_dsn,
     export_outputs,
 )
+from tests._live_writer import OUTPUT_WRITER, live_writer, release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGE = "stage3_async_enrichment"
@@ -367,3 +368,29 @@ def test_the_package_alone_and_probes_for_private_names_do_not_load_psycopg() ->
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("held", ["output", "sidecar"])
+def test_export_is_refused_while_another_process_writes_the_file(
+    open_queue: OpenQueue, tmp_path: Path, held: str
+) -> None:
+    """The export takes each file's lock, as a local stage's journal does, before it writes:
+    beside a live writer of either file it is refused naming the file and the pid, and the
+    files are left as that writer has them (no export replaced them under it)."""
+    queue = open_queue()
+    load(queue, URLS)
+    batch = queue.claim("w1", len(URLS))
+    assert batch is not None
+    queue.commit(batch, ok(batch))
+    output, failed = tmp_path / "o.jsonl", tmp_path / "o.failed.jsonl"
+    target = output if held == "output" else failed
+    with live_writer(OUTPUT_WRITER, tmp_path / "local" / "A.json", target) as writer:
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+        with pytest.raises(CheckpointLockedError) as refused:
+            export_outputs(queue, output, failed)
+        assert refused.value.holder_pid == writer.pid
+        assert str(target) in str(refused.value) and f"process {writer.pid}" in str(refused.value)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+        assert not queue.progress().exported
+        assert release(writer) == 0
+    assert b'"live"' in target.read_bytes()  # the local stage's record, still in its file

@@ -26,8 +26,10 @@ import pytest
 from common import CheckpointStatus, EnhancedCheckpoint
 from common.work_queue import WorkQueue
 from enrich.async_enrichment import STAGE_NAME
+from tests._demo_site import serving_demo_site
+from tests._live_writer import OUTPUT_WRITER, live_writer, release
 from tests._waiting import wait_for
-from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site, client
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = 300
@@ -46,11 +48,8 @@ class Site:
 def site() -> Iterator[Site]:
     # ~40 ms a page: with 4 fetches in flight per worker a batch lasts long enough to be
     # caught in the middle, and the whole stage still takes a few seconds.
-    process, base_url = start_demo_site_process(PAGES, SEED, latency_ms=40)
-    try:
+    with serving_demo_site(PAGES, SEED, latency_ms=40) as base_url:
         yield Site(base_url, build_site(PAGES, SEED).expected_ok_urls(base_url))
-    finally:
-        stop_demo_site_process(process)
 
 
 def fetch_counts(base_url: str) -> Counter[str]:
@@ -412,3 +411,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_the_export_beside_a_live_writer_of_the_output_is_refused_then_rerun(
+    site: Site, tmp_path: Path, postgres_dsn: str
+) -> None:
+    """A local stage of another checkpoint directory writes the file the shared stage exports
+    to: the export is refused in one line naming the file and that process (the file as it
+    has it), the rows stay in the queue, and the same command exports them later."""
+    urls = site.urls[:20]
+    stage = Stage(tmp_path, Site(site.base_url, urls), postgres_dsn)
+    with live_writer(OUTPUT_WRITER, tmp_path / "local" / "A.json", stage.output) as writer:
+        held = stage.output.read_bytes()
+        stage.finish(stage.start(workers=1), expect=1)
+        errors = [line for line in stage.log.read_text().splitlines() if "error:" in line]
+        assert len(errors) == 1, stage.log.read_text()[-3000:]
+        assert str(stage.output) in errors[0] and f"process {writer.pid}" in errors[0]
+        assert stage.output.read_bytes() == held
+        assert release(writer) == 0
+    stage.output.unlink()  # the user's call: that stage's file goes, this one's comes
+    stage.finish(stage.start(workers=1))
+    assert_exactly_once(stage, Site(site.base_url, urls))

@@ -28,8 +28,9 @@ import pytest
 
 from common import EnhancedCheckpoint
 from tests import _crash_child as child
+from tests._demo_site import serving_demo_site
 from tests._proof_checks import check_exact_result
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site
 
 pytestmark = pytest.mark.slow
 
@@ -159,11 +160,8 @@ def test_an_output_journal_that_cannot_be_opened_refuses_the_start(tmp_path: Pat
 
 @pytest.fixture(scope="module")
 def demo_site() -> Iterator[str]:
-    process, base_url = start_demo_site_process(40, 5)
-    try:
+    with serving_demo_site(40, 5) as base_url:
         yield base_url
-    finally:
-        stop_demo_site_process(process)
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,9 @@ from common import (
 from common.stores.base import validate_stage_name
 from enrich.config import EnrichmentConfig
 from enrich.fetch import FetchOutcome, PageFetcher
+from tests._demo_site import serving_demo_site
 from tools.checkpoint_cli import app as cli
-from tools.demo_site import build_site, client, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import build_site, client
 from tools.orchestrator import app as orchestrator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,8 +201,7 @@ def assert_private(root: Path, *, skip: tuple[Path, ...] = ()) -> int:
 def test_what_a_pipeline_run_writes_is_private(tmp_path: Path) -> None:
     old_umask = os.umask(0o022)  # the usual umask: without our modes, files would be 0644
     try:
-        process, base_url = start_demo_site_process(12, 3)
-        try:
+        with serving_demo_site(12, 3) as base_url:
             data = tmp_path / "data"
             validation = data / "processed" / "stage02" / "validation_output.jsonl"
             validation.parent.mkdir(parents=True, mode=0o700)
@@ -215,8 +215,6 @@ def test_what_a_pipeline_run_writes_is_private(tmp_path: Path) -> None:
             command += ["--start-url", base_url, "--data-dir", str(data), "--no-live"]
             result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert result.returncode == 0, result.stderr[-2000:]
-        finally:
-            stop_demo_site_process(process)
         code, err = cli_in_process(
             "--checkpoint-dir",
             str(data / "checkpoints"),
@@ -490,8 +488,7 @@ def test_production_turns_the_guard_on_and_development_leaves_it_off(tmp_path: P
 
 @pytest.mark.slow
 def test_enrich_with_the_guard_refuses_every_loopback_page(tmp_path: Path) -> None:
-    process, base_url = start_demo_site_process(12, 4)
-    try:
+    with serving_demo_site(12, 4) as base_url:
         validation = tmp_path / "processed/stage02/validation_output.jsonl"
         validation.parent.mkdir(parents=True)
         urls = build_site(12, 4).expected_ok_urls(base_url)
@@ -516,8 +513,6 @@ def test_enrich_with_the_guard_refuses_every_loopback_page(tmp_path: Path) -> No
         )
         assert result.returncode == 0, result.stderr[-2000:]
         served = client.stats(base_url)["requests"]
-    finally:
-        stop_demo_site_process(process)
     output = tmp_path / "processed/stage03/enrichment_output.jsonl"
     failed = [
         json.loads(line)

@@ -27,8 +27,9 @@ from common.redis.frontier import (
     RedisFrontier,
     export_records,
 )
+from tests._demo_site import serving_demo_site
 from tests._waiting import wait_for
-from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import client
 from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
     REPO_ROOT,
@@ -245,8 +246,7 @@ class SharedSite:
 @pytest.fixture(scope="module")
 def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite]:
     work = tmp_path_factory.mktemp("redis-crawl")
-    process, base_url = start_demo_site_process(PAGES, SEED, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(PAGES, SEED) as base_url:
         data = work / "local"
         log = work / "local.log"
         client.reset(base_url, transient=True)
@@ -255,8 +255,6 @@ def shared_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSite
         )
         assert result.returncode == 0, log.read_text()[-3000:]
         yield SharedSite(base_url, work, data / DISCOVERY_OUTPUT, client.stats(base_url))
-    finally:
-        stop_demo_site_process(process)
 
 
 def redis_settings(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:

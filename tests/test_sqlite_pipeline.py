@@ -24,8 +24,9 @@ import pytest
 
 from common.stores.sqlite import DATABASE_NAME
 from enrich.async_enrichment import STAGE_NAME
+from tests._demo_site import serving_demo_site
 from tests.test_enrich_kill import read_records, reset_stats, write_validation_output
-from tools.demo_site import PageKind, build_site, start_demo_site_process, stop_demo_site_process
+from tools.demo_site import PageKind, build_site
 
 pytestmark = pytest.mark.slow
 
@@ -131,10 +132,7 @@ def _without_time(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_enrichment_on_sqlite_killed_and_resumed_matches_a_clean_run(tmp_path: Path) -> None:
     site = build_site(PAGES, SITE_SEED)
-    server, base_url = start_demo_site_process(
-        PAGES, SITE_SEED, slow_ms=20, stderr=subprocess.DEVNULL
-    )
-    try:
+    with serving_demo_site(PAGES, SITE_SEED, slow_ms=20) as base_url:
         ok_urls = site.expected_ok_urls(base_url)
         error_urls = [base_url + path for path in site.paths_of_kind(PageKind.ERROR)]
         assert error_urls, "the demo site should have permanent errors"
@@ -173,8 +171,6 @@ def test_enrichment_on_sqlite_killed_and_resumed_matches_a_clean_run(tmp_path: P
             assert ledger["remaining"] == len(urls) - committed
             assert len(ledger["remaining_sample"]) == 5
         stage.run_to_end()
-    finally:
-        stop_demo_site_process(server)
 
     expected, _ = read_records(reference.output)
     got, torn = read_records(stage.output)

@@ -17,9 +17,10 @@ import pytest
 
 from common import EnhancedCheckpoint
 from common.stores.sqlite import DATABASE_NAME
+from tests._demo_site import serving_demo_site
 from tests._enrich_stage import run_enrich, write_stage2
-from tests._live_writer import CHECKPOINT_WRITER, live_writer, release
-from tools.demo_site import build_site, start_demo_site_process, stop_demo_site_process
+from tests._live_writer import CHECKPOINT_WRITER, OUTPUT_WRITER, live_writer, release
+from tools.demo_site import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("stage1_discovery", "stage2_validation", "stage3_async_enrichment")
@@ -134,8 +135,7 @@ def test_enrich_with_the_other_store_is_refused_and_changes_nothing(
 
 
 def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Path) -> None:
-    process, base = start_demo_site_process(30, 5, stderr=subprocess.DEVNULL)
-    try:
+    with serving_demo_site(30, 5) as base:
         urls = build_site(30, 5).expected_ok_urls(base)[:8]
         write_stage2(tmp_path, urls)
         output = tmp_path / "processed/stage03/enrichment_output.jsonl"
@@ -162,8 +162,6 @@ def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Pat
         again = run_enrich("--data-dir", str(tmp_path), "--checkpoint-dir", str(cps))
         assert again.returncode == 0, again.stderr[-2000:]
         assert "nothing to do, already completed" in again.stdout, again.stdout
-    finally:
-        stop_demo_site_process(process)
 
 
 def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: Path) -> None:
@@ -234,3 +232,36 @@ def test_a_fresh_switch_is_refused_while_a_live_process_writes_the_stage(
     from common.stores.factory import detect_store
 
     assert detect_store(cps) == held
+
+
+@pytest.mark.parametrize(("held", "other"), [("json", "sqlite"), ("sqlite", "json")])
+def test_a_fresh_switch_refused_by_a_live_writer_of_the_output_removes_nothing(
+    tmp_path: Path, held: str, other: str
+) -> None:
+    """--fresh --store OTHER checks that no other process writes the stage's output before it
+    removes the held store's checkpoints: the start that follows would be refused by that
+    file's lock, and the switch used to have forgotten the stage by then."""
+    data_dir, cps, stage = tmp_path / "data", tmp_path / "own", STAGES[2]
+    write_stage2(data_dir, ["http://127.0.0.1:1/a"])
+    output = data_dir / "processed/stage03/enrichment_output.jsonl"
+    checkpoint = EnhancedCheckpoint(cps / f"{stage}.json", store=held)
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=3)
+    checkpoint.update(processed=1, successful=1, index=0, record={"url": "mine"})
+    checkpoint.pause()
+    checkpoint.close()
+    # Another stage, in a checkpoint directory of its own, writes the same file.
+    with live_writer(OUTPUT_WRITER, tmp_path / "other" / "A.json", output) as writer:
+        before = {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")}
+        command = enrich_command(data_dir, "--checkpoint-dir", cps, "--store", other, "--fresh")
+        line = one_error_line(run(*command))
+        assert str(output) in line and f"process {writer.pid}" in line, line
+        assert line.endswith("(nothing was changed)"), line
+        assert {k: v for k, v in digest(tmp_path).items() if not k.endswith("-shm")} == before
+        assert release(writer) == 0
+    from common.stores.factory import detect_store
+
+    assert detect_store(cps) == held
+    resumed = EnhancedCheckpoint(cps / f"{stage}.json", store=held)
+    assert resumed.status.value == "paused" and resumed.state.progress.processed_items == 1
+    resumed.close()

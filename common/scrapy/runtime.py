@@ -242,6 +242,7 @@ class CrawlCheckpoint:
                 start_over="set CHECKPOINT_FRESH=True",
                 start_over_all="give this stage a CHECKPOINT_DIR of its own",
                 option="CHECKPOINT_STORE",
+                outputs=[output] if output else (),
             )
             checkpoint = EnhancedCheckpoint(
                 self.directory / f"{stage}.json",

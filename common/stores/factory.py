@@ -71,6 +71,7 @@ def select_store(
     start_over: str = "pass --fresh",
     start_over_all: str = "start every stage over",
     option: str = "--store",
+    outputs: Collection[Path | str] = (),
 ) -> str:
     """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
 
@@ -83,9 +84,13 @@ def select_store(
     e.g. the checkpoint CLI); ``everything`` says it starts the whole directory over. With
     ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
     are removed (a directory holds one store's checkpoints, so detection stays true) and
-    ``requested`` is returned; while a live process writes one of those stages that raises
-    :class:`~common.errors.CheckpointLockedError` naming the stage and its pid instead, and
-    nothing is removed. ``start_over`` and ``start_over_all`` are the caller's advice
+    ``requested`` is returned; while a live process writes one of those stages, or one of
+    the output files (or their failed sidecars) their records name or ``outputs`` lists (the
+    ones the caller's start will write), that raises
+    :class:`~common.errors.CheckpointLockedError` naming the stage or file and the pid instead,
+    and nothing is removed: the start that follows would be refused by that lock, and must
+    find the stages it was refused over still there. ``start_over`` and ``start_over_all`` are
+    the caller's advice
     for starting over, and for starting every stage over; ``option`` is what the caller calls
     the store's choice (a Scrapy crawl: ``CHECKPOINT_STORE``).
     """
@@ -117,7 +122,7 @@ def select_store(
         )
     others = [] if everything else sorted(set(stages) - set(restarting))
     if fresh and not others:
-        _remove_checkpoints(held, directory, stages)
+        _remove_checkpoints(held, directory, stages, outputs)
         return kind
     advice = f"omit {option} to use them, or {start_over} to start over with {kind}"
     if others:
@@ -144,24 +149,38 @@ def _held_stages(kind: str, directory: Path) -> list[str] | None:
         store.close()
 
 
-def _remove_checkpoints(kind: str, directory: Path, stages: list[str]) -> None:
+def _remove_checkpoints(
+    kind: str, directory: Path, stages: list[str], outputs: Collection[Path | str]
+) -> None:
     """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store.
 
     Under the writer lock of every stage: while a live process writes one of them this raises
     :func:`~common.ownership.live_writer_error` and removes nothing (that process would go on
-    saving into the store being removed).
+    saving into the store being removed). Under the journal lock of every output file the
+    stages record and of ``outputs`` too: while another process writes one, this raises its
+    :class:`~common.errors.CheckpointLockedError` and removes nothing.
     """
+    # Here: common.outputs imports the stores' package, which imports this module.
+    from common.outputs import outputs_claimed, recorded_output
+
     store = open_store(kind, directory)
     try:
         with writers_held(store, stages):
-            if kind == "sqlite":
-                # The database file itself goes: its presence is what makes a directory a
-                # sqlite one.
-                for suffix in ("-wal", "-shm", ""):
-                    with contextlib.suppress(FileNotFoundError):
-                        (directory / f"{DATABASE_NAME}{suffix}").unlink()
-                return
-            for stage in stages:
-                store.delete(stage)
+            recorded = [recorded_output(store, stage) for stage in stages]
+            claimed = [Path(path) for path in (*outputs, *recorded) if path is not None]
+            with outputs_claimed(claimed):
+                _remove_store(kind, store, directory, stages)
     finally:
         store.close()
+
+
+def _remove_store(kind: str, store: CheckpointStore, directory: Path, stages: list[str]) -> None:
+    """The removal itself, under every lock :func:`_remove_checkpoints` holds."""
+    if kind == "sqlite":
+        # The database file itself goes: its presence is what makes a directory a sqlite one.
+        for suffix in ("-wal", "-shm", ""):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / f"{DATABASE_NAME}{suffix}").unlink()
+        return
+    for stage in stages:
+        store.delete(stage)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
+from common.journal import Journal
 from common.work_queue.errors import WorkQueueError
 from common.work_queue.queue import WorkQueue
 
@@ -38,7 +39,9 @@ def export_outputs(
 ) -> ExportResult:
     """Write every line of ``queue``'s stage to ``output_file`` and ``failed_file``.
 
-    Refused (nothing written) while items remain. Both files are created 0600.
+    Refused (nothing written) while items remain, and while another process writes either
+    file (:class:`~common.errors.CheckpointLockedError` naming it and the pid: a local stage's
+    journal, or another export, holds a lock on it). Both files are created 0600.
     """
     remaining = queue.remaining()
     if remaining:
@@ -47,6 +50,21 @@ def export_outputs(
             stage=queue.stage,
         )
     targets = {"output": Path(output_file), "failed": Path(failed_file)}
+    # Each file's journal lock, as a local stage's writer takes it, held until the new file is
+    # in place: a rename under a live writer would leave its records in a file nobody sees.
+    locks = [Journal(kind, path) for kind, path in targets.items()]
+    try:
+        # The files that exist first: a refusal then leaves every file as it was.
+        for create in (False, True):
+            for lock in locks:
+                lock.claim(create=create)
+        return _export(queue, targets)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _export(queue: WorkQueue, targets: dict[str, Path]) -> ExportResult:
     temps = {kind: path.with_name(path.name + ".export.tmp") for kind, path in targets.items()}
     counts = dict.fromkeys(targets, 0)
     for path in targets.values():

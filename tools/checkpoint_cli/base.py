@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from common.errors import CheckpointError, CheckpointUnreadableError, InvalidStageNameError
 from common.io.paths import directory_problem
 from common.manager import StageInfo, UnifiedCheckpointManager
+from common.progress import ProgressSnapshot
 from common.state import utc_iso
 from common.stores import open_store
 from common.stores.base import validate_stage_name
@@ -242,10 +243,8 @@ def modified_times(
     return [manager.store.modified_time(info.stage) for info in infos]
 
 
-def figures(info: StageInfo) -> dict[str, Any] | None:
-    snap = info.progress()
-    if snap is None:
-        return None
+def progress_counts(snap: ProgressSnapshot) -> dict[str, Any]:
+    """A stage's counts and percent done under their JSON names (``list``, ``show``...)."""
     return {
         "total_items": snap.total,
         "processed_items": snap.processed,
@@ -253,6 +252,15 @@ def figures(info: StageInfo) -> dict[str, Any] | None:
         "failed_items": snap.failed,
         "skipped_items": snap.skipped,
         "percent": round(snap.percent, 3),
+    }
+
+
+def figures(info: StageInfo) -> dict[str, Any] | None:
+    snap = info.progress()
+    if snap is None:
+        return None
+    return {
+        **progress_counts(snap),
         "success_rate": round(snap.success_rate, 3),
         "throughput": round(snap.throughput, 3),
         "eta_seconds": eta_seconds_of(info),

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 restarting=[s.name for s in stages],
                 everything=len(stages) == len(STAGES),
                 start_over_all="pass --fresh with --stage all",
+                outputs=[data_dir / s.output for s in stages],
             )
         except StoreMismatchError as exc:
             raise ConfigError(str(exc)) from None

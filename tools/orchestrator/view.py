@@ -21,6 +21,7 @@ from rich.table import Table
 from common.manager import StageInfo
 from common.progress import format_progress_line
 from common.status import CheckpointStatus
+from enrich.reasons import not_fetched_reasons
 from tools.orchestrator.stage_table import StageSpec, short_name
 
 __all__ = ["ProgressView", "StageOutcome", "short_duration", "summary_lines", "summary_table"]
@@ -202,10 +203,10 @@ def _left_out(info: StageInfo) -> str | None:
     if not isinstance(left_out, int) or not isinstance(repeats, int) or not left_out + repeats:
         return None
     pages = snapshot.total if (snapshot := info.progress()) is not None else 0
+    validated = pages + left_out + repeats
     return (
-        f"  {pages} pages of {pages + left_out + repeats} validated URLs: {left_out} not HTML "
-        f"pages (HTTP errors, other types), {repeats} "
-        + ("alias of a page above" if repeats == 1 else "aliases of pages above")
+        f"  {pages:,} page{'' if pages == 1 else 's'} of {validated:,} validated "
+        f"URL{'' if validated == 1 else 's'}: {not_fetched_reasons(left_out, repeats, after='above')}"
     )
 
 

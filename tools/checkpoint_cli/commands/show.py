@@ -19,6 +19,7 @@ from tools.checkpoint_cli.base import (
     out,
     parse_iso,
     print_json,
+    progress_counts,
     quiet_engine,
     require_stage,
 )
@@ -77,14 +78,7 @@ def _show_data(manager: UnifiedCheckpointManager, info: StageInfo) -> dict[str, 
         },
         "runs": state.run_count,
         "recoveries": state.recoveries,
-        "progress": {
-            "total_items": snap.total,
-            "processed_items": snap.processed,
-            "successful_items": snap.successful,
-            "failed_items": snap.failed,
-            "skipped_items": snap.skipped,
-            "percent": round(snap.percent, 3),
-        },
+        "progress": progress_counts(snap),
         "performance": {
             "success_rate": round(snap.success_rate, 3),
             "throughput": round(snap.throughput, 3),
