@@ -295,7 +295,13 @@ def test_a_save_is_a_snapshot_of_metadata(checkpoint_dir: Path) -> None:
 # Migration ----------------------------------------------------------------------------------------
 
 
-def test_seed_003_file_is_migrated(checkpoint_dir: Path, make_checkpoint: MakeCheckpoint) -> None:
+def test_seed_003_file_is_migrated(
+    checkpoint_dir: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seed's paths are relative to its run's working directory, and one that names an
+    # existing file there is kept (common/datapaths.py): run from an empty directory, not from
+    # a repository root where the quick start left data/processed/stage01/.
+    monkeypatch.chdir(checkpoint_dir.parent)
     checkpoint_dir.mkdir()
     path = checkpoint_dir / "stage1_discovery.json"
     path.write_text(SEED_003_CHECKPOINT)
