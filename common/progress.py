@@ -99,15 +99,18 @@ def format_progress_line(
     ``Progress: 45.5% (5000/11000) | Success: 98.2% | Throughput: 42.3 items/sec | ETA: 2.4 min``
 
     ``middle`` replaces the ``Success`` field (the work queue shows failures and leases
-    there); ``suffix`` fields follow the ETA.
+    there); ``suffix`` fields follow the ETA. Before any item finished the success rate is
+    ``unknown``, as the ETA is (not a 100% nothing earned).
     """
+    finished = snapshot.successful + snapshot.failed > 0
+    success = f"{snapshot.success_rate:.1f}%" if finished else "unknown"
     return progress_line(
         snapshot.percent,
         snapshot.processed,
         snapshot.total,
         snapshot.throughput,
         snapshot.eta_seconds,
-        middle=[f"Success: {snapshot.success_rate:.1f}%"] if middle is None else middle,
+        middle=[f"Success: {success}"] if middle is None else middle,
         suffix=suffix,
     )
 

@@ -94,8 +94,14 @@ def test_seed_progress_line_exactly() -> None:
 def test_progress_line_with_nothing_done() -> None:
     snapshot = ProgressSnapshot(0, 0, 0, 0, 0, 0.0)
     assert format_progress_line(snapshot) == (
-        "Progress: 0.0% (0/0) | Success: 100.0% | Throughput: 0.0 items/sec | ETA: unknown"
+        "Progress: 0.0% (0/0) | Success: unknown | Throughput: 0.0 items/sec | ETA: unknown"
     )
+
+
+def test_progress_line_with_only_skipped_items_has_no_success_rate_yet() -> None:
+    snapshot = ProgressSnapshot(10, 3, 0, 0, 3, 1.0)
+    assert "| Success: unknown |" in format_progress_line(snapshot)
+    assert "| Success: 0.0% |" in format_progress_line(ProgressSnapshot(10, 3, 0, 3, 0, 1.0))
 
 
 # Through EnhancedCheckpoint -----------------------------------------------------------------------
