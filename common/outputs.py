@@ -241,7 +241,8 @@ class Outputs:
             f"stage {self._stage!r} cannot start on {path}: it holds "
             f"{path.stat().st_size} bytes its checkpoint ({self._store.describe(self._stage)}) "
             f"never wrote (another checkpoint's output, or a file of yours); delete it or move "
-            f"it aside, or choose another output file (nothing was changed)",
+            f"it aside, choose another output file, or start fresh to overwrite it "
+            f"(fresh=True, --fresh) (nothing was changed)",
             stage=self._stage,
             path=path,
         )
