@@ -119,6 +119,10 @@ class Enrich:
             except sqlite3.OperationalError as error:
                 if "no such table" in str(error):
                     return 0  # the first run is creating the database
+                if error.sqlite_errorname.startswith("SQLITE_READONLY"):
+                    # The killed run left its WAL for the next opener to recover, which a
+                    # read-only connection may not do: nothing is known yet, ask again.
+                    return 0
                 raise
         return 0 if row is None else int(json.loads(row[0])["run_count"])
 
