@@ -120,6 +120,28 @@ def assert_exactly_once(stage: Stage, site: Site) -> None:
     )
 
 
+def _connection_ports(pid: int, server_port: int) -> set[int]:
+    """The local ports of process ``pid``'s TCP connections to ``server_port`` (its database
+    sessions, as ``pg_stat_activity.client_port`` shows them)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed while we looked
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    assert ports, f"worker {pid} has no connection to port {server_port}"
+    return ports
+
+
 @pytest.mark.slow
 def test_four_workers_one_sigkilled_mid_batch_every_page_once(
     site: Site, tmp_path: Path, postgres_dsn: str
@@ -150,7 +172,20 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
             60.0,
             "a worker with a batch in flight",
         )[0]
+        server_port = stage.query("SELECT inet_server_port()")[0][0]
+        sessions = _connection_ports(pid, server_port)
         os.kill(pid, signal.SIGKILL)
+        # A COMMIT it sent just before dying can still land: read its leases once the server
+        # has ended its sessions, so what it committed is final.
+        wait_for(
+            lambda: (
+                not stage.query(
+                    "SELECT 1 FROM pg_stat_activity WHERE client_port = ANY(%s)", sorted(sessions)
+                )
+            ),
+            60.0,
+            "the killed worker's sessions to end",
+        )
         # Its leases stay its own until they expire and are claimed (>= 2/3 of a lease away).
         orphaned = {
             key for (key,) in stage.query(
