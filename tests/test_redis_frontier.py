@@ -271,6 +271,17 @@ def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
 
 
+def _frozen_holding_leases(frontier: RedisFrontier, worker: subprocess.Popen[bytes]) -> bool:
+    """Stop ``worker`` (SIGSTOP) and say whether Redis shows it holding requests (its token
+    names its pid); if not, let it go on (SIGCONT) and say False."""
+    worker.send_signal(signal.SIGSTOP)
+    holders = frontier.client.hvals(frontier.key("inflight"))
+    if any(f":{worker.pid}:".encode() in holder for holder in holders):
+        return True
+    worker.send_signal(signal.SIGCONT)
+    return False
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_workers_one_sigkilled_record_every_page_once(
@@ -293,6 +304,10 @@ def test_two_workers_one_sigkilled_record_every_page_once(
         target = int(reference.lines * 0.4)
         wait_for(lambda: frontier.records_count() >= target, 60, f"{target} records in Redis")
         assert workers[0].poll() is None and workers[1].poll() is None
+        # Kill worker 1 while it holds leases: frozen (SIGSTOP) when Redis shows some of its own.
+        wait_for(
+            lambda: _frozen_holding_leases(frontier, workers[0]), 60, "worker 1 holding a lease"
+        )
         in_flight = frontier.status()["in_flight"]
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
