@@ -292,7 +292,7 @@ def _run(
                         log_path,
                         echo=not live,
                         verbose=args.verbose,
-                        demo=demo_mode,
+                        demo_origin=demo.base_url if demo is not None else None,
                         dsn=dsn,
                     )
                     info = manager.inspect(stage.name)
