@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.guards import validate_input_file
 from common.io.atomic import atomic_write_bytes, open_private_append
 from common.io.process import child_popen_options
 from common.manager import StageInfo, UnifiedCheckpointManager
@@ -164,10 +165,11 @@ def check_inputs(
             continue
         if info.state.status in (CheckpointStatus.COMPLETED, CheckpointStatus.INITIALIZED):
             continue
-        checkpoint = manager.get_checkpoint(stage.name)
         input_path = data_dir / stage.input
         if input_path.is_file():
-            ok, reason = checkpoint.validate_input_file(input_path)
+            # On the state just read: opening the stage's engine here would log its resume
+            # ("Detected incomplete checkpoint ... Resuming") before the refusal below.
+            ok, reason = validate_input_file(info.state, input_path)
             if not ok:
                 raise ConfigError(
                     f"cannot resume {stage.name}: {reason}. Rerun with --force to resume over "
