@@ -19,8 +19,9 @@ nothing about the stage is wrong)::
     ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
     ├── OutputConflictError        an output file another stage of the directory records, one
-    │                              holding records its checkpoint never wrote, or a resume
-    │                              naming another output than the checkpoint's
+    │                              holding records its checkpoint never wrote, a resume
+    │                              naming another output than the checkpoint's, or an
+    │                              export's file that is a stage's output or checkpoint file
     ├── StageNotFoundError         a stage with no checkpoint in the directory
     ├── StoreMismatchError         an explicit store that is not the one holding the directory's
     │                              checkpoints (also a ValueError: a bad option value)
@@ -128,7 +129,9 @@ class ConfigChangedError(CheckpointError):
 class OutputConflictError(CheckpointError):
     """An output file this stage cannot take: another stage in the same checkpoint directory
     records it, it holds records this stage's checkpoint never wrote (``fresh`` overwrites
-    them), or the checkpoint's committed records are in another file than this run's."""
+    them), or the checkpoint's committed records are in another file than this run's; or a
+    file a command would write whole (an export, a report) that a stage keeps
+    (:func:`common.outputs.refuse_replacing`; ``stage`` is that stage)."""
 
 
 class LedgerUnavailableError(CheckpointError):

@@ -33,7 +33,13 @@ from common.io.atomic import FILE_MODE, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
 from common.io.locking import FlockHeld, flock_or_close
 
-__all__ = ["Journal", "encode_record", "remove_stage_journals", "stage_journal_path"]
+__all__ = [
+    "Journal",
+    "encode_record",
+    "is_stage_journal",
+    "remove_stage_journals",
+    "stage_journal_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +61,33 @@ def remove_stage_journals(directory: Path, stage: str) -> bool:
 
     ``s.t.keys.jsonl`` belongs to stage ``s.t``, not ``s``.
     """
-    prefix = f"{stage}."
     removed = False
     if directory.is_dir():
         for path in directory.iterdir():
-            name = path.name
-            if name.startswith(prefix) and name.endswith(".jsonl"):
-                journal = name[len(prefix) : -len(".jsonl")]
-                if _JOURNAL_NAME.fullmatch(journal):
-                    path.unlink()
-                    removed = True
+            if _names_journal_of(path.name, stage):
+                path.unlink()
+                removed = True
     if removed:
         fsync_dir(directory)
     return removed
+
+
+def is_stage_journal(directory: Path, stage: str, path: Path | str) -> bool:
+    """True when ``path`` is, or would be, one of ``stage``'s journals in ``directory``
+    (``<stage>.<name>.jsonl``, whatever the name: a reset of the stage deletes it)."""
+    path = Path(path)
+    return os.path.realpath(path.parent) == os.path.realpath(directory) and _names_journal_of(
+        path.name, stage
+    )
+
+
+def _names_journal_of(name: str, stage: str) -> bool:
+    prefix = f"{stage}."
+    return (
+        name.startswith(prefix)
+        and name.endswith(".jsonl")
+        and _JOURNAL_NAME.fullmatch(name[len(prefix) : -len(".jsonl")]) is not None
+    )
 
 
 def encode_record(record: Any) -> bytes:

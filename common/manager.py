@@ -19,6 +19,7 @@ from common.errors import (
     StageNotFoundError,
 )
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
+from common.outputs import refuse_replacing
 from common.ownership import live_writer_error, writers_held
 from common.progress import ProgressSnapshot, format_duration
 from common.restore import RestoreResult, restore_snapshot
@@ -221,7 +222,12 @@ class UnifiedCheckpointManager:
         return "\n".join(lines)
 
     def export(self, path: Path | str | None = None) -> dict[str, Any]:
-        """Every stage as one JSON document; written atomically to ``path`` when given."""
+        """Every stage as one JSON document; written atomically to ``path`` when given.
+
+        A ``path`` that is a stage's output, failed sidecar or checkpoint file is refused
+        before anything is written (:func:`~common.outputs.refuse_replacing`)."""
+        if path is not None:
+            refuse_replacing(self.store, Path(path))
         infos = self.list_checkpoints()
         document: dict[str, Any] = {
             "exported_at": self._clock(),

@@ -45,6 +45,7 @@ __all__ = [
     "failed_sidecar_path",
     "outputs_claimed",
     "recorded_output",
+    "refuse_replacing",
 ]
 
 OUTPUT_JOURNAL = "output"
@@ -103,6 +104,97 @@ def _holds_bytes(path: Path) -> bool:
         return path.stat().st_size > 0
     except FileNotFoundError:
         return False
+
+
+def _named_outputs(store: CheckpointStore, stage: str) -> Iterator[Path]:
+    """The output files ``stage`` names: its record's first, then its history's, newest first
+    (read lazily; a record or snapshot that cannot be read is passed over)."""
+    recorded = recorded_output(store, stage)
+    if recorded is not None:
+        yield recorded
+    for entry in reversed(store.list_history(stage)):
+        try:
+            record = store.load_history(stage, entry.snapshot_id)
+        except (CheckpointError, ValueError):
+            continue
+        named = record.get("output_file")
+        if isinstance(named, str) and named:
+            yield Path(named)
+
+
+def _has_written(store: CheckpointStore, stage: str, output: Path) -> bool:
+    """True when ``stage``'s record on disk, or a snapshot in its history, names ``output`` as
+    its output file (read-only)."""
+    ours = os.path.realpath(output)
+    return any(os.path.realpath(named) == ours for named in _named_outputs(store, stage))
+
+
+def _one_of(paths: Iterable[Path], output: Path) -> tuple[Path, str] | None:
+    """The first of ``paths`` that is ``output`` or its failed sidecar, and which of them it is
+    (``"output"``, ``"failed sidecar"``); None when none is."""
+    theirs = {
+        os.path.realpath(output): "output",
+        os.path.realpath(failed_sidecar_path(output)): "failed sidecar",
+    }
+    for path in paths:
+        kind = theirs.get(os.path.realpath(path))
+        if kind is not None:
+            return path, kind
+    return None
+
+
+def refuse_replacing(
+    store: CheckpointStore,
+    *paths: Path,
+    own: Path | None = None,
+) -> None:
+    """Refuse to write over ``paths``, files a command writes whole at a name its user gives
+    (an export, a report; the first is the one the user named), when one is a file the stages
+    of ``store`` keep. Reads only.
+
+    Refused (:class:`OutputConflictError` naming the file, the stage and the store, nothing
+    changed) when one is a file the store keeps a stage's checkpoint in
+    (:meth:`~common.stores.base.CheckpointStore.owns_file`), when a stage's record names one as
+    its output or failed sidecar, and when its history does (a stage that moved to another
+    file: what it wrote there is still its records, as a start over it is refused); while
+    another process writes one (a running stage's journal lock),
+    :class:`~common.errors.CheckpointLockedError` naming it and the pid. ``own`` (and its
+    failed sidecar) is the caller's own earlier output, written again: it is refused only as a
+    store's file or while another process writes it.
+    """
+
+    def refused(path: Path, stage: str, what: str) -> OutputConflictError:
+        it = "it" if path == paths[0] else f"{path}, written with it,"
+        return OutputConflictError(
+            f"cannot write {paths[0]}: {it} is {what}; choose another file (nothing was written)",
+            stage=stage,
+            path=path,
+        )
+
+    stages = store.list_stages()
+    for path in paths:
+        owners = [stage for stage in stages if store.owns_file(stage, path)]
+        if owners:
+            whose = "stage" if len(owners) == 1 else "stages"
+            raise refused(
+                path,
+                owners[0],
+                f"a checkpoint file of {whose} {', '.join(map(repr, owners))} in {store.location}",
+            )
+    others = [path for path in paths if own is None or _one_of([path], own) is None]
+    for stage in stages:
+        for index, output in enumerate(_named_outputs(store, stage)):
+            found = _one_of(others, output)
+            if found is not None:
+                path, kind = found
+                source = "records it" if index == 0 else "history names it"
+                raise refused(
+                    path,
+                    stage,
+                    f"the {kind} of stage {stage!r} (its checkpoint in {store.location} {source})",
+                )
+    with outputs_claimed(paths):
+        pass
 
 
 class Outputs:
@@ -181,24 +273,20 @@ class Outputs:
         read); an unreadable record is passed over (its own stage reports it). The lock
         each journal holds on its file refuses the same while the other stage runs.
         """
-        ours = {os.path.realpath(path): path for path in paths}
         for other in self._store.list_stages():
             if other == self._stage:
                 continue
             recorded = recorded_output(self._store, other)
-            if recorded is None:
-                continue
-            for theirs in (recorded, failed_sidecar_path(recorded)):
-                path = ours.get(os.path.realpath(theirs))
-                if path is not None:
-                    raise OutputConflictError(
-                        f"stage {self._stage!r} cannot write {path}: stage {other!r} in "
-                        f"{self._store.location} records it as its "
-                        f"{'output' if theirs == recorded else 'failed sidecar'}; give "
-                        f"each stage an output file of its own (nothing was changed)",
-                        stage=self._stage,
-                        path=path,
-                    )
+            found = _one_of(paths, recorded) if recorded is not None else None
+            if found is not None:
+                path, kind = found
+                raise OutputConflictError(
+                    f"stage {self._stage!r} cannot write {path}: stage {other!r} in "
+                    f"{self._store.location} records it as its {kind}; give each stage an "
+                    f"output file of its own (nothing was changed)",
+                    stage=self._stage,
+                    path=path,
+                )
 
     def _refuse_a_changed_output(self, state: CheckpointState, path: Path) -> None:
         """Refuse to resume into ``path`` when the record's committed records are elsewhere."""
@@ -246,14 +334,14 @@ class Outputs:
         and a start is refused with nothing changed. ``fresh=True`` overwrites them.
         """
         strangers = [path for path in files if _holds_bytes(path)]
-        if not strangers or self._has_written(self._stage, output):
+        if not strangers or _has_written(self._store, self._stage, output):
             return
         path = strangers[0]
         writer = next(
             (
                 other
                 for other in self._store.list_stages()
-                if other != self._stage and self._has_written(other, output)
+                if other != self._stage and _has_written(self._store, other, output)
             ),
             None,
         )
@@ -270,24 +358,6 @@ class Outputs:
             stage=self._stage,
             path=path,
         )
-
-    def _has_written(self, stage: str, output: Path) -> bool:
-        """True when ``stage``'s record on disk, or a snapshot in its history, names
-        ``output`` as its output file (read-only; a snapshot that cannot be read is passed
-        over)."""
-        ours = os.path.realpath(output)
-        recorded = recorded_output(self._store, stage)
-        if recorded is not None and os.path.realpath(recorded) == ours:
-            return True
-        for entry in reversed(self._store.list_history(stage)):
-            try:
-                record = self._store.load_history(stage, entry.snapshot_id)
-            except (CheckpointError, ValueError):
-                continue
-            named = record.get("output_file")
-            if isinstance(named, str) and named and os.path.realpath(named) == ours:
-                return True
-        return False
 
     def encode_records(self, record: Any, failed_record: Any) -> tuple[bytes | None, bytes | None]:
         """An ``update(record=..., failed_record=...)``'s lines, encoded before the update

@@ -15,6 +15,7 @@ from common import (
     CheckpointLockedError,
     CheckpointStatus,
     EnhancedCheckpoint,
+    OutputConflictError,
     StageNotFoundError,
     UnifiedCheckpointManager,
 )
@@ -158,6 +159,43 @@ def test_export_writes_every_stage(
     assert "error" in on_disk["stages"]["broken"]
     assert on_disk["exported_at"] == fake_clock()
     assert not [p for p in target.parent.iterdir() if p != target]
+
+
+def test_export_over_a_stage_file_is_refused_writing_nothing(
+    manager: UnifiedCheckpointManager,
+    make_checkpoint: MakeCheckpoint,
+    checkpoint_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """``export(path)`` replaced whatever ``path`` was: the output a stage is writing, its
+    checkpoint, another directory's running stage's output. Each is refused now, the file kept;
+    an ordinary file is still replaced."""
+    output = tmp_path / "out" / "records.jsonl"
+    live = make_checkpoint("stage2_validation")
+    live.attach_output(output)
+    live.start(total_items=2)
+    live.update(processed=1, successful=1, index=0, record={"url": "u0"})
+    live.save(force=True)
+    elsewhere = EnhancedCheckpoint(tmp_path / "other" / "stage9.json")
+    theirs = tmp_path / "theirs.jsonl"
+    elsewhere.attach_output(theirs)
+    elsewhere.start("stage9", total_items=1)
+    try:
+        for target, error, needle in (
+            (output, OutputConflictError, "the output of stage 'stage2_validation'"),
+            (checkpoint_dir / "stage2_validation.json", OutputConflictError, "checkpoint file"),
+            (theirs, CheckpointLockedError, str(os.getpid())),
+        ):
+            before = target.read_bytes()
+            with pytest.raises(error, match=needle):
+                manager.export(target)
+            assert target.read_bytes() == before
+    finally:
+        elsewhere.close()
+    ordinary = tmp_path / "progress.json"
+    ordinary.write_text("old\n")
+    assert manager.export(ordinary)["stages"].keys() == {"stage2_validation"}
+    assert json.loads(ordinary.read_text())["stages"].keys() == {"stage2_validation"}
 
 
 def test_unknown_stage_lists_the_known_ones(

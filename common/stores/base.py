@@ -314,6 +314,12 @@ class CheckpointStore(ABC):
     def journal_path(self, stage: str, name: str) -> Path:
         """Where the engine keeps ``stage``'s append-only journal ``name`` (e.g. done keys)."""
 
+    @abstractmethod
+    def owns_file(self, stage: str, path: Path | str) -> bool:
+        """True when ``path`` is, or would be, a file this store keeps ``stage``'s checkpoint
+        in (its record, backup, temporary file, lock, journals, history snapshots, a database
+        the stages share): only the store may write it. Reads nothing."""
+
     def key_set(self, stage: str) -> KeySet | None:
         """The stage's done keys kept by the store itself, or None: the engine then keeps them
         in memory and in its keys journal (fine up to a few hundred thousand keys)."""

@@ -21,7 +21,7 @@ from common.errors import CheckpointCorruptError, CheckpointSaveError
 from common.io.atomic import atomic_write_bytes, ensure_private_dir, fsync_dir
 from common.io.faults import fault_point
 from common.io.locking import StageLock
-from common.journal import remove_stage_journals, stage_journal_path
+from common.journal import is_stage_journal, remove_stage_journals, stage_journal_path
 from common.stores.base import (
     CheckpointStore,
     HistoryEntry,
@@ -78,6 +78,21 @@ class JsonFileStore(CheckpointStore):
 
     def journal_path(self, stage: str, name: str) -> Path:
         return stage_journal_path(self.directory, validate_stage_name(stage), name)
+
+    def owns_file(self, stage: str, path: Path | str) -> bool:
+        stage = validate_stage_name(stage)
+        target = os.path.realpath(path)
+        parent, name = os.path.split(target)
+        if parent == os.path.realpath(self.history_dir(stage)):
+            return True  # a snapshot or its temporary file
+        if parent != os.path.realpath(self.directory):
+            return False
+        own = (self.main_path(stage), self.backup_path(stage), self.temp_path(stage))
+        return (
+            name in {path.name for path in (*own, self.lock_path(stage))}
+            or (name.startswith(f"{stage}.corrupt-") and name.endswith(".json"))
+            or is_stage_journal(self.directory, stage, target)
+        )
 
     # Records ---------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from common.errors import CheckpointCorruptError
 from common.io.faults import fault_point
 from common.io.locking import StageLock
-from common.journal import remove_stage_journals, stage_journal_path
+from common.journal import is_stage_journal, remove_stage_journals, stage_journal_path
 from common.stores.base import (
     CheckpointStore,
     HistoryEntry,
@@ -78,6 +78,15 @@ class SqliteStore(SqliteDatabase, CheckpointStore):
 
     def lock(self, stage: str) -> StageLock:
         return StageLock(self.directory / f"{validate_stage_name(stage)}.lock", stage)
+
+    def owns_file(self, stage: str, path: Path | str) -> bool:
+        target = os.path.realpath(path)
+        database = os.path.realpath(self.path)
+        return (
+            any(target == database + suffix for suffix in ("", "-wal", "-shm", "-journal"))
+            or target == os.path.realpath(self.lock(stage).path)
+            or is_stage_journal(self.directory, validate_stage_name(stage), path)
+        )
 
     # Records ---------------------------------------------------------------------------------
 
