@@ -1150,3 +1150,74 @@ def test_report_html_renders_in_headless_chromium(html_report: Path, tmp_path: P
     assert len(data) > 20_000  # a rendered page, not a blank canvas
     if os.environ.get("CLI_SCREENSHOT_DIR"):  # keep it to look at
         shutil.copy(png, Path(os.environ["CLI_SCREENSHOT_DIR"]) / "report.png")
+
+
+# --------------------------------------------------------------------------------------------
+# Output files that are a stage's
+
+
+def _finished_stage(
+    cps: Path, stage: str, output: Path, count: int, *, store: str | None = None
+) -> None:
+    """``stage`` of ``cps`` wrote ``count`` keyed records to ``output`` (the first one failed,
+    into its sidecar) and completed, starting fresh: as the orchestrator's stages leave it."""
+    checkpoint = EnhancedCheckpoint(cps / f"{stage}.json", store=store)
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=count, fresh=True)
+    for i in range(count):
+        url = f"https://example.test/{i}"
+        if i == 0:
+            checkpoint.update(processed=1, failed=1, index=i, key=url, failed_record={"url": url})
+        else:
+            checkpoint.update(processed=1, successful=1, index=i, key=url, record={"url": url})
+    checkpoint.complete()
+    checkpoint.close()
+
+
+def all_files(directory: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("store", ["json", "sqlite"])
+def test_an_export_or_report_over_a_stage_file_is_refused_naming_the_stage(
+    tmp_path: Path, store: str
+) -> None:
+    """``export --output`` and ``report --html`` named a stage's output, its failed sidecar, a
+    file its history names, or a checkpoint file: they used to replace it (exit 0, a finished
+    stage's records or its checkpoint gone). Now one error line names the file and the stage,
+    exit 1, every file byte-identical; an ordinary file (a previous export) is still replaced."""
+    data = tmp_path / "data"
+    cps = data / "checkpoints"
+    validated = data / "processed" / "stage02" / "validation_output.jsonl"
+    _finished_stage(cps, D2, validated, 5, store=store)
+    moved = data / "processed" / "stage01" / "first.jsonl"  # D1 wrote it, then moved on
+    _finished_stage(cps, D1, moved, 3, store=store)
+    _finished_stage(cps, D1, moved.with_name("second.jsonl"), 4, store=store)
+    (keys,) = cps.glob(f"{D2}.keys.jsonl") if store == "json" else [cps / "checkpoints.sqlite3"]
+    targets = [
+        (validated, D2, "the output of stage"),
+        (validated.with_name("validation_output.failed.jsonl"), D2, "the failed sidecar of"),
+        (moved, D1, "history names it"),
+        (keys, D2 if store == "json" else D1, "a checkpoint file of"),
+    ]
+    if store == "json":
+        targets += [
+            (cps / f"{D2}.json", D2, "a checkpoint file of stage"),
+            (cps / f"{D1}.backup.json", D1, "a checkpoint file of stage"),
+            (next((cps / "history" / D1).glob("*.json")), D1, "a checkpoint file of stage"),
+        ]
+    before = all_files(tmp_path)
+    assert all(str(target) in before for target, _stage, _what in targets)
+    for target, stage, what in targets:
+        for command in (["export", "--output", target], ["report", "--html", target]):
+            result = run_cli("--checkpoint-dir", cps, *command)
+            line = assert_one_error_line(result, f"cannot write {target}:", repr(stage), what)
+            assert "nothing was written" in line and result.stdout == "", line
+            assert all_files(tmp_path) == before, (command, line)
+
+    previous = tmp_path / "export.json"  # an ordinary file: replaced as before
+    previous.write_text("yesterday's export\n")
+    assert run_cli("--checkpoint-dir", cps, "export", "--output", previous).returncode == 0
+    assert set(json.loads(previous.read_text())["stages"]) == {D1, D2}
+    assert run_cli("--checkpoint-dir", cps, "report", "--html", previous).returncode == 0
+    assert previous.read_text().startswith("<!DOCTYPE html>")

@@ -240,3 +240,24 @@ def test_a_committed_line_that_is_not_an_object_fails_both_commands(data_dir: Pa
         result = run_cli("--checkpoint-dir", data_dir / "checkpoints", command)
         assert result.returncode == 1, command
         assert_one_error_line(result, f"{output}:1: not a JSON object")
+
+
+def test_export_data_over_a_stage_output_writes_nothing(data_dir: Path) -> None:
+    """A stage whose output is named as an export file of another stage would be (here
+    ``exports/stage4_table.csv``): ``export-data`` used to replace it with its own CSV (the
+    stage's records gone). Refused in one line naming the file and the stage, before any file
+    is written, every file byte-identical."""
+    exports = data_dir / "exports"
+    theirs = exports / "stage4_table.csv"
+    checkpoint = EnhancedCheckpoint(data_dir / "checkpoints" / "stage4_table.json")
+    checkpoint.start("stage4_table", total_items=1, output_file=theirs)
+    checkpoint.attach_output(theirs)
+    checkpoint.update(processed=1, successful=1, index=0, record={"url": "https://a.test/"})
+    checkpoint.complete()
+    checkpoint.close()
+    before = {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    result = run_cli(
+        "--checkpoint-dir", data_dir / "checkpoints", "export-data", "--data-dir", data_dir
+    )
+    assert_one_error_line(result, f"cannot write {theirs}:", "'stage4_table'", "output")
+    assert {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()} == before

@@ -55,7 +55,10 @@ every stage they change (cleanup: every stage it removes a snapshot or checkpoin
 ``--dry-run`` of reset and cleanup says when the real run would be refused): a stage a live process writes is refused,
 ``error: stage NAME is running (pid N); stop it first (nothing was changed)``, exit 1, even
 with ``--force``. Output files (``export --output``, ``report --html``) are refused, naming
-the path given, when they are a directory or their directory does not exist. Tables use rich on a terminal and plain aligned text otherwise.
+the path given, when they are a directory or their directory does not exist; they and
+``export-data``'s files are refused, naming the file and the stage, when a stage of the
+directory keeps them (its output or failed sidecar, one its history names, a checkpoint file:
+:func:`common.outputs.refuse_replacing`), nothing written. Tables use rich on a terminal and plain aligned text otherwise.
 
 Exit codes:
 

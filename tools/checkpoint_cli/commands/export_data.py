@@ -3,7 +3,8 @@
 One row per committed record. Columns are the union of the records' keys, in the order they
 first appear. In CSV, lists and objects are JSON text; in Parquet, a column keeps its type
 (integers, floats, booleans, strings, lists of strings) when every value has it, and is JSON
-text otherwise. Files are written whole or not at all (temporary file, then rename), mode 0600.
+text otherwise. Files are written whole or not at all (temporary file, then rename), mode 0600;
+none is written when one of them would replace a stage's output or checkpoint file.
 Parquet through pyarrow: a columnar file a dataframe library opens with its types intact.
 """
 
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 from common.io.atomic import FILE_MODE, ensure_private_dir
 from common.io.paths import directory_problem
+from common.outputs import refuse_replacing
 from tools.checkpoint_cli.base import (
     CliError,
     cannot_write,
@@ -179,6 +181,10 @@ def cmd_export_data(args: argparse.Namespace) -> int:
     if not outputs:
         out(f"no stage outputs recorded in {manager.checkpoint_dir}; nothing exported")
         return say_unreadable(unreadable)
+    for output in outputs:  # every file this run may write, before the first is written
+        for suffix in ("", ".failed"):
+            for fmt in formats:
+                refuse_replacing(manager.store, target_dir / f"{output.stage}{suffix}.{fmt}")
     written = 0
     for output in outputs:
         for suffix, path, committed in (

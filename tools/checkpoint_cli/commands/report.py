@@ -11,6 +11,7 @@ from typing import Any
 from common.errors import CheckpointError
 from common.io.atomic import atomic_write_bytes
 from common.manager import StageInfo, UnifiedCheckpointManager
+from common.outputs import refuse_replacing
 from common.state import CheckpointState, parse_checkpoint
 from common.status import CheckpointStatus
 from tools.checkpoint_cli import render
@@ -87,6 +88,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``report``: seed 003's progress report as text, JSON or a self-contained HTML page."""
     target = output_file("--html", args.html) if args.html is not None else None
     manager = open_manager(args)
+    if target is not None:
+        refuse_replacing(manager.store, target)
     infos, unreadable = read_stages(manager)  # each unreadable file: one error line, exit 1
     if target is not None:
         series = {info.stage: history_points(manager, info) for info in infos}
@@ -120,7 +123,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``export --output F``: every stage as one JSON document, written atomically (F's
-    directory must exist)."""
+    directory must exist; a stage's output or checkpoint file is refused by
+    :meth:`~common.manager.UnifiedCheckpointManager.export`)."""
     target = output_file("--output", args.output)
     manager = open_manager(args)
     if not manager.stages():
