@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from common import EnhancedCheckpoint
 from common.redis.frontier import (
     Ack,
     FrontierConfigError,
@@ -508,3 +510,69 @@ def test_bad_redis_settings_are_one_clear_error(redis_url: str, tmp_path: Path) 
     assert len(errors) == 1 and "'two words'" in errors[0], errors
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data" / DISCOVERY_OUTPUT).exists()
+
+
+def finished_local_stage(checkpoints: Path, stage: str, output: Path) -> None:
+    """A local stage of ``checkpoints`` that wrote two records (one failed, into the sidecar)
+    to ``output`` and completed, as the orchestrator's stages leave it."""
+    checkpoint = EnhancedCheckpoint(checkpoints / f"{stage}.json")
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=2)
+    checkpoint.update(processed=1, failed=1, index=0, failed_record={"url": "http://local/0"})
+    checkpoint.update(processed=1, successful=1, index=1, record={"url": "http://local/1"})
+    checkpoint.complete()
+    checkpoint.close()
+
+
+def test_cli_export_over_a_local_stage_file_is_refused(
+    make_frontier: Callable[..., RedisFrontier],
+    redis_url: str,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``export --output`` named a finished local stage's output or a checkpoint file of the
+    local checkpoint directory (default ``data/checkpoints``): it used to replace it with the
+    crawl's records (exit 0). Refused in one line naming the file and the stage, exit 1, every
+    file byte-identical; another file, and the same one again, is written as before; the file
+    the crawl itself exported to on this machine is its own and is written again."""
+    from tools.redis_crawl import main
+
+    frontier = make_frontier()
+    frontier.register("w1", "cfg")
+    frontier.push("w1", [req("a")])
+    request_id = frontier.lease("w1", 1).requests[0][0]
+    frontier.commit("w1", acks=[Ack(request_id, [record("http://site/a")])])
+    monkeypatch.chdir(tmp_path)
+    checkpoints = Path("data", "checkpoints")
+    validated = Path("data", "processed", "stage02", "validation_output.jsonl")
+    finished_local_stage(checkpoints, "stage2_validation", validated)
+    where = ["--redis-url", redis_url, "--prefix", prefix]
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in Path("data").rglob("*") if p.is_file()}
+
+    before = files()
+    for target, options, needle in (
+        (validated, [], "the output of stage 'stage2_validation'"),
+        (validated, ["--checkpoint-dir", str(checkpoints)], "the output of stage"),
+        (checkpoints / "stage2_validation.json", [], "a checkpoint file of stage"),
+    ):
+        capsys.readouterr()
+        assert main(["export", *where, "--output", str(target), *options]) == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"error: cannot write {target}: it is {needle}"), line
+        assert "'stage2_validation'" in line and "nothing was written" in line, line
+        assert files() == before
+
+    copy = tmp_path / "copy.jsonl"
+    for _ in range(2):  # a copy elsewhere, then the same file again
+        assert main(["export", *where, "--output", str(copy)]) == 0
+        assert copy.read_bytes() == b'{"url": "http://site/a"}\n'
+
+    assert frontier.claim_export("w1") == "export"  # the crawl ended, exporting over it
+    export_records(frontier, validated)
+    assert frontier.finish_export("w1", f"{socket.gethostname()}:{validated.resolve()}")
+    assert main(["export", *where, "--output", str(validated)]) == 0
+    assert validated.read_bytes() == b'{"url": "http://site/a"}\n'

@@ -2,12 +2,17 @@
 
     python -m tools.redis_crawl status --redis-url URL --prefix NAME [--json]
     python -m tools.redis_crawl export --redis-url URL --prefix NAME --output FILE
+                                       [--checkpoint-dir DIR]
     python -m tools.redis_crawl reset  --redis-url URL --prefix NAME [--force]
 
 ``status`` prints the crawl's state and counts (queued, in flight, done, records, live workers,
 requests re-queued from workers whose lease expired). ``export`` writes the records stored so
 far to a JSON Lines file (sorted by URL, atomically), e.g. on a machine other than the one that
-exported at the end. ``reset`` deletes the crawl's keys; without ``--force`` it asks on a
+exported at the end; it refuses, writing nothing, a FILE (or its ``.failed.jsonl`` sidecar)
+that a stage of the local checkpoint directory (``--checkpoint-dir``, default
+``data/checkpoints``) records or once recorded as its output or sidecar, or that is one of that
+directory's checkpoint files; the file the crawl itself exported to on this machine
+(``status``: exported to) is its own and is written again. ``reset`` deletes the crawl's keys; without ``--force`` it asks on a
 terminal and refuses otherwise.
 """
 
@@ -15,12 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import redis
 
+from common.errors import CheckpointError
+from common.outputs import failed_sidecar_path, refuse_replacing
 from common.redis.frontier import RedisFrontier, export_records, safe_url
+from common.stores import open_store
+from common.stores.factory import detect_store
 
 __all__ = ["main"]
 
@@ -40,9 +51,30 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--json", action="store_true", help="print JSON")
         elif name == "export":
             command.add_argument("--output", required=True, help="JSON Lines file to write")
+            command.add_argument(
+                "--checkpoint-dir",
+                default="data/checkpoints",
+                help="the local checkpoint directory whose stages' files are refused "
+                "(default: data/checkpoints)",
+            )
         else:
             command.add_argument("--force", action="store_true", help="do not ask")
     return parser
+
+
+def _refuse_a_stage_file(frontier: RedisFrontier, output: Path, checkpoint_dir: Path) -> None:
+    """Refuse an export over a local stage's output or checkpoint file (see the module doc).
+
+    The crawl keeps no local checkpoint (its workers run without one), so no engine start
+    guards this file: the export itself asks the local checkpoint directory's stages."""
+    exported_to = str(frontier.status().get("exported_to", ""))
+    host, _, where = exported_to.partition(":")
+    own = Path(where) if host == socket.gethostname() and where else None
+    store = open_store(detect_store(checkpoint_dir), checkpoint_dir)
+    try:
+        refuse_replacing(store, output, failed_sidecar_path(output), own=own)
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + (f"; exported to {status['exported_to']}" if "exported_to" in status else "")
                 )
         elif args.command == "export":
+            _refuse_a_stage_file(frontier, Path(args.output), Path(args.checkpoint_dir))
             count, failed = export_records(frontier, args.output)
             print(f"wrote {count} records ({failed} failed) to {args.output}")
         else:
@@ -81,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"deleted the Redis crawl {args.prefix!r}")
     except redis.RedisError as exc:
         print(f"error: Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr)
+        return 1
+    except CheckpointError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:
         frontier.close()
