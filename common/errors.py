@@ -18,8 +18,9 @@ nothing about the stage is wrong)::
     ├── InputChangedError          resuming over an input file whose content changed
     ├── InputInvalidError          a stage starting over on an input with a bad record (FILE:LINE)
     ├── ConfigChangedError         resuming with a different configuration
-    ├── OutputConflictError        an output file another stage of the directory records, or a
-    │                              resume naming another output than the checkpoint's
+    ├── OutputConflictError        an output file another stage of the directory records, one
+    │                              holding records its checkpoint never wrote, or a resume
+    │                              naming another output than the checkpoint's
     ├── StageNotFoundError         a stage with no checkpoint in the directory
     ├── StoreMismatchError         an explicit store that is not the one holding the directory's
     │                              checkpoints (also a ValueError: a bad option value)
@@ -126,7 +127,8 @@ class ConfigChangedError(CheckpointError):
 
 class OutputConflictError(CheckpointError):
     """An output file this stage cannot take: another stage in the same checkpoint directory
-    records it, or the checkpoint's committed records are in another file than this run's."""
+    records it, it holds records this stage's checkpoint never wrote (``fresh`` overwrites
+    them), or the checkpoint's committed records are in another file than this run's."""
 
 
 class LedgerUnavailableError(CheckpointError):

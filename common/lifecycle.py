@@ -34,7 +34,7 @@ from common.guards import Change, change_reason
 from common.hashing import config_hash, file_sha256
 from common.history import History
 from common.io.faults import fault_point
-from common.outputs import OUTPUT_JOURNAL, Outputs, failed_sidecar_path
+from common.outputs import OUTPUT_JOURNAL, Outputs
 from common.ownership import Ownership
 from common.progress import ProgressSnapshot, eta_seconds, format_progress_line, throughput
 from common.save_coordinator import SaveCoordinator
@@ -236,10 +236,9 @@ class Lifecycle:
             else:
                 self._validate_input(input_validator, input_file)
             if output_file is not None and OUTPUT_JOURNAL not in self._outputs.journals:
-                # An output the caller writes itself (attach_output() checks its own).
-                self._outputs.refuse_shared_output(
-                    Path(output_file), failed_sidecar_path(output_file)
-                )
+                # An output the caller writes itself, or attaches once started (attach_output()
+                # before the start has cut_back() check its own).
+                self._outputs.refuse_foreign_output(Path(output_file), fresh=fresh)
             # Every guard passed: files may change. Both claim every journal before they
             # write, so another process's lock still refuses the start with nothing changed.
             self._make_store_switch()

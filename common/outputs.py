@@ -216,48 +216,72 @@ class Outputs:
             path=path,
         )
 
-    def _refuse_files_never_written(self, state: CheckpointState, output: Path) -> None:
-        """Refuse to empty an output (or failed sidecar) holding records this checkpoint never
+    def refuse_foreign_output(self, output: Path, *, fresh: bool) -> None:
+        """Refuse an output file named to a start with no journal attached to it (the caller
+        writes it by other means, as the work-queue export renames a new file over it, or
+        attaches it after the start) by the rules an attached output's start follows.
+
+        Refused when another stage of the store records the file or its failed sidecar
+        (:class:`OutputConflictError`), while another process writes one of them
+        (:class:`~common.errors.CheckpointLockedError` naming it and the pid) and, unless
+        ``fresh``, when one holds bytes this checkpoint never wrote
+        (:class:`OutputConflictError`). Changes nothing (each lock is let go at once).
+        """
+        files = [output, failed_sidecar_path(output)]
+        self.refuse_shared_output(*files)
+        with outputs_claimed([output]):
+            if not fresh:
+                self._refuse_files_never_written(output, files)
+
+    def _refuse_files_never_written(self, output: Path, files: Iterable[Path]) -> None:
+        """Refuse to empty or replace ``files`` (the output ``output`` and its failed sidecar,
+        those the record commits no bytes to) when one holds records this checkpoint never
         wrote.
 
-        A journal the record commits nothing to starts empty. Bytes in its file are the
-        stage's own when its record on disk, or a snapshot in its history, names the file as
-        its output (a crash before a save counted them; a ``reset``, which keeps the
-        journals until the next start); otherwise they are another checkpoint's (a stage in
-        another checkpoint directory that finished and let go of the file's lock) or the
-        user's, and a start is refused with nothing changed. ``fresh=True`` overwrites them.
+        Bytes in such a file are the stage's own when its record on disk, or a snapshot in its
+        history, names ``output`` as its output (a crash before a save counted them; a
+        ``reset``, which keeps the journals until the next start); otherwise they are another
+        checkpoint's (a stage in another checkpoint directory that finished and let go of the
+        file's lock, a stage of this one that has since moved to another file) or the user's,
+        and a start is refused with nothing changed. ``fresh=True`` overwrites them.
         """
-        strangers = [
-            journal.path
-            for journal in (self.journals[OUTPUT_JOURNAL], self.journals.get(FAILED_JOURNAL))
-            if journal is not None
-            and state.journals.get(journal.name) is None
-            and _holds_bytes(journal.path)
-        ]
-        if not strangers or self._has_written(output):
+        strangers = [path for path in files if _holds_bytes(path)]
+        if not strangers or self._has_written(self._stage, output):
             return
         path = strangers[0]
+        writer = next(
+            (
+                other
+                for other in self._store.list_stages()
+                if other != self._stage and self._has_written(other, output)
+            ),
+            None,
+        )
+        whose = (
+            f"stage {writer!r} in {self._store.location} wrote it"
+            if writer is not None
+            else "another checkpoint's output, or a file of yours"
+        )
         raise OutputConflictError(
             f"stage {self._stage!r} cannot start on {path}: it holds "
             f"{path.stat().st_size} bytes its checkpoint ({self._store.describe(self._stage)}) "
-            f"never wrote (another checkpoint's output, or a file of yours); delete it or move "
-            f"it aside, choose another output file, or start fresh to overwrite it "
-            f"(fresh=True, --fresh) (nothing was changed)",
+            f"never wrote ({whose}); delete it or move it aside, choose another output file, "
+            f"or start fresh to overwrite it (fresh=True, --fresh) (nothing was changed)",
             stage=self._stage,
             path=path,
         )
 
-    def _has_written(self, output: Path) -> bool:
-        """True when the stage's record on disk, or a snapshot in its history, names
+    def _has_written(self, stage: str, output: Path) -> bool:
+        """True when ``stage``'s record on disk, or a snapshot in its history, names
         ``output`` as its output file (read-only; a snapshot that cannot be read is passed
         over)."""
         ours = os.path.realpath(output)
-        recorded = recorded_output(self._store, self._stage)
+        recorded = recorded_output(self._store, stage)
         if recorded is not None and os.path.realpath(recorded) == ours:
             return True
-        for entry in reversed(self._store.list_history(self._stage)):
+        for entry in reversed(self._store.list_history(stage)):
             try:
-                record = self._store.load_history(self._stage, entry.snapshot_id)
+                record = self._store.load_history(stage, entry.snapshot_id)
             except (CheckpointError, ValueError):
                 continue
             named = record.get("output_file")
@@ -404,7 +428,14 @@ class Outputs:
         for journal in self.journals.values():
             journal.check(state.journals.get(journal.name))
         if output is not None and not fresh:
-            self._refuse_files_never_written(state, output.path)
+            self._refuse_files_never_written(
+                output.path,
+                [
+                    journal.path
+                    for journal in (output, self.journals.get(FAILED_JOURNAL))
+                    if journal is not None and state.journals.get(journal.name) is None
+                ],
+            )
         for journal in self.journals.values():
             journal.recover(state.journals.get(journal.name))
         if output is not None:

@@ -6,7 +6,9 @@ The starter (this module) does what only one process should do; the workers
 (:mod:`enrich.worker`, N of them here and any number joined from other machines) do the pages:
 
 1. start the stage's engine record (``EnhancedCheckpoint``, in the checkpoint directory as for
-   the single-process stage), which guards the input and settings exactly as that stage does;
+   the single-process stage), which guards the input, the settings and the output file exactly
+   as that stage does (another stage's output, or a file holding records this checkpoint never
+   wrote, is refused here, before anything is loaded: the export replaces the file);
 2. load the URLs into the shared queue once (a rerun finds them there and resumes);
 3. spawn the local workers and mirror the queue's aggregated progress into the engine record,
    so the orchestrator, the checkpoint CLI and the log lines show it like any other stage;

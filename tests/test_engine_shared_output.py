@@ -286,6 +286,24 @@ def test_a_sidecar_this_checkpoint_never_wrote_is_refused_too(tmp_path: Path) ->
     assert sidecar.read_bytes() == b'{"url": "yours"}\n' and not output.exists()
 
 
+def test_an_output_named_to_start_and_attached_after_it_is_refused_too(tmp_path: Path) -> None:
+    """``start(output_file=...)`` first, ``attach_output()`` after it: the start checked only
+    the directory's other records, and the attach then emptied the file another checkpoint
+    completed. The start is refused by the same rule, nothing changed; fresh=True overwrites."""
+    output = tmp_path / "shared.jsonl"
+    _complete_stage(tmp_path / "ckA", "A", output)
+    before = _files(output, output.with_name("shared.failed.jsonl"))
+    checkpoint = EnhancedCheckpoint(tmp_path / "ckB" / "B.json")
+    with pytest.raises(OutputConflictError, match="never wrote") as refused:
+        checkpoint.start("B", total_items=3, output_file=output)
+    assert refused.value.path == output
+    assert _files(output, output.with_name("shared.failed.jsonl")) == before
+    assert checkpoint.start("B", total_items=3, output_file=output, fresh=True)
+    checkpoint.attach_output(output)
+    checkpoint.close()
+    assert output.read_bytes() == b""
+
+
 def test_its_own_output_still_starts_over(tmp_path: Path) -> None:
     """What the stage wrote itself is still cut or emptied as before: a fresh start, a
     restart after ``reset`` (the record gone, its snapshot in the history), a start after a

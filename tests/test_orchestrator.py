@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -1013,6 +1014,43 @@ def test_stage_by_name_or_alias(stage: str, reference: Reference, tmp_path: Path
 
 
 # Bugs found on the way ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_is_reported_once(end_to_end: EndToEnd, tmp_path: Path) -> None:
+    """Both copies damaged: the one error line, nothing else about it, nothing changed. Main
+    damaged, backup whole: the restore is said once by the orchestrator (which reads the
+    stage before and during the run) and once by the stage that restores it. Before, the
+    orchestrator's reads repeated every copy's problem seven times."""
+    data_dir = tmp_path / "d"
+    shutil.copytree(end_to_end.data_dir, data_dir)
+    stage = STAGES[2]
+    main = data_dir / "checkpoints" / f"{stage}.json"
+    backup = main.with_name(f"{stage}.backup.json")
+    main.write_text("garbage")
+    whole_backup = backup.read_bytes()
+    backup.write_text("garbage")
+    files = {
+        p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file() and "logs" not in p.parts
+    }
+
+    refused = run_orchestrator(data_dir, stage="enrichment")
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    err = refused.stderr
+    verdicts = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(verdicts) == 1 and "no readable checkpoint" in verdicts[0], err
+    assert str(main) in verdicts[0] and str(backup) in verdicts[0], verdicts
+    assert "Failed to load checkpoint" not in err, err
+    assert {p: p.read_bytes() for p in files} == files
+
+    backup.write_bytes(whole_backup)
+    restored = run_orchestrator(data_dir, stage="enrichment")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    damaged = [line for line in restored.stderr.splitlines() if "Failed to load checkpoint" in line]
+    ours = [line for line in damaged if "common.stores" not in line]  # the stage's are named
+    assert len(ours) == 1 and str(main) in ours[0], damaged
+    assert len(damaged) <= 2, damaged
+    assert checkpoint(data_dir, stage)["status"] == "completed"
 
 
 @pytest.mark.slow

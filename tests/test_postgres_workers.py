@@ -78,12 +78,13 @@ class Stage:
         self.log = tmp_path / "starter.log"
         write_validation(self.input, site.urls)
 
-    def start(self, workers: int = 4) -> subprocess.Popen[bytes]:
+    def start(self, workers: int = 4, *options: str) -> subprocess.Popen[bytes]:
         command = [
             sys.executable, "-m", "enrich", "--workers", str(workers),
             "--input", str(self.input), "--output", str(self.output),
             "--checkpoint-dir", str(self.checkpoints),
             "--concurrency", "4", "--batch-size", "4", "--lease-seconds", str(LEASE_SECONDS),
+            *options,
         ]  # fmt: skip
         env = {**os.environ, "RESUMABLE_CRAWL_DSN": self.dsn}
         with self.log.open("ab") as log:
@@ -467,3 +468,84 @@ def test_the_export_beside_a_live_writer_of_the_output_is_refused_then_rerun(
     stage.output.unlink()  # the user's call: that stage's file goes, this one's comes
     stage.finish(stage.start(workers=1))
     assert_exactly_once(stage, Site(site.base_url, urls))
+
+
+def complete_local_stage(checkpoints: Path, stage: str, output: Path, urls: list[str]) -> None:
+    """A local stage of ``checkpoints`` that wrote ``urls`` to ``output`` (one of them as a
+    failure, into its sidecar) and completed, as the orchestrator's stages 1 and 2 leave it."""
+    checkpoint = EnhancedCheckpoint(checkpoints / f"{stage}.json")
+    checkpoint.attach_output(output)
+    checkpoint.start(stage, total_items=len(urls), fresh=True)
+    for index, url in enumerate(urls):
+        if index == 0:
+            checkpoint.update(processed=1, failed=1, index=index, failed_record={"url": url})
+        else:
+            checkpoint.update(processed=1, successful=1, index=index, record={"url": url})
+    checkpoint.complete()
+    checkpoint.close()
+
+
+def read_files(*paths: Path) -> dict[Path, bytes | None]:
+    return {path: path.read_bytes() if path.exists() else None for path in paths}
+
+
+def the_error_line(stage: Stage) -> str:
+    text = stage.log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 1, text[-3000:]
+    return errors[0]
+
+
+def test_an_export_onto_another_checkpoints_finished_output_is_refused_before_anything_runs(
+    site: Site, tmp_path: Path, postgres_dsn: str
+) -> None:
+    """``--output`` names the file a finished stage of another checkpoint directory wrote (the
+    validation output, a typo away) and nobody writes it now: the export used to replace it,
+    the other stage's records gone and exit 0. The start is refused in one line naming the
+    file and the way out, before a URL is loaded or fetched, the file and its sidecar
+    byte-identical; --fresh overwrites it when asked in so many words, and the stage's own
+    output is exported again after more work as before."""
+    urls = site.urls[:20]
+    stage = Stage(tmp_path, Site(site.base_url, urls), postgres_dsn)
+    validated = tmp_path / "stage02" / "validation_output.jsonl"
+    sidecar = validated.with_name("validation_output.failed.jsonl")
+    complete_local_stage(tmp_path / "validation", "stage2_validation", validated, site.urls)
+    before = read_files(validated, sidecar)
+    stage.output, stage.failed = validated, sidecar
+    reset_counts(site.base_url)
+
+    stage.finish(stage.start(1), expect=1)
+    error = the_error_line(stage)
+    assert f"error: stage '{STAGE_NAME}' cannot start on {validated}: it holds" in error
+    assert "never wrote" in error and "--fresh" in error and "nothing was changed" in error
+    assert read_files(validated, sidecar) == before
+    assert stage.query("SELECT to_regclass('rcq_items')") == [(None,)], "loaded all the same"
+    assert not fetch_counts(site.base_url), "fetched all the same"
+
+    stage.finish(stage.start(1, "--fresh"))  # the way out the message names
+    assert_exactly_once(stage, Site(site.base_url, urls))
+
+    more = site.urls[:30]  # more work on the same output: exported again, not refused
+    write_validation(stage.input, more)
+    stage.finish(stage.start(1))
+    assert_exactly_once(stage, Site(site.base_url, more))
+
+
+def test_an_export_onto_a_file_another_stage_of_the_directory_wrote_names_that_stage(
+    site: Site, tmp_path: Path, postgres_dsn: str
+) -> None:
+    """A stage of the same checkpoint directory wrote the file, then moved to another one (its
+    history still names it): the export's start is refused naming that stage, the file kept."""
+    stage = Stage(tmp_path, Site(site.base_url, site.urls[:10]), postgres_dsn)
+    old = tmp_path / "stage02" / "validation_output.jsonl"
+    complete_local_stage(stage.checkpoints, "stage2_validation", old, site.urls[:5])
+    complete_local_stage(stage.checkpoints, "stage2_validation", tmp_path / "v2.jsonl", site.urls)
+    before = read_files(old)
+    stage.output, stage.failed = old, old.with_name("validation_output.failed.jsonl")
+
+    stage.finish(stage.start(1), expect=1)
+    error = the_error_line(stage)
+    assert f"cannot start on {old}" in error, error
+    assert f"stage 'stage2_validation' in {stage.checkpoints} wrote it" in error, error
+    assert read_files(old) == before

@@ -159,3 +159,33 @@ def test_both_stores_fall_back_to_the_backup_of_a_damaged_record(tmp_path: Path,
     assert loaded is not None and loaded.value == 1 and loaded.restored_from_backup
     store.close()
     assert json.dumps(first)  # the fixture's record, for the reader
+
+
+def test_a_load_logs_a_damaged_copy_only_when_a_backup_takes_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seed 003's "Failed to load checkpoint" line belongs to a restore from backup; when no
+    copy parses, the error raised names every copy and the caller reports it once (the
+    orchestrator printed both copies' problems seven times before its one error line)."""
+    main, backup = Path("main"), Path("backup")
+    caplog.set_level("INFO", logger="common.stores")
+    with pytest.raises(CheckpointCorruptError):
+        load_first_readable(
+            "s",
+            [(main, lambda: _corrupt(main)), (backup, lambda: _corrupt(backup))],
+            _parse,
+            error_path=main,
+            advice="",
+        )
+    assert caplog.records == []
+    loaded = load_first_readable(
+        "s",
+        [(main, lambda: _corrupt(main)), (backup, lambda: {"n": 0})],
+        _parse,
+        error_path=main,
+        advice="",
+    )
+    assert loaded is not None and loaded.restored_from_backup
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "Failed to load checkpoint: main: invalid JSON")
+    ]

@@ -95,7 +95,8 @@ def load_first_readable(
     content is unknown, so falling back to an older backup (and later moving the main file aside)
     could lose progress. When no copy parses, :class:`CheckpointCorruptError` (or
     :class:`CheckpointSchemaError` when every copy was valid JSON of the wrong shape) names every
-    copy tried, followed by ``advice``. None when no copy exists.
+    copy tried, followed by ``advice`` (and nothing is logged: the caller reports it). When a
+    later copy parses, each earlier one's problem is logged as an error. None when no copy exists.
     """
     problems: list[str] = []
     schema_only = True
@@ -113,8 +114,11 @@ def load_first_readable(
         except CheckpointCorruptError as exc:
             problems.append(str(exc))
             schema_only = schema_only and isinstance(exc, CheckpointSchemaError)
-            logger.error("Failed to load checkpoint: %s", exc)
             continue
+        for problem in problems:
+            # Seed 003's lines when a backup takes over; when no copy parses, the error raised
+            # below names every copy and its caller reports it once.
+            logger.error("Failed to load checkpoint: %s", problem)
         return LoadedRecord(value, where, position > 0)
     if not problems:
         return None

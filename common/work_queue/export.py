@@ -42,6 +42,10 @@ def export_outputs(
     Refused (nothing written) while items remain, and while another process writes either
     file (:class:`~common.errors.CheckpointLockedError` naming it and the pid: a local stage's
     journal, or another export, holds a lock on it). Both files are created 0600.
+
+    Whose file it is was settled before: the stage's engine record names ``output_file``
+    (``EnhancedCheckpoint.start(output_file=...)``, which refuses another stage's output and
+    a file holding records its checkpoint never wrote, as for an attached output).
     """
     remaining = queue.remaining()
     if remaining:

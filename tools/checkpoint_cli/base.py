@@ -22,6 +22,7 @@ from common.stores import open_store
 from common.stores.base import validate_stage_name
 from common.stores.factory import StoreMismatchError, select_store
 from tools.checkpoint_cli.render.text import eta_seconds_of
+from tools.logfilter import SayOnce
 from tools.orchestrator.stage_table import find_stage, short_name
 
 EXIT_OK = 0
@@ -92,23 +93,15 @@ def os_error_line(exc: OSError) -> str:
     return f"error: {what}: {reason}" if what else f"error: {reason}"
 
 
-class _CliLogFilter(logging.Filter):
+class _CliLogFilter(SayOnce):
     """Say each distinct engine message once, and drop load failures the CLI reports itself."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("common.stores") and str(record.msg).startswith(
             "Failed to load checkpoint"
         ):
             return False  # shown as the stage's `corrupt` status or as the command's error
-        key = (record.name, record.getMessage())
-        if key in self._seen:
-            return False  # `watch` re-reads every few seconds
-        self._seen.add(key)
-        return True
+        return super().filter(record)  # `watch` re-reads every few seconds
 
 
 class _LowerLevelFormatter(logging.Formatter):

@@ -53,6 +53,7 @@ from common.stores import open_store
 from common.stores.factory import StoreChoice, StoreMismatchError, select_store
 from common.work_queue import WorkQueueUnavailableError
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
+from tools.logfilter import SayOnce
 from tools.orchestrator.config import (
     DEFAULT_USER_AGENT,
     ConfigError,
@@ -304,7 +305,7 @@ def _run(
                         log_path,
                         echo=not live,
                         verbose=args.verbose,
-                        demo=demo_mode,
+                        demo_origin=demo.base_url if demo is not None else None,
                         dsn=dsn,
                     )
                     info = manager.inspect(stage.name)
@@ -392,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s [%(levelname)s] %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        # The stages are read before and during each run: a restore from backup once.
+        handler.addFilter(SayOnce())
     console = Console()
     if not console.is_terminal:
         console = Console(width=100)

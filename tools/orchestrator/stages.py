@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.guards import validate_input_file
 from common.io.atomic import atomic_write_bytes, open_private_append
 from common.io.process import child_popen_options
 from common.manager import StageInfo, UnifiedCheckpointManager
@@ -164,10 +165,11 @@ def check_inputs(
             continue
         if info.state.status in (CheckpointStatus.COMPLETED, CheckpointStatus.INITIALIZED):
             continue
-        checkpoint = manager.get_checkpoint(stage.name)
         input_path = data_dir / stage.input
         if input_path.is_file():
-            ok, reason = checkpoint.validate_input_file(input_path)
+            # On the state just read: opening the stage's engine here would log its resume
+            # ("Detected incomplete checkpoint ... Resuming") before the refusal below.
+            ok, reason = validate_input_file(info.state, input_path)
             if not ok:
                 raise ConfigError(
                     f"cannot resume {stage.name}: {reason}. Rerun with --force to resume over "
@@ -270,17 +272,30 @@ def child_env(dsn: str | None = None) -> dict[str, str]:
 # A log record's first line: Scrapy's "[logger] LEVEL: msg" or logging's "[LEVEL] msg".
 _LEVEL = re.compile(r"(?:\] (WARNING|ERROR|CRITICAL):|\[(WARNING|ERROR|CRITICAL)\])")
 _RECORD_START = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-# The demo site serves these on purpose (404/500 pages, 503s that succeed on retry).
-_DESIGNED = re.compile(r"Gave up retrying|Ignoring response <(404|500|503)|HTTP status code")
+
+
+def designed_error_pattern(origin: str) -> re.Pattern[str]:
+    """Scrapy's lines about the statuses the demo site at ``origin`` serves on purpose (404 and
+    500 pages, 503s that succeed on retry): a give-up or an ignored response with one of them,
+    for a URL on that site. Not a DNS or connection error, and not another site's 404."""
+    site = re.escape(origin.rstrip("/"))
+    return re.compile(
+        rf"Gave up retrying <[A-Z]+ {site}/[^>]*> \(failed \d+ times\): (?:404|500|503) "
+        rf"|Ignoring response <(?:404|500|503) {site}/"
+    )
 
 
 class LogEcho:
-    """Copies a stage log's new lines to stderr: warnings and errors, or all with ``verbose``."""
+    """Copies a stage log's new lines to stderr: warnings and errors, or all with ``verbose``.
 
-    def __init__(self, reader: Any, *, verbose: bool, demo: bool) -> None:
+    With ``demo_origin`` (the demo site's base URL), the errors that site serves on purpose
+    are labelled as such and counted.
+    """
+
+    def __init__(self, reader: Any, *, verbose: bool, demo_origin: str | None) -> None:
         self.reader = reader
         self.verbose = verbose
-        self.demo = demo
+        self._designed = designed_error_pattern(demo_origin) if demo_origin else None
         self._partial = b""
         self.designed_errors = 0
 
@@ -300,7 +315,7 @@ class LogEcho:
             text = raw.decode("utf-8", "replace")
             if not _LEVEL.search(text):
                 continue
-            if self.demo and _DESIGNED.search(text):
+            if self._designed is not None and self._designed.search(text):
                 self.designed_errors += 1
                 text += "  [designed-in error of the demo site]"
             out.write(text + "\n")
@@ -317,7 +332,7 @@ def run_stage(
     *,
     echo: bool,
     verbose: bool = False,
-    demo: bool = False,
+    demo_origin: str | None = None,
     dsn: str | None = None,
 ) -> tuple[int, int]:
     """Run one stage's child to the end, showing its progress.
@@ -328,7 +343,7 @@ def run_stage(
     """
     with open(open_private_append(log_path), "ab") as log_handle, log_path.open("rb") as reader:
         start = reader.seek(0, os.SEEK_END)
-        echoer = LogEcho(reader, verbose=verbose, demo=demo)
+        echoer = LogEcho(reader, verbose=verbose, demo_origin=demo_origin)
         # Block SIGINT/SIGTERM while the child starts so a signal cannot fall between the
         # fork and our noting the child; the child unblocks them before exec.
         blocked = {signal.SIGINT, signal.SIGTERM}
