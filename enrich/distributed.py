@@ -45,6 +45,7 @@ from common.work_queue import (
     DSN_ENV,
     QueueProgress,
     WorkQueue,
+    check_reachable,
     export_outputs,
 )
 from enrich.async_enrichment import STAGE_NAME, output_settings, urls_digest
@@ -160,6 +161,9 @@ def run_distributed(
         "mode": "postgresql-workers",
     }
     stop = _Stop()
+    # Before the record's start, which writes it (and makes a fresh store switch): a server
+    # that cannot be reached refuses the run with nothing on disk changed.
+    check_reachable(options.dsn, stage)
     with EnhancedCheckpoint(
         Path(checkpoint_dir) / f"{stage}.json",
         auto_save_interval=1,
