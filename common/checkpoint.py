@@ -79,7 +79,7 @@ from common.saver import SavePolicy, SaverState
 from common.state import CheckpointState
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
-from common.stores.factory import open_store
+from common.stores.factory import StoreSwitch, open_store
 
 __all__ = ["EnhancedCheckpoint"]
 
@@ -124,6 +124,10 @@ class EnhancedCheckpoint:
         history_every_seconds: also snapshot a running stage this often, so its throughput over
             time can be charted (``report --html``).
         progress_log_every: log the seed's progress line every N processed items (0: never).
+        store_switch: the fresh switch from another store that
+            :func:`common.stores.factory.select_store` chose: the first start (or
+            :meth:`prepare_start`) that passes every guard removes the other store's
+            checkpoints before it writes anything, so a refused start removes nothing.
     """
 
     #: The stage's state in memory: counts, resume index, metadata (seed 003's
@@ -145,6 +149,7 @@ class EnhancedCheckpoint:
         progress_log_every: int = 100,
         worker_id: str | None = None,
         ledger: bool = True,
+        store_switch: StoreSwitch | None = None,
     ) -> None:
         #: When saves happen (frozen: validated once, read on every update).
         self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
@@ -204,6 +209,7 @@ class EnhancedCheckpoint:
             outputs=self._outputs,
             saving=self._saving,
             history=self._history,
+            store_switch=store_switch,
         )
         #: Moving the position by hand, and the parts (common/position.py).
         self._position = Position(

@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.errors import CheckpointError, InputInvalidError
 from common.guards import Change, change_reason
@@ -48,6 +48,9 @@ from common.state import (
 )
 from common.status import CheckpointStatus, check_transition, transition
 from common.stores.base import CheckpointStore, validate_stage_name
+
+if TYPE_CHECKING:
+    from common.stores.factory import StoreSwitch
 
 __all__ = ["RESUME_ADVICE", "Lifecycle"]
 
@@ -72,6 +75,7 @@ class Lifecycle:
         outputs: Outputs,
         saving: SaveCoordinator,
         history: History,
+        store_switch: StoreSwitch | None = None,
     ) -> None:
         self._holder = holder
         self._store = store
@@ -82,6 +86,8 @@ class Lifecycle:
         self._outputs = outputs
         self._saving = saving
         self._history = history
+        #: The fresh switch from another store the first start that goes ahead makes.
+        self._store_switch = store_switch
         self._run_started: float | None = None  # this run's start (None: not running here)
         self._active_before = 0.0  # active seconds before this run
         #: The record loaded said running with no live writer: its process died.
@@ -235,6 +241,7 @@ class Lifecycle:
                 self._outputs.refuse_foreign_output(Path(output_file), fresh=fresh)
             # Every guard passed: files may change. Both claim every journal before they
             # write, so another process's lock still refuses the start with nothing changed.
+            self._make_store_switch()
             if start_over is not None:
                 self._start_over(start_over, fresh)
                 state = self._holder.state
@@ -338,7 +345,19 @@ class Lifecycle:
                 new_config_hash = config_hash(config) if config is not None else None
                 if change_reason(state, input_file, input_hash, new_config_hash) is not None:
                     return
+            self._make_store_switch()
             self._outputs.cut_back(self._holder.state, fresh=fresh)
+
+    def _make_store_switch(self) -> None:
+        """Remove the other store's checkpoints (``store_switch``) now that a start goes ahead:
+        after every guard, before the first write (the journals are not claimed yet, so the
+        switch's claim of the outputs is not refused by our own)."""
+        switch = self._store_switch
+        if switch is None:
+            return
+        switch.make(held={self._stage: self._owner.lock})  # ours: the same lock file
+        self._store_switch = None
+        self._outputs.drop_vanished_keys_journal(self._holder.state)
 
     def _change_to_restart(
         self,

@@ -424,6 +424,20 @@ class Outputs:
         ):
             self.keys_journal(state)
 
+    def drop_vanished_keys_journal(self, state: CheckpointState) -> None:
+        """Detach the keys journal when its file is gone and the record claims none of it.
+
+        A store switch removes the old store's keys journal after the new writer saw it on
+        disk (:meth:`keys_journal_if_present`); kept, the start would make it again, empty,
+        for a store that may keep its keys elsewhere. One that does not attaches it again
+        when it first writes a key.
+        """
+        journal = self.journals.get(KEYS_JOURNAL)
+        if journal is None or state.journals.get(KEYS_JOURNAL) or journal.path.exists():
+            return
+        del self.journals[KEYS_JOURNAL]
+        journal.close()
+
     def load_keys(self, state: CheckpointState) -> KeySet:
         """The done keys: the store's own table, or the keys journal read once into memory."""
         if self.keys is not None:

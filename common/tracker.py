@@ -43,6 +43,7 @@ from common.ledger import Ledger
 from common.progress import ProgressSnapshot
 from common.status import CheckpointStatus
 from common.stores.base import CheckpointStore, validate_stage_name
+from common.stores.factory import StoreSwitch
 
 __all__ = ["AsyncCheckpointTracker", "Batch"]
 
@@ -132,7 +133,7 @@ class AsyncCheckpointTracker:
             Every update of an item with a key (``key=``, ``last_item`` or the index) records
             its row; :attr:`ledger` answers remaining-work and statistics queries.
         ledger: False to keep no ledger rows even when the store could.
-        clock, progress_log_every: passed to :class:`EnhancedCheckpoint`.
+        clock, progress_log_every, store_switch: passed to :class:`EnhancedCheckpoint`.
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class AsyncCheckpointTracker:
         progress_log_every: int = 100,
         worker_id: str | None = None,
         ledger: bool = True,
+        store_switch: StoreSwitch | None = None,
     ) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.stage = validate_stage_name(stage)
@@ -173,6 +175,7 @@ class AsyncCheckpointTracker:
             "progress_log_every": progress_log_every,
             "worker_id": worker_id,
             "ledger": ledger,
+            "store_switch": store_switch,
         }
         self._checkpoint: EnhancedCheckpoint | None = None
         self._input_hash: str | None = None

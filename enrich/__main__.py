@@ -39,7 +39,7 @@ from common.argtypes import count_argument, seconds_argument
 from common.errors import CheckpointError, ConfigChangedError, InputChangedError
 from common.io.paths import directory_problem
 from common.outputs import failed_sidecar_path
-from common.stores.factory import select_store, store_argument
+from common.stores.factory import StoreChoice, select_store, store_argument
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from enrich.addresses import add_allow_network_option
 from enrich.async_enrichment import STAGE_NAME, AsyncEnrichmentProcessor, EnrichmentSummary
@@ -280,7 +280,7 @@ def run_stage(args: argparse.Namespace, job: Job) -> int:
     return _exit_code(summary.status, summary.stopped_by_signal)
 
 
-async def run(args: argparse.Namespace, job: Job, store: str) -> EnrichmentSummary:
+async def run(args: argparse.Namespace, job: Job, store: StoreChoice) -> EnrichmentSummary:
     """The stage in this one process."""
     processor = AsyncEnrichmentProcessor(
         job.output_file,
@@ -290,14 +290,15 @@ async def run(args: argparse.Namespace, job: Job, store: str) -> EnrichmentSumma
         force=args.force,
         fresh=args.fresh,
         handle_signals=True,
-        store=store,
+        store=store.kind,
         worker_id=args.worker_id,
+        store_switch=store.switch,  # made by the stage's start, once it goes ahead
     )
     async with processor:
         return await processor.process_urls(job.source, input_file=job.input_file)
 
 
-def run_shared(args: argparse.Namespace, job: Job, store: str) -> DistributedSummary:
+def run_shared(args: argparse.Namespace, job: Job, store: StoreChoice) -> DistributedSummary:
     """The stage shared by worker processes through PostgreSQL (a supervisor: no event loop)."""
     # Here, not at the top: it loads psycopg, which a run without --workers never needs.
     from enrich.distributed import DistributedOptions, run_distributed
@@ -320,7 +321,8 @@ def run_shared(args: argparse.Namespace, job: Job, store: str) -> DistributedSum
         stage=job.stage,
         force=args.force,
         fresh=args.fresh,
-        store=store,
+        store=store.kind,
+        store_switch=store.switch,
     )
 
 

@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from common.progress import ProgressSnapshot
 from common.stores.base import CheckpointStore
+from common.stores.factory import StoreSwitch
 from common.tracker import AsyncCheckpointTracker
 from enrich.config import EnrichmentConfig
 from enrich.fetch import PageFetcher
@@ -127,6 +128,8 @@ class AsyncEnrichmentProcessor:
             :func:`common.stores.open_store`. With ``"sqlite"`` every page also gets a ledger
             row (worker, status, attempts, error): ``checkpoint-manager ledger STAGE``.
         worker_id: this process's name in that ledger (default ``<host>-<pid>``).
+        store_switch: the fresh switch from another store that
+            :func:`common.stores.factory.select_store` chose, made once the start goes ahead.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class AsyncEnrichmentProcessor:
         progress_every: int = 100,
         store: CheckpointStore | str | None = None,
         worker_id: str | None = None,
+        store_switch: StoreSwitch | None = None,
     ) -> None:
         self.output_file = Path(output_file)
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -160,6 +164,7 @@ class AsyncEnrichmentProcessor:
         self.progress_every = progress_every
         self.store = store
         self.worker_id = worker_id
+        self.store_switch = store_switch
         self._session = session
         self._fetcher: PageFetcher | None = None
         self._extract_limiter = extraction_limiter()
@@ -223,6 +228,7 @@ class AsyncEnrichmentProcessor:
             min_save_interval=self.min_save_interval,
             store=self.store,
             worker_id=self.worker_id,
+            store_switch=self.store_switch,
         )
         already_completed = False
         async with tracker:

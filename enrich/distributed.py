@@ -40,10 +40,12 @@ from common.hashing import config_hash
 from common.io.process import child_popen_options
 from common.outputs import failed_sidecar_path
 from common.status import CheckpointStatus
+from common.stores.factory import StoreSwitch
 from common.work_queue import (
     DSN_ENV,
     QueueProgress,
     WorkQueue,
+    check_reachable,
     export_outputs,
 )
 from enrich.async_enrichment import STAGE_NAME, output_settings, urls_digest
@@ -139,11 +141,13 @@ def run_distributed(
     fresh: bool = False,
     handle_signals: bool = True,
     store: str | None = None,
+    store_switch: StoreSwitch | None = None,
 ) -> DistributedSummary:
     """Run ``stage`` over ``urls`` with workers sharing it through ``options.dsn``.
 
     ``store`` names the checkpoint store of the stage's engine record (``json``, ``sqlite``),
-    the same as the other stages' in ``checkpoint_dir``.
+    the same as the other stages' in ``checkpoint_dir``; ``store_switch`` is the fresh switch
+    to it that :func:`common.stores.factory.select_store` chose (made by the record's start).
     """
     urls = list(dict.fromkeys(urls))
     output_file = Path(output_file)
@@ -157,11 +161,15 @@ def run_distributed(
         "mode": "postgresql-workers",
     }
     stop = _Stop()
+    # Before the record's start, which writes it (and makes a fresh store switch): a server
+    # that cannot be reached refuses the run with nothing on disk changed.
+    check_reachable(options.dsn, stage)
     with EnhancedCheckpoint(
         Path(checkpoint_dir) / f"{stage}.json",
         auto_save_interval=1,
         min_save_interval=0.5,
         store=store,
+        store_switch=store_switch,
     ) as checkpoint:
         restarting = checkpoint.state.status is CheckpointStatus.COMPLETED
         if not checkpoint.start(

@@ -690,3 +690,50 @@ def test_validation_on_a_bad_input_line_fails_with_one_line(
     )
     output = tmp_path / VALIDATION_OUTPUT
     assert not output.exists() or output.read_bytes() == b""
+
+
+def test_a_refused_fresh_switch_of_store_keeps_the_old_checkpoints(
+    site: Site, tmp_path: Path
+) -> None:
+    """CHECKPOINT_FRESH with the other CHECKPOINT_STORE switches a directory holding only this
+    stage, removing the old store's checkpoints once the start goes ahead: a start refused
+    over its input (rejected by the validator, or missing) or a bad setting leaves them byte
+    for byte (they used to be gone before the refusal)."""
+    data_dir, inputs = tmp_path / "data", tmp_path / "inputs"
+    inputs.mkdir()
+    good = inputs / "discovered.jsonl"
+    good.write_text(json.dumps({"url": site.url("/")}) + "\n")
+    bad = inputs / "bad.jsonl"
+    bad.write_text(json.dumps({"url": site.url("/")}) + "\nnot json\n")
+    assert_ok(scrapy("validation", data_dir, "-a", f"input_file={good}"))
+    cps = data_dir / "checkpoints"
+    old = {p.name for p in cps.iterdir() if p.suffix != ".lock"}
+    assert "stage2_validation.json" in old and "stage2_validation.keys.jsonl" in old, old
+
+    def files() -> dict[str, bytes]:
+        return {
+            str(p.relative_to(data_dir)): p.read_bytes()
+            for p in sorted(data_dir.rglob("*"))
+            if p.is_file() and p.suffix != ".lock"
+        }
+
+    before = files()
+    switch = {"CHECKPOINT_STORE": "sqlite", "CHECKPOINT_FRESH": "True"}
+    for input_file, settings, needles in (
+        (bad, {}, (f"{bad}:2", "not a discovery record")),
+        (good, {"CHECKPOINT_INPUT_FILE": str(inputs / "nope.jsonl")}, ("does not exist",)),
+        (good, {"CHECKPOINT_MIN_SAVE_INTERVAL": "10"}, ("min_save_interval",)),
+    ):
+        refused = scrapy(
+            "validation", data_dir, "-a", f"input_file={input_file}", settings=switch | settings
+        )
+        assert_one_line_failure(refused, *needles)
+        assert files() == before, settings or input_file
+
+    switched = scrapy("validation", data_dir, "-a", f"input_file={good}", settings=switch)
+    assert_ok(switched)
+    left = {p.name for p in cps.iterdir() if p.is_file() and p.suffix != ".lock"}
+    assert left == {"checkpoints.sqlite3", "stage2_validation.requests.jsonl"}, (
+        left
+    )  # history stays
+    assert [row["url"] for row in records(data_dir / VALIDATION_OUTPUT)] == [site.url("/")]

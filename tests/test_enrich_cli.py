@@ -377,11 +377,15 @@ def test_reset_of_a_stage_being_enriched_is_refused_and_the_run_finishes(tmp_pat
 
 @pytest.mark.parametrize("workers", [False, True], ids=["local", "workers"])
 def test_an_output_another_stage_records_is_refused_before_anything_is_written(
-    tmp_path: Path, workers: bool
+    tmp_path: Path, workers: bool, request: pytest.FixtureRequest
 ) -> None:
     # --output pointed at stage 1's output (a copy-paste of the wrong path): refused with one
-    # line naming the file and stage 1, the file untouched, nothing fetched.
+    # line naming the file and stage 1, the file untouched, nothing fetched. With --workers
+    # the work queue's server is reached first (a real one: an unreachable one is refused
+    # before the output is looked at).
     from common import EnhancedCheckpoint
+
+    dsn = request.getfixturevalue("postgres_dsn") if workers else None
 
     write_stage2(tmp_path, ["http://127.0.0.1:9/a"])
     discovery = tmp_path / "processed/stage01/discovery_output.jsonl"
@@ -393,7 +397,7 @@ def test_an_output_another_stage_records_is_refused_before_anything_is_written(
     stage1.close()
     sidecar = discovery.with_name("discovery_output.failed.jsonl")
     before = discovery.read_bytes(), sidecar.read_bytes()
-    extra = ["--workers", "1", "--dsn", "postgresql://nobody@127.0.0.1:9/none"] if workers else []
+    extra = ["--workers", "1", "--dsn", dsn] if dsn is not None else []
     result = run_enrich("--data-dir", str(tmp_path), "--output", str(discovery), *extra)
     assert result.returncode == 1, result.stderr[-2000:]
     [line] = result.stderr.strip().splitlines()

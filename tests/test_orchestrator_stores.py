@@ -14,9 +14,11 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from common import EnhancedCheckpoint
 from common.manager import UnifiedCheckpointManager
 from common.stores import open_store
 from common.stores.sqlite import DATABASE_NAME
+from tests._enrich_stage import write_stage2
 from tests._waiting import wait_for
 from tests.test_orchestrator import (
     PAGES,
@@ -189,3 +191,48 @@ def test_switching_the_store_of_a_finished_data_dir_is_refused_and_fresh_starts_
     )
     for stage in STAGES:
         assert set(urls_once(output_path(data_dir, stage))) == urls[stage], stage
+
+
+def test_a_refused_fresh_switch_of_one_stage_keeps_the_old_checkpoints(tmp_path: Path) -> None:
+    """--fresh --store sqlite on a data dir whose JSON checkpoints are the enrichment stage's
+    alone: a run refused over that stage's input (missing, or rejected by the child) leaves
+    them byte for byte (they used to be gone before the refusal); one that goes ahead
+    switches."""
+    data_dir = tmp_path / "data"
+    cps = data_dir / "checkpoints"
+    stage = STAGES[2]
+    old = EnhancedCheckpoint(cps / f"{stage}.json")
+    old.start(stage, total_items=1)
+    old.update(processed=1, successful=1, index=0, last_item="item-0")
+    old.complete()
+    old.close()
+    before = digest(cps)
+    switch = ("--store", "sqlite", "--fresh")
+
+    def refused() -> str:
+        """The error line of a refused run (its log lines above it say the demo site's
+        address)."""
+        result = run_orchestrator(data_dir, *switch, stage="enrichment")
+        assert result.returncode == 1, result.stderr[-3000:]
+        no_traceback(result)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, result.stderr[-3000:]
+        return errors[0]
+
+    line = refused()
+    assert line.startswith(f"error: cannot run {stage}: its input") and "does not exist" in line
+    assert digest(cps) == before
+    stage2 = data_dir / "processed/stage02/validation_output.jsonl"
+    stage2.parent.mkdir(parents=True)
+    stage2.write_text("not json\n")
+    line = refused()
+    assert f"{stage2}:1: not a validation record" in line, line
+    assert digest(cps) == before
+
+    stage2.unlink()
+    stage2.parent.rmdir()
+    write_stage2(data_dir, ["http://127.0.0.1:1/a"])
+    went_ahead = run_orchestrator(data_dir, *switch, stage="enrichment")
+    no_traceback(went_ahead)
+    assert (cps / DATABASE_NAME).is_file(), went_ahead.stderr[-3000:]
+    assert not list(cps.glob("*.json")), sorted(p.name for p in cps.iterdir())

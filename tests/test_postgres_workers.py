@@ -396,6 +396,39 @@ def test_workers_without_a_database_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_an_unreachable_work_queue_refuses_the_run_with_nothing_written(tmp_path: Path) -> None:
+    """The server is named before the stage's record starts: that start used to write a
+    ``failed`` record beside the directory's other stages, and with ``--fresh --store sqlite``
+    remove the stage's JSON checkpoint, before the queue was reached."""
+    validated = tmp_path / "processed" / "stage02" / "validation_output.jsonl"
+    validated.parent.mkdir(parents=True)
+    write_validation(validated, ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"])
+    beside, switching = tmp_path / "beside", tmp_path / "switching"
+    complete_local_stage(beside, "stage2_validation", tmp_path / "v.jsonl", ["http://h/a"])
+    complete_local_stage(switching, STAGE_NAME, tmp_path / "e.jsonl", ["http://h/a"])
+    for checkpoints, extra in ((beside, []), (switching, ["--fresh", "--store", "sqlite"])):
+        before = {p: p.read_bytes() for p in checkpoints.iterdir() if p.is_file()}
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "enrich", "--workers", "2",
+                "--dsn", "postgresql://nobody@127.0.0.1:1/x",
+                "--data-dir", str(tmp_path), "--checkpoint-dir", str(checkpoints), *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "error: cannot reach the work queue at postgresql://nobody@127.0.0.1:1/x" in (
+            result.stderr
+        )
+        assert "Error count" not in result.stderr, result.stderr
+        files = {p for p in checkpoints.iterdir() if p.is_file()}
+        assert files == set(before), sorted(p.name for p in files ^ set(before))
+        assert {p: p.read_bytes() for p in files} == before
+
+
 @pytest.mark.slow
 def test_orchestrator_enrichment_with_workers_exports_every_page(
     tmp_path: Path, postgres_dsn: str

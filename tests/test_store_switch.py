@@ -165,20 +165,29 @@ def test_enrich_on_a_checkpoint_dir_of_its_own_switches_with_fresh(tmp_path: Pat
 
 
 def test_fresh_switch_removes_the_other_store_so_detection_stays_true(tmp_path: Path) -> None:
+    """select_store only chooses: the switch it returns removes the other store's checkpoints
+    when the start that goes ahead makes it."""
     from common.stores.factory import StoreMismatchError, select_store
 
     sqlite_dir = tmp_path / "from-sqlite"
     make_checkpoints(sqlite_dir, "sqlite", STAGES[2:])
-    assert select_store("json", sqlite_dir, fresh=True, restarting=STAGES[2:]) == "json"
+    before = digest(sqlite_dir)
+    choice = select_store("json", sqlite_dir, fresh=True, restarting=STAGES[2:])
+    assert choice.kind == "json" and choice.switch is not None
+    assert digest(sqlite_dir) == before
+    choice.switch.make()
     assert not list(sqlite_dir.glob(f"{DATABASE_NAME}*"))
-    assert select_store(None, sqlite_dir) == "json"
+    assert select_store(None, sqlite_dir).kind == "json"
 
     json_dir = tmp_path / "from-json"
     make_checkpoints(json_dir, "json")
     with pytest.raises(StoreMismatchError, match="would also forget stage1_discovery"):
         select_store("sqlite", json_dir, fresh=True, restarting=STAGES[1:])
     assert {p.name for p in json_dir.glob("*.json")} >= {f"{s}.json" for s in STAGES}
-    assert select_store("sqlite", json_dir, fresh=True, restarting=STAGES) == "sqlite"
+    choice = select_store("sqlite", json_dir, fresh=True, restarting=STAGES)
+    assert choice.kind == "sqlite" and choice.switch is not None
+    assert {p.name for p in json_dir.glob("*.json")} >= {f"{s}.json" for s in STAGES}
+    choice.switch.make()
     assert not list(json_dir.glob("*.json"))
 
 
@@ -187,7 +196,9 @@ def test_a_fresh_start_of_everything_forgets_stages_it_does_not_run(tmp_path: Pa
 
     cps = tmp_path / "cps"
     make_checkpoints(cps, "json", (*STAGES, "stage3_async_enrichment_retry"))
-    assert select_store("sqlite", cps, fresh=True, restarting=STAGES, everything=True) == "sqlite"
+    choice = select_store("sqlite", cps, fresh=True, restarting=STAGES, everything=True)
+    assert choice.kind == "sqlite" and choice.switch is not None
+    choice.switch.make()
     assert not list(cps.glob("*.json"))
 
 
@@ -265,3 +276,42 @@ def test_a_fresh_switch_refused_by_a_live_writer_of_the_output_removes_nothing(
     resumed = EnhancedCheckpoint(cps / f"{stage}.json", store=held)
     assert resumed.status.value == "paused" and resumed.state.progress.processed_items == 1
     resumed.close()
+
+
+@pytest.mark.parametrize(("held", "other"), [("json", "sqlite"), ("sqlite", "json")])
+def test_the_engine_makes_the_switch_only_when_its_start_goes_ahead(
+    tmp_path: Path, held: str, other: str
+) -> None:
+    """EnhancedCheckpoint(store_switch=) removes the other store's checkpoints in start(),
+    after every guard (here the input validator) and under its own writer lock."""
+    from common.errors import InputInvalidError
+    from common.stores.factory import detect_store, select_store
+
+    cps, stage = tmp_path / "cps", STAGES[1]
+    make_checkpoints(cps, held, (stage,))
+    data = tmp_path / "input.jsonl"
+    data.write_text('{"url": "a"}\n')
+    before = digest(cps)
+
+    def rejected(path: Path) -> None:
+        raise ValueError(f"{path}:1: not a record")
+
+    for validator in (rejected, None):
+        choice = select_store(other, cps, fresh=True, restarting=[stage])
+        assert choice.switch is not None and digest(cps) == before
+        checkpoint = EnhancedCheckpoint(
+            cps / f"{stage}.json", store=choice.kind, store_switch=choice.switch
+        )
+        try:
+            if validator is rejected:
+                with pytest.raises(InputInvalidError, match="nothing was changed"):
+                    checkpoint.start(stage, 1, data, fresh=True, input_validator=validator)
+                assert digest(cps) == before
+                continue
+            assert checkpoint.start(stage, 1, data, fresh=True)
+            checkpoint.complete()
+        finally:
+            checkpoint.close()
+    assert detect_store(cps) == other  # the database went, or came
+    if held == "json":
+        assert not list(cps.glob("*.json"))

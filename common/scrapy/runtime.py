@@ -27,9 +27,10 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
   store ``CHECKPOINT_DIR`` holds (``sqlite`` when it holds ``checkpoints.sqlite3``, else
   ``json``), and one that differs from it refuses the start
   (:func:`common.stores.factory.select_store`; with ``CHECKPOINT_FRESH`` a directory holding
-  only this stage switches). With ``sqlite`` the done URLs live in a table, not in memory,
-  and each output record gets a ledger row (``CHECKPOINT_WORKER_ID`` names the worker;
-  default ``<host>-<pid>``; ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
+  only this stage switches, once the start goes ahead: a refused one removes nothing). With
+  ``sqlite`` the done URLs live in a table, not in memory, and each output record gets a
+  ledger row (``CHECKPOINT_WORKER_ID`` names the worker; default ``<host>-<pid>``;
+  ``CHECKPOINT_LEDGER = False`` keeps no ledger rows).
 * ``CHECKPOINT_STAGE_NAME``: the stage (the spider's ``checkpoint_stage`` or name by default).
 * ``CHECKPOINT_AUTO_SAVE_INTERVAL``: save after this many updates (100; an update is an item
   written or a request skipped).
@@ -234,7 +235,7 @@ class CrawlCheckpoint:
             )
         try:
             # Unset: the store the directory holds; another one is refused as everywhere else.
-            store = select_store(
+            choice = select_store(
                 self.store_name,
                 self.directory,
                 fresh=self.fresh,
@@ -249,9 +250,10 @@ class CrawlCheckpoint:
                 auto_save_interval=self.auto_save_interval,
                 save_every_seconds=self.save_every_seconds,
                 min_save_interval=self.min_save_interval,
-                store=store,
+                store=choice.kind,
                 worker_id=self.worker_id,
                 ledger=self.ledger,
+                store_switch=choice.switch,  # made by start(), once it goes ahead
             )
         except StoreMismatchError:
             raise  # its own line: what the directory holds, and the way out

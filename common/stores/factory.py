@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Collection
+from collections.abc import Collection, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CheckpointError, StoreMismatchError
 from common.ownership import writers_held
-from common.stores.base import CheckpointStore
+from common.stores.base import CheckpointStore, WriterLock
 from common.stores.json_file import JsonFileStore
 from common.stores.sqlite import DATABASE_NAME, SqliteStore
 
 __all__ = [
     "STORE_KINDS",
+    "StoreChoice",
     "StoreMismatchError",
+    "StoreSwitch",
     "detect_store",
     "open_store",
     "select_store",
@@ -61,6 +64,60 @@ def detect_store(directory: Path | str) -> str:
     return "sqlite" if (Path(directory) / DATABASE_NAME).is_file() else "json"
 
 
+@dataclass(frozen=True, slots=True)
+class StoreSwitch:
+    """A fresh start's switch of ``directory`` from the ``old`` store's checkpoints of
+    ``stages`` to another store, not made yet: nothing is removed until :meth:`make`.
+
+    :func:`select_store` returns it; the start makes it once it is known to go ahead (every
+    guard passed, before its first write: ``EnhancedCheckpoint(..., store_switch=)`` does that
+    in ``start()``), so a refused start, a fresh one included, changes no file.
+    """
+
+    old: str
+    directory: Path
+    stages: tuple[str, ...]
+    #: The files the start will write, claimed too (besides those the old records name).
+    outputs: tuple[Path, ...]
+
+    def make(self, held: MutableMapping[str, WriterLock] | None = None) -> None:
+        """Remove the old store's checkpoints under every stage's writer lock and every
+        output's journal lock (``held``: the writer locks the caller holds already).
+
+        While a live process writes one of those stages or files this raises its
+        :class:`~common.errors.CheckpointLockedError` and removes nothing.
+        """
+        self._locked(held, remove=True)
+
+    def check(self) -> None:
+        """Raise what :meth:`make` would raise over a live writer now, removing nothing."""
+        self._locked(None, remove=False)
+
+    def _locked(self, held: MutableMapping[str, WriterLock] | None, *, remove: bool) -> None:
+        # Here: common.outputs imports the stores' package, which imports this module.
+        from common.outputs import outputs_claimed, recorded_output
+
+        store = open_store(self.old, self.directory)
+        try:
+            with writers_held(store, self.stages, held):
+                recorded = [recorded_output(store, stage) for stage in self.stages]
+                claimed = [Path(path) for path in (*self.outputs, *recorded) if path is not None]
+                with outputs_claimed(claimed):
+                    if remove:
+                        _remove_store(self.old, store, self.directory, self.stages)
+        finally:
+            store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChoice:
+    """What :func:`select_store` chose: the store ``kind`` to open, and the ``switch`` the
+    caller's start makes once it goes ahead (None: nothing to remove)."""
+
+    kind: str
+    switch: StoreSwitch | None = None
+
+
 def select_store(
     requested: str | None,
     directory: Path | str,
@@ -72,7 +129,7 @@ def select_store(
     start_over_all: str = "start every stage over",
     option: str = "--store",
     outputs: Collection[Path | str] = (),
-) -> str:
+) -> StoreChoice:
     """The store to open on ``directory``: ``requested`` if it is the one holding its checkpoints.
 
     Without ``requested``: :func:`detect_store`. A ``requested`` store that differs from the one
@@ -82,28 +139,27 @@ def select_store(
 
     ``restarting`` names the stages the caller can start over (None: it starts nothing over,
     e.g. the checkpoint CLI); ``everything`` says it starts the whole directory over. With
-    ``fresh``, when they cover every stage the directory holds, the other store's checkpoints
-    are removed (a directory holds one store's checkpoints, so detection stays true) and
-    ``requested`` is returned; while a live process writes one of those stages, or one of
-    the output files (or their failed sidecars) their records name or ``outputs`` lists (the
-    ones the caller's start will write), that raises
-    :class:`~common.errors.CheckpointLockedError` naming the stage or file and the pid instead,
-    and nothing is removed: the start that follows would be refused by that lock, and must
-    find the stages it was refused over still there. ``start_over`` and ``start_over_all`` are
-    the caller's advice
-    for starting over, and for starting every stage over; ``option`` is what the caller calls
-    the store's choice (a Scrapy crawl: ``CHECKPOINT_STORE``).
+    ``fresh``, when they cover every stage the directory holds, ``requested`` is returned with
+    a :class:`StoreSwitch` that removes the other store's checkpoints (a directory holds one
+    store's checkpoints, so detection stays true) once the caller's start goes ahead: nothing
+    is removed here. While a live process writes one of those stages, or one of the output
+    files (or their failed sidecars) their records name or ``outputs`` lists (the ones the
+    caller's start will write), this raises :class:`~common.errors.CheckpointLockedError`
+    naming the stage or file and the pid instead: the start would be refused by that lock.
+    ``start_over`` and ``start_over_all`` are the caller's advice for starting over, and for
+    starting every stage over; ``option`` is what the caller calls the store's choice (a
+    Scrapy crawl: ``CHECKPOINT_STORE``).
     """
     held = detect_store(directory)
     if requested is None:
-        return held
+        return StoreChoice(held)
     kind = validate_store_spec(requested)
     if kind == held:
-        return kind  # the caller opens it: no second open here to list its stages
+        return StoreChoice(kind)  # the caller opens it: no second open here to list its stages
     directory = Path(directory)
     stages = _held_stages(held, directory)
     if held == "json" and not stages:
-        return kind
+        return StoreChoice(kind)
     if stages is None:
         raise StoreMismatchError(
             f"{directory} holds a {held} checkpoint database ({DATABASE_NAME}) that cannot be "
@@ -122,8 +178,9 @@ def select_store(
         )
     others = [] if everything else sorted(set(stages) - set(restarting))
     if fresh and not others:
-        _remove_checkpoints(held, directory, stages, outputs)
-        return kind
+        switch = StoreSwitch(held, directory, tuple(stages), tuple(Path(p) for p in outputs))
+        switch.check()  # refused now, not after the caller's checks, while a live one writes
+        return StoreChoice(kind, switch)
     advice = f"omit {option} to use them, or {start_over} to start over with {kind}"
     if others:
         # --fresh here would still be refused: it cannot forget stages it does not run.
@@ -149,33 +206,10 @@ def _held_stages(kind: str, directory: Path) -> list[str] | None:
         store.close()
 
 
-def _remove_checkpoints(
-    kind: str, directory: Path, stages: list[str], outputs: Collection[Path | str]
+def _remove_store(
+    kind: str, store: CheckpointStore, directory: Path, stages: Collection[str]
 ) -> None:
-    """Forget ``kind``'s checkpoints in ``directory`` for a fresh start in the other store.
-
-    Under the writer lock of every stage: while a live process writes one of them this raises
-    :func:`~common.ownership.live_writer_error` and removes nothing (that process would go on
-    saving into the store being removed). Under the journal lock of every output file the
-    stages record and of ``outputs`` too: while another process writes one, this raises its
-    :class:`~common.errors.CheckpointLockedError` and removes nothing.
-    """
-    # Here: common.outputs imports the stores' package, which imports this module.
-    from common.outputs import outputs_claimed, recorded_output
-
-    store = open_store(kind, directory)
-    try:
-        with writers_held(store, stages):
-            recorded = [recorded_output(store, stage) for stage in stages]
-            claimed = [Path(path) for path in (*outputs, *recorded) if path is not None]
-            with outputs_claimed(claimed):
-                _remove_store(kind, store, directory, stages)
-    finally:
-        store.close()
-
-
-def _remove_store(kind: str, store: CheckpointStore, directory: Path, stages: list[str]) -> None:
-    """The removal itself, under every lock :func:`_remove_checkpoints` holds."""
+    """The removal itself, under every lock :meth:`StoreSwitch.make` holds."""
     if kind == "sqlite":
         # The database file itself goes: its presence is what makes a directory a sqlite one.
         for suffix in ("-wal", "-shm", ""):

@@ -141,7 +141,7 @@ def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     if directory.exists() and not directory.is_dir():
         raise CliError(f"checkpoint directory {directory} is not a directory")
     try:
-        kind = select_store(args.store, directory)
+        kind = select_store(args.store, directory).kind
     except StoreMismatchError as exc:
         raise CliError(str(exc)) from None
     store = open_store(kind, directory)

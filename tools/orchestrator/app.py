@@ -18,7 +18,9 @@ says "nothing to do, all stages completed".
 ``--workers N --dsn DSN`` shares the enrichment stage with N worker processes through
 PostgreSQL (see ``docs/postgres.md``). ``--store sqlite`` keeps every stage's checkpoint in
 ``DATA_DIR/checkpoints/checkpoints.sqlite3``. A ``--store`` other than the one holding the data
-directory's checkpoints is refused before anything changes (``--fresh --stage all`` switches):
+directory's checkpoints is refused before anything changes (``--fresh --stage all`` switches,
+removing the old store's checkpoints only when the first stage's child is about to start, or
+leaving that to the child when they are its stage's alone):
 :func:`common.stores.factory.select_store`.
 
 The options are :mod:`.options`, the stages and their children :mod:`.stages`, the signal
@@ -48,7 +50,7 @@ from common.lifecycle import RESUME_ADVICE
 from common.manager import UnifiedCheckpointManager
 from common.status import CheckpointStatus
 from common.stores import open_store
-from common.stores.factory import StoreMismatchError, select_store
+from common.stores.factory import StoreChoice, StoreMismatchError, select_store
 from common.work_queue import WorkQueueUnavailableError
 from common.work_queue.dsn import DSN_ENV, resolve_dsn
 from tools.logfilter import SayOnce
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         ensure_private_dir(data_dir / "logs")
         checkpoint_dir = data_dir / "checkpoints"
         try:
-            store_name = select_store(
+            choice = select_store(
                 args.store,
                 checkpoint_dir,
                 fresh=args.fresh,
@@ -158,10 +160,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         except StoreMismatchError as exc:
             raise ConfigError(str(exc)) from None
-        store = open_store(store_name, checkpoint_dir)
+        store = open_store(choice.kind, checkpoint_dir)
         manager = UnifiedCheckpointManager(checkpoint_dir, store=store)
         try:
-            return _run(args, console, data_dir, stages, manager, store_name, dsn)
+            return _run(args, console, data_dir, stages, manager, choice, dsn)
         finally:
             manager.close()
             store.close()
@@ -214,10 +216,12 @@ def _run(
     data_dir: Path,
     stages: list[StageSpec],
     manager: UnifiedCheckpointManager,
-    store_name: str,
+    choice: StoreChoice,
     dsn: str | None,
 ) -> int:
     log_dir = data_dir / "logs"
+    store_name = choice.kind
+    switch = choice.switch
     check_inputs(stages, manager, data_dir, args.force or args.fresh)
     record = StageRecord(data_dir)
     demo_mode = _demo_mode(args)
@@ -281,6 +285,14 @@ def _run(
                             f"cannot run {stage.name}: its input {data_dir / stage.input} does "
                             f"not exist (run the earlier stages first, e.g. --stage all)"
                         )
+                    if switch is not None:
+                        # The run goes ahead. A child restarting the only stage the old store
+                        # holds makes the switch itself, once its own start goes ahead (its
+                        # input read): made here, a child refusing its input would find the
+                        # old checkpoints gone.
+                        if set(switch.stages) - {stage.name}:
+                            switch.make()
+                        switch = None
                     logger.info("running %s", stage.name)
                     log_path = log_dir / f"{stage.name}.log"
                     state.ran.append(stage.name)
