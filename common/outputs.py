@@ -147,6 +147,7 @@ def refuse_replacing(
     store: CheckpointStore,
     *paths: Path,
     own: Path | None = None,
+    remedy: str = "choose another file (nothing was written)",
 ) -> None:
     """Refuse to write over ``paths``, files a command writes whole at a name its user gives
     (an export, a report; the first is the one the user named), when one is a file the stages
@@ -160,13 +161,14 @@ def refuse_replacing(
     another process writes one (a running stage's journal lock),
     :class:`~common.errors.CheckpointLockedError` naming it and the pid. ``own`` (and its
     failed sidecar) is the caller's own earlier output, written again: it is refused only as a
-    store's file or while another process writes it.
+    store's file or while another process writes it. ``remedy`` ends the message: the caller's
+    way out (the option or setting that names another file).
     """
 
     def refused(path: Path, stage: str, what: str) -> OutputConflictError:
         it = "it" if path == paths[0] else f"{path}, written with it,"
         return OutputConflictError(
-            f"cannot write {paths[0]}: {it} is {what}; choose another file (nothing was written)",
+            f"cannot write {paths[0]}: {it} is {what}; {remedy}",
             stage=stage,
             path=path,
         )

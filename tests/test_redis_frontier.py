@@ -576,3 +576,62 @@ def test_cli_export_over_a_local_stage_file_is_refused(
     assert frontier.finish_export("w1", f"{socket.gethostname()}:{validated.resolve()}")
     assert main(["export", *where, "--output", str(validated)]) == 0
     assert validated.read_bytes() == b'{"url": "http://site/a"}\n'
+
+
+@pytest.mark.slow
+def test_a_crawl_whose_output_is_a_local_stage_output_is_refused_at_its_start(
+    make_frontier: Callable[..., RedisFrontier], redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """The README's Redis crawl after the quick start: its output file (by default the local
+    stage 1's, ``DATA_DIR/processed/stage01/discovery_output.jsonl``) held a finished local
+    stage's records, and the worker that saw the end replaced them with the crawl's (exit 0).
+    Refused at the start, before the site or Redis is touched (``CHECKPOINT_FRESH`` deletes
+    nothing): one error line naming the file, the stage and ``CHECKPOINT_OUTPUT_FILE``, exit 1,
+    ``checkpoint_refused``, every local file byte-identical. Another file is exported to."""
+    data = tmp_path / "data"
+    discovered = data / DISCOVERY_OUTPUT
+    validated = data / VALIDATION_OUTPUT
+    finished_local_stage(data / "checkpoints", "stage1_discovery", discovered)
+    finished_local_stage(data / "checkpoints", "stage2_validation", validated)
+    frontier = make_frontier()
+    frontier.register("w0", "sha256:an-earlier-crawl")
+    frontier.push("w0", [req("a")])
+    request_id = frontier.lease("w0", 1).requests[0][0]
+    frontier.commit("w0", acks=[Ack(request_id, [record("http://site/a")])])
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+
+    before, in_redis = files(), frontier.status()
+    with serving_demo_site(5, SEED, profile="simple") as base_url:
+        for target, extra in (
+            (discovered, {}),  # the default output
+            (validated, {"CHECKPOINT_OUTPUT_FILE": str(validated)}),
+        ):
+            settings = redis_settings(redis_url, prefix, CHECKPOINT_FRESH="True", **extra)
+            command = crawl_command("discovery", data, start_url=base_url + "/", settings=settings)
+            result = subprocess.run(
+                command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+            )
+            errors = [line for line in result.stderr.splitlines() if " ERROR: " in line]
+            assert result.returncode == 1, result.stderr[-3000:]
+            assert len(errors) == 1, errors
+            said = f"Redis crawl {prefix!r}: cannot write {target}: it is the output of stage"
+            assert said in errors[0], errors[0]
+            assert "set CHECKPOINT_OUTPUT_FILE to another file" in errors[0], errors[0]
+            assert "'finish_reason': 'checkpoint_refused'" in result.stderr
+            assert files() == before
+            assert frontier.status() == in_redis
+            assert client.stats(base_url)["requests"] == 0
+
+        elsewhere = tmp_path / "elsewhere" / "discovery.jsonl"
+        settings = redis_settings(
+            redis_url, prefix, CHECKPOINT_FRESH="True", CHECKPOINT_OUTPUT_FILE=str(elsewhere)
+        )
+        command = crawl_command("discovery", data, start_url=base_url + "/", settings=settings)
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert files() == before
+    assert frontier.status()["state"] == "done"
+    urls = [json.loads(line)["url"] for line in elsewhere.read_bytes().splitlines()]
+    assert len(urls) > 1 and "http://site/a" not in urls

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import redis
 
 from common.errors import CheckpointError
-from common.outputs import failed_sidecar_path, refuse_replacing
-from common.redis.frontier import RedisFrontier, export_records, safe_url
-from common.stores import open_store
-from common.stores.factory import detect_store
+from common.redis.frontier import (
+    RedisFrontier,
+    export_records,
+    refuse_a_local_stage_file,
+    safe_url,
+)
 
 __all__ = ["main"]
 
@@ -62,21 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refuse_a_stage_file(frontier: RedisFrontier, output: Path, checkpoint_dir: Path) -> None:
-    """Refuse an export over a local stage's output or checkpoint file (see the module doc).
-
-    The crawl keeps no local checkpoint (its workers run without one), so no engine start
-    guards this file: the export itself asks the local checkpoint directory's stages."""
-    exported_to = str(frontier.status().get("exported_to", ""))
-    host, _, where = exported_to.partition(":")
-    own = Path(where) if host == socket.gethostname() and where else None
-    store = open_store(detect_store(checkpoint_dir), checkpoint_dir)
-    try:
-        refuse_replacing(store, output, failed_sidecar_path(output), own=own)
-    finally:
-        store.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -98,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + (f"; exported to {status['exported_to']}" if "exported_to" in status else "")
                 )
         elif args.command == "export":
-            _refuse_a_stage_file(frontier, Path(args.output), Path(args.checkpoint_dir))
+            refuse_a_local_stage_file(frontier, args.output, args.checkpoint_dir)
             count, failed = export_records(frontier, args.output)
             print(f"wrote {count} records ({failed} failed) to {args.output}")
         else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ import redis
 
 from common.errors import FrontierConfigError
 from common.io.atomic import atomic_write_bytes, ensure_private_dir
-from common.outputs import failed_sidecar_path
+from common.outputs import failed_sidecar_path, refuse_replacing
+from common.stores.factory import detect_store, open_store
 
 __all__ = [
     "Ack",
@@ -47,6 +49,7 @@ __all__ = [
     "NewRequest",
     "RedisFrontier",
     "export_records",
+    "refuse_a_local_stage_file",
     "safe_url",
 ]
 
@@ -483,6 +486,35 @@ def export_records(
     _replace(output, b"".join(record + b"\n" for _url, record in rows))
     _replace(failed_path, b"".join(record + b"\n" for record in failed))
     return len(rows), len(failed)
+
+
+def refuse_a_local_stage_file(
+    frontier: RedisFrontier,
+    output: Path | str,
+    checkpoint_dir: Path | str,
+    *,
+    remedy: str = "choose another file (nothing was written)",
+) -> None:
+    """Refuse to export ``frontier``'s records to ``output`` when it (or its failed sidecar) is
+    a file a stage of the local ``checkpoint_dir`` keeps: its output or sidecar, now or in its
+    history, or a checkpoint file (:func:`common.outputs.refuse_replacing`, whose message ends
+    with ``remedy``); and while another process writes it. Reads only.
+
+    A Redis crawl keeps no local checkpoint, so no engine start guards the file it exports to:
+    a worker asks this at its start, ``tools.redis_crawl export`` before writing. The file the
+    crawl itself exported to on this machine (its meta's ``exported_to``) is its own, written
+    again even where a local stage names it too.
+    """
+    exported_to = str(frontier.status().get("exported_to", ""))
+    host, _, where = exported_to.partition(":")
+    own = Path(where) if host == socket.gethostname() and where else None
+    output = Path(output)
+    directory = Path(checkpoint_dir)
+    store = open_store(detect_store(directory), directory)
+    try:
+        refuse_replacing(store, output, failed_sidecar_path(output), own=own, remedy=remedy)
+    finally:
+        store.close()
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -27,7 +27,9 @@ default half of ``CONCURRENT_REQUESTS``); ``CHECKPOINT_REDIS_POLL_SECONDS`` (0.2
 idle worker looks for work); ``CHECKPOINT_FRESH`` (delete the crawl's keys first);
 ``CHECKPOINT_FORCE`` (join a crawl started with another configuration);
 ``CHECKPOINT_OUTPUT_FILE`` (or the spider's ``checkpoint_output_file``): where the worker that
-sees the crawl finish exports the records.
+sees the crawl finish exports the records; a file a stage of the local ``CHECKPOINT_DIR`` keeps
+(its output, sidecar or checkpoint file) is refused at the start, before anything is fetched or
+changed in Redis, unless this crawl exported to it before.
 
 Why one module of ~600 lines: :class:`RedisScheduler` is one state machine. The engine's calls
 (``enqueue_request``, ``next_request``), Scrapy's signals (``item_scraped``, ``spider_idle``)
@@ -70,6 +72,7 @@ from common.redis.frontier import (
     NewRequest,
     RedisFrontier,
     export_records,
+    refuse_a_local_stage_file,
     safe_url,
 )
 from common.redis.pump import RedisPump
@@ -229,11 +232,42 @@ class RedisScheduler:
         )
         if input_file:
             config["input_sha256"] = file_sha256(input_file)
+        output = self._output_file()
+        if output:
+            self._refuse_a_local_stage_file(output)
         if self.fresh:
             removed = self.frontier.delete()
             if removed:
                 logger.warning("CHECKPOINT_FRESH: deleted the Redis crawl %r", self.frontier.prefix)
         return self.frontier.register(self.token, config_hash(config), force=self.force)
+
+    def _refuse_a_local_stage_file(self, output: str) -> None:
+        """Pump thread, before the crawl's keys change: refuse an output file a stage of the
+        local checkpoint directory (``CHECKPOINT_DIR``) keeps, unless this crawl exported to it
+        before (:func:`~common.redis.frontier.refuse_a_local_stage_file`).
+
+        At the start, not at the export: a crawl refused at its end would have fetched every
+        page for nothing, and the local stage's finished records would already be on the way
+        to being replaced by another crawl's."""
+        directory = self.crawler.settings.get("CHECKPOINT_DIR") or "data/checkpoints"
+        try:
+            refuse_a_local_stage_file(
+                self.frontier,
+                output,
+                directory,
+                remedy="set CHECKPOINT_OUTPUT_FILE to another file (nothing was changed)",
+            )
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"Redis crawl {self.frontier.prefix!r}: {exc}", stage=exc.stage, path=exc.path
+            ) from None
+
+    def _output_file(self) -> str | None:
+        """Where the worker that sees the end exports the records (None: nowhere)."""
+        output = self.crawler.settings.get("CHECKPOINT_OUTPUT_FILE") or getattr(
+            self.spider, "checkpoint_output_file", None
+        )
+        return str(output) if output else None
 
     def _heartbeat(self) -> None:
         """Pump thread, when no job ran for a third of the lease: renew it."""
@@ -478,10 +512,7 @@ class RedisScheduler:
         return committed, view, requests, ending
 
     def _export(self) -> str:
-        spider = self.spider
-        output = self.crawler.settings.get("CHECKPOINT_OUTPUT_FILE") or getattr(
-            spider, "checkpoint_output_file", None
-        )
+        output = self._output_file()
         if not output:
             logger.warning("No CHECKPOINT_OUTPUT_FILE: the records stay in Redis only")
             where = "(redis)"
