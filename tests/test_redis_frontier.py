@@ -27,6 +27,7 @@ from common.redis.frontier import (
     FrontierConfigError,
     NewRequest,
     RedisFrontier,
+    default_output,
     export_records,
 )
 from tests._demo_site import serving_demo_site
@@ -268,6 +269,11 @@ def redis_settings(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     }
 
 
+def redis_output(data: Path, prefix: str, stage_output: Path = DISCOVERY_OUTPUT) -> Path:
+    """Where a Redis crawl under ``prefix`` writing under ``data`` exports by default."""
+    return default_output(data / stage_output, prefix)
+
+
 def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT)
@@ -323,8 +329,8 @@ def test_two_workers_one_sigkilled_record_every_page_once(
                 worker.wait()
         frontier.delete()
         frontier.close()
-    out = audit_jsonl(datas[1] / DISCOVERY_OUTPUT)
-    assert not (datas[0] / DISCOVERY_OUTPUT).exists()  # the killed worker never exported
+    out = audit_jsonl(redis_output(datas[1], prefix))
+    assert not redis_output(datas[0], prefix).exists()  # the killed worker never exported
     assert status["state"] == "done"
     assert in_flight > 0
     assert status["requeued"] > 0, "the killed worker held no lease: the kill proved nothing"
@@ -370,7 +376,7 @@ def test_a_lone_worker_sigkilled_then_rerun_resumes(
         frontier.close()
     assert result.returncode == 0, log.read_text()[-3000:]
     assert killed["state"] == "running" and killed["in_flight"] > 0
-    out = audit_jsonl(data / DISCOVERY_OUTPUT)
+    out = audit_jsonl(redis_output(data, prefix))
     assert not out.torn and out.bad_lines == 0
     assert out.doubled == 0, out.doubled_urls[:10]
     assert out.url_set == reference.url_set
@@ -404,7 +410,7 @@ def test_validation_on_redis_checks_every_discovered_url_once(
     discovered = {
         row["url"]: row for row in map(json.loads, shared_site.reference.read_bytes().splitlines())
     }
-    lines = (data / VALIDATION_OUTPUT).read_bytes().splitlines()
+    lines = redis_output(data, prefix, VALIDATION_OUTPUT).read_bytes().splitlines()
     got = {row["url"]: row for row in map(json.loads, lines)}
     assert status["state"] == "done"
     assert len(lines) == len(got) == len(discovered)
@@ -444,7 +450,7 @@ def test_a_worker_with_another_configuration_is_refused(
     errors = [line for line in result.stderr.splitlines() if " ERROR: " in line]
     assert len(errors) == 1 and prefix in errors[0] and "another configuration" in errors[0], errors
     assert status["scheduled"] == 0
-    assert not (tmp_path / "data" / DISCOVERY_OUTPUT).exists()
+    assert not (tmp_path / "data" / "processed").exists()
 
 
 # tools.redis_crawl ------------------------------------------------------------------------------
@@ -509,7 +515,7 @@ def test_bad_redis_settings_are_one_clear_error(redis_url: str, tmp_path: Path) 
     assert result.returncode == 1, result.stderr[-2000:]
     assert len(errors) == 1 and "'two words'" in errors[0], errors
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "data" / DISCOVERY_OUTPUT).exists()
+    assert not (tmp_path / "data" / "processed").exists()
 
 
 def finished_local_stage(checkpoints: Path, stage: str, output: Path) -> None:
@@ -582,12 +588,14 @@ def test_cli_export_over_a_local_stage_file_is_refused(
 def test_a_crawl_whose_output_is_a_local_stage_output_is_refused_at_its_start(
     make_frontier: Callable[..., RedisFrontier], redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
-    """The README's Redis crawl after the quick start: its output file (by default the local
-    stage 1's, ``DATA_DIR/processed/stage01/discovery_output.jsonl``) held a finished local
-    stage's records, and the worker that saw the end replaced them with the crawl's (exit 0).
-    Refused at the start, before the site or Redis is touched (``CHECKPOINT_FRESH`` deletes
-    nothing): one error line naming the file, the stage and ``CHECKPOINT_OUTPUT_FILE``, exit 1,
-    ``checkpoint_refused``, every local file byte-identical. Another file is exported to."""
+    """The README's Redis crawl after the quick start exported, by default, to the local stage
+    1's output (``DATA_DIR/processed/stage01/discovery_output.jsonl``), and the worker that saw
+    the end replaced that finished stage's records with the crawl's (exit 0). A local stage's
+    file named by ``CHECKPOINT_OUTPUT_FILE`` is refused at the start, before the site or Redis
+    is touched (``CHECKPOINT_FRESH`` deletes nothing): one error line naming the file, the stage
+    and ``CHECKPOINT_OUTPUT_FILE``, exit 1, ``checkpoint_refused``, every local file
+    byte-identical. By default the crawl exports to a file of its own,
+    ``DATA_DIR/processed/redis/PREFIX/discovery_output.jsonl``."""
     data = tmp_path / "data"
     discovered = data / DISCOVERY_OUTPUT
     validated = data / VALIDATION_OUTPUT
@@ -604,11 +612,10 @@ def test_a_crawl_whose_output_is_a_local_stage_output_is_refused_at_its_start(
 
     before, in_redis = files(), frontier.status()
     with serving_demo_site(5, SEED, profile="simple") as base_url:
-        for target, extra in (
-            (discovered, {}),  # the default output
-            (validated, {"CHECKPOINT_OUTPUT_FILE": str(validated)}),
-        ):
-            settings = redis_settings(redis_url, prefix, CHECKPOINT_FRESH="True", **extra)
+        for target in (discovered, validated):
+            settings = redis_settings(
+                redis_url, prefix, CHECKPOINT_FRESH="True", CHECKPOINT_OUTPUT_FILE=str(target)
+            )
             command = crawl_command("discovery", data, start_url=base_url + "/", settings=settings)
             result = subprocess.run(
                 command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
@@ -624,14 +631,16 @@ def test_a_crawl_whose_output_is_a_local_stage_output_is_refused_at_its_start(
             assert frontier.status() == in_redis
             assert client.stats(base_url)["requests"] == 0
 
-        elsewhere = tmp_path / "elsewhere" / "discovery.jsonl"
-        settings = redis_settings(
-            redis_url, prefix, CHECKPOINT_FRESH="True", CHECKPOINT_OUTPUT_FILE=str(elsewhere)
-        )
+        settings = redis_settings(redis_url, prefix, CHECKPOINT_FRESH="True")
         command = crawl_command("discovery", data, start_url=base_url + "/", settings=settings)
         result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-3000:]
-    assert files() == before
+    own = data / "processed" / "redis" / prefix / "discovery_output.jsonl"
+    assert {p: b for p, b in files().items() if p.is_relative_to(own.parent)}.keys() == {
+        own,
+        own.with_name("discovery_output.failed.jsonl"),
+    }
+    assert {p: b for p, b in files().items() if not p.is_relative_to(own.parent)} == before
     assert frontier.status()["state"] == "done"
-    urls = [json.loads(line)["url"] for line in elsewhere.read_bytes().splitlines()]
+    urls = [json.loads(line)["url"] for line in own.read_bytes().splitlines()]
     assert len(urls) > 1 and "http://site/a" not in urls

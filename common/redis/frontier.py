@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ __all__ = [
     "LeaseResult",
     "NewRequest",
     "RedisFrontier",
+    "default_output",
     "export_records",
     "refuse_a_local_stage_file",
     "safe_url",
@@ -486,6 +488,21 @@ def export_records(
     _replace(output, b"".join(record + b"\n" for _url, record in rows))
     _replace(failed_path, b"".join(record + b"\n" for record in failed))
     return len(rows), len(failed)
+
+
+def default_output(stage_output: Path | str, prefix: str) -> Path:
+    """Where a Redis crawl under ``prefix`` exports by default, for a spider whose local stage
+    writes ``stage_output``: ``redis/<prefix>/<its file name>`` beside the stage's folder
+    (``data/processed/redis/example-edu/discovery_output.jsonl`` for discovery's
+    ``data/processed/stage01/discovery_output.jsonl``).
+
+    Not the stage's own file: that holds the local stage's records (a crawl exporting over
+    them is refused at its start), and crawls under two prefixes would replace each other's
+    export. Characters other than letters, digits, ``.``, ``_`` and ``-`` in the prefix become
+    ``_`` (a ``/`` makes no folders, ``..`` climbs none)."""
+    stage_output = Path(stage_output)
+    folder = re.sub(r"[^\w.-]", "_", prefix).lstrip(".") or "_"
+    return stage_output.parent.parent / "redis" / folder / stage_output.name
 
 
 def refuse_a_local_stage_file(

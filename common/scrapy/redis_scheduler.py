@@ -26,8 +26,9 @@ Settings: ``CHECKPOINT_REDIS_URL``; ``CHECKPOINT_REDIS_PREFIX`` (default: the st
 default half of ``CONCURRENT_REQUESTS``); ``CHECKPOINT_REDIS_POLL_SECONDS`` (0.2, how often an
 idle worker looks for work); ``CHECKPOINT_FRESH`` (delete the crawl's keys first);
 ``CHECKPOINT_FORCE`` (join a crawl started with another configuration);
-``CHECKPOINT_OUTPUT_FILE`` (or the spider's ``checkpoint_output_file``): where the worker that
-sees the crawl finish exports the records; a file a stage of the local ``CHECKPOINT_DIR`` keeps
+``CHECKPOINT_OUTPUT_FILE``: where the worker that sees the crawl finish exports the records
+(default ``redis/PREFIX/`` beside the folder of the spider's ``checkpoint_output_file``:
+:func:`common.redis.frontier.default_output`); a file a stage of the local ``CHECKPOINT_DIR`` keeps
 (its output, sidecar or checkpoint file) is refused at the start, before anything is fetched or
 changed in Redis, unless this crawl exported to it before.
 
@@ -71,6 +72,7 @@ from common.redis.frontier import (
     LeaseResult,
     NewRequest,
     RedisFrontier,
+    default_output,
     export_records,
     refuse_a_local_stage_file,
     safe_url,
@@ -263,11 +265,16 @@ class RedisScheduler:
             ) from None
 
     def _output_file(self) -> str | None:
-        """Where the worker that sees the end exports the records (None: nowhere)."""
-        output = self.crawler.settings.get("CHECKPOINT_OUTPUT_FILE") or getattr(
-            self.spider, "checkpoint_output_file", None
-        )
-        return str(output) if output else None
+        """Where the worker that sees the end exports the records: ``CHECKPOINT_OUTPUT_FILE``,
+        else a file of the crawl's own beside the spider's stage output
+        (:func:`~common.redis.frontier.default_output`); None: nowhere."""
+        chosen = self.crawler.settings.get("CHECKPOINT_OUTPUT_FILE")
+        if chosen:
+            return str(chosen)
+        stage_output = getattr(self.spider, "checkpoint_output_file", None)
+        if not stage_output:
+            return None
+        return str(default_output(stage_output, self.frontier.prefix))
 
     def _heartbeat(self) -> None:
         """Pump thread, when no job ran for a third of the lease: renew it."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from common.redis.frontier import RedisFrontier
+from common.redis.frontier import RedisFrontier, default_output
 from tools.demo_site import client, start_demo_site_process, stop_demo_site_process
 from tools.testing.crawl import (
     DISCOVERY_OUTPUT,
@@ -122,7 +122,11 @@ def measure(
             frontier.delete()
             frontier.close()
     requests = int(client.stats(base_url)["requests"])
-    outputs = [audit_jsonl(d / DISCOVERY_OUTPUT) for d in datas if (d / DISCOVERY_OUTPUT).exists()]
+    paths = [
+        default_output(d / DISCOVERY_OUTPUT, prefix) if workers else d / DISCOVERY_OUTPUT
+        for d in datas
+    ]
+    outputs = [audit_jsonl(path) for path in paths if path.exists()]
     if len(outputs) != 1:
         raise RuntimeError(f"expected one exported output, found {len(outputs)} in {run}")
     out = outputs[0]
