@@ -159,9 +159,15 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
             60.0,
             "four workers to register",
         )
-        # A worker in the middle of a batch: it has committed work and holds a lease now.
-        victim, pid = wait_for(
-            lambda: stage.query(
+        server_port = stage.query("SELECT inet_server_port()")[0][0]
+
+        def frozen_holding_a_batch() -> tuple[str, int, set[int]] | None:
+            """A worker in the middle of a batch, stopped (SIGSTOP) while it holds leases.
+
+            Chosen while it held a lease, it may have committed its batch before the stop (it
+            holds none between batches): once stopped and its sessions no longer run a
+            statement, what it holds is final; if that is nothing, it goes on (SIGCONT)."""
+            found = stage.query(
                 "SELECT w.worker, w.pid FROM rcq_workers w "
                 "WHERE EXISTS (SELECT 1 FROM rcq_items i WHERE i.worker = w.worker "
                 "              AND i.state = 'leased') "
@@ -169,15 +175,36 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
                 "              AND i.state IN ('done', 'failed')) "
                 "  AND (SELECT count(*) FROM rcq_items WHERE state = 'pending') > 60 "
                 "LIMIT 1"
-            ),
-            60.0,
-            "a worker with a batch in flight",
-        )[0]
-        server_port = stage.query("SELECT inet_server_port()")[0][0]
-        sessions = _connection_ports(pid, server_port)
+            )
+            if not found:
+                return None
+            worker, worker_pid = found[0]
+            sessions = _connection_ports(worker_pid, server_port)
+            os.kill(worker_pid, signal.SIGSTOP)
+            wait_for(
+                lambda: (
+                    not stage.query(
+                        "SELECT 1 FROM pg_stat_activity WHERE client_port = ANY(%s) "
+                        "AND state = 'active'",
+                        sorted(sessions),
+                    )
+                ),
+                60.0,
+                "the stopped worker's statements to finish",
+            )
+            if stage.query(
+                "SELECT 1 FROM rcq_items WHERE worker = %s AND state = 'leased'", worker
+            ):
+                return worker, worker_pid, sessions
+            os.kill(worker_pid, signal.SIGCONT)
+            return None
+
+        victim, pid, sessions = wait_for(
+            frozen_holding_a_batch, 60.0, "a worker with a batch in flight"
+        )
         os.kill(pid, signal.SIGKILL)
-        # A COMMIT it sent just before dying can still land: read its leases once the server
-        # has ended its sessions, so what it committed is final.
+        # Read its leases once the server has ended its sessions (an open transaction of it
+        # rolled back), so what it committed is final.
         wait_for(
             lambda: (
                 not stage.query(

@@ -388,14 +388,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tools.orchestrator``: the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.addFilter(SayOnce())  # the stages are read again and again: a restore said once
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s [%(levelname)s] %(message)s",
-        stream=sys.stderr,
+        handlers=[terminal],
     )
-    for handler in logging.getLogger().handlers:
-        # The stages are read before and during each run: a restore from backup once.
-        handler.addFilter(SayOnce())
     console = Console()
     if not console.is_terminal:
         console = Console(width=100)
