@@ -23,6 +23,7 @@ from scrapy import Request
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.http import Response
 from scrapy.settings import SETTINGS_PRIORITIES
+from scrapy.utils.misc import load_object
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -54,17 +55,32 @@ class RedisFrontierAddon:
         _override(settings, "DUPEFILTER_CLASS", f"{_PATH}.RedisDupeFilter")
         # The crawl's state is in Redis: no local stage lock (many workers on one machine are
         # fine), no local output journal (the records are exported at the end).
-        downloader = settings.getdict("DOWNLOADER_MIDDLEWARES")
-        for path in ("common.scrapy.middleware", "common.checkpoint_middleware"):  # both aliases
-            downloader[f"{path}.CheckpointMiddleware"] = None
-        _override(settings, "DOWNLOADER_MIDDLEWARES", downloader)
-        pipelines = settings.getdict("ITEM_PIPELINES")
-        for path in ("common.scrapy.pipeline", "common.scrapy_pipeline"):
-            pipelines[f"{path}.CheckpointPipeline"] = None
-        _override(settings, "ITEM_PIPELINES", pipelines)
+        from common.scrapy.middleware import CheckpointMiddleware
+        from common.scrapy.pipeline import CheckpointPipeline
+
+        for name, component in (
+            ("DOWNLOADER_MIDDLEWARES", CheckpointMiddleware),
+            ("ITEM_PIPELINES", CheckpointPipeline),
+        ):
+            _override(settings, name, _switched_off(settings.getdict(name), component))
         spider_mw = settings.getdict("SPIDER_MIDDLEWARES")
         spider_mw[f"{_PATH}.RedisLineageMiddleware"] = 1000
         _override(settings, "SPIDER_MIDDLEWARES", spider_mw)
+
+
+def _switched_off(components: dict[Any, Any], component: type) -> dict[Any, Any]:
+    """``components`` with every key naming ``component`` (by any of its import paths, or the
+    class itself) set to None. Only those keys: adding the other aliases as well makes Scrapy
+    warn that several keys name one object."""
+    switched = dict(components)
+    for key in components:
+        try:
+            named = load_object(key) if isinstance(key, str) else key
+        except (ImportError, AttributeError, NameError, ValueError):
+            continue  # not ours; Scrapy names a bad entry itself when it builds the list
+        if named is component:
+            switched[key] = None
+    return switched
 
 
 def _override(settings: BaseSettings, name: str, value: Any) -> None:
