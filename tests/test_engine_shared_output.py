@@ -378,3 +378,33 @@ def test_a_tracker_output_named_as_its_own_checkpoint_is_refused_before_it_start
     with pytest.raises(OutputConflictError, match="its own checkpoint file"):
         anyio.run(run)
     assert not (tmp_path / "ck" / "mine.json").exists()
+
+
+@pytest.mark.parametrize("how", ["attached", "named to start"])
+def test_a_completed_stage_run_again_naming_another_output_is_refused(
+    tmp_path: Path, how: str
+) -> None:
+    """ "Nothing to do" would send its user to a file that holds none of the records."""
+    _complete_stage(tmp_path / "ck", "A", tmp_path / "out.jsonl")
+    (tmp_path / "mine.jsonl").write_text("mine\n")
+    before = _files(tmp_path / "out.jsonl", tmp_path / "mine.jsonl", tmp_path / "ck/A.json")
+
+    again = EnhancedCheckpoint(tmp_path / "ck" / "A.json")
+    if how == "attached":
+        again.attach_output(tmp_path / "mine.jsonl")
+    with pytest.raises(OutputConflictError) as raised:
+        again.start(
+            "A", total_items=3, output_file=tmp_path / "mine.jsonl" if how != "attached" else None
+        )
+    assert str(raised.value) == (
+        f"stage 'A' completed with its records in {tmp_path / 'out.jsonl'}; this run names "
+        f"{tmp_path / 'mine.jsonl'}, which holds none of them: pass the same one, or start "
+        f"fresh to write {tmp_path / 'mine.jsonl'} (fresh=True, --fresh) (nothing was changed)"
+    )
+    again.close()
+    assert _files(*before) == before
+
+    same = EnhancedCheckpoint(tmp_path / "ck" / "A.json")
+    same.attach_output(tmp_path / "out.jsonl")
+    assert not same.start("A", total_items=3, output_file=tmp_path / "out.jsonl")
+    same.close()
