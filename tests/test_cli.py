@@ -1221,3 +1221,22 @@ def test_an_export_or_report_over_a_stage_file_is_refused_naming_the_stage(
     assert set(json.loads(previous.read_text())["stages"]) == {D1, D2}
     assert run_cli("--checkpoint-dir", cps, "report", "--html", previous).returncode == 0
     assert previous.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "discovery"], ["reset", "all", "--force"]])
+def test_a_data_directory_given_as_the_checkpoint_directory_is_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """--checkpoint-dir data (the orchestrator's --data-dir): its orchestrator.json was listed as
+    a corrupt stage, and ``reset all --force`` removed it."""
+    data = tmp_path / "data"
+    make_stage(data / "checkpoints", D1, total=4, runs=[4], end="complete")
+    (data / "orchestrator.json").write_text('{"completed": {}}\n')
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    result = run_cli("--checkpoint-dir", data, *command)
+    assert_one_error_line(
+        result,
+        f"{data} is a data directory, not a checkpoint directory",
+        f"pass --checkpoint-dir {data / 'checkpoints'} (nothing was changed)",
+    )
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before

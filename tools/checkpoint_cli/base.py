@@ -140,6 +140,14 @@ def open_manager(args: argparse.Namespace) -> UnifiedCheckpointManager:
     directory = Path(args.checkpoint_dir)
     if directory.exists() and not directory.is_dir():
         raise CliError(f"checkpoint directory {directory} is not a directory")
+    if (directory / "checkpoints").is_dir():
+        # A data dir (--data-dir's, ./data): read as a checkpoint dir, its orchestrator.json
+        # was a "corrupt" stage, and `reset all --force` removed it.
+        raise CliError(
+            f"{directory} is a data directory, not a checkpoint directory: its checkpoints are "
+            f"in {directory / 'checkpoints'}; pass --checkpoint-dir {directory / 'checkpoints'} "
+            f"(nothing was changed)"
+        )
     try:
         kind = select_store(args.store, directory).kind
     except StoreMismatchError as exc:
