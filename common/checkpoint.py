@@ -154,6 +154,13 @@ class EnhancedCheckpoint:
         #: When saves happen (frozen: validated once, read on every update).
         self.policy = SavePolicy(auto_save_interval, save_every_seconds, min_save_interval)
         path = Path(path)
+        if not isinstance(store, CheckpointStore) and path.is_dir():
+            # Taken as a stage named after the directory, it made DIR.json beside it.
+            raise ValueError(
+                f"EnhancedCheckpoint takes one stage's checkpoint file, DIR/<stage>.json, not a "
+                f"directory: {path} is one (pass {path / '<stage>.json'}; "
+                f"AsyncCheckpointTracker and UnifiedCheckpointManager take the directory)"
+            )
         # With a store, ``path`` is the stage name itself: no directory part to drop.
         stage = str(path) if isinstance(store, CheckpointStore) else path.name
         self.stage = validate_stage_name(stage.removesuffix(".json"))

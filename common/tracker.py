@@ -159,6 +159,16 @@ class AsyncCheckpointTracker:
     ) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.stage = validate_stage_name(stage)
+        if self.checkpoint_dir.suffix.lower() == ".json" or (
+            self.checkpoint_dir.exists() and not self.checkpoint_dir.is_dir()
+        ):
+            # EnhancedCheckpoint's path given here made a directory named like the file, with
+            # the checkpoint inside it, where no command looks for it.
+            raise ValueError(
+                f"AsyncCheckpointTracker takes the checkpoint directory (it keeps "
+                f"DIR/{self.stage}.json there), not a file: {self.checkpoint_dir} (pass "
+                f"{self.checkpoint_dir.parent})"
+            )
         self.input_file = Path(input_file) if input_file is not None else None
         self.config = config
         self.output_file = Path(output_file) if output_file is not None else None

@@ -270,3 +270,37 @@ def test_update_on_a_completed_stage_says_what_to_do(tmp_path: Path) -> None:
     assert checkpoint.start("s", total_items=3, fresh=True)
     assert checkpoint.update(processed=1, successful=1, index=2)
     checkpoint.close()
+
+
+def test_a_directory_given_as_a_checkpoint_file_is_refused_and_nothing_is_made(
+    tmp_path: Path,
+) -> None:
+    """EnhancedCheckpoint("checkpoints") took a stage named "checkpoints" and made
+    checkpoints.json beside the directory."""
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(ValueError) as raised:
+        EnhancedCheckpoint(tmp_path / "checkpoints")
+    assert str(raised.value).startswith(
+        "EnhancedCheckpoint takes one stage's checkpoint file, DIR/<stage>.json, not a "
+        f"directory: {tmp_path / 'checkpoints'} is one"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoints"]
+    assert not any((tmp_path / "checkpoints").iterdir())
+
+
+@pytest.mark.parametrize("given", ["ck/mine.json", "afile"], ids=["json-name", "a-file"])
+def test_a_tracker_given_a_checkpoint_file_for_its_directory_is_refused(
+    tmp_path: Path, given: str
+) -> None:
+    """AsyncCheckpointTracker("ck/mine.json", "mine") made a directory ck/mine.json with
+    mine.json inside it, where neither the CLI nor EnhancedCheckpoint looks."""
+    from common import AsyncCheckpointTracker
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError) as raised:
+        AsyncCheckpointTracker(tmp_path / given, "mine")
+    assert str(raised.value) == (
+        "AsyncCheckpointTracker takes the checkpoint directory (it keeps DIR/mine.json there), "
+        f"not a file: {tmp_path / given} (pass {(tmp_path / given).parent})"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
