@@ -356,6 +356,7 @@ class Lifecycle:
         if switch is None:
             return
         switch.make(held={self._stage: self._owner.lock})  # ours: the same lock file
+        fault_point("after_store_switch")
         self._store_switch = None
         self._outputs.drop_vanished_keys_journal(self._holder.state)
 
