@@ -274,8 +274,28 @@ class Outputs:
         start truncates what the first committed. Read-only (the other records are only
         read); an unreadable record is passed over (its own stage reports it). The lock
         each journal holds on its file refuses the same while the other stage runs.
+
+        A file the store keeps a checkpoint in (this stage's or another's: its record, backup,
+        lock, journals, snapshots) is refused too: the next save renames the record over it,
+        or cuts a journal back, and the records written there are gone.
         """
-        for other in self._store.list_stages():
+        stages = self._store.list_stages()
+        for path in paths:
+            owners = [
+                stage
+                for stage in dict.fromkeys([self._stage, *stages])
+                if self._store.owns_file(stage, path)
+            ]
+            if owners:
+                whose = "its own" if owners[0] == self._stage else f"stage {owners[0]!r}'s"
+                raise OutputConflictError(
+                    f"stage {self._stage!r} cannot write {path}: it is {whose} checkpoint file "
+                    f"in {self._store.location}; choose an output file outside the checkpoints "
+                    f"(nothing was changed)",
+                    stage=self._stage,
+                    path=path,
+                )
+        for other in stages:
             if other == self._stage:
                 continue
             recorded = recorded_output(self._store, other)

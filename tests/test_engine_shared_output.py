@@ -336,3 +336,75 @@ def test_its_own_output_still_starts_over(tmp_path: Path) -> None:
     assert checkpoint.start(total_items=3, fresh=True)
     checkpoint.close()
     assert other.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("stage", "output"),
+    [
+        ("B", "ck/B.json"),  # its own record: the next save renames the record over it
+        ("B", "ck/B.keys.jsonl"),  # its own keys journal
+        ("B", "ck/A.keys.jsonl"),  # another stage's journal, empty so far
+        ("B", "ck/A.backup.json"),
+    ],
+    ids=["own-record", "own-journal", "other-journal", "other-backup"],
+)
+def test_an_output_that_is_a_checkpoint_file_of_the_directory_is_refused(
+    tmp_path: Path, stage: str, output: str
+) -> None:
+    _complete_stage(tmp_path / "ck", "A", tmp_path / "out.jsonl")
+    files = sorted(path for path in (tmp_path / "ck").rglob("*") if path.is_file())
+    before = _files(*files)
+
+    checkpoint = EnhancedCheckpoint(tmp_path / "ck" / f"{stage}.json")
+    with pytest.raises(OutputConflictError) as raised:
+        checkpoint.attach_output(tmp_path / output)
+    message = str(raised.value)
+    assert message.startswith(f"stage {stage!r} cannot write {tmp_path / output}: it is ")
+    assert "checkpoint file" in message and "nothing was changed" in message
+    checkpoint.close()
+    assert _files(*files) == before
+    assert sorted(path for path in (tmp_path / "ck").rglob("*") if path.is_file()) == files
+
+
+def test_a_tracker_output_named_as_its_own_checkpoint_is_refused_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    async def run() -> None:
+        async with AsyncCheckpointTracker(
+            tmp_path / "ck", "mine", output_file=tmp_path / "ck" / "mine.json"
+        ) as tracker:
+            tracker.start(total_items=1)
+
+    with pytest.raises(OutputConflictError, match="its own checkpoint file"):
+        anyio.run(run)
+    assert not (tmp_path / "ck" / "mine.json").exists()
+
+
+@pytest.mark.parametrize("how", ["attached", "named to start"])
+def test_a_completed_stage_run_again_naming_another_output_is_refused(
+    tmp_path: Path, how: str
+) -> None:
+    """ "Nothing to do" would send its user to a file that holds none of the records."""
+    _complete_stage(tmp_path / "ck", "A", tmp_path / "out.jsonl")
+    (tmp_path / "mine.jsonl").write_text("mine\n")
+    before = _files(tmp_path / "out.jsonl", tmp_path / "mine.jsonl", tmp_path / "ck/A.json")
+
+    again = EnhancedCheckpoint(tmp_path / "ck" / "A.json")
+    if how == "attached":
+        again.attach_output(tmp_path / "mine.jsonl")
+    with pytest.raises(OutputConflictError) as raised:
+        again.start(
+            "A", total_items=3, output_file=tmp_path / "mine.jsonl" if how != "attached" else None
+        )
+    assert str(raised.value) == (
+        f"stage 'A' completed with its records in {tmp_path / 'out.jsonl'}; this run names "
+        f"{tmp_path / 'mine.jsonl'}, which holds none of them: pass the same one, or start "
+        f"fresh to write {tmp_path / 'mine.jsonl'} (fresh=True, --fresh) (nothing was changed)"
+    )
+    again.close()
+    assert _files(*before) == before
+
+    same = EnhancedCheckpoint(tmp_path / "ck" / "A.json")
+    same.attach_output(tmp_path / "out.jsonl")
+    assert not same.start("A", total_items=3, output_file=tmp_path / "out.jsonl")
+    same.close()

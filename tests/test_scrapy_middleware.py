@@ -7,6 +7,7 @@ directly, the way Scrapy's engine calls them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +26,8 @@ from scrapy.http import HtmlResponse, Response
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.test import get_crawler
 
+from common.errors import CheckpointError
+from common.scrapy.known_settings import unknown_settings
 from common.scrapy.middleware import CheckpointMiddleware
 from common.scrapy.pipeline import CheckpointPipeline
 from common.scrapy.runtime import (
@@ -77,6 +80,51 @@ def test_not_configured_when_checkpointing_is_off(component: Any, settings: dict
     crawler = get_crawler(UnitSpider, settings)
     with pytest.raises(NotConfigured):
         component.from_crawler(crawler)
+
+
+@pytest.mark.parametrize("component", [CheckpointMiddleware, CheckpointPipeline])
+def test_a_misspelt_switch_is_named_where_scrapy_says_the_component_is_off(
+    component: Any,
+) -> None:
+    crawler = get_crawler(UnitSpider, {"CHECKPOINT_ENABLE": True})
+    with pytest.raises(NotConfigured) as raised:
+        component.from_crawler(crawler)
+    assert str(raised.value) == (
+        "CHECKPOINT_ENABLED is off (unknown checkpoint setting CHECKPOINT_ENABLE (did you mean "
+        "CHECKPOINT_ENABLED?))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"CHECKPOINT_FRESHH": True}, "CHECKPOINT_FRESHH (did you mean CHECKPOINT_FRESH?)"),
+        (
+            {"CHECKPOINT_OUTPUT": "out.jsonl", "CHECKPOINT_NOT_A_THING": 1},
+            "settings CHECKPOINT_NOT_A_THING, CHECKPOINT_OUTPUT (did you mean "
+            "CHECKPOINT_OUTPUT_FILE?)",
+        ),
+    ],
+    ids=["fresh", "two"],
+)
+def test_a_misspelt_setting_refuses_the_start_before_anything_is_written(
+    tmp_path: Path, settings: dict[str, Any], named: str
+) -> None:
+    """Scrapy ignores a setting nobody reads: CHECKPOINT_FRESHH would have resumed."""
+    runtime = CrawlCheckpoint.for_crawler(make_crawler(tmp_path, **settings))
+    with pytest.raises(CheckpointError) as raised:
+        runtime.open(UnitSpider())
+    message = str(raised.value)
+    assert message.startswith("stage 'unit_stage': unknown checkpoint ")
+    assert named in message and message.endswith("(nothing was changed)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_setting_the_readme_lists_is_known() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `CHECKPOINT_")]
+    listed = {name for row in rows for name in re.findall(r"`(CHECKPOINT_[A-Z_]+)`", row)}
+    assert listed and unknown_settings(listed) is None
 
 
 def test_from_crawler_when_enabled_shares_one_runtime(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 
+from common.scrapy.known_settings import disabled_reason
 from common.scrapy.runtime import OUTCOME_META, CrawlCheckpoint
 from common.status import CheckpointStatus
 from common.tracker import AsyncCheckpointTracker
@@ -55,7 +56,7 @@ class CheckpointMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CheckpointMiddleware:
         if not crawler.settings.getbool("CHECKPOINT_ENABLED"):
-            raise NotConfigured("CHECKPOINT_ENABLED is off")
+            raise NotConfigured(disabled_reason(crawler.settings))
         assert crawler.stats is not None
         middleware = cls(crawler, crawler.stats)
         return middleware

@@ -26,6 +26,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import NotConfigured
 
 from common.errors import CheckpointError
+from common.scrapy.known_settings import disabled_reason
 from common.scrapy.runtime import CrawlCheckpoint
 from common.status import CheckpointStatus
 
@@ -58,7 +59,7 @@ class CheckpointPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> CheckpointPipeline:
         if not crawler.settings.getbool("CHECKPOINT_ENABLED"):
-            raise NotConfigured("CHECKPOINT_ENABLED is off")
+            raise NotConfigured(disabled_reason(crawler.settings))
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:

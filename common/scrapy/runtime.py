@@ -62,6 +62,9 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
 * ``CHECKPOINT_REFUSED_EXIT_CODE``: what ``scrapy crawl`` (with ``COMMANDS_MODULE =
   "common.scrapy.commands"``) exits with after a refused start (1); a failed stage exits 1.
 
+Any other ``CHECKPOINT_*`` setting (:mod:`common.scrapy.known_settings` lists those read) refuses the start: a
+misspelt name would be ignored by Scrapy, silently.
+
 Close reasons: ``finished`` completes the stage; a reason ending in ``_error`` (Scrapy's
 ``start_error``, a spider's ``CloseSpider("input_error")``) fails it; every other reason
 (``shutdown``, ``cancelled``, ``closespider_*``, any other ``CloseSpider`` reason) pauses it, so
@@ -99,6 +102,7 @@ from common.journal import Journal
 from common.lifecycle import RESUME_ADVICE
 from common.scrapy.feeds import leave_feeds_alone, warn_feeds_are_per_run
 from common.scrapy.identity import crawl_identity
+from common.scrapy.known_settings import unknown_settings
 from common.scrapy.requests import (
     RequestEncoder,
     compact_request_dict,
@@ -223,6 +227,13 @@ class CrawlCheckpoint:
             spider, "checkpoint_input_file", None
         )
         config: Mapping[str, Any] = crawl_identity(spider, settings)
+        problem = unknown_settings(settings)
+        if problem is not None:
+            raise CheckpointError(
+                f"stage {stage!r}: {problem}; no component reads it (the README's settings "
+                f"table lists those that exist) (nothing was changed)",
+                stage=stage,
+            )
         if settings.get("CHECKPOINT_REDIS_URL"):
             # The add-on takes these components out when it switches the crawl to Redis: here,
             # it did not. A user who names a Redis server expects a shared crawl, not this one.
