@@ -67,6 +67,7 @@ def remove_stage_journals(directory: Path, stage: str) -> bool:
             if _names_journal_of(path.name, stage):
                 path.unlink()
                 removed = True
+                fault_point("after_unlink", path)
     if removed:
         fsync_dir(directory)
     return removed

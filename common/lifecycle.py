@@ -378,6 +378,7 @@ class Lifecycle:
         if switch is None:
             return
         switch.make(held={self._stage: self._owner.lock})  # ours: the same lock file
+        fault_point("after_store_switch")
         self._store_switch = None
         self._outputs.drop_vanished_keys_journal(self._holder.state)
 
@@ -528,6 +529,9 @@ class Lifecycle:
         self._saving.flush()
         self._reset_in_memory("reset")
         self._store.delete(self._stage)
+        # The delete took the keys journal's file: kept attached, the keys were appended to
+        # the removed file while the new record counted them, and the next run was refused.
+        self._outputs.drop_vanished_keys_journal(self._holder.state)
         self._saving.submit(history_reason=None)
         self._saving.flush()
 

@@ -451,8 +451,9 @@ class Outputs:
 
         A store switch removes the old store's keys journal after the new writer saw it on
         disk (:meth:`keys_journal_if_present`); kept, the start would make it again, empty,
-        for a store that may keep its keys elsewhere. One that does not attaches it again
-        when it first writes a key.
+        for a store that may keep its keys elsewhere. A reset removes the stage's own: kept,
+        its keys would go on into the removed file. One that does not keep its keys elsewhere
+        attaches it again when it first writes a key.
         """
         journal = self.journals.get(KEYS_JOURNAL)
         if journal is None or state.journals.get(KEYS_JOURNAL) or journal.path.exists():

@@ -1,13 +1,15 @@
 """A stage run through the engine, for the crash-point and disk-fault tests to kill or starve.
 
-    python -m tests._crash_child WORKDIR ITEMS [--fresh | --reset] [--tracker]
+    python -m tests._crash_child WORKDIR ITEMS [--fresh | --reset] [--tracker] [--store KIND]
 
 Processes ``ITEMS`` items out of order (shuffled in blocks of 16) with an attached output and
 failed-items sidecar and a done-key per item (every fifth item fails), saving every 7 updates, so
 every step of a save, of an output commit and of recovery is reached many times (the child
 waits for each save, so the number of arrivals at a step does not depend on the machine's speed). ``--fresh``
 starts over through ``start(fresh=True)``; ``--reset`` through ``reset()`` (what the tracker does);
-``--tracker`` runs the same work through ``AsyncCheckpointTracker`` on asyncio. The fault
+``--tracker`` runs the same work through ``AsyncCheckpointTracker`` on asyncio. ``--store KIND``
+chooses the store as the entry points do (:func:`common.stores.factory.select_store`: with
+``--fresh``, a switch from the other store's checkpoints, made by the start). The fault
 switches of :mod:`common.io.faults` come from the environment. Exit codes: 0 completed, 1 a
 checkpoint error (printed as one ``error:`` line, never a traceback).
 """
@@ -20,6 +22,8 @@ import sys
 from pathlib import Path
 
 from common import AsyncCheckpointTracker, CheckpointError, EnhancedCheckpoint
+from common.outputs import failed_sidecar_path
+from common.stores.factory import StoreChoice, select_store
 
 STAGE = "crashy"
 BLOCK = 16
@@ -56,19 +60,41 @@ def outcome(index: int) -> dict[str, object]:
     return {"processed": 1, "successful": 1, "record": {"url": url(index), "n": index}}
 
 
+def choose_store(workdir: Path, store: str | None, *, fresh: bool) -> StoreChoice:
+    """The store as ``python -m enrich --store`` chooses it for this one stage."""
+    checkpoint_dir, output, _ = paths(workdir)
+    return select_store(
+        store,
+        checkpoint_dir,
+        fresh=fresh,
+        restarting=[STAGE],
+        outputs=[output, failed_sidecar_path(output)],
+    )
+
+
 def run_engine(
-    workdir: Path, items: int, *, fresh: bool, reset: bool, no_flush: bool = False
+    workdir: Path,
+    items: int,
+    *,
+    fresh: bool,
+    reset: bool,
+    no_flush: bool = False,
+    store: str | None = None,
 ) -> None:
     checkpoint_dir, output, input_file = paths(workdir)
+    choice = choose_store(workdir, store, fresh=fresh)
     # --no-flush: saves are coalesced and deferred (the saver's state machine and timer run
     # while updates continue), so a kill can land in a save the timer took.
     checkpoint = EnhancedCheckpoint(
         checkpoint_dir / f"{STAGE}.json",
         auto_save_interval=7,
         min_save_interval=0.002 if no_flush else 0,
+        store=choice.kind,
+        store_switch=choice.switch,
     )
     with checkpoint:
-        checkpoint.acquire()
+        # As the entry points do with a store: start() cuts the journals, after the switch.
+        checkpoint.acquire(cut=store is None)
         if reset:
             checkpoint.reset()
         checkpoint.attach_output(output)
@@ -84,8 +110,9 @@ def run_engine(
         checkpoint.complete()
 
 
-async def run_tracker(workdir: Path, items: int, *, fresh: bool) -> None:
+async def run_tracker(workdir: Path, items: int, *, fresh: bool, store: str | None = None) -> None:
     checkpoint_dir, output, input_file = paths(workdir)
+    choice = choose_store(workdir, store, fresh=fresh)
     tracker = AsyncCheckpointTracker(
         checkpoint_dir,
         STAGE,
@@ -95,6 +122,8 @@ async def run_tracker(workdir: Path, items: int, *, fresh: bool) -> None:
         config={"items": items},
         output_file=output,
         fresh=fresh,
+        store=choice.kind,
+        store_switch=choice.switch,
     )
     async with tracker:
         tracker.start(total_items=items)
@@ -109,11 +138,19 @@ async def run_tracker(workdir: Path, items: int, *, fresh: bool) -> None:
 def main(argv: list[str]) -> int:
     workdir, items = Path(argv[0]), int(argv[1])
     fresh, reset = "--fresh" in argv, "--reset" in argv
+    store = argv[argv.index("--store") + 1] if "--store" in argv else None
     try:
         if "--tracker" in argv:
-            asyncio.run(run_tracker(workdir, items, fresh=fresh or reset))
+            asyncio.run(run_tracker(workdir, items, fresh=fresh or reset, store=store))
         else:
-            run_engine(workdir, items, fresh=fresh, reset=reset, no_flush="--no-flush" in argv)
+            run_engine(
+                workdir,
+                items,
+                fresh=fresh,
+                reset=reset,
+                no_flush="--no-flush" in argv,
+                store=store,
+            )
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

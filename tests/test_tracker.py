@@ -467,3 +467,26 @@ async def test_sigterm_pauses_the_stage_and_ends_the_block_normally(checkpoint_d
     record = json.loads((checkpoint_dir / "signalled.json").read_text())
     assert record["status"] == "paused"
     assert record["progress"]["processed_items"] == 3
+
+
+async def test_a_fresh_start_over_a_stage_with_done_keys_keeps_its_keys_journal(
+    tmp_path: Path,
+) -> None:
+    """fresh=True over a stage with a keys journal: its reset removed the file while the journal
+    stayed attached, so the new run's keys went into the removed file, the record counted them,
+    and the next run was refused ('journal ... is missing but N bytes were committed')."""
+    journal = tmp_path / "cps" / "s.keys.jsonl"
+
+    async def run(*, fresh: bool) -> None:
+        tracker = AsyncCheckpointTracker(tmp_path / "cps", "s", fresh=fresh)
+        async with tracker:
+            tracker.start(total_items=3)
+            for index in range(3):
+                if not tracker.should_skip(index):
+                    tracker.update(index=index, key=f"k{index}", processed=1, successful=1)
+
+    await run(fresh=False)
+    await run(fresh=True)
+    assert [json.loads(line) for line in journal.read_bytes().splitlines()] == ["k0", "k1", "k2"]
+    assert _saved(tmp_path / "cps", "s")["journals"]["keys"] == journal.stat().st_size
+    await run(fresh=False)  # the next run starts (it has nothing left to do)

@@ -31,6 +31,7 @@ __all__ = [
     "RECOVERY_POINTS",
     "SAVE_POINTS",
     "SQLITE_CRASH_POINTS",
+    "SWITCH_POINTS",
     "crash_point",
     "fault_point",
 ]
@@ -69,6 +70,12 @@ RECOVERY_POINTS = (
 )
 
 POINTS = SAVE_POINTS + RECOVERY_POINTS
+
+#: A fresh switch to the other store (:class:`common.stores.factory.StoreSwitch`): after each
+#: file of the old store's checkpoints is removed (a record, its backup, a journal, the database
+#: or its -wal/-shm; a reset's removal reaches it too), and once they are all gone, before the
+#: new store's first write.
+SWITCH_POINTS = ("after_unlink", "after_store_switch")
 
 #: The SQLite store's save (:mod:`common.stores.sqlite`): one transaction instead of files.
 SQLITE_CRASH_POINTS = ("sqlite_before_commit", "sqlite_after_commit")

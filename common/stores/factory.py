@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import CheckpointError, StoreMismatchError
+from common.io.atomic import fsync_dir
+from common.io.faults import fault_point
 from common.ownership import writers_held
 from common.stores.base import CheckpointStore, WriterLock
 from common.stores.json_file import JsonFileStore
@@ -211,10 +213,22 @@ def _remove_store(
 ) -> None:
     """The removal itself, under every lock :meth:`StoreSwitch.make` holds."""
     if kind == "sqlite":
-        # The database file itself goes: its presence is what makes a directory a sqlite one.
+        # The database file itself goes last, durably after its -wal: its presence is what
+        # makes a directory a sqlite one, and SQLite pairs a -wal with a database by name, so
+        # one left without its database could be taken for the next one made there.
         for suffix in ("-wal", "-shm", ""):
+            path = directory / f"{DATABASE_NAME}{suffix}"
+            if not suffix:
+                fsync_dir(directory)
             with contextlib.suppress(FileNotFoundError):
-                (directory / f"{DATABASE_NAME}{suffix}").unlink()
+                path.unlink()
+                fault_point("after_unlink", path)
+        fsync_dir(directory)
         return
+    assert isinstance(store, JsonFileStore)
     for stage in stages:
-        store.delete(stage)
+        # The record last: until it goes the stage is listed (detection and the checkpoint
+        # CLI tell the truth) and the same --fresh command switches again to remove the rest.
+        # Removed first, a crash left its backup to be restored from, or journals no record
+        # names, which the new store adopted.
+        store.delete(stage, record_last=True)

@@ -170,9 +170,14 @@ class JsonFileStore(CheckpointStore):
                     break
         return sorted(stages)
 
-    def delete(self, stage: str, *, journals: bool = True) -> bool:
+    def delete(self, stage: str, *, journals: bool = True, record_last: bool = False) -> bool:
+        """See :meth:`CheckpointStore.delete`. ``record_last``: remove the main record after
+        everything else (its backup, temporary file and journals), so a crash part-way leaves
+        the stage listed as it was, for the same removal to be made again, never its backup
+        alone or journals no record names (a store switch: :mod:`common.stores.factory`).
+        """
         try:
-            return self._delete(stage, journals=journals)
+            return self._delete(stage, journals=journals, record_last=record_last)
         except OSError as exc:
             raise CheckpointSaveError(
                 f"could not remove the checkpoint files of stage {stage!r} in {self.directory}: "
@@ -181,14 +186,23 @@ class JsonFileStore(CheckpointStore):
                 path=exc.filename or self.directory,
             ) from exc
 
-    def _delete(self, stage: str, *, journals: bool) -> bool:
+    def _delete(self, stage: str, *, journals: bool, record_last: bool) -> bool:
         removed = False
-        for path in (self.main_path(stage), self.backup_path(stage), self.temp_path(stage)):
+        main, others = self.main_path(stage), (self.backup_path(stage), self.temp_path(stage))
+        for path in others if record_last else (main, *others):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed = True
+                fault_point("after_unlink", path)
         if journals:
             removed = remove_stage_journals(self.directory, stage) or removed
+        if record_last:
+            if removed:
+                fsync_dir(self.directory)  # gone for good before the record is: a power cut too
+            with contextlib.suppress(FileNotFoundError):
+                main.unlink()
+                removed = True
+                fault_point("after_unlink", main)
         self._damaged.discard(stage)
         if removed and self.directory.is_dir():
             fsync_dir(self.directory)
