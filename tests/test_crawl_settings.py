@@ -110,3 +110,35 @@ def test_a_stage_loads_redis_only_when_its_crawl_is_shared_through_redis(
     assert started.returncode == 0, started.stderr[-2000:]
     result = json.loads(started.stdout.splitlines()[-1])
     assert result == {"scheduler": scheduler, "redis": redis_loaded}
+
+
+@pytest.mark.parametrize(
+    ("spider", "arguments", "message"),
+    [
+        (
+            DiscoverySpider,
+            {"start_url": "http://site.test/", "allowed_domain": "site.test"},
+            "discovery takes no argument 'allowed_domain' (did you mean allowed_domains?): its "
+            "arguments are -a start_url=..., -a allowed_domains=..., -a data_dir=...",
+        ),
+        (
+            ValidationSpider,
+            {"input": "in.jsonl"},
+            "validation takes no argument 'input' (did you mean input_file?): its arguments are "
+            "-a input_file=..., -a data_dir=...",
+        ),
+    ],
+    ids=["discovery", "validation"],
+)
+def test_a_misspelt_spider_argument_is_refused_naming_the_one_meant(
+    spider: type[Spider], arguments: dict[str, str], message: str
+) -> None:
+    """Scrapy sets any -a as an attribute: -a allowed_domain=... was ignored without a word."""
+    with pytest.raises(ValueError) as raised:
+        spider(**arguments)
+    assert str(raised.value) == message
+
+
+def test_scrapy_and_scheduler_arguments_still_pass() -> None:
+    spider = DiscoverySpider(start_url="http://site.test/", name="discovery", _job="abc")
+    assert spider.start_urls == ["http://site.test/"]

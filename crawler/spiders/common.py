@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +20,25 @@ def split_arg(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return [str(part) for part in value]
+
+
+def refuse_unknown_arguments(
+    spider: str, given: Mapping[str, object], known: Iterable[str]
+) -> None:
+    """Refuse a ``-a NAME=VALUE`` the spider does not take: Scrapy would set it as an attribute
+    nobody reads (``-a allowed_domain=...`` crawled the start URLs' hosts, ``-a input=...``
+    the default input). ``name`` is Scrapy's own; ``_job`` and other ``_`` names are a
+    scheduler's (scrapyd), left alone."""
+    known = list(known)
+    for name in given:
+        if name == "name" or name.startswith("_"):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(
+            f"{spider} takes no argument {name!r}{hint}: its arguments are "
+            f"{', '.join(f'-a {arg}=...' for arg in known)}"
+        )
 
 
 def host_of(url: str) -> str:

@@ -26,6 +26,7 @@ from crawler.spiders.common import (
     host_of,
     is_html,
     now_iso,
+    refuse_unknown_arguments,
     split_arg,
     stage_path,
 )
@@ -47,6 +48,7 @@ class DiscoverySpider(scrapy.Spider):
         data_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
+        refuse_unknown_arguments("discovery", kwargs, ("start_url", "allowed_domains", "data_dir"))
         super().__init__(**kwargs)
         self.start_urls = [check_url(u) for u in split_arg(start_url)]
         if not self.start_urls:

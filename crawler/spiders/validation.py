@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from common.records import iter_records, unique_urls, validate_records
 from crawler.items import ValidationRecord
-from crawler.spiders.common import content_type, now_iso, stage_path
+from crawler.spiders.common import content_type, now_iso, refuse_unknown_arguments, stage_path
 from crawler.timing import latency
 
 
@@ -49,6 +49,7 @@ class ValidationSpider(scrapy.Spider):
     checkpoint_input_validator = staticmethod(validate_discovered)
 
     def __init__(self, input_file: str | None = None, data_dir: str | None = None, **kwargs: Any):
+        refuse_unknown_arguments("validation", kwargs, ("input_file", "data_dir"))
         super().__init__(**kwargs)
         self._input_file = input_file
         self._data_dir = data_dir
