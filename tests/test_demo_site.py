@@ -397,3 +397,19 @@ def test_the_demo_sites_port_out_of_range_is_a_usage_error(
         _parser().parse_args(["--port", "65536"])
     assert exited.value.code == 2
     assert "argument --port: must be a port number 0..65535, got 65536" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_error_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m tools.demo_site --port N`` with N taken printed an OSError traceback."""
+    import socket
+
+    from tools.demo_site.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--pages", "5"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: cannot listen on 127.0.0.1 port {port}: address already in use\n"
+    )

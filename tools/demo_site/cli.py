@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -100,5 +101,10 @@ async def _serve_until_signalled(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     args = _parser().parse_args(argv)
-    asyncio.run(_serve_until_signalled(args))
+    try:
+        asyncio.run(_serve_until_signalled(args))
+    except OSError as exc:  # the port taken, an address not this machine's
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        print(f"error: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
+        return 1
     return 0
