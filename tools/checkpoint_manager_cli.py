@@ -12,7 +12,14 @@ from pathlib import Path
 if not __package__:  # run by path: sys.path[0] is tools/, make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.checkpoint_cli.app import main
+try:
+    from tools.checkpoint_cli.app import main
+except ModuleNotFoundError as exc:
+    if __name__ != "__main__":
+        raise
+    from tools.environment import missing_dependency
+
+    sys.exit(missing_dependency(exc))
 
 __all__ = ["main"]
 
