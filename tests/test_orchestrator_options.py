@@ -301,3 +301,21 @@ def test_a_data_dir_on_a_file_is_one_line_naming_it(tmp_path: Path, nested: bool
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert str(data_dir) in lines[0] and "Errno" not in lines[0] and "stage" not in lines[0]
     assert a_file.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("stage", ["validation", "enrichment"])
+def test_a_later_stage_without_its_input_is_refused_before_the_data_dir_is_made(
+    tmp_path: Path, stage: str
+) -> None:
+    """``--stage enrichment --data-dir dta`` (a typo) made dta/ with logs, a lock and the demo
+    site's port, and started the demo site, before saying the input was missing."""
+    data_dir = tmp_path / "dta"
+    result = run_cli("--data-dir", str(data_dir), "--no-live", "--stage", stage)
+    assert result.returncode == 1, result.stderr
+    no_traceback(result)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot run stage")
+    assert line.endswith(
+        "does not exist (run the earlier stages first, e.g. --stage all) (nothing was changed)"
+    )
+    assert not data_dir.exists()

@@ -138,6 +138,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     data_dir: Path = args.data_dir.resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir} is not a directory (nothing was changed)")
+    first = stages[0]
+    if first.input is not None and not (data_dir / first.input).is_file():
+        # Here, not only when the stage is reached: a mistyped --data-dir was created, with
+        # logs, a lock and a demo site started, before this was said.
+        raise ConfigError(
+            f"cannot run {first.name}: its input {data_dir / first.input} does not exist (run "
+            f"the earlier stages first, e.g. --stage all) (nothing was changed)"
+        )
     try:
         ensure_private_dir(data_dir)  # outputs, checkpoints and logs are not for other users
     except OSError as exc:
