@@ -279,6 +279,14 @@ class Outputs:
         lock, journals, snapshots) is refused too: the next save renames the record over it,
         or cuts a journal back, and the records written there are gone.
         """
+        for path in paths:
+            if Path(path).is_dir():  # else "cannot prepare journal data: Is a directory"
+                raise CheckpointError(
+                    f"stage {self._stage!r}: output {path} is a directory, not a JSON Lines "
+                    f"file (nothing was changed)",
+                    stage=self._stage,
+                    path=path,
+                )
         stages = self._store.list_stages()
         for path in paths:
             owners = [

@@ -22,6 +22,7 @@ import pytest
 
 from common import (
     AsyncCheckpointTracker,
+    CheckpointError,
     CheckpointLockedError,
     EnhancedCheckpoint,
     OutputConflictError,
@@ -408,3 +409,19 @@ def test_a_completed_stage_run_again_naming_another_output_is_refused(
     same.attach_output(tmp_path / "out.jsonl")
     assert not same.start("A", total_items=3, output_file=tmp_path / "out.jsonl")
     same.close()
+
+
+def test_an_output_that_is_a_directory_is_refused_naming_it(tmp_path: Path) -> None:
+    """It was "CheckpointSaveError: cannot prepare journal data: Is a directory"."""
+    (tmp_path / "data").mkdir()
+    checkpoint = EnhancedCheckpoint(tmp_path / "ck" / "s.json")
+    with pytest.raises(CheckpointError) as raised:
+        checkpoint.attach_output(tmp_path / "data")
+    assert str(raised.value) == (
+        f"stage 's': output {tmp_path / 'data'} is a directory, not a JSON Lines file "
+        "(nothing was changed)"
+    )
+    with pytest.raises(CheckpointError, match="is a directory"):
+        checkpoint.start("s", total_items=1, output_file=tmp_path / "data")
+    checkpoint.close()
+    assert list((tmp_path / "data").iterdir()) == []
