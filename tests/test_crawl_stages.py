@@ -659,8 +659,13 @@ def test_a_start_url_that_cannot_be_fetched_fails_the_stage(
     settings = {"RETRY_TIMES": "0"}
     result = scrapy("discovery", tmp_path, "-a", f"start_url={start_url}", settings=settings)
     assert_one_line_failure(result, "fetched nothing", start_url, error)
+    # Its progress counts the one request it tried: not "Progress: 0.0% (1/0)".
+    assert re.search(r"failed: Progress: 100\.0% \(1/1\) \| Success: 0\.0%", result.stderr), (
+        result.stderr[-3000:]
+    )
     state = checkpoint_state(tmp_path, "stage1_discovery")
     assert state["status"] == "failed"
+    assert state["progress"]["total_items"] == state["progress"]["processed_items"] == 1
     assert start_url in state["error_message"]
     # Resumable: the next run tries the start URL again instead of "completing" with nothing.
     again = scrapy("discovery", tmp_path, "-a", f"start_url={start_url}", settings=settings)

@@ -593,6 +593,8 @@ class CrawlCheckpoint:
             ):
                 url, error = self.first_error
                 checkpoint.state.metadata[FETCHED_NOTHING] = True
+                # The failed start request was counted: its final line says 1/1, not 1/0.
+                progress.total_items = max(progress.total_items, progress.processed_items)
                 checkpoint.fail(f"fetched nothing: {url}: {error}", wait=False)
                 return
             progress.total_items = progress.processed_items
