@@ -70,3 +70,24 @@ def test_the_projects_own_settings_switch_without_a_warning(
         load_object(key) is not CheckpointPipeline or order is None
         for key, order in pipelines.items()
     )
+
+
+def test_a_misspelt_setting_refuses_a_redis_crawl_too() -> None:
+    """The add-on takes out the component whose start refuses a misspelt CHECKPOINT_* name: a
+    CHECKPOINT_REDIS_PREFX quietly joined the crawl of the default prefix."""
+    from scrapy.utils.test import get_crawler
+
+    from common.scrapy.redis_scheduler import RedisScheduler
+
+    crawler = get_crawler(
+        settings_dict={
+            "CHECKPOINT_REDIS_URL": "redis://127.0.0.1:9/0",  # not reached: refused first
+            "CHECKPOINT_REDIS_PREFX": "crawl-b",
+        }
+    )
+    scheduler = RedisScheduler.from_crawler(crawler)
+    assert scheduler.settings_error == (
+        "Redis crawl: unknown checkpoint setting CHECKPOINT_REDIS_PREFX (did you mean "
+        "CHECKPOINT_REDIS_PREFIX?); no component reads it (the README's settings table lists "
+        "those that exist) (nothing was changed)"
+    )

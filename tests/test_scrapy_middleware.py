@@ -7,6 +7,7 @@ directly, the way Scrapy's engine calls them.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,9 +101,9 @@ def test_a_misspelt_switch_is_named_where_scrapy_says_the_component_is_off(
     [
         ({"CHECKPOINT_FRESHH": True}, "CHECKPOINT_FRESHH (did you mean CHECKPOINT_FRESH?)"),
         (
-            {"CHECKPOINT_OUTPUT": "out.jsonl", "CHECKPOINT_NOT_A_THING": 1},
-            "settings CHECKPOINT_NOT_A_THING, CHECKPOINT_OUTPUT (did you mean "
-            "CHECKPOINT_OUTPUT_FILE?)",
+            {"CHECKPOINT_OUTPUT": "out.jsonl", "CHECKPOINT_REDIS_PREFX": "b"},
+            "settings CHECKPOINT_OUTPUT (did you mean CHECKPOINT_OUTPUT_FILE?), "
+            "CHECKPOINT_REDIS_PREFX (did you mean CHECKPOINT_REDIS_PREFIX?)",
         ),
     ],
     ids=["fresh", "two"],
@@ -118,6 +119,26 @@ def test_a_misspelt_setting_refuses_the_start_before_anything_is_written(
     assert message.startswith("stage 'unit_stage': unknown checkpoint ")
     assert named in message and message.endswith("(nothing was changed)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_projects_own_checkpoint_setting_is_named_in_a_warning_not_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scrapy loads every upper-case name of a project's settings.py: a constant the project
+    builds CHECKPOINT_DIR from, or its own extension's setting, is close to no setting of ours
+    and must not stop the crawl (a near miss beside it still would)."""
+    own = {"CHECKPOINT_ROOT": str(tmp_path), "CHECKPOINT_NOTIFY_WEBHOOK": "https://x.invalid/"}
+    runtime = CrawlCheckpoint.for_crawler(make_crawler(tmp_path, **own))
+    with caplog.at_level(logging.WARNING):
+        runtime.open(UnitSpider())
+    runtime.close()
+    warnings = [
+        r.getMessage() for r in caplog.records if "no checkpoint component" in r.getMessage()
+    ]
+    assert warnings == [
+        "CHECKPOINT_NOTIFY_WEBHOOK, CHECKPOINT_ROOT: no checkpoint component reads them (close "
+        "to none of their settings): ignored; the README's settings table lists those that exist"
+    ]
 
 
 def test_every_setting_the_readme_lists_is_known() -> None:

@@ -78,6 +78,7 @@ from common.redis.frontier import (
     safe_url,
 )
 from common.redis.pump import RedisPump
+from common.scrapy.known_settings import misspelt_settings, warn_unread
 from common.scrapy.pipeline import item_record
 from common.scrapy.redis_addon import (
     LEASE_META,
@@ -176,12 +177,23 @@ class RedisScheduler:
             raise ValueError("RedisScheduler needs CHECKPOINT_REDIS_URL (redis://host:port/db)")
         prefix = settings.get("CHECKPOINT_REDIS_PREFIX") or _default_prefix(crawler)
         frontier, error = None, None
+        # As a local crawl's start does (the add-on took its component out): a misspelt
+        # CHECKPOINT_REDIS_PREFX would join the crawl of the default prefix.
+        warn_unread(settings, logger)
+        misspelt = misspelt_settings(settings)
+        if misspelt is not None:
+            error = (
+                f"Redis crawl: {misspelt}; no component reads it (the README's settings table "
+                "lists those that exist) (nothing was changed)"
+            )
         try:
             lease = settings.getfloat("CHECKPOINT_REDIS_LEASE_SECONDS", 30.0)
             frontier = RedisFrontier(url, prefix, lease_seconds=lease)
         except ValueError as exc:
             # Reported as one error line once the spider is open (see open()), not a traceback.
-            error = f"Redis frontier settings: {exc} (CHECKPOINT_REDIS_URL={safe_url(url)})"
+            error = error or (
+                f"Redis frontier settings: {exc} (CHECKPOINT_REDIS_URL={safe_url(url)})"
+            )
         dupefilter = RedisDupeFilter.from_crawler(crawler)
         scheduler = cls(crawler, frontier, dupefilter, settings_error=error)
         crawler.signals.connect(scheduler._item_scraped, signal=signals.item_scraped)

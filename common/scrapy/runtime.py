@@ -50,7 +50,7 @@ Settings (all optional except ``CHECKPOINT_ENABLED``):
   ``checkpoint_input_file``).
 * ``CHECKPOINT_CONFIG``: a dict hashed to guard a resume (or the spider's ``checkpoint_config``);
   with the spider and the settings that change what is crawled it makes the crawl's identity
-  (:mod:`common.scrapy.identity`, ``CHECKPOINT_IDENTITY_SETTINGS``).
+  (:mod:`common.scrapy.identity`, ``CHECKPOINT_IDENTITY_IGNORE`` names settings left out of it).
 * ``CHECKPOINT_ITEM_KEY``: the item field records are keyed by (``url``); items without it pass
   through unwritten (``checkpoint/items_keyless``, one WARNING at the first).
 * ``CHECKPOINT_REDIS_URL``: handled by the Redis add-on (:mod:`common.scrapy.redis_addon`),
@@ -102,7 +102,7 @@ from common.journal import Journal
 from common.lifecycle import RESUME_ADVICE
 from common.scrapy.feeds import leave_feeds_alone, warn_feeds_are_per_run
 from common.scrapy.identity import crawl_identity
-from common.scrapy.known_settings import unknown_settings
+from common.scrapy.known_settings import misspelt_settings, warn_unread
 from common.scrapy.requests import (
     RequestEncoder,
     compact_request_dict,
@@ -227,7 +227,8 @@ class CrawlCheckpoint:
             spider, "checkpoint_input_file", None
         )
         config: Mapping[str, Any] = crawl_identity(spider, settings)
-        problem = unknown_settings(settings)
+        warn_unread(settings, logger)
+        problem = misspelt_settings(settings)
         if problem is not None:
             raise CheckpointError(
                 f"stage {stage!r}: {problem}; no component reads it (the README's settings "
