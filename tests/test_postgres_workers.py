@@ -181,23 +181,28 @@ def test_four_workers_one_sigkilled_mid_batch_every_page_once(
             worker, worker_pid = found[0]
             sessions = _connection_ports(worker_pid, server_port)
             os.kill(worker_pid, signal.SIGSTOP)
-            wait_for(
-                lambda: (
-                    not stage.query(
-                        "SELECT 1 FROM pg_stat_activity WHERE client_port = ANY(%s) "
-                        "AND state = 'active'",
-                        sorted(sessions),
+            holding = False
+            try:
+                wait_for(
+                    lambda: (
+                        not stage.query(
+                            "SELECT 1 FROM pg_stat_activity WHERE client_port = ANY(%s) "
+                            "AND state = 'active'",
+                            sorted(sessions),
+                        )
+                    ),
+                    60.0,
+                    "the stopped worker's statements to finish",
+                )
+                holding = bool(
+                    stage.query(
+                        "SELECT 1 FROM rcq_items WHERE worker = %s AND state = 'leased'", worker
                     )
-                ),
-                60.0,
-                "the stopped worker's statements to finish",
-            )
-            if stage.query(
-                "SELECT 1 FROM rcq_items WHERE worker = %s AND state = 'leased'", worker
-            ):
-                return worker, worker_pid, sessions
-            os.kill(worker_pid, signal.SIGCONT)
-            return None
+                )
+            finally:
+                if not holding:  # it goes on, and a failed wait leaves no stopped process
+                    os.kill(worker_pid, signal.SIGCONT)
+            return (worker, worker_pid, sessions) if holding else None
 
         victim, pid, sessions = wait_for(
             frozen_holding_a_batch, 60.0, "a worker with a batch in flight"
