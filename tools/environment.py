@@ -11,10 +11,17 @@ import sys
 
 __all__ = ["missing_dependency"]
 
+#: The project's own packages: one of them missing is a broken checkout, not an environment
+#: without the dependencies, and keeps its traceback.
+_PROJECT_PACKAGES = frozenset({"common", "crawler", "enrich", "tools"})
+
 
 def missing_dependency(exc: ModuleNotFoundError) -> str:
-    """The one error line for ``exc``, raised while importing an entry point's code."""
+    """The one error line for ``exc``, raised while importing an entry point's code; ``exc``
+    itself again when the missing module is one of the project's own."""
     name = exc.name or str(exc)
+    if name.partition(".")[0] in _PROJECT_PACKAGES:
+        raise exc
     return (
         f"error: {name} is not installed for {sys.executable}: run the project's environment "
         f"(source .venv/bin/activate, or .venv/bin/python), or install the project into this "

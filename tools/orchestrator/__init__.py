@@ -8,6 +8,7 @@ imports the stage table without the orchestrator's runtime.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Sequence
 
 __all__ = ["STOPPED_AT_ONCE", "main"]
@@ -24,8 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal handling is in place, ends with :data:`STOPPED_AT_ONCE` and 130, not a traceback.
     """
     try:
-        from tools.orchestrator.app import main as run
+        try:
+            from tools.orchestrator.app import main as run
+        except ModuleNotFoundError as exc:  # run by a Python without the project installed
+            from tools.environment import missing_dependency
 
+            print(missing_dependency(exc), file=sys.stderr)
+            return 1
         return run(argv)
     except KeyboardInterrupt:
         print(STOPPED_AT_ONCE, flush=True)
