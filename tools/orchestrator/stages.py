@@ -229,9 +229,7 @@ class StageRecord:
         if stage.input is not None:
             if not state.input_file_hash:
                 return False
-            ok, _ = manager.get_checkpoint(stage.name).validate_input_file(
-                self.data_dir / stage.input
-            )
+            ok, _ = validate_input_file(state, self.data_dir / stage.input)
             return ok
         return True
 
