@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import CheckpointError, InputInvalidError, OutputConflictError
+from common.errors import CheckpointError, InputInvalidError
 from common.guards import Change, change_reason
 from common.hashing import config_hash, file_sha256
 from common.history import History
@@ -220,7 +220,7 @@ class Lifecycle:
                     input_file, input_hash, new_config_hash, input_validator
                 )
                 if change is None:
-                    self._refuse_another_completed_output(output_file)
+                    self._outputs.refuse_another_completed_output(self._holder.state, output_file)
                     logger.info("Stage %s already completed; nothing to do", self._stage)
                     return False
                 start_over = str(change)
@@ -295,27 +295,6 @@ class Lifecycle:
                 logger.info("Processing resumed")
             self._saving.submit(history_reason="start")
             return True
-
-    def _refuse_another_completed_output(self, output_file: Path | str | None) -> None:
-        """Refuse "nothing to do" to a run that names another output than the one the completed
-        stage wrote: it would find none of the records there (as a resume naming another output
-        is refused)."""
-        journal = self._outputs.journals.get(OUTPUT_JOURNAL)
-        named = output_file if output_file is not None else journal.path if journal else None
-        recorded = self._holder.state.output_file
-        if (
-            named is None
-            or recorded is None
-            or os.path.realpath(recorded) == os.path.realpath(named)
-        ):
-            return
-        raise OutputConflictError(
-            f"stage {self._stage!r} completed with its records in {recorded}; this run names "
-            f"{named}, which holds none of them: pass the same one, or start fresh to write "
-            f"{named} (fresh=True, --fresh) (nothing was changed)",
-            stage=self._stage,
-            path=named,
-        )
 
     def restart_if_changed(
         self,

@@ -334,6 +334,29 @@ class Outputs:
             path=path,
         )
 
+    def refuse_another_completed_output(
+        self, state: CheckpointState, output_file: Path | str | None
+    ) -> None:
+        """Refuse "nothing to do" to a run that names another output (``output_file``, else the
+        attached one) than the one the completed stage wrote: it would find none of the
+        records there (as a resume naming another output is refused, above)."""
+        journal = self.journals.get(OUTPUT_JOURNAL)
+        named = output_file if output_file is not None else journal.path if journal else None
+        recorded = state.output_file
+        if (
+            named is None
+            or recorded is None
+            or os.path.realpath(recorded) == os.path.realpath(named)
+        ):
+            return
+        raise OutputConflictError(
+            f"stage {self._stage!r} completed with its records in {recorded}; this run names "
+            f"{named}, which holds none of them: pass the same one, or start fresh to write "
+            f"{named} (fresh=True, --fresh) (nothing was changed)",
+            stage=self._stage,
+            path=named,
+        )
+
     def refuse_foreign_output(self, output: Path, *, fresh: bool) -> None:
         """Refuse an output file named to a start with no journal attached to it (the caller
         writes it by other means, as the work-queue export renames a new file over it, or
