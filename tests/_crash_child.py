@@ -17,7 +17,9 @@ checkpoint error (printed as one ``error:`` line, never a traceback).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +34,21 @@ BLOCK = 16
 def paths(workdir: Path) -> tuple[Path, Path, Path]:
     """The checkpoint directory, the output file and the input file of a work directory."""
     return workdir / "checkpoints", workdir / "out" / "output.jsonl", workdir / "input.txt"
+
+
+def run(
+    workdir: Path, items: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run this child over ``items`` items in ``workdir`` from the repository's root, ``env``
+    added to this process's environment (the fault switches)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests._crash_child", str(workdir), str(items), *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def url(index: int) -> str:

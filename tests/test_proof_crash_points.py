@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +35,7 @@ ITEMS = 400
 def run_child(
     workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tests._crash_child", str(workdir), str(ITEMS), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return child.run(workdir, ITEMS, *args, env=env)
 
 
 def crash(workdir: Path, point: str, skip: int, *args: str) -> None:

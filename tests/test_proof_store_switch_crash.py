@@ -17,7 +17,6 @@ record once in the outputs, and the directory holding the new store's files alon
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -47,14 +46,7 @@ FIRST_WRITES = {
 def run_child(
     workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tests._crash_child", str(workdir), str(ITEMS), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return child.run(workdir, ITEMS, *args, env=env)
 
 
 def listed(workdir: Path) -> str:
